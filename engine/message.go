@@ -138,3 +138,20 @@ func (m Outbound) Destination() PatientID {
 func (m Outbound) String() string {
 	return fmt.Sprintf("outbound{id=%d to=%s kind=%s}", m.ID, m.Destination(), m.Kind)
 }
+
+// StaffInbound is a message or button press from the clinic's staff, in a
+// configured staff chat or from a configured staff user. Adapters only pass
+// it on when the sender is configured as staff; anyone else is refused by
+// the adapter with a short reply and never reaches the service.
+type StaffInbound struct {
+	// Staff identifies the staff member ("telegram:42", "discord:1234"), for the audit trail.
+	Staff string
+	// Channel is where to answer (the staff chat or channel).
+	Channel PatientID
+	// Text is the command as typed ("/ack 12", "/open").
+	Text string
+	// Choice is a pressed button's payload ("ack:12").
+	Choice string
+	// DedupeKey identifies the platform update, as for Inbound.
+	DedupeKey string
+}
