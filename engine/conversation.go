@@ -1,0 +1,686 @@
+package engine
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// message handles a patient's message or button press. Triage comes first,
+// whatever question is open: a red flag interrupts everything.
+func (s *step) message(raw, choice string) {
+	text, cut := Sanitize(raw)
+	if len(choice) > 64 {
+		choice = "" // not one of ours
+	}
+	choice, _ = Sanitize(choice)
+	if text == "" && choice != "" {
+		text = s.choiceLabel(choice)
+	}
+	s.st.LastActive = s.now
+	n := norm(text)
+
+	if text == "" {
+		s.reply(s.text("empty"))
+		s.reask("")
+		return
+	}
+	var prefix []string
+	if !s.st.Greeted {
+		s.st.Greeted = true
+		prefix = append(prefix, s.text("greeting"))
+	}
+	if cut {
+		prefix = append(prefix, s.text("too_long"))
+	}
+
+	f := s.e.triage.Triage(text, s.hours())
+	if f.Level == Emergency || (f.Level >= Urgent && f.Ask == nil) {
+		s.flush(prefix)
+		s.escalate(f.Level, f.Signs, f.Subject, text, "")
+		s.abortFlow("escalated")
+		return
+	}
+	if s.st.Clarify != nil {
+		if l, ok := s.answerClarify(n, choice); ok {
+			s.flush(prefix)
+			s.resolveClarify(l)
+			return
+		}
+	}
+	if f.Ask != nil {
+		s.flush(prefix)
+		s.startClarify(f, text)
+		return
+	}
+	if s.command(n, prefix) {
+		return
+	}
+	if s.st.Step != "" && s.answer(n, choice, text, f, prefix) {
+		return
+	}
+	// Not an answer to the open question (or none is open).
+	if f.Level == Watch {
+		s.flush(prefix)
+		s.escalate(Watch, f.Signs, f.Subject, text, "")
+		s.reask("")
+		return
+	}
+	wantsReadiness := s.readinessIntent(n)
+	if s.st.Visit == nil && s.st.Draft == nil && !s.st.Stopped {
+		// Nothing is known about the session yet: ask first.
+		if wantsReadiness {
+			s.st.Then = "readiness"
+		} else if faq := s.faq(n); faq != "" {
+			prefix = append(prefix, faq)
+		}
+		s.startIntake(prefix)
+		return
+	}
+	switch {
+	case wantsReadiness && !strings.HasPrefix(s.st.Step, "intake."):
+		s.flush(prefix)
+		s.startReadiness()
+		return
+	case s.faq(n) != "":
+		s.reply(append(prefix, s.faq(n))...)
+	case len(f.Signs) > 0:
+		s.flush(prefix)
+		s.reassure(f.Signs)
+	case s.intent(n, "thanks"):
+		s.reply(append(prefix, s.text("thanks"))...)
+	case s.intent(n, "hello"):
+		if s.st.Visit != nil && s.st.Step == "" {
+			s.reply(append(prefix, s.greetingKnown())...)
+			return
+		}
+		s.flush(prefix)
+	default:
+		if s.st.Step != "" {
+			s.reply(append(prefix, s.text("not_an_answer"))...)
+		} else {
+			s.reply(append(prefix, s.text("not_understood"))...)
+		}
+	}
+	s.reask("")
+}
+
+// flush sends pending prefix texts (greeting, too-long notice) as one reply.
+func (s *step) flush(prefix []string) {
+	if len(prefix) > 0 {
+		s.reply(prefix...)
+	}
+}
+
+func (s *step) greetingKnown() string {
+	v := s.st.Visit
+	area := v.Area
+	if area == "" {
+		area = "treated area"
+	}
+	times := "soon"
+	if ts := s.upcoming(); len(ts) > 0 && !s.st.Stopped {
+		parts := make([]string, len(ts))
+		for i, t := range ts {
+			parts[i] = s.when(t)
+		}
+		times = strings.Join(parts, " and ")
+	} else {
+		return strings.Join([]string{s.text("hello")}, "")
+	}
+	return strings.NewReplacer("{treatment}", v.Treatment.Label(), "{area}", area, "{since}", fmtHours(s.hours()), "{checkin_times}", times).Replace(s.text("greeting_known"))
+}
+
+// intent reports whether the whole message is one of the intent's phrases
+// ("stop", "thanks"). Whole-message matching keeps "the pain won't stop"
+// from unsubscribing anyone.
+func (s *step) intent(n, name string) bool {
+	t := strings.TrimSpace(n)
+	t = strings.TrimSpace(strings.Trim(t, "?! "))
+	for _, p := range s.e.protocol.Intents[name] {
+		if strings.TrimSpace(norm(p)) == t && t != "" {
+			return true
+		}
+		if p == "?" && strings.TrimSpace(n) == "?" {
+			return true
+		}
+	}
+	return false
+}
+
+// command handles STOP, START and HELP.
+func (s *step) command(n string, prefix []string) bool {
+	switch {
+	case s.intent(n, "stop"):
+		s.st.Stopped = true
+		s.abortFlow("unanswered")
+		s.reply(append(prefix, s.text("stopped"))...)
+		s.audit("stopped", "")
+		return true
+	case s.intent(n, "start") || (s.st.Stopped && strings.TrimSpace(n) == "/start"):
+		if !s.st.Stopped {
+			if s.st.Visit == nil && s.st.Draft == nil {
+				s.startIntake(prefix)
+				return true
+			}
+			s.reply(append(prefix, s.text("already_started"))...)
+			s.reask("")
+			return true
+		}
+		s.st.Stopped = false
+		s.audit("started", "")
+		// Check-ins whose time passed while stopped are not sent late.
+		if s.st.Visit == nil {
+			s.startIntake(append(prefix, s.text("started")))
+			return true
+		}
+		s.reply(append(prefix, s.text("started"), s.checkinTimesText("intake_done"))...)
+		return true
+	case s.intent(n, "help"):
+		s.reply(append(prefix, s.text("help"))...)
+		s.reask("")
+		return true
+	case strings.HasPrefix(strings.TrimSpace(n), "/start "):
+		// A deep link whose invite the service could not resolve.
+		s.reply(append(prefix, s.text("invite_unknown"))...)
+		if s.st.Visit == nil && s.st.Draft == nil {
+			s.startIntake(nil)
+		}
+		return true
+	}
+	return false
+}
+
+// reask repeats the open question, so the patient knows where they are.
+func (s *step) reask(prefix string) {
+	if s.st.Step == "" || s.st.Clarify != nil {
+		return
+	}
+	q, ok := s.question(s.st.Step)
+	if !ok {
+		s.st.Step = ""
+		return
+	}
+	p := s.text("reask_prefix")
+	if prefix != "" {
+		p = prefix
+	}
+	s.send(KindReply, p+" "+q.Text, choices(q))
+}
+
+// ask sends a question and makes it the open step.
+func (s *step) ask(stepID string, kind Kind, intro ...string) {
+	q, ok := s.question(stepID)
+	if !ok {
+		s.st.Step = ""
+		return
+	}
+	s.st.Step = stepID
+	s.send(kind, strings.Join(append(intro, q.Text), "\n\n"), choices(q))
+}
+
+// question finds the question of a step ID.
+func (s *step) question(stepID string) (Question, bool) {
+	p := s.e.protocol
+	kind, idx, _ := strings.Cut(stepID, ".")
+	switch kind {
+	case "intake":
+		switch idx {
+		case "when":
+			return p.Intake.When, true
+		case "treatment":
+			return p.Intake.Treatment, true
+		case "area":
+			return p.Intake.Area, true
+		case "acute":
+			return p.Intake.Acute, true
+		case "child":
+			return p.Intake.Child, true
+		}
+	case "readiness", "checkin":
+		i, err := strconv.Atoi(idx)
+		qs := p.Readiness.Questions
+		if kind == "checkin" {
+			qs = p.Checkin.Questions
+		}
+		if err == nil && i >= 0 && i < len(qs) {
+			return qs[i], true
+		}
+	}
+	return Question{}, false
+}
+
+func (s *step) choiceLabel(id string) string {
+	if strings.HasPrefix(id, "clarify:") && s.st.Clarify != nil {
+		for _, c := range s.st.Clarify.Ask.Choices {
+			if "clarify:"+c.ID == id {
+				return c.Label
+			}
+		}
+	}
+	if q, ok := s.question(s.st.Step); ok {
+		if i := findChoice(q.Choices, id); i >= 0 {
+			return q.Choices[i].Label
+		}
+	}
+	return ""
+}
+
+// match finds the choice a free-text or button answer picks, or -1.
+func match(q Question, n, choice string) int {
+	if choice != "" {
+		return findChoice(q.Choices, choice)
+	}
+	t := strings.TrimSpace(n)
+	if q.Scale != nil {
+		if v, ok := ParseScore(n, q.Scale.Min, q.Scale.Max); ok {
+			return findChoice(q.Choices, strconv.Itoa(v))
+		}
+		return -1
+	}
+	for i, c := range q.Choices {
+		if t == strings.TrimSpace(norm(c.Label)) || t == strings.TrimSpace(norm(c.ID)) {
+			return i
+		}
+	}
+	best, bestLen, tie := -1, 0, false
+	for i, c := range q.Choices {
+		l := phraseScore(n, append([]string{c.Label}, c.Keywords...))
+		if l > bestLen {
+			best, bestLen, tie = i, l, false
+		} else if l == bestLen && l > 0 {
+			tie = true
+		}
+	}
+	if tie {
+		return -1
+	}
+	return best
+}
+
+// answer applies the message to the open question. It returns false when
+// the message is not an answer, so the caller handles it otherwise.
+func (s *step) answer(n, choice, text string, f Finding, prefix []string) bool {
+	kind, idx, _ := strings.Cut(s.st.Step, ".")
+	q, ok := s.question(s.st.Step)
+	if !ok {
+		s.st.Step = ""
+		return false
+	}
+	if choice == "" && (strings.Contains(n, "?") || s.readinessIntent(n)) && (s.readinessIntent(n) || s.faq(n) != "") && q.Scale == nil {
+		return false // a question of the patient's own, not an answer
+	}
+	i := match(q, n, choice)
+	switch kind {
+	case "intake":
+		return s.intakeAnswer(idx, q, i, n, text, prefix)
+	case "readiness":
+		if i < 0 {
+			return false
+		}
+		s.flush(prefix)
+		s.readinessAnswer(idx, q, i, f)
+		return true
+	case "checkin":
+		if i < 0 && q.ID == "signs" && f.Level == None && len(f.Signs) > 0 {
+			i = findChoice(q.Choices, "none") // a normal after-effect is "none of these"
+		}
+		if i < 0 {
+			return false
+		}
+		s.flush(prefix)
+		s.checkinAnswer(idx, q, i, f, text)
+		return true
+	}
+	return false
+}
+
+// ---- intake ----
+
+func (s *step) startIntake(prefix []string) {
+	s.st.Draft = &Visit{Source: "patient"}
+	s.st.Ready = nil
+	s.ask("intake.when", KindReply, append(prefix, s.text("intake_intro"))...)
+}
+
+func (s *step) intakeAnswer(id string, q Question, i int, n, text string, prefix []string) bool {
+	if s.st.Draft == nil {
+		s.st.Draft = &Visit{Source: "patient"}
+	}
+	d := s.st.Draft
+	switch id {
+	case "when":
+		var at time.Time
+		if i >= 0 {
+			at = s.now.Add(-time.Duration(*q.Choices[i].HoursAgo * float64(time.Hour)))
+		} else {
+			t, ok := ParseWhen(text, s.now, s.loc())
+			if !ok {
+				if s.readinessIntent(n) || s.faq(n) != "" || s.intent(n, "hello") || s.intent(n, "thanks") {
+					return false
+				}
+				s.reply(append(prefix, s.text("intake_bad_time"))...)
+				s.reask("")
+				return true
+			}
+			at = t
+		}
+		d.At = at
+		s.flush(prefix)
+		s.ask("intake.treatment", KindReply)
+	case "treatment":
+		if i < 0 {
+			return false
+		}
+		d.Treatment = Treatment(q.Choices[i].ID)
+		s.flush(prefix)
+		s.ask("intake.area", KindReply)
+	case "area":
+		switch {
+		case i >= 0:
+			d.Area = q.Choices[i].Label
+		case len([]rune(text)) <= 60 && len(strings.Fields(text)) <= 8 && !s.readinessIntent(n) && s.faq(n) == "" && !strings.Contains(n, "?"):
+			d.Area = text
+		default:
+			return false
+		}
+		s.flush(prefix)
+		s.ask("intake.acute", KindReply)
+	case "acute":
+		if i < 0 {
+			return false
+		}
+		d.Acute = q.Choices[i].ID == "yes"
+		s.flush(prefix)
+		s.ask("intake.child", KindReply)
+	case "child":
+		if i < 0 {
+			return false
+		}
+		d.Child = q.Choices[i].ID == "yes"
+		v := *d
+		s.st.Step = ""
+		s.setVisit(&v)
+		s.audit("visit_recorded", "patient: "+string(v.Treatment))
+		s.reply(append(prefix, s.checkinTimesText("intake_done"))...)
+		if s.st.Then == "readiness" {
+			s.st.Then = ""
+			s.startReadiness()
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// ---- readiness ----
+
+var questionCues = []string{"?", "can i", "could i", "should i", "may i", "shall i", "is it ok", "is it okay", "is it safe", "is it fine",
+	"am i allowed", "ok to", "okay to", "safe to", "allowed to", "fine to", "when can", "how soon", "puedo", "se puede"}
+
+// readinessIntent spots "can I work out / run / lift today?" questions.
+func (s *step) readinessIntent(n string) bool {
+	if phraseScore(n, s.e.protocol.Readiness.Triggers) == 0 {
+		return false
+	}
+	if len(strings.Fields(n)) <= 4 {
+		return true // "gym today" / "workout?"
+	}
+	for _, c := range questionCues {
+		if hasPhrase(n, c) || (c == "?" && strings.Contains(n, "?")) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *step) startReadiness() {
+	s.st.Ready = map[string]string{}
+	s.ask("readiness.0", KindReply, s.vars().Replace(s.e.protocol.Readiness.Intro))
+}
+
+func (s *step) readinessAnswer(idx string, q Question, i int, f Finding) {
+	c := q.Choices[i]
+	if s.st.Ready == nil {
+		s.st.Ready = map[string]string{}
+	}
+	s.st.Ready[q.ID] = c.ID
+	if l := max(c.Level, f.Level); l >= Urgent {
+		s.escalate(l, append(c.Signs, f.Signs...), f.Subject, c.Label, "")
+		s.abortFlow("escalated")
+		return
+	}
+	if f.Level == Watch {
+		s.escalate(Watch, f.Signs, f.Subject, c.Label, "")
+	}
+	k, _ := strconv.Atoi(idx)
+	if k+1 < len(s.e.protocol.Readiness.Questions) {
+		s.ask(fmt.Sprintf("readiness.%d", k+1), KindReply)
+		return
+	}
+	s.st.Step = ""
+	s.reply(s.advice())
+	s.st.Ready = nil
+}
+
+// Advice levels, lowest first.
+const (
+	advRest = iota
+	advLight
+	advModerate
+	advNormal
+)
+
+// advice turns readiness answers, treatment and time since the session into
+// one advice level with its reasons.
+func (s *step) advice() string {
+	p := s.e.protocol
+	lvl := advNormal
+	var reasons []string
+	var waits, strong []string
+	ready := 0
+	for _, q := range p.Readiness.Questions {
+		id, ok := s.st.Ready[q.ID]
+		if !ok {
+			continue
+		}
+		i := findChoice(q.Choices, id)
+		if i < 0 {
+			continue
+		}
+		c := q.Choices[i]
+		switch c.Signal {
+		case "ready":
+			ready++
+		case "wait":
+			waits = append(waits, strings.ToLower(c.Label))
+		case "strong_wait":
+			strong = append(strong, strings.ToLower(c.Label))
+		}
+	}
+	switch {
+	case len(strong) > 0:
+		lvl = advRest
+		reasons = append(reasons, strings.ReplaceAll(p.Advice.Reasons["strong_wait"], "{signs}", strings.Join(append(strong, waits...), ", ")))
+	case len(waits) >= 2:
+		lvl = advRest
+		reasons = append(reasons, strings.ReplaceAll(p.Advice.Reasons["wait"], "{signs}", strings.Join(waits, ", ")))
+	case len(waits) == 1:
+		lvl = advModerate
+		reasons = append(reasons, strings.ReplaceAll(p.Advice.Reasons["wait"], "{signs}", waits[0]))
+	case ready == 0:
+		lvl = advModerate
+		reasons = append(reasons, p.Advice.Reasons["no_ready"])
+	default:
+		reasons = append(reasons, p.Advice.Reasons["ready"])
+	}
+	// An acute injury or a wait sign lowers the level one more step below
+	// a treatment cap, and caps only ever lower it.
+	h := s.hours()
+	v := s.st.Visit
+	for _, c := range p.Advice.Caps {
+		if v == nil {
+			break
+		}
+		if c.Treatment != "" && c.Treatment != v.Treatment {
+			continue
+		}
+		if c.BeforeHours > 0 && h >= c.BeforeHours {
+			continue
+		}
+		if c.Acute && !v.Acute || c.Child && !v.Child {
+			continue
+		}
+		if m := advIndex(c.Max); m < lvl {
+			lvl = m
+			if len(reasons) < 2 {
+				reasons = append(reasons, c.Reason)
+			} else {
+				reasons[1] = c.Reason
+			}
+			if len(waits) > 0 && lvl > advRest && c.Acute {
+				lvl--
+			}
+		}
+	}
+	title := [...]string{"Rest", "Light activity", "Moderate", "Normal training"}[lvl]
+	parts := []string{title + ": " + p.Advice.Levels[advLevels[lvl]], "Why: " + strings.Join(reasons, " ")}
+	if v != nil {
+		if note := p.Advice.TreatmentNotes[string(v.Treatment)]; note != "" {
+			parts = append(parts, strings.ReplaceAll(note, "{hours}", strconv.Itoa(int(max(h, 0)))))
+		}
+		if v.Child {
+			parts = append(parts, s.text("child_note"))
+		}
+	}
+	parts = append(parts, s.text("stop_and_call"))
+	return s.vars().Replace(strings.Join(parts, "\n\n"))
+}
+
+// ---- check-ins ----
+
+func (s *step) checkinAnswer(idx string, q Question, i int, f Finding, text string) {
+	ci := s.st.Current
+	if ci < 0 || ci >= len(s.st.Checkins) {
+		s.st.Step = ""
+		return
+	}
+	c := &s.st.Checkins[ci]
+	ch := q.Choices[i]
+	h := s.hours()
+	switch q.ID {
+	case "feel":
+		c.Feel = ch.ID
+	case "soreness":
+		v, _ := strconv.Atoi(ch.ID)
+		c.Soreness = &v
+		r := s.e.protocol.Checkin.Rules
+		if r.SevereSoreness > 0 && v >= r.SevereSoreness && r.SevereSorenessLevel >= Watch {
+			c.Outcome = r.SevereSorenessLevel.String()
+			s.escalate(max(r.SevereSorenessLevel, f.Level), append([]string{"severe_soreness"}, f.Signs...), f.Subject, fmt.Sprintf("soreness %d/10 at the %v h check-in", v, c.Hours), "")
+			s.abortFlow("escalated")
+			return
+		}
+	case "signs":
+		c.Signs = ch.ID
+		l := ch.Level
+		signs := append([]string{}, ch.Signs...)
+		if ch.LevelAfterHours != nil && h >= ch.LevelAfterHours.Hours {
+			l = max(l, ch.LevelAfterHours.Level)
+		}
+		l = max(l, f.Level)
+		signs = append(signs, f.Signs...)
+		// Compare with the previous check-in: soreness that persists or
+		// worsens, or feeling worse, late in recovery is a watch sign.
+		r := s.e.protocol.Checkin.Rules
+		if h >= r.PersistingAfterHours {
+			if prev := s.previousCheckin(ci); prev != nil && c.Soreness != nil && prev.Soreness != nil &&
+				*c.Soreness >= r.PersistingSorenessMin && *c.Soreness >= *prev.Soreness {
+				l = max(l, Watch)
+				signs = append(signs, "persisting_soreness")
+			} else if prev == nil && c.Soreness != nil && *c.Soreness >= r.PersistingSorenessMin+2 {
+				l = max(l, Watch)
+				signs = append(signs, "persisting_soreness")
+			}
+			if c.Feel == "worse" {
+				l = max(l, Watch)
+				signs = append(signs, "feeling_worse")
+			}
+		}
+		said := fmt.Sprintf("%v h check-in: feel %s, soreness %s, signs: %s", c.Hours, c.Feel, sorenessText(c.Soreness), ch.Label)
+		if text != "" && text != ch.Label {
+			said += "; wrote: " + text
+		}
+		s.st.Step = ""
+		if l >= Watch {
+			c.Outcome = l.String()
+			s.escalate(l, dedupe(signs), f.Subject, said, "")
+			s.st.Step = ""
+			return
+		}
+		c.Outcome = "ok"
+		tip := s.e.protocol.Tips["general"]
+		if c.Soreness != nil && *c.Soreness > 0 {
+			if t := s.e.protocol.Tips["soreness"]; t != "" {
+				tip = t
+			}
+		}
+		next := s.text("checkin_last")
+		if ts := s.upcoming(); len(ts) > 0 {
+			next = strings.ReplaceAll(s.text("checkin_next"), "{next}", s.when(ts[0]))
+		}
+		s.reply(strings.ReplaceAll(s.text("checkin_done_ok"), "{tip}", s.vars().Replace(tip)), next)
+		s.audit("checkin_answered", fmt.Sprintf("%vh ok", c.Hours))
+		return
+	}
+	if f.Level == Watch {
+		s.escalate(Watch, f.Signs, f.Subject, text, "")
+	}
+	k, _ := strconv.Atoi(idx)
+	s.ask(fmt.Sprintf("checkin.%d", k+1), KindReply)
+}
+
+func (s *step) previousCheckin(ci int) *Checkin {
+	for j := ci - 1; j >= 0; j-- {
+		if s.st.Checkins[j].Soreness != nil {
+			return &s.st.Checkins[j]
+		}
+	}
+	return nil
+}
+
+func sorenessText(v *int) string {
+	if v == nil {
+		return "not given"
+	}
+	return strconv.Itoa(*v) + "/10"
+}
+
+func dedupe(xs []string) []string {
+	seen := map[string]bool{}
+	out := xs[:0]
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// ---- FAQ ----
+
+// faq returns the answer to a common aftercare question, or "".
+func (s *step) faq(n string) string {
+	best, bestLen := -1, 0
+	for i, f := range s.e.protocol.FAQ {
+		if l := phraseScore(n, f.Keywords); l > bestLen {
+			best, bestLen = i, l
+		}
+	}
+	if best < 0 {
+		return ""
+	}
+	return s.vars().Replace(s.e.protocol.FAQ[best].Answer)
+}

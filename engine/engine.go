@@ -1,0 +1,578 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Clinic holds the contact details and policies the conversation quotes.
+// It comes from configuration.
+type Clinic struct {
+	// Name is how the bot names the clinic.
+	Name string
+	// Phone is the clinic's number, quoted in every escalation.
+	Phone string
+	// EmergencyNumber is the local emergency number (default 911).
+	EmergencyNumber string
+	// TimeZone is the clinic's IANA zone, the default for patients.
+	TimeZone string
+	// QuietStart and QuietEnd bound the quiet hours in minutes after
+	// local midnight (21:00 = 1260, 08:00 = 480). Check-ins and nudges
+	// falling inside are moved to QuietEnd; escalations ignore them.
+	// Equal values disable quiet hours.
+	QuietStart, QuietEnd int
+}
+
+// Engine is the conversation state machine. It is pure: Step reads only its
+// arguments and the Engine's read-only configuration, does no I/O, and
+// returns everything to be done as data. An Engine is safe for concurrent
+// use; callers must serialise steps for one patient themselves, because
+// each step consumes the state the previous one returned.
+type Engine struct {
+	protocol *Protocol
+	triage   Triager
+	clinic   Clinic
+	clinicTZ *time.Location
+	zones    sync.Map // IANA name -> *time.Location; a cache of tzdata reads
+}
+
+// New returns an engine for the protocol, triage and clinic. It fails when
+// the clinic's time zone is unknown.
+func New(p *Protocol, t Triager, c Clinic) (*Engine, error) {
+	if p == nil || t == nil {
+		return nil, fmt.Errorf("engine: protocol and triage are required")
+	}
+	if c.EmergencyNumber == "" {
+		c.EmergencyNumber = "911"
+	}
+	loc, err := time.LoadLocation(c.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("engine: clinic time zone %q: %w", c.TimeZone, err)
+	}
+	return &Engine{protocol: p, triage: t, clinic: c, clinicTZ: loc}, nil
+}
+
+// Protocol returns the engine's protocol.
+func (e *Engine) Protocol() *Protocol { return e.protocol }
+
+// Clinic returns the engine's clinic settings.
+func (e *Engine) Clinic() Clinic { return e.clinic }
+
+// step accumulates one step's output.
+type step struct {
+	e   *Engine
+	now time.Time
+	st  State
+	res Result
+}
+
+// Step applies one event to a patient's state at time now and returns the
+// next state with the effects it causes. A zero State (Patient empty) is a
+// new conversation; Step fills Patient from id.
+func (e *Engine) Step(id PatientID, st State, ev Event, now time.Time) Result {
+	if st.Patient == "" {
+		st = State{Patient: id, Current: -1}
+	}
+	st.Handled++
+	s := &step{e: e, now: now, st: st}
+	switch ev.Kind {
+	case EventMessage:
+		if ev.DisplayName != "" {
+			s.st.DisplayName = truncate(ev.DisplayName, 64)
+		}
+		s.message(ev.Text, ev.Choice)
+	case EventVisit:
+		s.visit(ev.Visit)
+	case EventDue:
+		s.due(ev.Timer)
+	case EventUnreachable:
+		s.unreachable(ev.Platform)
+	default:
+		s.audit("ignored", fmt.Sprintf("unknown event kind %q", ev.Kind))
+	}
+	s.res.State = s.st
+	return s.res
+}
+
+// ---- output helpers ----
+
+func (s *step) vars() *strings.Replacer {
+	c := s.e.clinic
+	return strings.NewReplacer("{clinic}", c.Name, "{clinic_phone}", c.Phone, "{emergency_number}", c.EmergencyNumber)
+}
+
+func (s *step) text(key string) string { return s.vars().Replace(s.e.protocol.Texts[key]) }
+
+func (s *step) send(kind Kind, text string, choices []Choice) {
+	s.sendLevel(kind, None, text, choices)
+}
+
+func (s *step) sendLevel(kind Kind, l Level, text string, choices []Choice) {
+	if s.st.Unreachable && kind != KindEscalation {
+		// Nothing reaches the patient; escalations are still attempted.
+		return
+	}
+	s.res.Messages = append(s.res.Messages, Outbound{
+		To: s.st.Patient, Kind: kind, Level: l, Text: truncate(strings.TrimSpace(text), MaxOutputRunes),
+		Choices: choices, Created: s.now,
+	})
+}
+
+// reply joins parts into one message.
+func (s *step) reply(parts ...string) {
+	var keep []string
+	for _, p := range parts {
+		if strings.TrimSpace(p) != "" {
+			keep = append(keep, p)
+		}
+	}
+	s.send(KindReply, strings.Join(keep, "\n\n"), nil)
+}
+
+func (s *step) timer(key string, at time.Time) {
+	s.res.Timers = append(s.res.Timers, Timer{Key: key, At: at})
+}
+
+func (s *step) audit(action, detail string) {
+	s.res.Audit = append(s.res.Audit, Audit{At: s.now, Actor: "engine", Action: action, Patient: s.st.Patient, Detail: detail})
+}
+
+func (s *step) loc() *time.Location {
+	if s.st.Visit != nil && s.st.Visit.TZ != "" {
+		return s.e.zone(s.st.Visit.TZ)
+	}
+	return s.e.clinicTZ
+}
+
+func (e *Engine) zone(name string) *time.Location {
+	if v, ok := e.zones.Load(name); ok {
+		return v.(*time.Location)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		loc = e.clinicTZ
+	}
+	e.zones.Store(name, loc)
+	return loc
+}
+
+// hours is the time since the session, or -1 without a visit.
+func (s *step) hours() float64 {
+	if s.st.Visit == nil {
+		return -1
+	}
+	return s.now.Sub(s.st.Visit.At).Hours()
+}
+
+// choices turns a question's choices into buttons.
+func choices(q Question) []Choice {
+	out := make([]Choice, len(q.Choices))
+	for i, c := range q.Choices {
+		out[i] = Choice{ID: c.ID, Label: c.Label}
+	}
+	return out
+}
+
+// ---- quiet hours ----
+
+// Allowed returns t, or the end of the quiet hours when t falls inside
+// them, in loc. Computing the end with time.Date keeps it right across a
+// daylight-saving change.
+func (c Clinic) Allowed(t time.Time, loc *time.Location) time.Time {
+	if c.QuietStart == c.QuietEnd {
+		return t
+	}
+	lt := t.In(loc)
+	m := lt.Hour()*60 + lt.Minute()
+	var quiet bool
+	if c.QuietStart > c.QuietEnd {
+		quiet = m >= c.QuietStart || m < c.QuietEnd
+	} else {
+		quiet = m >= c.QuietStart && m < c.QuietEnd
+	}
+	if !quiet {
+		return t
+	}
+	day := lt
+	if c.QuietStart > c.QuietEnd && m >= c.QuietStart {
+		day = lt.AddDate(0, 0, 1)
+	}
+	return time.Date(day.Year(), day.Month(), day.Day(), c.QuietEnd/60, c.QuietEnd%60, 0, 0, loc)
+}
+
+func (s *step) allowed(t time.Time) time.Time { return s.e.clinic.Allowed(t, s.loc()) }
+
+// ---- visits and timers ----
+
+func checkinKey(h float64) string { return "checkin:" + strconv.FormatFloat(h, 'f', -1, 64) }
+func nudgeKey(h float64) string   { return "nudge:" + strconv.FormatFloat(h, 'f', -1, 64) }
+
+// visit records a visit from the clinic.
+func (s *step) visit(v *Visit) {
+	if v == nil || !v.Treatment.Valid() {
+		s.audit("visit_rejected", "missing or unknown treatment")
+		return
+	}
+	vv := *v
+	if vv.Source == "" {
+		vv.Source = "clinic"
+	}
+	s.setVisit(&vv)
+	s.audit("visit_recorded", string(vv.Treatment))
+	if s.st.Greeted {
+		s.reply(s.checkinTimesText("intake_done"))
+	}
+}
+
+// setVisit makes v the current visit and (re)schedules its check-ins.
+func (s *step) setVisit(v *Visit) {
+	for _, c := range s.st.Checkins {
+		s.timer(checkinKey(c.Hours), time.Time{})
+		s.timer(nudgeKey(c.Hours), time.Time{})
+	}
+	s.st.Visit = v
+	s.st.Draft = nil
+	s.st.Checkins = nil
+	s.st.Current = -1
+	for _, h := range s.e.protocol.Timing.CheckinsHours {
+		due := v.At.Add(time.Duration(h * float64(time.Hour)))
+		if due.Before(s.now) {
+			continue // the session is older than this check-in
+		}
+		s.timer(checkinKey(h), s.allowed(due))
+	}
+}
+
+// upcoming lists the check-in times still to come, in the patient's zone.
+func (s *step) upcoming() []time.Time {
+	var out []time.Time
+	if s.st.Visit == nil {
+		return nil
+	}
+	for _, h := range s.e.protocol.Timing.CheckinsHours {
+		due := s.st.Visit.At.Add(time.Duration(h * float64(time.Hour)))
+		if due.Before(s.now) {
+			continue
+		}
+		done := false
+		for _, c := range s.st.Checkins {
+			if c.Hours == h {
+				done = true
+			}
+		}
+		if !done {
+			out = append(out, s.allowed(due))
+		}
+	}
+	return out
+}
+
+func (s *step) when(t time.Time) string {
+	lt := t.In(s.loc())
+	ln := s.now.In(s.loc())
+	y1, m1, d1 := ln.Date()
+	y2, m2, d2 := lt.Date()
+	switch {
+	case y1 == y2 && m1 == m2 && d1 == d2:
+		return "today at " + lt.Format("15:04")
+	case ln.AddDate(0, 0, 1).Day() == d2 && lt.Sub(ln) < 48*time.Hour:
+		return "tomorrow (" + lt.Format("Mon 2 Jan") + ") at " + lt.Format("15:04")
+	}
+	return "on " + lt.Format("Mon 2 Jan") + " at " + lt.Format("15:04")
+}
+
+func (s *step) checkinTimesText(key string) string {
+	ts := s.upcoming()
+	if len(ts) == 0 || s.st.Stopped {
+		return s.text("intake_done_no_checkins")
+	}
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = s.when(t)
+	}
+	list := strings.Join(parts, " and ")
+	return strings.ReplaceAll(s.text(key), "{checkin_times}", list)
+}
+
+func (s *step) due(key string) {
+	switch {
+	case strings.HasPrefix(key, "checkin:"):
+		h, err := strconv.ParseFloat(strings.TrimPrefix(key, "checkin:"), 64)
+		if err != nil {
+			s.audit("ignored", "bad timer "+key)
+			return
+		}
+		s.checkinDue(h)
+	case strings.HasPrefix(key, "nudge:"):
+		h, _ := strconv.ParseFloat(strings.TrimPrefix(key, "nudge:"), 64)
+		s.nudgeDue(h)
+	case key == "clarify":
+		s.clarifyDue()
+	default:
+		s.audit("ignored", "unknown timer "+key)
+	}
+}
+
+func (s *step) checkinDue(h float64) {
+	if s.st.Visit == nil {
+		s.audit("checkin_skipped", "no visit")
+		return
+	}
+	if s.st.Stopped || s.st.Unreachable {
+		s.audit("checkin_skipped", fmt.Sprintf("%vh: patient stopped or unreachable", h))
+		return
+	}
+	for _, c := range s.st.Checkins {
+		if c.Hours == h {
+			s.audit("checkin_skipped", fmt.Sprintf("%vh: already sent", h))
+			return
+		}
+	}
+	if at := s.allowed(s.now); at.After(s.now) {
+		s.timer(checkinKey(h), at)
+		s.audit("checkin_deferred", fmt.Sprintf("%vh: quiet hours", h))
+		return
+	}
+	// Don't cut into a conversation the patient is in the middle of.
+	if s.st.Step != "" && !strings.HasPrefix(s.st.Step, "checkin.") && s.now.Sub(s.st.LastActive) < 10*time.Minute {
+		s.timer(checkinKey(h), s.now.Add(15*time.Minute))
+		s.audit("checkin_deferred", fmt.Sprintf("%vh: patient mid-conversation", h))
+		return
+	}
+	var prefix []string
+	if s.st.Current >= 0 && s.st.Current < len(s.st.Checkins) && s.st.Checkins[s.st.Current].Open() {
+		s.st.Checkins[s.st.Current].Outcome = "unanswered"
+		prefix = append(prefix, s.text("checkin_superseded"))
+		s.audit("checkin_unanswered", fmt.Sprintf("%vh", s.st.Checkins[s.st.Current].Hours))
+	}
+	due := s.st.Visit.At.Add(time.Duration(h * float64(time.Hour)))
+	if s.now.Sub(due) > 2*time.Hour && s.now.Sub(s.allowed(due)) > 2*time.Hour {
+		prefix = append(prefix, s.text("checkin_late"))
+	}
+	s.st.Checkins = append(s.st.Checkins, Checkin{Hours: h, Sent: s.now})
+	s.st.Current = len(s.st.Checkins) - 1
+	s.st.Clarify = nil
+	intro := s.e.protocol.Checkin.Intro24
+	if h >= 36 {
+		intro = s.e.protocol.Checkin.Intro48
+	}
+	q := s.e.protocol.Checkin.Questions[0]
+	s.st.Step = "checkin.0"
+	s.send(KindCheckin, strings.Join(append(prefix, s.vars().Replace(intro), q.Text), "\n\n"), choices(q))
+	s.audit("checkin_sent", fmt.Sprintf("%vh", h))
+	if n := s.e.protocol.Timing.NudgeAfterHours; n > 0 {
+		s.timer(nudgeKey(h), s.allowed(s.now.Add(time.Duration(n*float64(time.Hour)))))
+	}
+}
+
+func (s *step) nudgeDue(h float64) {
+	i := s.st.Current
+	if i < 0 || i >= len(s.st.Checkins) || s.st.Checkins[i].Hours != h || !s.st.Checkins[i].Open() || s.st.Stopped {
+		return
+	}
+	if at := s.allowed(s.now); at.After(s.now) {
+		s.timer(nudgeKey(h), at)
+		return
+	}
+	if s.st.Checkins[i].Nudged {
+		return
+	}
+	s.st.Checkins[i].Nudged = true
+	q, ok := s.question(s.st.Step)
+	if !ok {
+		return
+	}
+	s.send(KindNudge, s.text("nudge")+"\n\n"+q.Text, choices(q))
+	s.audit("checkin_nudged", fmt.Sprintf("%vh", h))
+}
+
+func (s *step) unreachable(platform string) {
+	if s.st.Unreachable {
+		return
+	}
+	s.st.Unreachable = true
+	t := strings.NewReplacer("{patient}", s.patientLabel(), "{platform}", platform).Replace(s.text("unreachable_notice"))
+	s.res.Messages = append(s.res.Messages, Outbound{To: StaffAddress, Kind: KindNotice, Patient: s.st.Patient, Text: t, Created: s.now})
+	s.audit("unreachable", platform)
+}
+
+func (s *step) patientLabel() string {
+	if s.st.DisplayName != "" {
+		return string(s.st.Patient) + " (" + s.st.DisplayName + ")"
+	}
+	return string(s.st.Patient)
+}
+
+// ---- escalation ----
+
+// escalate tells the patient what to do now, alerts staff and records the
+// escalation, all in this step.
+func (s *step) escalate(l Level, signs []string, subject, said, note string) {
+	if l < Watch {
+		return
+	}
+	p := s.e.protocol.Escalation
+	var body string
+	switch l {
+	case Emergency:
+		body = p.Emergency
+	case Urgent:
+		body = p.Urgent
+	default:
+		body = p.Watch
+	}
+	body = s.vars().Replace(body)
+	if subject == "child" || (s.st.Visit != nil && s.st.Visit.Child) {
+		body += "\n\n" + s.text("child_note")
+	}
+	s.sendLevel(KindEscalation, l, body, nil)
+
+	if len(signs) == 0 {
+		signs = []string{"unspecified"}
+	}
+	visit := "no visit on record"
+	if v := s.st.Visit; v != nil {
+		area := v.Area
+		if area == "" {
+			area = "area not given"
+		}
+		visit = fmt.Sprintf("%s, %s, %s since session", v.Treatment.Label(), area, fmtHours(s.hours()))
+		if v.Acute {
+			visit += ", acute injury"
+		}
+		if v.Child {
+			visit += ", child"
+		}
+	}
+	subj := ""
+	switch subject {
+	case "child":
+		subj = " About the patient's child."
+	case "other":
+		subj = " About someone else."
+	}
+	if note != "" {
+		subj += " " + note
+	}
+	name := ""
+	if s.st.DisplayName != "" {
+		name = " (" + s.st.DisplayName + ")"
+	}
+	said = truncate(said, 300)
+	alert := strings.NewReplacer("{level}", strings.ToUpper(l.String()), "{patient}", string(s.st.Patient), "{name}", name,
+		"{visit}", visit, "{signs}", strings.Join(signs, ", "), "{subject}", subj, "{said}", said).Replace(p.Alert)
+	s.res.Messages = append(s.res.Messages, Outbound{
+		To: StaffAddress, Kind: KindAlert, Level: l, Patient: s.st.Patient, Text: truncate(alert, MaxOutputRunes), Created: s.now,
+	})
+	s.res.Escalation = &Escalation{Patient: s.st.Patient, Level: l, Signs: signs, Subject: subject, Said: said, Visit: visit, At: s.now, Status: "open"}
+	s.audit("escalation", l.String()+": "+strings.Join(signs, ","))
+}
+
+func fmtHours(h float64) string {
+	if h < 0 {
+		return "unknown time"
+	}
+	if h < 1 {
+		return fmt.Sprintf("%d min", int(math.Round(h*60)))
+	}
+	return fmt.Sprintf("%d h", int(math.Round(h)))
+}
+
+// abortFlow drops the open question after an urgent escalation: the patient
+// has more important things to do than answer a questionnaire.
+func (s *step) abortFlow(outcome string) {
+	if i := s.st.Current; i >= 0 && i < len(s.st.Checkins) && s.st.Checkins[i].Open() {
+		s.st.Checkins[i].Outcome = outcome
+	}
+	s.st.Step = ""
+	s.st.Then = ""
+	s.st.Ready = nil
+	s.st.Clarify = nil
+}
+
+// ---- clarifying questions ----
+
+func (s *step) startClarify(f Finding, said string) {
+	s.st.Clarify = &PendingClarify{Ask: *f.Ask, Signs: f.Signs, Subject: f.Subject, Said: truncate(said, 300), Fallback: f.Level, Asked: s.now}
+	cs := make([]Choice, len(f.Ask.Choices))
+	for i, c := range f.Ask.Choices {
+		cs[i] = Choice{ID: "clarify:" + c.ID, Label: c.Label}
+	}
+	s.send(KindReply, f.Ask.Text, cs)
+	s.timer("clarify", s.now.Add(time.Duration(s.e.protocol.Timing.ClarifyTimeoutMinutes*float64(time.Minute))))
+	s.audit("clarify_asked", strings.Join(f.Signs, ","))
+}
+
+// answerClarify returns the level picked for the pending clarifying question.
+func (s *step) answerClarify(n, choice string) (Level, bool) {
+	c := s.st.Clarify
+	id := strings.TrimPrefix(choice, "clarify:")
+	for _, ch := range c.Ask.Choices {
+		if choice != "" && ch.ID == id {
+			return ch.Level, true
+		}
+	}
+	if choice != "" {
+		return None, false
+	}
+	best, bestLen, tie := -1, 0, false
+	for i, ch := range c.Ask.Choices {
+		l := phraseScore(n, []string{ch.Label, ch.ID})
+		if l > bestLen {
+			best, bestLen, tie = i, l, false
+		} else if l == bestLen && l > 0 {
+			tie = true
+		}
+	}
+	if best >= 0 && !tie {
+		return c.Ask.Choices[best].Level, true
+	}
+	return None, false
+}
+
+func (s *step) resolveClarify(l Level) {
+	c := s.st.Clarify
+	s.st.Clarify = nil
+	s.timer("clarify", time.Time{})
+	if l >= Watch {
+		s.escalate(l, c.Signs, c.Subject, c.Said, "")
+		if l >= Urgent {
+			s.abortFlow("escalated")
+			return
+		}
+	} else {
+		s.reassure(c.Signs)
+	}
+	s.reask("")
+}
+
+func (s *step) clarifyDue() {
+	c := s.st.Clarify
+	if c == nil {
+		return
+	}
+	s.st.Clarify = nil
+	if c.Fallback >= Watch {
+		s.escalate(c.Fallback, c.Signs, c.Subject, c.Said, s.vars().Replace(strings.ReplaceAll(s.text("clarify_timeout_alert"), "{patient}", "The patient")))
+	}
+	s.audit("clarify_timeout", c.Fallback.String())
+}
+
+// reassure answers a normal after-effect with its care tip.
+func (s *step) reassure(signs []string) {
+	tip := ""
+	for _, sg := range signs {
+		if t, ok := s.e.protocol.AfterEffects[sg]; ok {
+			tip = t
+			break
+		}
+	}
+	if tip == "" {
+		tip = s.e.protocol.AfterEffects["default"]
+	}
+	s.reply(s.vars().Replace(tip))
+}

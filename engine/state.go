@@ -1,0 +1,189 @@
+package engine
+
+import "time"
+
+// Treatment is the kind of needling session, which changes the advice.
+type Treatment string
+
+// The treatments the bot distinguishes.
+const (
+	Acupuncture        Treatment = "acupuncture"
+	Electroacupuncture Treatment = "electroacupuncture"
+	DryNeedling        Treatment = "dry_needling"
+)
+
+// Valid reports whether t is one of the known treatments.
+func (t Treatment) Valid() bool {
+	return t == Acupuncture || t == Electroacupuncture || t == DryNeedling
+}
+
+// Label is the treatment's human name.
+func (t Treatment) Label() string {
+	switch t {
+	case Electroacupuncture:
+		return "electroacupuncture"
+	case DryNeedling:
+		return "dry needling"
+	case Acupuncture:
+		return "acupuncture"
+	}
+	return "treatment"
+}
+
+// Visit is one treatment session the patient is followed up after.
+type Visit struct {
+	// At is when the session took place.
+	At time.Time `json:"at"`
+	// Treatment is the kind of session.
+	Treatment Treatment `json:"treatment"`
+	// Area is the treated area, in the clinic's or patient's words.
+	Area string `json:"area,omitempty"`
+	// Acute is set when an acute injury is being treated.
+	Acute bool `json:"acute,omitempty"`
+	// Child is set when the patient is a child.
+	Child bool `json:"child,omitempty"`
+	// TZ is the patient's IANA time zone; empty means the clinic's.
+	TZ string `json:"tz,omitempty"`
+	// Lang is the patient's language ("en"); reserved for translations.
+	Lang string `json:"lang,omitempty"`
+	// Source says who recorded the visit: "clinic" or "patient".
+	Source string `json:"source,omitempty"`
+}
+
+// State is everything the engine remembers about one patient's
+// conversation. The store keeps it; the engine takes it in and hands the
+// next one back, so the engine itself holds no state.
+type State struct {
+	Patient PatientID `json:"patient"`
+	// DisplayName is the platform display name, shown to staff only.
+	DisplayName string `json:"display_name,omitempty"`
+	Visit       *Visit `json:"visit,omitempty"`
+	// Draft is a visit being described by the patient during intake.
+	Draft *Visit `json:"draft,omitempty"`
+	// Step is the open question: "" when none, else "intake.when",
+	// "readiness.2", "checkin.1" and so on.
+	Step string `json:"step,omitempty"`
+	// Then is what to do once intake is finished ("readiness").
+	Then string `json:"then,omitempty"`
+	// Ready holds readiness answers by question ID.
+	Ready map[string]string `json:"ready,omitempty"`
+	// Checkins holds the automatic check-ins of the current visit.
+	Checkins []Checkin `json:"checkins,omitempty"`
+	// Current is the index in Checkins of the open check-in, or -1.
+	Current int `json:"current"`
+	// Clarify is a pending clarifying question about a possible red flag.
+	Clarify *PendingClarify `json:"clarify,omitempty"`
+	// Stopped is set when the patient replied STOP.
+	Stopped bool `json:"stopped,omitempty"`
+	// Unreachable is set when the platform says the patient can no longer be messaged.
+	Unreachable bool `json:"unreachable,omitempty"`
+	// Greeted is set once the introduction was sent.
+	Greeted bool `json:"greeted,omitempty"`
+	// LastActive is when the patient last wrote.
+	LastActive time.Time `json:"last_active,omitempty"`
+	// Handled counts the events applied, for the audit trail and tests.
+	Handled int `json:"handled"`
+}
+
+// Checkin is one automatic check-in and the patient's answers.
+type Checkin struct {
+	Hours    float64   `json:"hours"`
+	Sent     time.Time `json:"sent"`
+	Feel     string    `json:"feel,omitempty"`
+	Soreness *int      `json:"soreness,omitempty"`
+	Signs    string    `json:"signs,omitempty"`
+	// Outcome is "" while open, then "ok", "watch", "urgent", "emergency",
+	// "unanswered" or "escalated".
+	Outcome string `json:"outcome,omitempty"`
+	Nudged  bool   `json:"nudged,omitempty"`
+}
+
+// Open reports whether the check-in still waits for answers.
+func (c Checkin) Open() bool { return c.Outcome == "" }
+
+// PendingClarify is a clarifying question the patient has not answered yet.
+type PendingClarify struct {
+	Ask      Clarify   `json:"ask"`
+	Signs    []string  `json:"signs,omitempty"`
+	Subject  string    `json:"subject,omitempty"`
+	Said     string    `json:"said"`
+	Fallback Level     `json:"fallback"`
+	Asked    time.Time `json:"asked"`
+}
+
+// EventKind says what happened to a conversation.
+type EventKind string
+
+// Event kinds.
+const (
+	// EventMessage is a message or button press from the patient.
+	EventMessage EventKind = "message"
+	// EventVisit is a visit recorded by the clinic for the patient.
+	EventVisit EventKind = "visit"
+	// EventDue is a timer the engine scheduled earlier coming due.
+	EventDue EventKind = "due"
+	// EventUnreachable is the platform refusing delivery for good.
+	EventUnreachable EventKind = "unreachable"
+)
+
+// Event is one input to the engine.
+type Event struct {
+	Kind EventKind `json:"kind"`
+	// Text and Choice carry a message (EventMessage).
+	Text   string `json:"text,omitempty"`
+	Choice string `json:"choice,omitempty"`
+	// DisplayName is refreshed from the platform with each message.
+	DisplayName string `json:"display_name,omitempty"`
+	// Visit is the recorded visit (EventVisit).
+	Visit *Visit `json:"visit,omitempty"`
+	// Timer is the key of the timer that came due (EventDue).
+	Timer string `json:"timer,omitempty"`
+	// Platform names the platform for EventUnreachable.
+	Platform string `json:"platform,omitempty"`
+}
+
+// Timer asks the scheduler to deliver an EventDue with Key at At. A zero
+// At cancels the timer. Keys are per patient; scheduling a key again
+// replaces the earlier time.
+type Timer struct {
+	Key string    `json:"key"`
+	At  time.Time `json:"at"`
+}
+
+// Escalation is the durable record of a red flag, open until staff
+// acknowledge it.
+type Escalation struct {
+	ID      uint64    `json:"id"`
+	Patient PatientID `json:"patient"`
+	Level   Level     `json:"level"`
+	Signs   []string  `json:"signs"`
+	Subject string    `json:"subject,omitempty"`
+	// Said is what the patient wrote (truncated). Health data.
+	Said string `json:"said"`
+	// Visit summarises the treatment, area and time since the session.
+	Visit  string    `json:"visit"`
+	At     time.Time `json:"at"`
+	Status string    `json:"status"`
+	Note   string    `json:"note,omitempty"`
+}
+
+// Audit is one line of the audit trail: who did what, when. It never holds
+// message bodies.
+type Audit struct {
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor"`
+	Action  string    `json:"action"`
+	Patient PatientID `json:"patient,omitempty"`
+	Detail  string    `json:"detail,omitempty"`
+}
+
+// Result is what one engine step asks the outside world to make durable,
+// all together in one transaction: the next state, the messages to send,
+// timer changes, at most one escalation record, and audit lines.
+type Result struct {
+	State      State
+	Messages   []Outbound
+	Timers     []Timer
+	Escalation *Escalation
+	Audit      []Audit
+}

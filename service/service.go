@@ -1,0 +1,309 @@
+// Package service runs the engine against the store: it turns platform
+// input into engine steps committed in one transaction each, fires the
+// schedule on a clock, and drains the outbox to the platforms at a pace
+// they accept.
+//
+// # Concurrency
+//
+// All exported methods are safe for concurrent use. Steps for one patient
+// run one at a time, in the order their callers arrived (a FIFO ticket per
+// patient); steps for different patients run in parallel and share commits.
+//
+// # Catch-up after downtime
+//
+// Timers are durable. When the service starts after downtime, every timer
+// that fell due while it was down fires once, earliest first, on the next
+// scheduler pass. The engine then decides: a check-in is sent late (with
+// an apology) unless quiet hours hold it until morning; if an earlier
+// check-in of the same visit is still unanswered it is closed as
+// unanswered and the next one is sent. Nothing is dropped silently (each
+// decision is in the audit trail) and nothing is sent twice (the timer is
+// removed in the transaction that queues its message).
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"aftercare/clock"
+	"aftercare/engine"
+	"aftercare/store"
+)
+
+// Store is the durable storage the service needs. *store.Store implements it.
+type Store interface {
+	Apply(ctx context.Context, st store.Step, fn func(engine.State, bool) (engine.Result, error)) (bool, error)
+	DueBefore(now time.Time, limit int) ([]store.Due, error)
+	NextDue() (store.Due, bool, error)
+	Outbox(platform string, limit int) ([]engine.Outbound, error)
+	Delivered(ms ...engine.Outbound) error
+	Retry(m engine.Outbound) error
+	Enqueue(ms ...engine.Outbound) error
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Service connects engine, store and clock. Create it with New.
+type Service struct {
+	engine *engine.Engine
+	store  Store
+	clock  clock.Clock
+	log    *slog.Logger
+	staff  []engine.PatientID
+
+	locks locks
+	wake  chan struct{} // scheduler
+	out   sync.Map      // platform -> chan struct{} (dispatcher wake-ups)
+}
+
+// Config holds what New needs.
+type Config struct {
+	Engine *engine.Engine
+	Store  Store
+	Clock  clock.Clock
+	Logger *slog.Logger
+	// StaffChannels are where staff messages go, each "platform:address"
+	// (for example "telegram:-1001234", "console:staff"). Every alert is
+	// queued once per channel. At least one is required: an alert with
+	// nowhere to go would be a silent failure.
+	StaffChannels []engine.PatientID
+}
+
+// New returns a service.
+func New(c Config) (*Service, error) {
+	if c.Engine == nil || c.Store == nil || c.Clock == nil {
+		return nil, errors.New("service: engine, store and clock are required")
+	}
+	if len(c.StaffChannels) == 0 {
+		return nil, errors.New("service: at least one staff channel is required, so alerts reach someone")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		engine: c.Engine, store: c.Store, clock: c.Clock, log: c.Logger, staff: c.StaffChannels,
+		locks: locks{m: map[engine.PatientID]*plock{}},
+		wake:  make(chan struct{}, 1),
+	}, nil
+}
+
+// Receive applies a patient's message or button press. It returns once the
+// step and the messages it caused are committed, so a platform adapter may
+// then confirm the update to its platform. An Inbound whose DedupeKey was
+// already applied is ignored and nil is returned.
+func (s *Service) Receive(ctx context.Context, in engine.Inbound) error {
+	if in.Patient == "" {
+		return errors.New("service: inbound without patient")
+	}
+	ev := engine.Event{Kind: engine.EventMessage, Text: in.Text, Choice: in.Choice, DisplayName: in.DisplayName}
+	_, err := s.apply(ctx, in.Patient, in.DedupeKey, nil, ev)
+	return err
+}
+
+// RecordVisit records a visit for a patient as the clinic would, and
+// schedules its check-ins.
+func (s *Service) RecordVisit(ctx context.Context, id engine.PatientID, v engine.Visit) error {
+	if !v.Treatment.Valid() {
+		return fmt.Errorf("service: unknown treatment %q (want acupuncture, electroacupuncture or dry_needling)", v.Treatment)
+	}
+	_, err := s.apply(ctx, id, "", nil, engine.Event{Kind: engine.EventVisit, Visit: &v})
+	return err
+}
+
+// MarkUnreachable records that a platform refuses delivery to the patient
+// for good, which stops check-ins and tells staff.
+func (s *Service) MarkUnreachable(ctx context.Context, id engine.PatientID) error {
+	_, err := s.apply(ctx, id, "", nil, engine.Event{Kind: engine.EventUnreachable, Platform: id.Platform()})
+	return err
+}
+
+// ReceiveStaff handles a message from clinic staff. Staff commands
+// (acknowledge, resolve, lists) are not part of this version; staff get a
+// clear answer instead of silence.
+func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) error {
+	if in.Channel == "" {
+		return errors.New("service: staff inbound without channel")
+	}
+	err := s.store.Enqueue(engine.Outbound{
+		To: in.Channel, Kind: engine.KindNotice, Created: s.clock.Now(),
+		Text: "Staff commands are not available in this version yet. Alerts arrive here; please follow up with patients by phone.",
+	})
+	s.kick(in.Channel.Platform())
+	return err
+}
+
+func (s *Service) apply(ctx context.Context, id engine.PatientID, dedupe string, due *store.Due, ev engine.Event) (bool, error) {
+	p := s.locks.acquire(id)
+	defer s.locks.release(id, p)
+	now := s.clock.Now()
+	var sent []engine.Outbound
+	var esc *engine.Escalation
+	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Now: now},
+		func(st engine.State, _ bool) (engine.Result, error) {
+			res := s.engine.Step(id, st, ev, now)
+			res.Messages = s.fanOut(res.Messages)
+			sent, esc = res.Messages, res.Escalation
+			return res, nil
+		})
+	if err != nil {
+		s.log.Error("step failed", "patient", id, "event", ev.Kind, "err", err)
+		return false, err
+	}
+	if !applied {
+		s.log.Debug("step skipped (already applied)", "patient", id, "event", ev.Kind)
+		return false, nil
+	}
+	platforms := map[string]bool{}
+	for _, m := range sent {
+		platforms[m.Destination().Platform()] = true
+	}
+	for pl := range platforms {
+		s.kick(pl)
+	}
+	if esc != nil {
+		s.log.Warn("escalation", "patient", id, "level", esc.Level.String(), "signs", esc.Signs)
+	}
+	s.log.Debug("step", "patient", id, "event", ev.Kind, "messages", len(sent))
+	s.Wake()
+	return true, nil
+}
+
+// fanOut turns each staff message into one message per staff channel.
+func (s *Service) fanOut(ms []engine.Outbound) []engine.Outbound {
+	out := make([]engine.Outbound, 0, len(ms)+len(s.staff))
+	for _, m := range ms {
+		if m.To != engine.StaffAddress {
+			out = append(out, m)
+			continue
+		}
+		for _, ch := range s.staff {
+			c := m
+			if ch != engine.StaffAddress {
+				c.Channel = ch
+			}
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Fire applies one due timer. It reports false when the timer had already
+// been applied (by another pass, or before a restart).
+func (s *Service) Fire(ctx context.Context, d store.Due) (bool, error) {
+	return s.apply(ctx, d.Patient, "", &d, engine.Event{Kind: engine.EventDue, Timer: d.Key})
+}
+
+// DeliverDue fires every timer due at the clock's current time, earliest
+// first, and returns how many it applied.
+func (s *Service) DeliverDue(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		due, err := s.store.DueBefore(s.clock.Now(), 256)
+		if err != nil {
+			return n, err
+		}
+		if len(due) == 0 {
+			return n, nil
+		}
+		fired := 0
+		for _, d := range due {
+			ok, err := s.Fire(ctx, d)
+			if err != nil {
+				return n, err
+			}
+			if ok {
+				n++
+				fired++
+			}
+		}
+		if fired == 0 {
+			return n, nil
+		}
+	}
+}
+
+// Wake makes the scheduler look at the schedule again (after new timers).
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// RunScheduler fires timers as they fall due until ctx is cancelled. It
+// first catches up on everything that fell due while the service was down.
+func (s *Service) RunScheduler(ctx context.Context) error {
+	backoff := time.Second
+	for {
+		if _, err := s.DeliverDue(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Error("scheduler pass failed; retrying", "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-s.clock.After(backoff):
+			}
+			backoff = min(backoff*2, time.Minute)
+			continue
+		}
+		backoff = time.Second
+		wait := time.Minute
+		if d, ok, err := s.store.NextDue(); err == nil && ok {
+			wait = max(d.At.Sub(s.clock.Now()), 0)
+			wait = min(wait, time.Minute)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wake:
+		case <-s.clock.After(wait):
+		}
+	}
+}
+
+// ---- per-patient FIFO ----
+
+type locks struct {
+	mu sync.Mutex
+	m  map[engine.PatientID]*plock
+}
+
+type plock struct {
+	next, serving uint64
+	refs          int
+	cond          *sync.Cond
+}
+
+func (l *locks) acquire(id engine.PatientID) *plock {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.m[id]
+	if p == nil {
+		p = &plock{cond: sync.NewCond(&l.mu)}
+		l.m[id] = p
+	}
+	t := p.next
+	p.next++
+	p.refs++
+	for p.serving != t {
+		p.cond.Wait()
+	}
+	return p
+}
+
+func (l *locks) release(id engine.PatientID, p *plock) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p.serving++
+	p.refs--
+	if p.refs == 0 {
+		delete(l.m, id)
+	}
+	p.cond.Broadcast()
+}

@@ -1,0 +1,635 @@
+// Package store keeps Aftercare's durable data in one bbolt file:
+// conversation states, the time-ordered schedule, the outbox of messages to
+// send, escalations, visits, the audit trail and the keys of platform
+// updates already applied.
+//
+// # Atomicity
+//
+// Apply commits one engine step in one transaction: the new state, the
+// timer changes, the messages it caused, its escalation, its audit lines
+// and the dedupe key of the update that caused it. A crash therefore either
+// loses the whole step (the platform redelivers the update, or the timer is
+// still due) or keeps all of it; a message is never applied twice.
+//
+// # Layout
+//
+//	meta        "schema" -> uint64 schema version (1)
+//	states      patient -> engine.State (JSON)
+//	timers      due(8, big-endian unix ns) | patient | 0x00 | key -> empty
+//	timer_idx   patient | 0x00 | key -> due(8)
+//	outbox      platform | 0x00 | priority(1) | seq(8) -> engine.Outbound (JSON)
+//	escalations seq(8) -> engine.Escalation (JSON)
+//	visits      patient | 0x00 | seq(8) -> engine.Visit (JSON)
+//	audit       seq(8) -> engine.Audit (JSON)
+//	dedupe      key -> unix ns(8) when applied
+//
+// Timers sort by due time, so the next due timer is the first key and the
+// due ones are a prefix: finding them costs O(log n + due), never a scan.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use. Apply uses bbolt's Batch, so
+// concurrent calls are group-committed (one fsync for many steps); its fn
+// may run more than once and must be a pure function of its arguments.
+// Callers serialise Apply calls for one patient (the service does), since
+// each step reads the state the previous one wrote.
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"aftercare/engine"
+)
+
+// SchemaVersion is the layout version this code reads and writes.
+const SchemaVersion = 1
+
+// Errors returned by Open.
+var (
+	// ErrLocked means another process holds the database file.
+	ErrLocked = errors.New("database is in use by another process")
+	// ErrCorrupt means the file is not a readable Aftercare database.
+	ErrCorrupt = errors.New("database file is corrupt or not an Aftercare database")
+	// ErrSchema means the file was written by a newer Aftercare.
+	ErrSchema = errors.New("database schema is newer than this program")
+)
+
+var (
+	bMeta        = []byte("meta")
+	bStates      = []byte("states")
+	bTimers      = []byte("timers")
+	bTimerIdx    = []byte("timer_idx")
+	bOutbox      = []byte("outbox")
+	bEscalations = []byte("escalations")
+	bVisits      = []byte("visits")
+	bAudit       = []byte("audit")
+	bDedupe      = []byte("dedupe")
+	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe}
+)
+
+// Options tune Open.
+type Options struct {
+	// Timeout bounds the wait for the file lock (default 1 s), so a second
+	// process fails fast with ErrLocked instead of hanging.
+	Timeout time.Duration
+	// MaxBatchDelay bounds how long a step waits to share a commit with
+	// others (default 2 ms); MaxBatchSize caps a group (default 1000).
+	MaxBatchDelay time.Duration
+	MaxBatchSize  int
+	// NoSync skips fsync. Only for tests and benchmarks of the engine.
+	NoSync bool
+}
+
+// Store is an open database. Create it with Open; close it with Close.
+type Store struct {
+	db   *bolt.DB
+	path string
+}
+
+// Open opens or creates the database at path (mode 0600).
+func Open(path string, o Options) (st *Store, err error) {
+	if o.Timeout == 0 {
+		o.Timeout = time.Second
+	}
+	defer func() {
+		// bbolt can panic on some corrupt files; a clear error is better.
+		if r := recover(); r != nil {
+			st, err = nil, fmt.Errorf("open %s: %w (%v)", path, ErrCorrupt, r)
+		}
+	}()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, NoSync: o.NoSync})
+	if err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, fmt.Errorf("open %s: %w (stop the other aftercare process, or use another data_dir)", path, ErrLocked)
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrInvalidMapping):
+			return nil, fmt.Errorf("open %s: %w: %v (restore a backup, or move the file away to start afresh)", path, ErrCorrupt, err)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if o.MaxBatchDelay == 0 {
+		o.MaxBatchDelay = 2 * time.Millisecond
+	}
+	db.MaxBatchDelay = o.MaxBatchDelay
+	if o.MaxBatchSize > 0 {
+		db.MaxBatchSize = o.MaxBatchSize
+	}
+	s := &Store{db: db, path: path}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("%w: bucket %s: %v", ErrCorrupt, b, err)
+			}
+		}
+		m := tx.Bucket(bMeta)
+		v := m.Get([]byte("schema"))
+		switch {
+		case v == nil:
+			return m.Put([]byte("schema"), u64(SchemaVersion))
+		case len(v) != 8:
+			return fmt.Errorf("%w: bad schema record", ErrCorrupt)
+		case binary.BigEndian.Uint64(v) > SchemaVersion:
+			return fmt.Errorf("%w: file has schema %d, this program reads %d (upgrade aftercare)", ErrSchema, binary.BigEndian.Uint64(v), SchemaVersion)
+		}
+		return nil
+	})
+}
+
+// Close closes the database, waiting for transactions in progress.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func timeKey(t time.Time) []byte {
+	ns := t.UnixNano()
+	if ns < 0 {
+		ns = 0
+	}
+	return u64(uint64(ns))
+}
+
+func timerKey(due time.Time, p engine.PatientID, key string) []byte {
+	b := make([]byte, 0, 8+len(p)+1+len(key))
+	b = append(b, timeKey(due)...)
+	b = append(b, p...)
+	b = append(b, 0)
+	return append(b, key...)
+}
+
+func idxKey(p engine.PatientID, key string) []byte {
+	b := make([]byte, 0, len(p)+1+len(key))
+	b = append(b, p...)
+	b = append(b, 0)
+	return append(b, key...)
+}
+
+func outboxPrefix(platform string) []byte { return append([]byte(platform), 0) }
+
+func outboxKey(m engine.Outbound) []byte {
+	b := outboxPrefix(m.Destination().Platform())
+	b = append(b, byte(m.Kind.Priority()))
+	return append(b, u64(m.ID)...)
+}
+
+// Due is a timer that is due or will be.
+type Due struct {
+	Patient engine.PatientID
+	Key     string
+	At      time.Time
+}
+
+// Step is what Apply needs to know about the step it commits.
+type Step struct {
+	// Patient is the conversation the step belongs to.
+	Patient engine.PatientID
+	// Dedupe, when set, is the platform update's key: a step with a key
+	// already committed is skipped (Apply returns false, nil).
+	Dedupe string
+	// Due, when set, is the timer being fired: it is removed in the same
+	// transaction, and the step is skipped when it is no longer there.
+	Due *Due
+	// Now stamps dedupe keys and visit records.
+	Now time.Time
+}
+
+// ErrSkip may be returned by an Apply fn to commit nothing.
+var ErrSkip = errors.New("skip")
+
+// Apply loads the patient's state, calls fn with it, and commits fn's result
+// in one transaction. It reports whether anything was committed: false when
+// the dedupe key was already applied, the timer was already fired, or fn
+// returned ErrSkip.
+func (s *Store) Apply(ctx context.Context, st Step, fn func(state engine.State, found bool) (engine.Result, error)) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	applied := false
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		applied = false
+		if st.Dedupe != "" && tx.Bucket(bDedupe).Get([]byte(st.Dedupe)) != nil {
+			return nil
+		}
+		if st.Due != nil && tx.Bucket(bTimers).Get(timerKey(st.Due.At, st.Patient, st.Due.Key)) == nil {
+			return nil
+		}
+		var state engine.State
+		raw := tx.Bucket(bStates).Get([]byte(st.Patient))
+		found := raw != nil
+		if found {
+			if err := json.Unmarshal(raw, &state); err != nil {
+				return fmt.Errorf("%w: state of %s: %v", ErrCorrupt, st.Patient, err)
+			}
+		}
+		res, err := fn(state, found)
+		if errors.Is(err, ErrSkip) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := commit(tx, st, res); err != nil {
+			return err
+		}
+		applied = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("apply %s: %w", st.Patient, err)
+	}
+	return applied, nil
+}
+
+func commit(tx *bolt.Tx, st Step, res engine.Result) error {
+	b, err := json.Marshal(res.State)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(bStates).Put([]byte(st.Patient), b); err != nil {
+		return err
+	}
+	timers, idx := tx.Bucket(bTimers), tx.Bucket(bTimerIdx)
+	if st.Due != nil {
+		if err := timers.Delete(timerKey(st.Due.At, st.Patient, st.Due.Key)); err != nil {
+			return err
+		}
+		ik := idxKey(st.Patient, st.Due.Key)
+		if v := idx.Get(ik); v != nil && bytes.Equal(v, timeKey(st.Due.At)) {
+			if err := idx.Delete(ik); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range res.Timers {
+		ik := idxKey(st.Patient, t.Key)
+		if old := idx.Get(ik); old != nil {
+			k := append(bytes.Clone(old), ik...)
+			if err := timers.Delete(k); err != nil {
+				return err
+			}
+			if err := idx.Delete(ik); err != nil {
+				return err
+			}
+		}
+		if t.At.IsZero() {
+			continue
+		}
+		if err := timers.Put(timerKey(t.At, st.Patient, t.Key), nil); err != nil {
+			return err
+		}
+		if err := idx.Put(ik, timeKey(t.At)); err != nil {
+			return err
+		}
+	}
+	var escID uint64
+	if e := res.Escalation; e != nil {
+		eb := tx.Bucket(bEscalations)
+		escID, _ = eb.NextSequence()
+		e.ID = escID
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if err := eb.Put(u64(escID), b); err != nil {
+			return err
+		}
+	}
+	ob := tx.Bucket(bOutbox)
+	for _, m := range res.Messages {
+		m.ID, _ = ob.NextSequence()
+		if m.Kind == engine.KindAlert && m.EscalationID == 0 {
+			m.EscalationID = escID
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if err := ob.Put(outboxKey(m), b); err != nil {
+			return err
+		}
+	}
+	ab := tx.Bucket(bAudit)
+	for _, a := range res.Audit {
+		seq, _ := ab.NextSequence()
+		b, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		if err := ab.Put(u64(seq), b); err != nil {
+			return err
+		}
+	}
+	if v := res.State.Visit; v != nil && hasAudit(res.Audit, "visit_recorded") {
+		vb := tx.Bucket(bVisits)
+		seq, _ := vb.NextSequence()
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if err := vb.Put(append(idxKey(st.Patient, ""), u64(seq)...), b); err != nil {
+			return err
+		}
+	}
+	if st.Dedupe != "" {
+		if err := tx.Bucket(bDedupe).Put([]byte(st.Dedupe), timeKey(st.Now)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hasAudit(as []engine.Audit, action string) bool {
+	for _, a := range as {
+		if a.Action == action {
+			return true
+		}
+	}
+	return false
+}
+
+// State returns a patient's stored state.
+func (s *Store) State(id engine.PatientID) (engine.State, bool, error) {
+	var st engine.State
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bStates).Get([]byte(id))
+		if raw == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(raw, &st)
+	})
+	return st, found, err
+}
+
+// NextDue returns the earliest timer, without scanning the others.
+func (s *Store) NextDue() (Due, bool, error) {
+	var d Due
+	ok := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bTimers).Cursor().First()
+		if k == nil {
+			return nil
+		}
+		var err error
+		d, err = parseTimer(k)
+		ok = err == nil
+		return err
+	})
+	return d, ok, err
+}
+
+// DueBefore returns up to limit timers due at or before now, earliest first.
+func (s *Store) DueBefore(now time.Time, limit int) ([]Due, error) {
+	var out []Due
+	end := timeKey(now)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bTimers).Cursor()
+		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
+			if bytes.Compare(k[:8], end) > 0 {
+				break
+			}
+			d, err := parseTimer(k)
+			if err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func parseTimer(k []byte) (Due, error) {
+	if len(k) < 10 {
+		return Due{}, fmt.Errorf("%w: timer key", ErrCorrupt)
+	}
+	rest := k[8:]
+	i := bytes.IndexByte(rest, 0)
+	if i < 0 {
+		return Due{}, fmt.Errorf("%w: timer key", ErrCorrupt)
+	}
+	return Due{
+		At:      time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))).UTC(),
+		Patient: engine.PatientID(rest[:i]),
+		Key:     string(rest[i+1:]),
+	}, nil
+}
+
+// Timers returns a patient's pending timers (for tests and staff tools).
+func (s *Store) Timers(id engine.PatientID) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bTimerIdx).Cursor()
+		p := idxKey(id, "")
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			out[string(k[len(p):])] = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Outbox returns up to limit queued messages for one platform, highest
+// priority first and in queue order within a priority.
+func (s *Store) Outbox(platform string, limit int) ([]engine.Outbound, error) {
+	var out []engine.Outbound
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bOutbox).Cursor()
+		p := outboxPrefix(platform)
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, v = c.Next() {
+			var m engine.Outbound
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("%w: outbox entry: %v", ErrCorrupt, err)
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// OutboxDepth counts queued messages across platforms.
+func (s *Store) OutboxDepth() (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bOutbox).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
+// Delivered removes sent messages from the outbox.
+func (s *Store) Delivered(ms ...engine.Outbound) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bOutbox)
+		for _, m := range ms {
+			if err := b.Delete(outboxKey(m)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Retry records a failed attempt and when to try again.
+func (s *Store) Retry(m engine.Outbound) error {
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bOutbox)
+		k := outboxKey(m)
+		if b.Get(k) == nil {
+			return nil
+		}
+		v, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		return b.Put(k, v)
+	})
+}
+
+// Escalations returns the escalation records, oldest first.
+func (s *Store) Escalations() ([]engine.Escalation, error) {
+	var out []engine.Escalation
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bEscalations).ForEach(func(_, v []byte) error {
+			var e engine.Escalation
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Audit returns the audit trail, oldest first.
+func (s *Store) Audit() ([]engine.Audit, error) {
+	var out []engine.Audit
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bAudit).ForEach(func(_, v []byte) error {
+			var a engine.Audit
+			if err := json.Unmarshal(v, &a); err != nil {
+				return err
+			}
+			out = append(out, a)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// PruneDedupe forgets dedupe keys applied before t; platforms never
+// redeliver updates that old.
+func (s *Store) PruneDedupe(t time.Time) (int, error) {
+	n := 0
+	lim := timeKey(t)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bDedupe).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if bytes.Compare(v, lim) < 0 {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Backup writes a consistent copy of the database to w while it is in use.
+func (s *Store) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// BackupFile writes a consistent copy of the database to path (mode 0600).
+func (s *Store) BackupFile(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if _, err := s.Backup(f); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("backup: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("backup: %w", err)
+	}
+	return f.Close()
+}
+
+// OutboxAll returns up to limit queued messages of every platform, in key
+// order (platform, priority, sequence).
+func (s *Store) OutboxAll(limit int) ([]engine.Outbound, error) {
+	var out []engine.Outbound
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bOutbox).Cursor()
+		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+			var m engine.Outbound
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("%w: outbox entry: %v", ErrCorrupt, err)
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Enqueue queues messages that belong to no patient step (answers to
+// staff, operational notices).
+func (s *Store) Enqueue(ms ...engine.Outbound) error {
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		ob := tx.Bucket(bOutbox)
+		for _, m := range ms {
+			m.ID, _ = ob.NextSequence()
+			b, err := json.Marshal(m)
+			if err != nil {
+				return err
+			}
+			if err := ob.Put(outboxKey(m), b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
