@@ -7,52 +7,15 @@ import (
 	"unicode/utf8"
 
 	"aftercare/engine"
+	"aftercare/engine/enginetest"
 )
-
-// fakeTriage is a tiny keyword triager, so engine tests pin the
-// conversation's behaviour independently of the real rule set.
-type fakeTriage struct{}
-
-func (fakeTriage) Triage(text string, hours float64) engine.Finding {
-	t := strings.ToLower(text)
-	if strings.Contains(t, "no ") || strings.Contains(t, "none") {
-		return engine.Finding{}
-	}
-	switch {
-	case strings.Contains(t, "fainted"):
-		return engine.Finding{Level: engine.Emergency, Signs: []string{"fainting"}}
-	case strings.Contains(t, "palpitations"):
-		return engine.Finding{Level: engine.Urgent, Signs: []string{"palpitations"}}
-	case strings.Contains(t, "big bruise"):
-		return engine.Finding{Level: engine.Watch, Signs: []string{"bruising"}}
-	case strings.Contains(t, "dizzy"):
-		return engine.Finding{Level: engine.Urgent, Signs: []string{"dizziness"}, Ask: &engine.Clarify{
-			Text: "Does the dizziness pass when you sit down?",
-			Choices: []engine.ClarifyChoice{
-				{ID: "passes", Label: "It passes", Level: engine.None},
-				{ID: "stays", Label: "It stays or gets worse", Level: engine.Urgent},
-			}}}
-	case strings.Contains(t, "sore"):
-		return engine.Finding{Signs: []string{"soreness"}}
-	case strings.Contains(t, "twitch"):
-		return engine.Finding{Signs: []string{"twitching"}}
-	}
-	return engine.Finding{}
-}
 
 // t0 is 10:00 in Chicago, outside quiet hours.
 var t0 = time.Date(2026, 3, 2, 16, 0, 0, 0, time.UTC)
 
 func newEngine(t testing.TB) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(engine.DefaultProtocol(), fakeTriage{}, engine.Clinic{
-		Name: "Test Clinic", Phone: "+1-555-0100", EmergencyNumber: "911", TimeZone: "America/Chicago",
-		QuietStart: 21 * 60, QuietEnd: 8 * 60,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return enginetest.New()
 }
 
 // convo drives one patient through the engine like the service would.
@@ -177,9 +140,15 @@ func TestRedFlagInEveryState(t *testing.T) {
 		"intake.treatment": func(c *convo) { c.say("hi"); c.say("an hour ago") },
 		"intake.area":      func(c *convo) { c.say("hi"); c.say("an hour ago"); c.press("dry_needling") },
 		"intake.acute":     func(c *convo) { c.say("hi"); c.say("an hour ago"); c.press("dry_needling"); c.say("calf") },
-		"intake.child":     func(c *convo) { c.say("hi"); c.say("an hour ago"); c.press("dry_needling"); c.say("calf"); c.press("no") },
-		"idle with visit":  func(c *convo) { c.visit(engine.Acupuncture) },
-		"readiness.0":      func(c *convo) { c.visit(engine.Acupuncture); c.say("can I go for a run?") },
+		"intake.child": func(c *convo) {
+			c.say("hi")
+			c.say("an hour ago")
+			c.press("dry_needling")
+			c.say("calf")
+			c.press("no")
+		},
+		"idle with visit": func(c *convo) { c.visit(engine.Acupuncture) },
+		"readiness.0":     func(c *convo) { c.visit(engine.Acupuncture); c.say("can I go for a run?") },
 		"readiness.2": func(c *convo) {
 			c.visit(engine.Acupuncture)
 			c.say("can I go for a run?")

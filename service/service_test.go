@@ -1,0 +1,361 @@
+package service_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"aftercare/clock"
+	"aftercare/engine"
+	"aftercare/engine/enginetest"
+	"aftercare/service"
+	"aftercare/store"
+)
+
+// t0 is 10:00 in Chicago.
+var t0 = time.Date(2026, 3, 2, 16, 0, 0, 0, time.UTC)
+
+type harness struct {
+	t     *testing.T
+	path  string
+	clock *clock.Fake
+	store *store.Store
+	svc   *service.Service
+	sent  []engine.Outbound // everything drained from the outbox
+}
+
+func newHarness(t *testing.T) *harness {
+	h := &harness{t: t, path: filepath.Join(t.TempDir(), "aftercare.db"), clock: clock.NewFake(t0)}
+	h.open()
+	t.Cleanup(func() { h.store.Close() })
+	return h
+}
+
+func (h *harness) open() {
+	h.t.Helper()
+	st, err := store.Open(h.path, store.Options{Timeout: time.Second})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	svc, err := service.New(service.Config{Engine: enginetest.New(), Store: st, Clock: h.clock, StaffChannels: []engine.PatientID{"console:staff"}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.store, h.svc = st, svc
+}
+
+// restart closes and reopens the store and service, like a process restart.
+func (h *harness) restart() {
+	h.t.Helper()
+	if err := h.store.Close(); err != nil {
+		h.t.Fatal(err)
+	}
+	h.open()
+}
+
+// drain moves everything queued into h.sent, as a sender would.
+func (h *harness) drain() []engine.Outbound {
+	h.t.Helper()
+	ms, err := h.store.OutboxAll(10000)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.store.Delivered(ms...); err != nil {
+		h.t.Fatal(err)
+	}
+	h.sent = append(h.sent, ms...)
+	return ms
+}
+
+func (h *harness) tick(d time.Duration, step time.Duration) {
+	h.t.Helper()
+	end := h.clock.Now().Add(d)
+	for h.clock.Now().Before(end) {
+		h.clock.Add(step)
+		if _, err := h.svc.DeliverDue(context.Background()); err != nil {
+			h.t.Fatal(err)
+		}
+		h.drain()
+	}
+}
+
+func count(ms []engine.Outbound, kind engine.Kind) int {
+	n := 0
+	for _, m := range ms {
+		if m.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+func TestCheckinsExactlyOnceAcrossRestarts(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		if err := h.svc.RecordVisit(ctx, engine.PatientID(fmt.Sprintf("console:p%d", i)), engine.Visit{At: t0, Treatment: engine.DryNeedling, Area: "neck"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Run three days in 30-minute steps, restarting every 7 hours.
+	for hour := 0; hour < 72; hour += 7 {
+		h.tick(7*time.Hour, 30*time.Minute)
+		h.restart()
+	}
+	if got := count(h.sent, engine.KindCheckin); got != 10 {
+		t.Fatalf("check-ins sent %d, want exactly 10 (2 per patient)", got)
+	}
+	per := map[engine.PatientID]int{}
+	for _, m := range h.sent {
+		if m.Kind == engine.KindCheckin {
+			per[m.To]++
+		}
+	}
+	for p, n := range per {
+		if n != 2 {
+			t.Errorf("%s got %d check-ins", p, n)
+		}
+	}
+}
+
+func TestCatchUpAfterDowntime(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if err := h.svc.RecordVisit(ctx, "console:p", engine.Visit{At: t0, Treatment: engine.Acupuncture}); err != nil {
+		t.Fatal(err)
+	}
+	h.store.Close()
+	// Down for 50 hours: both check-ins fall due meanwhile. Back at 12:00 Chicago.
+	h.clock.Add(50 * time.Hour)
+	h.open()
+	n, err := h.svc.DeliverDue(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("catch-up fired %d (err %v), want 2", n, err)
+	}
+	ms := h.drain()
+	if count(ms, engine.KindCheckin) != 2 {
+		t.Fatalf("want both overdue check-ins, got %d", count(ms, engine.KindCheckin))
+	}
+	if !strings.Contains(ms[1].Text, "wasn't answered") || !strings.Contains(ms[0].Text, "late") {
+		t.Fatalf("late check-ins should say so: %q / %q", ms[0].Text, ms[1].Text)
+	}
+	// Nothing fires twice after another restart.
+	h.restart()
+	if n, _ := h.svc.DeliverDue(ctx); n != 0 {
+		t.Fatalf("fired %d again after restart", n)
+	}
+}
+
+func TestCatchUpRespectsQuietHours(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.svc.RecordVisit(ctx, "console:p", engine.Visit{At: t0, Treatment: engine.Acupuncture})
+	h.store.Close()
+	h.clock.Add(24*time.Hour + 13*time.Hour) // back at 23:00 Chicago: quiet
+	h.open()
+	h.svc.DeliverDue(ctx)
+	if ms := h.drain(); count(ms, engine.KindCheckin) != 0 {
+		t.Fatal("check-in sent during quiet hours")
+	}
+	h.tick(10*time.Hour, 30*time.Minute) // until 09:00
+	if count(h.sent, engine.KindCheckin) != 1 {
+		t.Fatalf("deferred check-in not delivered in the morning: %d", count(h.sent, engine.KindCheckin))
+	}
+}
+
+func TestConcurrentMessagesForOnePatient(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.svc.RecordVisit(ctx, "console:p", engine.Visit{At: t0, Treatment: engine.Acupuncture})
+	var wg sync.WaitGroup
+	const n = 40
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			if err := h.svc.Receive(ctx, engine.Inbound{Patient: "console:p", Text: "thanks", DedupeKey: fmt.Sprintf("k%d", i)}); err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	st, _, _ := h.store.State("console:p")
+	if st.Handled != n+1 {
+		t.Fatalf("handled %d, want %d: a concurrent step was lost", st.Handled, n+1)
+	}
+	if got := count(h.drain(), engine.KindReply); got < n {
+		t.Fatalf("replies %d, want at least %d", got, n)
+	}
+}
+
+func TestOrderIsArrivalOrderPerPatient(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.svc.RecordVisit(ctx, "console:p", engine.Visit{At: t0, Treatment: engine.Acupuncture})
+	h.drain()
+	// Readiness answers must be applied in order even from one goroutine each.
+	for _, s := range []string{"can I go for a run?", "energized", "smoother", "none", "better"} {
+		if err := h.svc.Receive(ctx, engine.Inbound{Patient: "console:p", Text: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms := h.drain()
+	last := ms[len(ms)-1].Text
+	if !strings.HasPrefix(last, "Normal training") {
+		t.Fatalf("advice %q", last)
+	}
+}
+
+func TestTwoPatientsInterleaved(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	a, b := engine.PatientID("console:a"), engine.PatientID("console:b")
+	h.svc.RecordVisit(ctx, a, engine.Visit{At: t0, Treatment: engine.DryNeedling})
+	h.svc.RecordVisit(ctx, b, engine.Visit{At: t0, Treatment: engine.Acupuncture})
+	say := func(p engine.PatientID, s string) {
+		if err := h.svc.Receive(ctx, engine.Inbound{Patient: p, Text: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	say(a, "can I lift?")
+	say(b, "can I lift?")
+	for _, s := range []string{"energized", "smoother", "none", "better"} {
+		say(a, s)
+		say(b, s)
+	}
+	var lastA, lastB string
+	for _, m := range h.drain() {
+		switch m.To {
+		case a:
+			lastA = m.Text
+		case b:
+			lastB = m.Text
+		}
+	}
+	if !strings.HasPrefix(lastA, "Light activity") || !strings.HasPrefix(lastB, "Normal training") {
+		t.Fatalf("a: %q\nb: %q", lastA, lastB)
+	}
+}
+
+func TestEscalationFansOutToEveryStaffChannel(t *testing.T) {
+	dir := t.TempDir()
+	st, _ := store.Open(filepath.Join(dir, "a.db"), store.Options{})
+	defer st.Close()
+	svc, _ := service.New(service.Config{Engine: enginetest.New(), Store: st, Clock: clock.NewFake(t0),
+		StaffChannels: []engine.PatientID{"telegram:-100", "discord:555"}})
+	if err := svc.Receive(context.Background(), engine.Inbound{Patient: "telegram:1", Text: "I fainted"}); err != nil {
+		t.Fatal(err)
+	}
+	tg, _ := st.Outbox("telegram", 10)
+	dc, _ := st.Outbox("discord", 10)
+	if len(dc) != 1 || dc[0].Kind != engine.KindAlert || dc[0].Channel != "discord:555" {
+		t.Fatalf("discord staff: %+v", dc)
+	}
+	if len(tg) < 2 || tg[0].Kind != engine.KindAlert && tg[0].Kind != engine.KindEscalation {
+		t.Fatalf("telegram: %+v", tg)
+	}
+	es, _ := st.Escalations()
+	if len(es) != 1 || es[0].Level != engine.Emergency || es[0].Status != "open" {
+		t.Fatalf("escalation record %+v", es)
+	}
+	if _, err := service.New(service.Config{Engine: enginetest.New(), Store: st, Clock: clock.NewFake(t0)}); err == nil {
+		t.Fatal("a service with no staff channel must be refused")
+	}
+}
+
+// fakeSender fails in scripted ways, then accepts.
+type fakeSender struct {
+	mu       sync.Mutex
+	platform string
+	fail     map[string][]error // by destination: errors to return first
+	got      []engine.Outbound
+}
+
+func (f *fakeSender) Platform() string { return f.platform }
+
+func (f *fakeSender) Send(_ context.Context, m engine.Outbound) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := string(m.Destination())
+	if errs := f.fail[d]; len(errs) > 0 {
+		f.fail[d] = errs[1:]
+		return errs[0]
+	}
+	if errors.Is(f.fail2(d), engine.ErrUnreachable) {
+		return fmt.Errorf("blocked: %w", engine.ErrUnreachable)
+	}
+	f.got = append(f.got, m)
+	return nil
+}
+
+func (f *fakeSender) fail2(d string) error {
+	if strings.HasSuffix(d, ":blocked") {
+		return engine.ErrUnreachable
+	}
+	return nil
+}
+
+func TestDispatcherRetriesAndMarksUnreachable(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	s := &fakeSender{platform: "telegram", fail: map[string][]error{
+		"telegram:1": {&engine.RetryAfterError{After: 20 * time.Millisecond, Err: errors.New("429")}, errors.New("502 bad gateway")},
+	}}
+	h.svc.RecordVisit(ctx, "telegram:1", engine.Visit{At: t0, Treatment: engine.Acupuncture})
+	h.svc.RecordVisit(ctx, "telegram:blocked", engine.Visit{At: t0, Treatment: engine.Acupuncture})
+	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:1", Text: "thanks"})
+	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:blocked", Text: "thanks"})
+	d := h.svc.NewDispatcher(s, service.Pace{PerSecond: 1000})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := d.Pass(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if q, _ := h.store.Outbox("telegram", 10); len(q) == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if q, _ := h.store.Outbox("telegram", 10); len(q) != 0 {
+		t.Fatalf("outbox not drained: %v", q)
+	}
+	var toOne int
+	for _, m := range s.got {
+		if m.To == "telegram:1" {
+			toOne++
+		}
+	}
+	if toOne != 1 {
+		t.Fatalf("messages to telegram:1 = %d, want 1 (retried, not lost, not doubled)", toOne)
+	}
+	st, _, _ := h.store.State("telegram:blocked")
+	if !st.Unreachable {
+		t.Fatal("blocked patient not marked unreachable")
+	}
+	notices, _ := h.store.Outbox("console", 10)
+	if len(notices) != 1 || notices[0].Kind != engine.KindNotice || notices[0].Patient != "telegram:blocked" {
+		t.Fatalf("staff not told: %+v", notices)
+	}
+}
+
+func TestDispatcherPriority(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		h.svc.RecordVisit(ctx, engine.PatientID(fmt.Sprintf("telegram:%d", i)), engine.Visit{At: t0, Treatment: engine.Acupuncture})
+	}
+	h.clock.Add(24 * time.Hour)
+	h.svc.DeliverDue(ctx) // five check-ins queued
+	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:9", Text: "I fainted"})
+	s := &fakeSender{platform: "telegram"}
+	d := h.svc.NewDispatcher(s, service.Pace{PerSecond: 1000})
+	d.Pass(ctx)
+	if len(s.got) != 7 || s.got[0].Kind != engine.KindEscalation {
+		t.Fatalf("first sent %v of %d, want the escalation first", s.got[0].Kind, len(s.got))
+	}
+}
