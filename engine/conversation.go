@@ -544,11 +544,10 @@ func (s *step) advice() string {
 			}
 		}
 	}
-	title := [...]string{"Rest", "Light activity", "Moderate", "Normal training"}[lvl]
-	parts := []string{title + ": " + p.Advice.Levels[advLevels[lvl]], "Why: " + strings.Join(reasons, " ")}
+	parts := []string{p.Advice.Levels[advLevels[lvl]], "Why: " + strings.Join(reasons, " ")}
 	if v != nil {
 		if note := p.Advice.TreatmentNotes[string(v.Treatment)]; note != "" {
-			parts = append(parts, strings.ReplaceAll(note, "{hours}", strconv.Itoa(int(max(h, 0)))))
+			parts = append(parts, strings.ReplaceAll(note, "{hours}", fmtHours(h)))
 		}
 		if v.Child {
 			parts = append(parts, s.text("child_note"))

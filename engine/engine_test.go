@@ -303,7 +303,7 @@ func TestReadinessAdvice(t *testing.T) {
 				r = c.press(a)
 			}
 			txt := allText(r)
-			if !strings.HasPrefix(txt, tc.want+":") {
+			if !strings.HasPrefix(txt, tc.want) {
 				t.Fatalf("advice %q, want %s", txt, tc.want)
 			}
 			if !strings.Contains(txt, "Stop and call") || !strings.Contains(txt, "+1-555-0100") {

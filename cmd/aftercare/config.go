@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"aftercare/bot/discord"
+	"aftercare/bot/telegram"
+	"aftercare/engine"
+)
+
+// Config is the whole configuration: a JSON file (see aftercare.sample.json)
+// plus secrets from the environment. Tokens are never read from the file.
+type Config struct {
+	Clinic ClinicConfig `json:"clinic"`
+	// DataDir holds the database file (aftercare.db).
+	DataDir string `json:"data_dir"`
+	// ProtocolFile replaces the embedded protocol (questions, advice, texts).
+	ProtocolFile string `json:"protocol_file,omitempty"`
+	// TriageRules are extra red-flag rule files loaded on top of the defaults.
+	TriageRules []string `json:"triage_rules,omitempty"`
+	// Console forces the console adapter on or off; by default it runs when
+	// no platform token is set.
+	Console *bool `json:"console,omitempty"`
+	// Telegram configures the Telegram adapter (token: AFTERCARE_TELEGRAM_TOKEN).
+	Telegram *telegram.Config `json:"telegram,omitempty"`
+	// Discord configures the Discord adapter (token: AFTERCARE_DISCORD_TOKEN).
+	Discord *discord.Config `json:"discord,omitempty"`
+	// Pacing overrides the default send rates per platform.
+	Pacing map[string]PaceConfig `json:"pacing,omitempty"`
+	Log    LogConfig             `json:"log"`
+}
+
+// ClinicConfig is the clinic's identity and policies.
+type ClinicConfig struct {
+	Name            string     `json:"name"`
+	Phone           string     `json:"phone"`
+	EmergencyNumber string     `json:"emergency_number"`
+	TimeZone        string     `json:"time_zone"`
+	QuietHours      QuietHours `json:"quiet_hours"`
+}
+
+// QuietHours bound when automatic check-ins may not be sent ("21:00" to
+// "08:00" in the patient's zone). Equal values disable them.
+type QuietHours struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// PaceConfig overrides a platform's send rate.
+type PaceConfig struct {
+	PerSecond        float64 `json:"per_second"`
+	PerChatPerSecond float64 `json:"per_chat_per_second"`
+}
+
+// LogConfig sets logging. Logs never contain message bodies, names, phone
+// numbers or tokens.
+type LogConfig struct {
+	Level  string `json:"level"`  // debug, info, warn, error
+	Format string `json:"format"` // text or json
+}
+
+// Environment variables read by aftercare.
+const (
+	EnvConfig        = "AFTERCARE_CONFIG"
+	EnvDataDir       = "AFTERCARE_DATA_DIR"
+	EnvTelegramToken = "AFTERCARE_TELEGRAM_TOKEN"
+	EnvDiscordToken  = "AFTERCARE_DISCORD_TOKEN"
+)
+
+// DefaultConfig is what runs with no file: a sample clinic on the console.
+func DefaultConfig() Config {
+	return Config{
+		Clinic: ClinicConfig{
+			Name: "Sample Acupuncture Clinic", Phone: "+1-555-0100", EmergencyNumber: "911",
+			TimeZone: "UTC", QuietHours: QuietHours{Start: "21:00", End: "08:00"},
+		},
+		DataDir: "aftercare-data",
+		Log:     LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// ConfigError names the key at fault and how to fix it.
+type ConfigError struct {
+	File string
+	Key  string
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	f := e.File
+	if f == "" {
+		f = "config"
+	}
+	if e.Key == "" {
+		return f + ": " + e.Msg
+	}
+	return fmt.Sprintf("%s: %s: %s", f, e.Key, e.Msg)
+}
+
+var secretKey = regexp.MustCompile(`(?i)"[a-z_]*(token|secret|password)"\s*:`)
+
+// LoadConfig reads path over the defaults (path "" means defaults only),
+// applies the environment and validates.
+func LoadConfig(path string, getenv func(string) string) (Config, error) {
+	c := DefaultConfig()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, &ConfigError{File: path, Msg: fmt.Sprintf("cannot read: %v", err)}
+		}
+		if m := secretKey.FindString(string(b)); m != "" && !strings.Contains(m, "secret_token_env") {
+			return c, &ConfigError{File: path, Key: strings.Trim(strings.TrimSuffix(strings.TrimSpace(m), ":"), `" `),
+				Msg: "secrets are read from the environment only; remove it from the file and set " + EnvTelegramToken + " / " + EnvDiscordToken}
+		}
+		if err := decodeStrict(b, &c); err != nil {
+			return c, &ConfigError{File: path, Msg: err.Error()}
+		}
+	}
+	if d := getenv(EnvDataDir); d != "" {
+		c.DataDir = d
+	}
+	if err := c.Validate(); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.File = path
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return fmt.Errorf("line %d: invalid JSON: %v", bytes.Count(b[:min(int(se.Offset), len(b))], []byte("\n"))+1, se)
+		case errors.As(err, &te):
+			return fmt.Errorf("key %q: expected %s, got JSON %s", te.Field, te.Type, te.Value)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return errors.New("invalid JSON: the file ends before the configuration object is closed")
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return fmt.Errorf("%s: not a configuration key (check the spelling against aftercare.sample.json)", strings.TrimPrefix(err.Error(), "json: "))
+		}
+		return err
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		return errors.New("unexpected data after the configuration object")
+	}
+	return nil
+}
+
+// Validate checks every key and names the first bad one.
+func (c Config) Validate() error {
+	bad := func(key, msg string) error { return &ConfigError{Key: key, Msg: msg} }
+	if strings.TrimSpace(c.Clinic.Name) == "" {
+		return bad("clinic.name", `must be set, e.g. "Riverside Acupuncture"`)
+	}
+	if !validPhone(c.Clinic.Phone) {
+		return bad("clinic.phone", `must be a phone number patients can call, e.g. "+1-555-0100"`)
+	}
+	if !validPhone(c.Clinic.EmergencyNumber) {
+		return bad("clinic.emergency_number", `must be the local emergency number, e.g. "911" or "112"`)
+	}
+	if _, err := time.LoadLocation(c.Clinic.TimeZone); err != nil || c.Clinic.TimeZone == "" {
+		return bad("clinic.time_zone", fmt.Sprintf("%q is not an IANA time zone; use a name like \"America/Chicago\"", c.Clinic.TimeZone))
+	}
+	if _, err := parseHHMM(c.Clinic.QuietHours.Start); err != nil {
+		return bad("clinic.quiet_hours.start", err.Error())
+	}
+	if _, err := parseHHMM(c.Clinic.QuietHours.End); err != nil {
+		return bad("clinic.quiet_hours.end", err.Error())
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		return bad("data_dir", "must be a directory for the database, e.g. \"/var/lib/aftercare\"")
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", fmt.Sprintf("%q: use debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		return bad("log.format", fmt.Sprintf("%q: use text or json", c.Log.Format))
+	}
+	if c.Telegram != nil {
+		if err := c.Telegram.Validate(); err != nil {
+			return &ConfigError{Msg: err.Error()}
+		}
+	}
+	if c.Discord != nil {
+		if err := c.Discord.Validate(); err != nil {
+			return &ConfigError{Msg: err.Error()}
+		}
+	}
+	for p, pc := range c.Pacing {
+		if pc.PerSecond < 0 || pc.PerChatPerSecond < 0 {
+			return bad("pacing."+p, "rates must be positive")
+		}
+	}
+	return nil
+}
+
+func validPhone(s string) bool {
+	digits := 0
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case strings.ContainsRune("+-() .", r):
+		default:
+			return false
+		}
+	}
+	return digits >= 2 && digits <= 20
+}
+
+// parseHHMM reads "21:00" as minutes after midnight.
+func parseHHMM(s string) (int, error) {
+	h, m, ok := strings.Cut(s, ":")
+	hh, err1 := strconv.Atoi(h)
+	mm, err2 := strconv.Atoi(m)
+	if !ok || err1 != nil || err2 != nil || hh < 0 || hh > 23 || mm < 0 || mm > 59 {
+		return 0, fmt.Errorf("%q: use 24-hour HH:MM, e.g. \"21:00\"", s)
+	}
+	return hh*60 + mm, nil
+}
+
+// clinic turns the configuration into the engine's clinic settings.
+func (c Config) clinic() engine.Clinic {
+	qs, _ := parseHHMM(c.Clinic.QuietHours.Start)
+	qe, _ := parseHHMM(c.Clinic.QuietHours.End)
+	return engine.Clinic{
+		Name: c.Clinic.Name, Phone: c.Clinic.Phone, EmergencyNumber: c.Clinic.EmergencyNumber,
+		TimeZone: c.Clinic.TimeZone, QuietStart: qs, QuietEnd: qe,
+	}
+}

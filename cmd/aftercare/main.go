@@ -1,0 +1,115 @@
+// Command aftercare runs the clinic follow-up bot.
+//
+// Usage:
+//
+//	aftercare [--config FILE]            run the bot (console when no platform token is set)
+//	aftercare triage                     classify messages from stdin, one JSON line each
+//	aftercare replay [--config FILE] SCRIPT  run a JSON-lines script on a virtual clock
+//	aftercare protocol                   print the default protocol, to start a clinic's own
+//	aftercare backup [--config FILE] OUT write a consistent copy of the database
+//
+// Secrets come from the environment only: AFTERCARE_TELEGRAM_TOKEN and
+// AFTERCARE_DISCORD_TOKEN. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	_ "time/tzdata" // patients' zones work on machines without tzdata
+
+	"aftercare/clock"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &Main{Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal now kills the process at once
+	}()
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "aftercare:", err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// Main is the program, with its outside world injected so end-to-end tests
+// drive exactly what the binary runs.
+type Main struct {
+	Args   []string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+	// Clock is the time source; nil means the wall clock.
+	Clock clock.Clock
+	// Config, when set, is used instead of reading a file (tests).
+	Config *Config
+	// Started, when set, is called once the bot runs, with its parts (tests).
+	Started func(*Running)
+}
+
+// usageError marks errors in how the command was called (exit code 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// Run runs the command named by Args.
+func (m *Main) Run(ctx context.Context) error {
+	if m.Getenv == nil {
+		m.Getenv = func(string) string { return "" }
+	}
+	if m.Stdout == nil {
+		m.Stdout = io.Discard
+	}
+	if m.Stderr == nil {
+		m.Stderr = io.Discard
+	}
+	if m.Stdin == nil {
+		m.Stdin = eofReader{}
+	}
+	args := m.Args
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return m.run(ctx, args)
+	case "triage":
+		return m.triage(ctx, args)
+	case "replay":
+		return m.replay(ctx, args)
+	case "protocol":
+		return m.protocol()
+	case "backup":
+		return m.backup(args)
+	case "help", "-h", "--help":
+		fmt.Fprint(m.Stdout, usage)
+		return nil
+	}
+	return &usageError{fmt.Sprintf("unknown command %q\n%s", cmd, usage)}
+}
+
+const usage = `usage:
+  aftercare [--config FILE]                 run the bot (console when no platform token is set)
+  aftercare triage                          classify messages from stdin, one JSON line each
+  aftercare replay [--config FILE] SCRIPT   run a JSON-lines script (or - for stdin) on a virtual clock
+  aftercare protocol                        print the default protocol
+  aftercare backup [--config FILE] OUT      write a consistent copy of the database
+`
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }

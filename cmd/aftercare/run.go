@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"aftercare/bot/console"
+	"aftercare/bot/discord"
+	"aftercare/bot/telegram"
+	"aftercare/clock"
+	"aftercare/engine"
+	"aftercare/service"
+	"aftercare/store"
+	"aftercare/triage"
+)
+
+// Running is the assembled bot, handed to Main.Started (tests).
+type Running struct {
+	Config   Config
+	Service  *service.Service
+	Store    *store.Store
+	Engine   *engine.Engine
+	Clock    clock.Clock
+	Telegram *telegram.Bot
+	Discord  *discord.Bot
+}
+
+// defaultPace is each platform's send rate unless the config overrides it.
+var defaultPace = map[string]service.Pace{
+	telegram.PlatformName: {PerSecond: 25, PerChatPerSecond: 1, PerChatBurst: 3},
+	discord.Platform:      {PerSecond: 40, PerChatPerSecond: 5, PerChatBurst: 5},
+	console.Platform:      {PerSecond: 1000},
+}
+
+func (m *Main) flags(name string, args []string, positional int) (*flag.FlagSet, *string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	cfg := fs.String("config", m.Getenv(EnvConfig), "configuration file (JSON); default: built-in sample clinic")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, &usageError{err.Error()}
+	}
+	if positional >= 0 && fs.NArg() != positional {
+		return nil, nil, &usageError{fmt.Sprintf("%s: expected %d argument(s), got %d\n%s", name, positional, fs.NArg(), usage)}
+	}
+	return fs, cfg, nil
+}
+
+func (m *Main) loadConfig(path string) (Config, error) {
+	if m.Config != nil {
+		c := *m.Config
+		return c, c.Validate()
+	}
+	return LoadConfig(path, m.Getenv)
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	lvl := slog.LevelInfo
+	switch c.Level {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "warn":
+		lvl = slog.LevelWarn
+	case "error":
+		lvl = slog.LevelError
+	}
+	o := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// buildEngine loads the protocol and triage rules named by the config.
+func buildEngine(c Config) (*engine.Engine, error) {
+	p := engine.DefaultProtocol()
+	if c.ProtocolFile != "" {
+		var err error
+		if p, err = engine.LoadProtocolFile(c.ProtocolFile); err != nil {
+			return nil, &ConfigError{Key: "protocol_file", Msg: err.Error()}
+		}
+	}
+	var tr engine.Triager = triage.Default()
+	if len(c.TriageRules) > 0 {
+		cl, err := triage.LoadFiles(c.TriageRules...)
+		if err != nil {
+			return nil, &ConfigError{Key: "triage_rules", Msg: err.Error()}
+		}
+		tr = cl
+	}
+	return engine.New(p, tr, c.clinic())
+}
+
+func (m *Main) run(ctx context.Context, args []string) error {
+	_, cfgPath, err := m.flags("aftercare", args, 0)
+	if err != nil {
+		return err
+	}
+	cfg, err := m.loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, m.Stderr)
+	eng, err := buildEngine(cfg)
+	if err != nil {
+		return err
+	}
+	tgToken, dcToken := m.Getenv(EnvTelegramToken), m.Getenv(EnvDiscordToken)
+	if tgToken != "" && cfg.Telegram == nil {
+		return &ConfigError{File: *cfgPath, Key: "telegram", Msg: EnvTelegramToken + " is set but the config has no telegram section; add one with telegram.staff_chat_id"}
+	}
+	if dcToken != "" && cfg.Discord == nil {
+		return &ConfigError{File: *cfgPath, Key: "discord", Msg: EnvDiscordToken + " is set but the config has no discord section; add one with discord.staff_channel_id"}
+	}
+	if tgToken == "" && cfg.Telegram != nil {
+		log.Warn("telegram section present but " + EnvTelegramToken + " is not set; Telegram stays off")
+	}
+	if dcToken == "" && cfg.Discord != nil {
+		log.Warn("discord section present but " + EnvDiscordToken + " is not set; Discord stays off")
+	}
+	consoleOn := tgToken == "" && dcToken == ""
+	if cfg.Console != nil {
+		consoleOn = *cfg.Console
+	}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return &ConfigError{File: *cfgPath, Key: "data_dir", Msg: err.Error()}
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, "aftercare.db"), store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	clk := m.Clock
+	var skip console.Skipper
+	if clk == nil {
+		off := clock.NewOffset(clock.Real{})
+		clk = off
+		skip = off.Skip
+	} else if f, ok := clk.(*clock.Fake); ok {
+		skip = f.Add
+	}
+
+	var staff []engine.PatientID
+	if consoleOn {
+		staff = append(staff, console.Staff)
+	}
+	if tgToken != "" {
+		staff = append(staff, engine.NewPatientID(telegram.PlatformName, strconv.FormatInt(cfg.Telegram.StaffChatID, 10)))
+	}
+	if dcToken != "" {
+		staff = append(staff, engine.NewPatientID(discord.Platform, cfg.Discord.StaffChannelID))
+	}
+	if len(staff) == 0 {
+		return &ConfigError{File: *cfgPath, Key: "console", Msg: "no platform is on and the console is off: alerts would reach nobody; set a platform token or remove \"console\": false"}
+	}
+	svc, err := service.New(service.Config{Engine: eng, Store: st, Clock: clk, Logger: log, StaffChannels: staff})
+	if err != nil {
+		return err
+	}
+	run := &Running{Config: cfg, Service: svc, Store: st, Engine: eng, Clock: clk}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	goRun := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				log.Error("component stopped", "component", name, "err", err)
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	var dispatchers []*service.Dispatcher
+	addSender := func(s service.Sender) {
+		pace := defaultPace[s.Platform()]
+		if pc, ok := cfg.Pacing[s.Platform()]; ok {
+			if pc.PerSecond > 0 {
+				pace.PerSecond = pc.PerSecond
+			}
+			if pc.PerChatPerSecond > 0 {
+				pace.PerChatPerSecond = pc.PerChatPerSecond
+			}
+		}
+		d := svc.NewDispatcher(s, pace)
+		dispatchers = append(dispatchers, d)
+		goRun(s.Platform()+" outbox", d.Run)
+	}
+
+	if tgToken != "" {
+		tg, err := telegram.New(*cfg.Telegram, tgToken, svc, log)
+		if err != nil {
+			return err
+		}
+		run.Telegram = tg
+		addSender(tg)
+		goRun("telegram", tg.Run)
+	}
+	if dcToken != "" {
+		dc, err := discord.New(*cfg.Discord, dcToken, svc, log)
+		if err != nil {
+			return err
+		}
+		run.Discord = dc
+		addSender(dc)
+		goRun("discord", dc.Run)
+	}
+	var con *console.Console
+	if consoleOn {
+		con = console.New(m.Stdin, m.Stdout, svc, func(d time.Duration) {
+			if skip != nil {
+				skip(d)
+			}
+			svc.Wake()
+		})
+		addSender(con)
+	}
+	goRun("scheduler", svc.RunScheduler)
+	log.Info("aftercare running", "console", consoleOn, "telegram", tgToken != "", "discord", dcToken != "", "data_dir", cfg.DataDir)
+	if m.Started != nil {
+		m.Started(run)
+	}
+
+	var runErr error
+	if con != nil {
+		runErr = con.Run(ctx)
+		// Input ended: let the last replies out before leaving.
+		m.drain(st, console.Platform, 3*time.Second)
+	} else {
+		select {
+		case <-ctx.Done():
+		case runErr = <-errc:
+		}
+	}
+	cancel()
+	wg.Wait()
+	// Flush what the platforms will still take, within a bound.
+	flushCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	for _, d := range dispatchers {
+		for flushCtx.Err() == nil {
+			wait, err := d.Pass(flushCtx)
+			if err != nil || wait > time.Second/2 {
+				break
+			}
+			if n, _ := st.Outbox("", 1); len(n) == 0 {
+				break
+			}
+		}
+	}
+	if depth, err := st.OutboxDepth(); err == nil && depth > 0 {
+		log.Info("messages left in the outbox are sent on the next start", "count", depth)
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	return nil
+}
+
+// drain waits until a platform's outbox is empty or the bound passes.
+func (m *Main) drain(st *store.Store, platform string, bound time.Duration) {
+	deadline := time.Now().Add(bound)
+	for time.Now().Before(deadline) {
+		if q, err := st.Outbox(platform, 1); err != nil || len(q) == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (m *Main) protocol() error {
+	_, err := m.Stdout.Write(engine.DefaultProtocolJSON())
+	return err
+}
+
+func (m *Main) backup(args []string) error {
+	fs, cfgPath, err := m.flags("backup", args, 1)
+	if err != nil {
+		return err
+	}
+	cfg, err := m.loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, "aftercare.db"), store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.BackupFile(fs.Arg(0)); err != nil {
+		return err
+	}
+	fmt.Fprintln(m.Stdout, "backup written to", fs.Arg(0))
+	return nil
+}
