@@ -84,6 +84,10 @@ func (e *Engine) Step(id PatientID, st State, ev Event, now time.Time) Result {
 		if ev.DisplayName != "" {
 			s.st.DisplayName = truncate(ev.DisplayName, 64)
 		}
+		if ev.Invite.Status != "" {
+			s.invite(ev.Invite)
+			break
+		}
 		s.message(ev.Text, ev.Choice)
 	case EventVisit:
 		s.visit(ev.Visit)
@@ -575,4 +579,31 @@ func (s *step) reassure(signs []string) {
 		tip = s.e.protocol.AfterEffects["default"]
 	}
 	s.reply(s.vars().Replace(tip))
+}
+
+// invite links the patient to the clinic's visit from a deep link, or says
+// politely that the link did not work.
+func (s *step) invite(r InviteResult) {
+	s.st.LastActive = s.now
+	var prefix []string
+	if !s.st.Greeted {
+		s.st.Greeted = true
+		prefix = append(prefix, s.text("greeting"))
+	}
+	if r.Status != InviteOK || r.Visit == nil {
+		s.audit("invite_rejected", string(r.Status))
+		s.reply(append(prefix, s.text("invite_unknown"))...)
+		if s.st.Visit == nil && s.st.Draft == nil {
+			s.startIntake(nil)
+		}
+		return
+	}
+	v := *r.Visit
+	v.Source = "clinic"
+	s.st.Stopped = false
+	s.st.Step = ""
+	s.setVisit(&v)
+	s.res.InviteUsed = true
+	s.audit("visit_recorded", "invite: "+string(v.Treatment))
+	s.reply(append(prefix, s.checkinTimesText("intake_done"))...)
 }

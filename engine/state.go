@@ -140,6 +140,8 @@ type Event struct {
 	Timer string `json:"timer,omitempty"`
 	// Platform names the platform for EventUnreachable.
 	Platform string `json:"platform,omitempty"`
+	// Invite is the resolved invite a /start message presented, if any.
+	Invite InviteResult `json:"invite,omitempty"`
 }
 
 // Timer asks the scheduler to deliver an EventDue with Key at At. A zero
@@ -186,4 +188,36 @@ type Result struct {
 	Timers     []Timer
 	Escalation *Escalation
 	Audit      []Audit
+	// InviteUsed asks the store to mark the presented invite as used.
+	InviteUsed bool
+}
+
+// Invite is a one-time enrollment link the clinic hands a patient after a
+// session. The token says nothing about the patient.
+type Invite struct {
+	Token   string    `json:"token"`
+	Visit   Visit     `json:"visit"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	// UsedBy and UsedAt are set when a patient opened the invite.
+	UsedBy PatientID `json:"used_by,omitempty"`
+	UsedAt time.Time `json:"used_at,omitempty"`
+}
+
+// InviteStatus is what became of an invite a patient presented.
+type InviteStatus string
+
+// Invite statuses.
+const (
+	InviteOK      InviteStatus = "ok"
+	InviteUnknown InviteStatus = "unknown"
+	InviteExpired InviteStatus = "expired"
+	InviteUsed    InviteStatus = "used"
+)
+
+// InviteResult is a resolved invite, passed in with the message that presented it.
+type InviteResult struct {
+	Status InviteStatus `json:"status,omitempty"`
+	// Visit is the clinic's visit when Status is InviteOK.
+	Visit *Visit `json:"visit,omitempty"`
 }

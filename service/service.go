@@ -23,9 +23,12 @@ package service
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,7 +39,8 @@ import (
 
 // Store is the durable storage the service needs. *store.Store implements it.
 type Store interface {
-	Apply(ctx context.Context, st store.Step, fn func(engine.State, bool) (engine.Result, error)) (bool, error)
+	Apply(ctx context.Context, st store.Step, fn func(store.Input) (engine.Result, error)) (bool, error)
+	PutInvite(inv engine.Invite) error
 	DueBefore(now time.Time, limit int) ([]store.Due, error)
 	NextDue() (store.Due, bool, error)
 	Outbox(platform string, limit int) ([]engine.Outbound, error)
@@ -100,8 +104,50 @@ func (s *Service) Receive(ctx context.Context, in engine.Inbound) error {
 		return errors.New("service: inbound without patient")
 	}
 	ev := engine.Event{Kind: engine.EventMessage, Text: in.Text, Choice: in.Choice, DisplayName: in.DisplayName}
-	_, err := s.apply(ctx, in.Patient, in.DedupeKey, nil, ev)
+	_, err := s.applyInvite(ctx, in.Patient, in.DedupeKey, nil, InvitePayload(in.Text), ev)
 	return err
+}
+
+// InvitePayload returns the invite token of a "/start TOKEN" deep link, or
+// "" when the text is not one. Tokens are 1-64 characters of A-Z a-z 0-9 _ -.
+func InvitePayload(text string) string {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(text), "/start ")
+	if !ok {
+		return ""
+	}
+	rest = strings.TrimSpace(rest)
+	if len(rest) == 0 || len(rest) > 64 {
+		return ""
+	}
+	for _, r := range rest {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return ""
+		}
+	}
+	return rest
+}
+
+// CreateInvite records a visit as a one-time invite valid for ttl and
+// returns its token (128 random bits, base64url, 22 characters). The token
+// says nothing about the patient.
+func (s *Service) CreateInvite(ctx context.Context, v engine.Visit, ttl time.Duration) (engine.Invite, error) {
+	if !v.Treatment.Valid() {
+		return engine.Invite{}, fmt.Errorf("service: unknown treatment %q (want acupuncture, electroacupuncture or dry_needling)", v.Treatment)
+	}
+	if ttl <= 0 {
+		ttl = 7 * 24 * time.Hour
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return engine.Invite{}, err
+	}
+	now := s.clock.Now()
+	inv := engine.Invite{Token: base64.RawURLEncoding.EncodeToString(b[:]), Visit: v, Created: now, Expires: now.Add(ttl)}
+	if err := s.store.PutInvite(inv); err != nil {
+		return engine.Invite{}, err
+	}
+	s.log.Info("invite created", "expires", inv.Expires)
+	return inv, nil
 }
 
 // RecordVisit records a visit for a patient as the clinic would, and
@@ -137,14 +183,20 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 }
 
 func (s *Service) apply(ctx context.Context, id engine.PatientID, dedupe string, due *store.Due, ev engine.Event) (bool, error) {
+	return s.applyInvite(ctx, id, dedupe, due, "", ev)
+}
+
+func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe string, due *store.Due, invite string, ev engine.Event) (bool, error) {
 	p := s.locks.acquire(id)
 	defer s.locks.release(id, p)
 	now := s.clock.Now()
 	var sent []engine.Outbound
 	var esc *engine.Escalation
-	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Now: now},
-		func(st engine.State, _ bool) (engine.Result, error) {
-			res := s.engine.Step(id, st, ev, now)
+	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now},
+		func(in store.Input) (engine.Result, error) {
+			ev := ev
+			ev.Invite = in.Invite
+			res := s.engine.Step(id, in.State, ev, now)
 			res.Messages = s.fanOut(res.Messages)
 			sent, esc = res.Messages, res.Escalation
 			return res, nil

@@ -359,3 +359,57 @@ func TestDispatcherPriority(t *testing.T) {
 		t.Fatalf("first sent %v of %d, want the escalation first", s.got[0].Kind, len(s.got))
 	}
 }
+
+func TestInviteLinksVisitOnceAndExpires(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	inv, err := h.svc.CreateInvite(ctx, engine.Visit{At: t0, Treatment: engine.DryNeedling, Area: "shoulder"}, 7*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Token) < 22 || strings.Contains(inv.Token, "shoulder") {
+		t.Fatalf("token %q: want >=128 bits and nothing about the patient", inv.Token)
+	}
+	h.clock.Add(time.Hour)
+	if err := h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:1", Text: "/start " + inv.Token}); err != nil {
+		t.Fatal(err)
+	}
+	st, _, _ := h.store.State("telegram:1")
+	if st.Visit == nil || st.Visit.Treatment != engine.DryNeedling || !st.Visit.At.Equal(t0) {
+		t.Fatalf("visit not linked: %+v", st.Visit)
+	}
+	ms := h.drain()
+	if len(ms) == 0 || !strings.Contains(ms[len(ms)-1].Text, "check in") {
+		t.Fatalf("greeting with check-in times missing: %v", ms)
+	}
+	if tm, _ := h.store.Timers("telegram:1"); len(tm) != 2 {
+		t.Fatalf("check-ins not scheduled: %v", tm)
+	}
+	// Second use, unknown and expired tokens are refused politely.
+	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:2", Text: "/start " + inv.Token})
+	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:3", Text: "/start AAAAAAAAAAAAAAAAAAAAAA"})
+	old, _ := h.svc.CreateInvite(ctx, engine.Visit{At: t0, Treatment: engine.Acupuncture}, time.Hour)
+	h.clock.Add(2 * time.Hour)
+	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:4", Text: "/start " + old.Token})
+	for _, p := range []engine.PatientID{"telegram:2", "telegram:3", "telegram:4"} {
+		st, _, _ := h.store.State(p)
+		if st.Visit != nil {
+			t.Errorf("%s linked with a used, unknown or expired invite", p)
+		}
+	}
+	refused := map[engine.PatientID]bool{}
+	for _, m := range h.drain() {
+		if strings.Contains(m.Text, "didn't work") {
+			refused[m.To] = true
+		}
+	}
+	if len(refused) != 3 || refused["telegram:1"] {
+		t.Fatalf("polite refusals sent to %v, want telegram:2, 3 and 4", refused)
+	}
+	if got := service.InvitePayload("/start " + strings.Repeat("a", 65)); got != "" {
+		t.Fatal("65-character payload accepted")
+	}
+	if got := service.InvitePayload("/start ab$c"); got != "" {
+		t.Fatal("payload with $ accepted")
+	}
+}

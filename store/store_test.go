@@ -41,7 +41,8 @@ func TestApplyCommitsStepTogetherAndDedupes(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	for i := 0; i < 3; i++ { // the same update three times
-		ok, err := s.Apply(ctx, step("telegram:1", "telegram:update:7"), func(st engine.State, found bool) (engine.Result, error) {
+		ok, err := s.Apply(ctx, step("telegram:1", "telegram:update:7"), func(in store.Input) (engine.Result, error) {
+			st, found := in.State, in.Found
 			if found {
 				t.Fatal("fn called for an update already applied")
 			}
@@ -70,7 +71,7 @@ func TestFailedStepCommitsNothing(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "a.db"))
 	defer s.Close()
 	boom := errors.New("boom")
-	_, err := s.Apply(context.Background(), step("p", "k"), func(st engine.State, _ bool) (engine.Result, error) {
+	_, err := s.Apply(context.Background(), step("p", "k"), func(in store.Input) (engine.Result, error) {
 		return engine.Result{}, boom
 	})
 	if !errors.Is(err, boom) {
@@ -80,7 +81,8 @@ func TestFailedStepCommitsNothing(t *testing.T) {
 		t.Fatal("state written by a failed step")
 	}
 	// The dedupe key was not recorded: a retry applies.
-	ok, err := s.Apply(context.Background(), step("p", "k"), func(st engine.State, _ bool) (engine.Result, error) {
+	ok, err := s.Apply(context.Background(), step("p", "k"), func(in store.Input) (engine.Result, error) {
+		st := in.State
 		st.Patient = "p"
 		return result(st, 1), nil
 	})
@@ -94,7 +96,8 @@ func TestTimersOrderedRescheduledAndFiredOnce(t *testing.T) {
 	s := open(t, path)
 	ctx := context.Background()
 	for i, id := range []engine.PatientID{"c", "a", "b"} {
-		_, err := s.Apply(ctx, step(id, ""), func(st engine.State, _ bool) (engine.Result, error) {
+		_, err := s.Apply(ctx, step(id, ""), func(in store.Input) (engine.Result, error) {
+			st := in.State
 			st.Patient = id
 			return result(st, 0, engine.Timer{Key: "checkin:24", At: t0.Add(time.Duration(3-i) * time.Hour)}), nil
 		})
@@ -103,7 +106,8 @@ func TestTimersOrderedRescheduledAndFiredOnce(t *testing.T) {
 		}
 	}
 	// Reschedule "a" later: the old entry must go.
-	s.Apply(ctx, step("a", ""), func(st engine.State, _ bool) (engine.Result, error) {
+	s.Apply(ctx, step("a", ""), func(in store.Input) (engine.Result, error) {
+		st := in.State
 		return result(st, 0, engine.Timer{Key: "checkin:24", At: t0.Add(10 * time.Hour)}), nil
 	})
 	due, _ := s.DueBefore(t0.Add(5*time.Hour), 10)
@@ -114,7 +118,8 @@ func TestTimersOrderedRescheduledAndFiredOnce(t *testing.T) {
 	s = open(t, path) // survives a restart
 	defer s.Close()
 	fire := func(d store.Due) bool {
-		ok, err := s.Apply(ctx, store.Step{Patient: d.Patient, Due: &d, Now: t0}, func(st engine.State, _ bool) (engine.Result, error) {
+		ok, err := s.Apply(ctx, store.Step{Patient: d.Patient, Due: &d, Now: t0}, func(in store.Input) (engine.Result, error) {
+			st := in.State
 			return result(st, 1), nil
 		})
 		if err != nil {
@@ -137,7 +142,8 @@ func TestTimersOrderedRescheduledAndFiredOnce(t *testing.T) {
 func TestOutboxPriorityAndDelivery(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "a.db"))
 	defer s.Close()
-	s.Apply(context.Background(), step("telegram:1", ""), func(st engine.State, _ bool) (engine.Result, error) {
+	s.Apply(context.Background(), step("telegram:1", ""), func(in store.Input) (engine.Result, error) {
+		st := in.State
 		st.Patient = "telegram:1"
 		return engine.Result{State: st, Messages: []engine.Outbound{
 			{To: "telegram:1", Kind: engine.KindCheckin, Text: "c"},
@@ -204,7 +210,8 @@ func TestBackupIsAConsistentCopy(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, filepath.Join(dir, "a.db"))
 	defer s.Close()
-	s.Apply(context.Background(), step("p", ""), func(st engine.State, _ bool) (engine.Result, error) {
+	s.Apply(context.Background(), step("p", ""), func(in store.Input) (engine.Result, error) {
+		st := in.State
 		st.Patient = "p"
 		return result(st, 1), nil
 	})
