@@ -159,6 +159,13 @@ func (s *step) command(n string, prefix []string) bool {
 		s.audit("stopped", "")
 		return true
 	case s.intent(n, "start") || (s.st.Stopped && strings.TrimSpace(n) == "/start"):
+		if !s.st.Stopped && s.st.Consent == "no" && s.st.Visit != nil {
+			s.st.Consent = "yes"
+			s.scheduleCheckins()
+			s.audit("consent", "yes")
+			s.reply(append(prefix, s.checkinTimesText("intake_done"))...)
+			return true
+		}
 		if !s.st.Stopped {
 			if s.st.Visit == nil && s.st.Draft == nil {
 				s.startIntake(prefix)
@@ -169,6 +176,8 @@ func (s *step) command(n string, prefix []string) bool {
 			return true
 		}
 		s.st.Stopped = false
+		s.st.Consent = "yes"
+		s.scheduleCheckins()
 		s.audit("started", "")
 		// Check-ins whose time passed while stopped are not sent late.
 		if s.st.Visit == nil {
@@ -176,6 +185,10 @@ func (s *step) command(n string, prefix []string) bool {
 			return true
 		}
 		s.reply(append(prefix, s.text("started"), s.checkinTimesText("intake_done"))...)
+		return true
+	case s.intent(n, "forget"):
+		s.flush(prefix)
+		s.ask("forget", KindReply)
 		return true
 	case s.intent(n, "help"):
 		s.reply(append(prefix, s.text("help"))...)
@@ -237,7 +250,11 @@ func (s *step) question(stepID string) (Question, bool) {
 			return p.Intake.Acute, true
 		case "child":
 			return p.Intake.Child, true
+		case "consent":
+			return p.Intake.Consent, true
 		}
+	case "forget":
+		return p.Forget, true
 	case "readiness", "checkin":
 		i, err := strconv.Atoi(idx)
 		qs := p.Readiness.Questions
@@ -322,6 +339,19 @@ func (s *step) answer(n, choice, text string, f Finding, prefix []string) bool {
 		s.flush(prefix)
 		s.readinessAnswer(idx, q, i, f)
 		return true
+	case "forget":
+		if i < 0 {
+			return false
+		}
+		if q.Choices[i].ID == "yes" {
+			s.res.Erase = true
+			s.st = State{Patient: s.st.Patient, Current: -1, Greeted: true, Handled: s.st.Handled}
+			s.reply(s.text("forget_done"))
+			return true
+		}
+		s.st.Step = ""
+		s.reply(append(prefix, s.text("forget_kept"))...)
+		return true
 	case "checkin":
 		if i < 0 && q.ID == "signs" && f.Level == None && len(f.Signs) > 0 {
 			i = findChoice(q.Choices, "none") // a normal after-effect is "none of these"
@@ -403,15 +433,42 @@ func (s *step) intakeAnswer(id string, q Question, i int, n, text string, prefix
 		s.st.Step = ""
 		s.setVisit(&v)
 		s.audit("visit_recorded", "patient: "+string(v.Treatment))
-		s.reply(append(prefix, s.checkinTimesText("intake_done"))...)
-		if s.st.Then == "readiness" {
-			s.st.Then = ""
-			s.startReadiness()
+		if s.st.Consent == "" {
+			s.flush(prefix)
+			s.ask("intake.consent", KindReply)
+			return true
 		}
+		s.reply(append(prefix, s.checkinTimesText("intake_done"))...)
+		s.afterIntake()
+	case "consent":
+		if i < 0 {
+			return false
+		}
+		s.st.Step = ""
+		if q.Choices[i].ID == "yes" {
+			s.st.Consent = "yes"
+			s.st.Stopped = false
+			s.scheduleCheckins()
+			s.audit("consent", "yes")
+			s.reply(append(prefix, s.checkinTimesText("intake_done"))...)
+		} else {
+			s.st.Consent = "no"
+			s.audit("consent", "no")
+			s.reply(append(prefix, s.text("consent_no"))...)
+		}
+		s.afterIntake()
 	default:
 		return false
 	}
 	return true
+}
+
+// afterIntake continues with what the patient asked for before intake.
+func (s *step) afterIntake() {
+	if s.st.Then == "readiness" {
+		s.st.Then = ""
+		s.startReadiness()
+	}
 }
 
 // ---- readiness ----

@@ -25,6 +25,23 @@ type Clinic struct {
 	// falling inside are moved to QuietEnd; escalations ignore them.
 	// Equal values disable quiet hours.
 	QuietStart, QuietEnd int
+	// Hours are the opening hours per weekday, in minutes after local
+	// midnight ([open, close)); a day without an entry is closed. When Hours
+	// is nil the clinic is treated as always open.
+	Hours map[time.Weekday][2]int
+	// AfterHoursPhone is told to patients outside opening hours, if set.
+	AfterHoursPhone string
+}
+
+// Open reports whether the clinic is open at t.
+func (c Clinic) Open(t time.Time, loc *time.Location) bool {
+	if c.Hours == nil {
+		return true
+	}
+	lt := t.In(loc)
+	h, ok := c.Hours[lt.Weekday()]
+	m := lt.Hour()*60 + lt.Minute()
+	return ok && m >= h[0] && m < h[1]
 }
 
 // Engine is the conversation state machine. It is pure: Step reads only its
@@ -95,6 +112,8 @@ func (e *Engine) Step(id PatientID, st State, ev Event, now time.Time) Result {
 		s.due(ev.Timer)
 	case EventUnreachable:
 		s.unreachable(ev.Platform)
+	case EventStaff:
+		s.staff(ev.Action, ev.Actor)
 	default:
 		s.audit("ignored", fmt.Sprintf("unknown event kind %q", ev.Kind))
 	}
@@ -242,12 +261,32 @@ func (s *step) setVisit(v *Visit) {
 	s.st.Draft = nil
 	s.st.Checkins = nil
 	s.st.Current = -1
+	if v.Consent && s.st.Consent == "" {
+		s.st.Consent = "yes"
+	}
+	s.scheduleCheckins()
+}
+
+// scheduleCheckins (re)schedules the visit's check-ins still to come, once
+// the patient agreed to them. Keys are fixed per check-in, so scheduling
+// again only moves a timer, never doubles it.
+func (s *step) scheduleCheckins() {
+	v := s.st.Visit
+	if v == nil || s.st.Consent != "yes" {
+		return
+	}
 	for _, h := range s.e.protocol.Timing.CheckinsHours {
 		due := v.At.Add(time.Duration(h * float64(time.Hour)))
 		if due.Before(s.now) {
 			continue // the session is older than this check-in
 		}
-		s.timer(checkinKey(h), s.allowed(due))
+		sent := false
+		for _, c := range s.st.Checkins {
+			sent = sent || c.Hours == h
+		}
+		if !sent {
+			s.timer(checkinKey(h), s.allowed(due))
+		}
 	}
 }
 
@@ -291,7 +330,7 @@ func (s *step) when(t time.Time) string {
 
 func (s *step) checkinTimesText(key string) string {
 	ts := s.upcoming()
-	if len(ts) == 0 || s.st.Stopped {
+	if len(ts) == 0 || s.st.Stopped || s.st.Consent != "yes" {
 		return s.text("intake_done_no_checkins")
 	}
 	parts := make([]string, len(ts))
@@ -326,8 +365,8 @@ func (s *step) checkinDue(h float64) {
 		s.audit("checkin_skipped", "no visit")
 		return
 	}
-	if s.st.Stopped || s.st.Unreachable {
-		s.audit("checkin_skipped", fmt.Sprintf("%vh: patient stopped or unreachable", h))
+	if s.st.Stopped || s.st.Unreachable || s.st.Paused || s.st.Consent != "yes" {
+		s.audit("checkin_skipped", fmt.Sprintf("%vh: stopped, paused, unreachable or no consent", h))
 		return
 	}
 	for _, c := range s.st.Checkins {
@@ -421,15 +460,24 @@ func (s *step) escalate(l Level, signs []string, subject, said, note string) {
 	}
 	p := s.e.protocol.Escalation
 	var body string
-	switch l {
-	case Emergency:
+	open := s.e.clinic.Open(s.now, s.e.clinicTZ)
+	switch {
+	case l == Emergency:
 		body = p.Emergency
-	case Urgent:
+	case l == Urgent && open:
 		body = p.Urgent
-	default:
+	case l == Urgent:
+		body = p.UrgentClosed
+	case open:
 		body = p.Watch
+	default:
+		body = p.WatchClosed
 	}
-	body = s.vars().Replace(body)
+	afterHours := "if it can't wait until the clinic opens, call " + s.e.clinic.EmergencyNumber + " or go to urgent care"
+	if s.e.clinic.AfterHoursPhone != "" {
+		afterHours = "call the after-hours line at " + s.e.clinic.AfterHoursPhone + " now"
+	}
+	body = s.vars().Replace(strings.ReplaceAll(body, "{after_hours}", afterHours))
 	if subject == "child" || (s.st.Visit != nil && s.st.Visit.Child) {
 		body += "\n\n" + s.text("child_note")
 	}
@@ -605,5 +653,25 @@ func (s *step) invite(r InviteResult) {
 	s.setVisit(&v)
 	s.res.InviteUsed = true
 	s.audit("visit_recorded", "invite: "+string(v.Treatment))
+	if s.st.Consent != "yes" {
+		s.flush(prefix)
+		s.ask("intake.consent", KindReply)
+		return
+	}
 	s.reply(append(prefix, s.checkinTimesText("intake_done"))...)
+}
+
+// staff applies a staff action to the patient.
+func (s *step) staff(action, actor string) {
+	switch action {
+	case "pause":
+		s.st.Paused = true
+	case "resume":
+		s.st.Paused = false
+		s.scheduleCheckins()
+	default:
+		s.audit("ignored", "unknown staff action "+action)
+		return
+	}
+	s.res.Audit = append(s.res.Audit, Audit{At: s.now, Actor: actor, Action: action, Patient: s.st.Patient})
 }

@@ -97,7 +97,7 @@ func (c *convo) advance(d time.Duration) []engine.Result {
 
 func (c *convo) visit(tr engine.Treatment) {
 	c.t.Helper()
-	c.apply(engine.Event{Kind: engine.EventVisit, Visit: &engine.Visit{At: c.now, Treatment: tr, Area: "lower back", TZ: "America/Chicago"}})
+	c.apply(engine.Event{Kind: engine.EventVisit, Visit: &engine.Visit{At: c.now, Treatment: tr, Area: "lower back", TZ: "America/Chicago", Consent: true}})
 }
 
 func kinds(r engine.Result) string {
@@ -260,6 +260,10 @@ func TestIntakeSchedulesCheckins(t *testing.T) {
 	c.say("left calf")
 	c.press("yes")
 	r = c.press("no")
+	if len(c.timers) != 0 || c.st.Step != "intake.consent" {
+		t.Fatalf("check-ins scheduled before consent: %v (step %q)", c.timers, c.st.Step)
+	}
+	r = c.press("yes")
 	if c.st.Visit == nil || c.st.Visit.Treatment != engine.DryNeedling || !c.st.Visit.Acute || c.st.Visit.Area != "left calf" {
 		t.Fatalf("visit %+v", c.st.Visit)
 	}
@@ -561,4 +565,94 @@ func checkinsIn(rs []engine.Result) int {
 		}
 	}
 	return n
+}
+
+func TestConsentDeclinedMeansNoCheckins(t *testing.T) {
+	c := newConvo(t)
+	for _, m := range []string{"hi", "just now", "acupuncture", "neck", "no", "no"} {
+		c.say(m)
+	}
+	r := c.say("no thanks")
+	if c.st.Consent != "no" || len(c.timers) != 0 || !strings.Contains(allText(r), "START") {
+		t.Fatalf("consent %q timers %v: %s", c.st.Consent, c.timers, allText(r))
+	}
+	if rs := c.advance(50 * time.Hour); checkinsIn(rs) != 0 {
+		t.Fatal("check-in sent without consent")
+	}
+	c.say("start")
+	if c.st.Consent != "yes" {
+		t.Fatal("START did not give consent")
+	}
+}
+
+func TestInviteAsksConsentFirst(t *testing.T) {
+	c := newConvo(t)
+	v := &engine.Visit{At: c.now, Treatment: engine.DryNeedling, Area: "calf"}
+	r := c.apply(engine.Event{Kind: engine.EventMessage, Text: "/start tok", Invite: engine.InviteResult{Status: engine.InviteOK, Visit: v}})
+	if !r.InviteUsed || c.st.Step != "intake.consent" || len(c.timers) != 0 {
+		t.Fatalf("invite: used %v step %q timers %v", r.InviteUsed, c.st.Step, c.timers)
+	}
+	if !strings.Contains(allText(r), "not an emergency service") || !strings.Contains(allText(r), "STOP") {
+		t.Fatalf("first message must explain the bot, that it is no emergency service, and how to stop: %s", allText(r))
+	}
+	c.press("yes")
+	if len(c.timers) != 2 {
+		t.Fatalf("timers after consent: %v", c.timers)
+	}
+	r = c.apply(engine.Event{Kind: engine.EventMessage, Text: "/start old", Invite: engine.InviteResult{Status: engine.InviteExpired}})
+	if r.InviteUsed || !strings.Contains(allText(r), "didn't work") {
+		t.Fatalf("expired invite: %s", allText(r))
+	}
+}
+
+func TestForgetNeedsConfirmation(t *testing.T) {
+	c := newConvo(t)
+	c.visit(engine.Acupuncture)
+	r := c.say("delete my data")
+	if r.Erase || c.st.Step != "forget" {
+		t.Fatalf("erased without confirmation (step %q)", c.st.Step)
+	}
+	r = c.press("no")
+	if r.Erase || c.st.Visit == nil {
+		t.Fatal("kept data was erased")
+	}
+	c.say("/forget")
+	r = c.press("yes")
+	if !r.Erase || c.st.Visit != nil || len(c.st.Checkins) != 0 || !strings.Contains(allText(r), "deleted") {
+		t.Fatalf("erase: %v %+v", r.Erase, c.st)
+	}
+}
+
+func TestStaffPauseAndResume(t *testing.T) {
+	c := newConvo(t)
+	c.visit(engine.Acupuncture)
+	c.apply(engine.Event{Kind: engine.EventStaff, Action: "pause", Actor: "telegram:42"})
+	if rs := c.advance(25 * time.Hour); checkinsIn(rs) != 0 {
+		t.Fatal("check-in sent while paused")
+	}
+	r := c.apply(engine.Event{Kind: engine.EventStaff, Action: "resume", Actor: "telegram:42"})
+	if len(r.Audit) == 0 || r.Audit[0].Actor != "telegram:42" {
+		t.Fatalf("staff action not audited with its actor: %+v", r.Audit)
+	}
+	if rs := c.advance(24 * time.Hour); checkinsIn(rs) != 1 {
+		t.Fatal("48h check-in not sent after resume")
+	}
+}
+
+func TestClosedClinicSaysSoPlainly(t *testing.T) {
+	cl := enginetest.Clinic
+	cl.Hours = map[time.Weekday][2]int{time.Monday: {8 * 60, 18 * 60}}
+	cl.AfterHoursPhone = "+1-555-0199"
+	e, err := engine.New(engine.DefaultProtocol(), enginetest.Triage{}, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := e.Step("p", engine.State{}, engine.Event{Kind: engine.EventMessage, Text: "palpitations"}, t0) // Monday 10:00
+	closed := e.Step("p", engine.State{}, engine.Event{Kind: engine.EventMessage, Text: "palpitations"}, t0.Add(12*time.Hour))
+	if strings.Contains(allText(open), "closed") {
+		t.Fatalf("open clinic said closed: %s", allText(open))
+	}
+	if txt := allText(closed); !strings.Contains(txt, "closed right now") || !strings.Contains(txt, "+1-555-0199") || !strings.Contains(txt, "911") {
+		t.Fatalf("closed-clinic escalation: %s", txt)
+	}
 }

@@ -33,6 +33,8 @@ type Protocol struct {
 	Advice     Advice            `json:"advice"`
 	Checkin    CheckinSpec       `json:"checkin"`
 	FAQ        []FAQ             `json:"faq"`
+	// Forget confirms a patient's request to erase their data.
+	Forget Question `json:"forget"`
 	// AfterEffects maps a normal after-effect sign to its reassurance and
 	// care tip; "default" covers signs without their own entry.
 	AfterEffects map[string]string   `json:"after_effects"`
@@ -48,6 +50,11 @@ type EscalationTexts struct {
 	Urgent    string `json:"urgent"`
 	Watch     string `json:"watch"`
 	Alert     string `json:"alert"`
+	// UrgentClosed and WatchClosed replace Urgent and Watch outside the
+	// clinic's opening hours, saying plainly that the clinic is closed and
+	// what to do instead ({after_hours}).
+	UrgentClosed string `json:"urgent_closed"`
+	WatchClosed  string `json:"watch_closed"`
 }
 
 // Question is one question with quick choices. Free text is always accepted
@@ -98,6 +105,8 @@ type Intake struct {
 	Area      Question `json:"area"`
 	Acute     Question `json:"acute"`
 	Child     Question `json:"child"`
+	// Consent asks before any automatic check-in is sent.
+	Consent Question `json:"consent"`
 }
 
 // Readiness is the "can I work out today?" questionnaire.
@@ -230,7 +239,8 @@ var requiredTexts = []string{
 	"intake_future_time", "help", "stopped", "started", "already_started", "empty", "too_long",
 	"not_understood", "reask_prefix", "not_an_answer", "thanks", "hello", "reassure_prefix", "clarify_timeout_alert",
 	"unreachable_notice", "checkin_done_ok", "checkin_next", "checkin_last", "checkin_superseded", "nudge",
-	"checkin_late", "invite_unknown", "child_note", "stop_and_call",
+	"checkin_late", "invite_unknown", "child_note", "stop_and_call", "consent_no", "forget_done", "forget_kept",
+	"paused", "resumed",
 }
 
 func (p *Protocol) validate() error {
@@ -251,14 +261,20 @@ func (p *Protocol) validate() error {
 	if !strings.Contains(p.Escalation.Emergency, "{emergency_number}") {
 		return fmt.Errorf("escalation.emergency: must contain {emergency_number}")
 	}
-	for k, v := range map[string]string{"urgent": p.Escalation.Urgent, "watch": p.Escalation.Watch} {
+	for k, v := range map[string]string{"urgent": p.Escalation.Urgent, "watch": p.Escalation.Watch, "urgent_closed": p.Escalation.UrgentClosed, "watch_closed": p.Escalation.WatchClosed} {
 		if !strings.Contains(v, "{clinic_phone}") {
 			return fmt.Errorf("escalation.%s: must contain {clinic_phone}", k)
 		}
 	}
+	for k, v := range map[string]string{"urgent_closed": p.Escalation.UrgentClosed, "watch_closed": p.Escalation.WatchClosed} {
+		if !strings.Contains(v, "{after_hours}") || !strings.Contains(v, "{emergency_number}") {
+			return fmt.Errorf("escalation.%s: must contain {after_hours} and {emergency_number}", k)
+		}
+	}
 	qs := map[string]*Question{
 		"intake.when": &p.Intake.When, "intake.treatment": &p.Intake.Treatment, "intake.area": &p.Intake.Area,
-		"intake.acute": &p.Intake.Acute, "intake.child": &p.Intake.Child,
+		"intake.acute": &p.Intake.Acute, "intake.child": &p.Intake.Child, "intake.consent": &p.Intake.Consent,
+		"forget": &p.Forget,
 	}
 	for i := range p.Readiness.Questions {
 		qs[fmt.Sprintf("readiness.questions[%d]", i)] = &p.Readiness.Questions[i]
@@ -284,7 +300,7 @@ func (p *Protocol) validate() error {
 	for _, q := range []struct {
 		key string
 		q   Question
-	}{{"intake.acute", p.Intake.Acute}, {"intake.child", p.Intake.Child}} {
+	}{{"intake.acute", p.Intake.Acute}, {"intake.child", p.Intake.Child}, {"intake.consent", p.Intake.Consent}, {"forget", p.Forget}} {
 		if findChoice(q.q.Choices, "yes") < 0 || findChoice(q.q.Choices, "no") < 0 {
 			return fmt.Errorf("%s.choices: needs a \"yes\" and a \"no\" choice", q.key)
 		}
@@ -344,7 +360,7 @@ func (p *Protocol) validate() error {
 	if p.Tips["general"] == "" {
 		return errors.New("tips.general: missing")
 	}
-	for _, k := range []string{"stop", "start", "help", "hello", "thanks"} {
+	for _, k := range []string{"stop", "start", "help", "hello", "thanks", "forget"} {
 		if len(p.Intents[k]) == 0 {
 			return fmt.Errorf("intents.%s: at least one phrase is needed", k)
 		}

@@ -48,6 +48,9 @@ type Visit struct {
 	Lang string `json:"lang,omitempty"`
 	// Source says who recorded the visit: "clinic" or "patient".
 	Source string `json:"source,omitempty"`
+	// Consent is set when the clinic recorded, in person, the patient's
+	// agreement to automatic check-ins. Otherwise the bot asks first.
+	Consent bool `json:"consent,omitempty"`
 }
 
 // State is everything the engine remembers about one patient's
@@ -75,6 +78,11 @@ type State struct {
 	Clarify *PendingClarify `json:"clarify,omitempty"`
 	// Stopped is set when the patient replied STOP.
 	Stopped bool `json:"stopped,omitempty"`
+	// Consent is "yes" once the patient agreed to automatic check-ins,
+	// "no" when they declined, "" when not asked yet.
+	Consent string `json:"consent,omitempty"`
+	// Paused is set while staff have paused the patient's check-ins.
+	Paused bool `json:"paused,omitempty"`
 	// Unreachable is set when the platform says the patient can no longer be messaged.
 	Unreachable bool `json:"unreachable,omitempty"`
 	// Greeted is set once the introduction was sent.
@@ -124,6 +132,8 @@ const (
 	EventDue EventKind = "due"
 	// EventUnreachable is the platform refusing delivery for good.
 	EventUnreachable EventKind = "unreachable"
+	// EventStaff is a staff action on the patient ("pause", "resume", "erase").
+	EventStaff EventKind = "staff"
 )
 
 // Event is one input to the engine.
@@ -142,6 +152,9 @@ type Event struct {
 	Platform string `json:"platform,omitempty"`
 	// Invite is the resolved invite a /start message presented, if any.
 	Invite InviteResult `json:"invite,omitempty"`
+	// Action and Actor describe a staff action (EventStaff).
+	Action string `json:"action,omitempty"`
+	Actor  string `json:"actor,omitempty"`
 }
 
 // Timer asks the scheduler to deliver an EventDue with Key at At. A zero
@@ -190,6 +203,10 @@ type Result struct {
 	Audit      []Audit
 	// InviteUsed asks the store to mark the presented invite as used.
 	InviteUsed bool
+	// Erase asks the store to delete everything about the patient (state,
+	// timers, visits, escalations, audit lines, queued messages) before
+	// committing this step's messages, leaving one anonymous audit line.
+	Erase bool
 }
 
 // Invite is a one-time enrollment link the clinic hands a patient after a

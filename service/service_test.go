@@ -98,7 +98,7 @@ func TestCheckinsExactlyOnceAcrossRestarts(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	for i := 0; i < 5; i++ {
-		if err := h.svc.RecordVisit(ctx, engine.PatientID(fmt.Sprintf("console:p%d", i)), engine.Visit{At: t0, Treatment: engine.DryNeedling, Area: "neck"}); err != nil {
+		if err := h.svc.RecordVisit(ctx, engine.PatientID(fmt.Sprintf("console:p%d", i)), engine.Visit{At: t0, Treatment: engine.DryNeedling, Area: "neck", Consent: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -126,7 +126,7 @@ func TestCheckinsExactlyOnceAcrossRestarts(t *testing.T) {
 func TestCatchUpAfterDowntime(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	if err := h.svc.RecordVisit(ctx, "console:p", engine.Visit{At: t0, Treatment: engine.Acupuncture}); err != nil {
+	if err := h.svc.RecordVisit(ctx, "console:p", engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true}); err != nil {
 		t.Fatal(err)
 	}
 	h.store.Close()
@@ -154,7 +154,7 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 func TestCatchUpRespectsQuietHours(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	h.svc.RecordVisit(ctx, "console:p", engine.Visit{At: t0, Treatment: engine.Acupuncture})
+	h.svc.RecordVisit(ctx, "console:p", engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true})
 	h.store.Close()
 	h.clock.Add(24*time.Hour + 13*time.Hour) // back at 23:00 Chicago: quiet
 	h.open()
@@ -171,7 +171,7 @@ func TestCatchUpRespectsQuietHours(t *testing.T) {
 func TestConcurrentMessagesForOnePatient(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	h.svc.RecordVisit(ctx, "console:p", engine.Visit{At: t0, Treatment: engine.Acupuncture})
+	h.svc.RecordVisit(ctx, "console:p", engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true})
 	var wg sync.WaitGroup
 	const n = 40
 	for i := 0; i < n; i++ {
@@ -196,7 +196,7 @@ func TestConcurrentMessagesForOnePatient(t *testing.T) {
 func TestOrderIsArrivalOrderPerPatient(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	h.svc.RecordVisit(ctx, "console:p", engine.Visit{At: t0, Treatment: engine.Acupuncture})
+	h.svc.RecordVisit(ctx, "console:p", engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true})
 	h.drain()
 	// Readiness answers must be applied in order even from one goroutine each.
 	for _, s := range []string{"can I go for a run?", "energized", "smoother", "none", "better"} {
@@ -215,8 +215,8 @@ func TestTwoPatientsInterleaved(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	a, b := engine.PatientID("console:a"), engine.PatientID("console:b")
-	h.svc.RecordVisit(ctx, a, engine.Visit{At: t0, Treatment: engine.DryNeedling})
-	h.svc.RecordVisit(ctx, b, engine.Visit{At: t0, Treatment: engine.Acupuncture})
+	h.svc.RecordVisit(ctx, a, engine.Visit{At: t0, Treatment: engine.DryNeedling, Consent: true})
+	h.svc.RecordVisit(ctx, b, engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true})
 	say := func(p engine.PatientID, s string) {
 		if err := h.svc.Receive(ctx, engine.Inbound{Patient: p, Text: s}); err != nil {
 			t.Fatal(err)
@@ -306,8 +306,8 @@ func TestDispatcherRetriesAndMarksUnreachable(t *testing.T) {
 	s := &fakeSender{platform: "telegram", fail: map[string][]error{
 		"telegram:1": {&engine.RetryAfterError{After: 20 * time.Millisecond, Err: errors.New("429")}, errors.New("502 bad gateway")},
 	}}
-	h.svc.RecordVisit(ctx, "telegram:1", engine.Visit{At: t0, Treatment: engine.Acupuncture})
-	h.svc.RecordVisit(ctx, "telegram:blocked", engine.Visit{At: t0, Treatment: engine.Acupuncture})
+	h.svc.RecordVisit(ctx, "telegram:1", engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true})
+	h.svc.RecordVisit(ctx, "telegram:blocked", engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true})
 	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:1", Text: "thanks"})
 	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:blocked", Text: "thanks"})
 	d := h.svc.NewDispatcher(s, service.Pace{PerSecond: 1000})
@@ -347,7 +347,7 @@ func TestDispatcherPriority(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	for i := 0; i < 5; i++ {
-		h.svc.RecordVisit(ctx, engine.PatientID(fmt.Sprintf("telegram:%d", i)), engine.Visit{At: t0, Treatment: engine.Acupuncture})
+		h.svc.RecordVisit(ctx, engine.PatientID(fmt.Sprintf("telegram:%d", i)), engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true})
 	}
 	h.clock.Add(24 * time.Hour)
 	h.svc.DeliverDue(ctx) // five check-ins queued
@@ -378,6 +378,10 @@ func TestInviteLinksVisitOnceAndExpires(t *testing.T) {
 	if st.Visit == nil || st.Visit.Treatment != engine.DryNeedling || !st.Visit.At.Equal(t0) {
 		t.Fatalf("visit not linked: %+v", st.Visit)
 	}
+	if tm, _ := h.store.Timers("telegram:1"); len(tm) != 0 {
+		t.Fatalf("check-ins scheduled before the patient agreed: %v", tm)
+	}
+	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:1", Choice: "yes", Text: "Yes, check in with me"})
 	ms := h.drain()
 	if len(ms) == 0 || !strings.Contains(ms[len(ms)-1].Text, "check in") {
 		t.Fatalf("greeting with check-in times missing: %v", ms)
@@ -388,7 +392,7 @@ func TestInviteLinksVisitOnceAndExpires(t *testing.T) {
 	// Second use, unknown and expired tokens are refused politely.
 	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:2", Text: "/start " + inv.Token})
 	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:3", Text: "/start AAAAAAAAAAAAAAAAAAAAAA"})
-	old, _ := h.svc.CreateInvite(ctx, engine.Visit{At: t0, Treatment: engine.Acupuncture}, time.Hour)
+	old, _ := h.svc.CreateInvite(ctx, engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true}, time.Hour)
 	h.clock.Add(2 * time.Hour)
 	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:4", Text: "/start " + old.Token})
 	for _, p := range []engine.PatientID{"telegram:2", "telegram:3", "telegram:4"} {

@@ -52,6 +52,9 @@ type rawVisit struct {
 	Child     bool   `json:"child"`
 	TZ        string `json:"tz"`
 	Lang      string `json:"lang"`
+	// Consent defaults to true: a visit recorded by the clinic carries the
+	// patient's agreement given in person. false makes the bot ask first.
+	Consent *bool `json:"consent"`
 }
 
 // ScriptError names the script line at fault.
@@ -133,7 +136,8 @@ func parseScript(r io.Reader) (time.Time, []scriptStep, error) {
 				}
 			}
 			s.patient = engine.PatientID(v.Patient)
-			s.visit = &engine.Visit{Treatment: t, Area: v.Area, Acute: v.Acute, Child: v.Child, TZ: v.TZ, Lang: v.Lang, Source: "clinic"}
+			s.visit = &engine.Visit{Treatment: t, Area: v.Area, Acute: v.Acute, Child: v.Child, TZ: v.TZ, Lang: v.Lang, Source: "clinic",
+				Consent: v.Consent == nil || *v.Consent}
 		}
 		if l.Says != nil || l.Presses != nil {
 			actions++
