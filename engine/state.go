@@ -177,9 +177,18 @@ type Escalation struct {
 	Said string `json:"said"`
 	// Visit summarises the treatment, area and time since the session.
 	Visit  string    `json:"visit"`
-	At     time.Time `json:"at"`
-	Status string    `json:"status"`
-	Note   string    `json:"note,omitempty"`
+	At time.Time `json:"at"`
+	// Status is "open", "acknowledged" or "resolved".
+	Status string `json:"status"`
+	Note   string `json:"note,omitempty"`
+	// AckBy and AckAt record who acknowledged the alert and when;
+	// ResolvedBy and ResolvedAt who closed it.
+	AckBy      string    `json:"ack_by,omitempty"`
+	AckAt      time.Time `json:"ack_at,omitempty"`
+	ResolvedBy string    `json:"resolved_by,omitempty"`
+	ResolvedAt time.Time `json:"resolved_at,omitempty"`
+	// Steps counts the reminders and forwards sent while unacknowledged.
+	Steps int `json:"steps,omitempty"`
 }
 
 // Audit is one line of the audit trail: who did what, when. It never holds

@@ -41,6 +41,11 @@ import (
 type Store interface {
 	Apply(ctx context.Context, st store.Step, fn func(store.Input) (engine.Result, error)) (bool, error)
 	PutInvite(inv engine.Invite) error
+	ApplyEscalation(ctx context.Context, id uint64, due *store.Due, now time.Time, fn func(*engine.Escalation) (store.EscalationUpdate, error)) (bool, error)
+	Escalations() ([]engine.Escalation, error)
+	Patients(fn func(engine.State) error) error
+	PatientRecord(p engine.PatientID) (store.Record, error)
+	Audit() ([]engine.Audit, error)
 	DueBefore(now time.Time, limit int) ([]store.Due, error)
 	NextDue() (store.Due, bool, error)
 	Outbox(platform string, limit int) ([]engine.Outbound, error)
@@ -58,6 +63,7 @@ type Service struct {
 	clock  clock.Clock
 	log    *slog.Logger
 	staff  []engine.PatientID
+	cfg    Config
 
 	locks locks
 	wake  chan struct{} // scheduler
@@ -75,6 +81,25 @@ type Config struct {
 	// queued once per channel. At least one is required: an alert with
 	// nowhere to go would be a silent failure.
 	StaffChannels []engine.PatientID
+	// StaffIDs, when set, lists who may use staff commands ("telegram:42").
+	// Adapters already only pass staff messages from configured staff; this
+	// is the second gate. Empty means any message the adapters pass on.
+	StaffIDs []string
+	// AckTimeout is how long an urgent or emergency alert may stay
+	// unacknowledged before it is sent again, then forwarded along
+	// EscalationContacts (default 10 minutes; negative disables).
+	AckTimeout time.Duration
+	// EscalationContacts are further channels tried in order when an alert
+	// stays unacknowledged ("telegram:<a manager's chat>", "webhook:sms").
+	EscalationContacts []engine.PatientID
+	// Retention is how long a patient's data is kept after their last
+	// visit or message (default 90 days).
+	Retention time.Duration
+	// InviteLinks renders an invite token as what staff hand the patient
+	// (a Telegram deep link, a Discord code). Nil shows the bare token.
+	InviteLinks func(token string) []string
+	// InviteTTL is how long an invite stays valid (default 7 days).
+	InviteTTL time.Duration
 }
 
 // New returns a service.
@@ -88,8 +113,17 @@ func New(c Config) (*Service, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = 10 * time.Minute
+	}
+	if c.Retention == 0 {
+		c.Retention = 90 * 24 * time.Hour
+	}
+	if c.InviteTTL == 0 {
+		c.InviteTTL = 7 * 24 * time.Hour
+	}
 	return &Service{
-		engine: c.Engine, store: c.Store, clock: c.Clock, log: c.Logger, staff: c.StaffChannels,
+		engine: c.Engine, store: c.Store, clock: c.Clock, log: c.Logger, staff: c.StaffChannels, cfg: c,
 		locks: locks{m: map[engine.PatientID]*plock{}},
 		wake:  make(chan struct{}, 1),
 	}, nil
@@ -167,21 +201,6 @@ func (s *Service) MarkUnreachable(ctx context.Context, id engine.PatientID) erro
 	return err
 }
 
-// ReceiveStaff handles a message from clinic staff. Staff commands
-// (acknowledge, resolve, lists) are not part of this version; staff get a
-// clear answer instead of silence.
-func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) error {
-	if in.Channel == "" {
-		return errors.New("service: staff inbound without channel")
-	}
-	err := s.store.Enqueue(engine.Outbound{
-		To: in.Channel, Kind: engine.KindNotice, Created: s.clock.Now(),
-		Text: "Staff commands are not available in this version yet. Alerts arrive here; please follow up with patients by phone.",
-	})
-	s.kick(in.Channel.Platform())
-	return err
-}
-
 func (s *Service) apply(ctx context.Context, id engine.PatientID, dedupe string, due *store.Due, ev engine.Event) (bool, error) {
 	return s.applyInvite(ctx, id, dedupe, due, "", ev)
 }
@@ -198,6 +217,9 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 			ev.Invite = in.Invite
 			res := s.engine.Step(id, in.State, ev, now)
 			res.Messages = s.fanOut(res.Messages)
+			if e := res.Escalation; e != nil && e.Level.Escalates() && s.cfg.AckTimeout > 0 {
+				res.Timers = append(res.Timers, engine.Timer{Key: store.LadderKey, At: now.Add(s.cfg.AckTimeout)})
+			}
 			sent, esc = res.Messages, res.Escalation
 			return res, nil
 		})
@@ -246,6 +268,9 @@ func (s *Service) fanOut(ms []engine.Outbound) []engine.Outbound {
 // Fire applies one due timer. It reports false when the timer had already
 // been applied (by another pass, or before a restart).
 func (s *Service) Fire(ctx context.Context, d store.Due) (bool, error) {
+	if strings.HasPrefix(string(d.Patient), "escalation:") {
+		return s.fireLadder(ctx, d)
+	}
 	return s.apply(ctx, d.Patient, "", &d, engine.Event{Kind: engine.EventDue, Timer: d.Key})
 }
 
@@ -290,7 +315,16 @@ func (s *Service) Wake() {
 // first catches up on everything that fell due while the service was down.
 func (s *Service) RunScheduler(ctx context.Context) error {
 	backoff := time.Second
+	var lastPurge time.Time
 	for {
+		if now := s.clock.Now(); now.Sub(lastPurge) >= 24*time.Hour {
+			lastPurge = now
+			if n, err := s.Purge(ctx); err != nil {
+				s.log.Error("retention purge failed", "err", err)
+			} else if n > 0 {
+				s.log.Info("retention purge", "patients_erased", n)
+			}
+		}
 		if _, err := s.DeliverDue(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -45,6 +45,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -283,13 +285,33 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 	return applied, nil
 }
 
+// LadderKey is the timer key an engine step's caller uses to start the
+// escalation ladder of the step's escalation: the store files it under the
+// escalation ("escalation:<id>", key "ladder:1").
+const LadderKey = "escalation-ladder"
+
+// EscalationPatient is the pseudo patient ID under which an escalation's
+// ladder timers are kept.
+func EscalationPatient(id uint64) engine.PatientID {
+	return engine.PatientID("escalation:" + strconv.FormatUint(id, 10))
+}
+
 func commit(tx *bolt.Tx, st Step, res engine.Result) error {
-	b, err := json.Marshal(res.State)
-	if err != nil {
-		return err
+	if res.Erase {
+		if err := erase(tx, st.Patient); err != nil {
+			return err
+		}
+		res.Audit = append(res.Audit, engine.Audit{At: st.Now, Actor: "system", Action: "erased", Detail: "all data of one patient erased"})
 	}
-	if err := tx.Bucket(bStates).Put([]byte(st.Patient), b); err != nil {
-		return err
+	// An erasure with no state left (retention purge) writes none back.
+	if !res.Erase || res.State.Patient != "" {
+		b, err := json.Marshal(res.State)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bStates).Put([]byte(st.Patient), b); err != nil {
+			return err
+		}
 	}
 	timers, idx := tx.Bucket(bTimers), tx.Bucket(bTimerIdx)
 	if st.Due != nil {
@@ -303,7 +325,13 @@ func commit(tx *bolt.Tx, st Step, res engine.Result) error {
 			}
 		}
 	}
+	var ladder *engine.Timer
 	for _, t := range res.Timers {
+		if t.Key == LadderKey {
+			t := t
+			ladder = &t
+			continue
+		}
 		ik := idxKey(st.Patient, t.Key)
 		if old := idx.Get(ik); old != nil {
 			k := append(bytes.Clone(old), ik...)
@@ -336,31 +364,27 @@ func commit(tx *bolt.Tx, st Step, res engine.Result) error {
 		if err := eb.Put(u64(escID), b); err != nil {
 			return err
 		}
-	}
-	ob := tx.Bucket(bOutbox)
-	for _, m := range res.Messages {
-		m.ID, _ = ob.NextSequence()
-		if m.Kind == engine.KindAlert && m.EscalationID == 0 {
-			m.EscalationID = escID
-		}
-		b, err := json.Marshal(m)
-		if err != nil {
-			return err
-		}
-		if err := ob.Put(outboxKey(m), b); err != nil {
-			return err
+		if ladder != nil {
+			p := EscalationPatient(escID)
+			if err := timers.Put(timerKey(ladder.At, p, "ladder:1"), nil); err != nil {
+				return err
+			}
+			if err := idx.Put(idxKey(p, "ladder:1"), timeKey(ladder.At)); err != nil {
+				return err
+			}
 		}
 	}
-	ab := tx.Bucket(bAudit)
-	for _, a := range res.Audit {
-		seq, _ := ab.NextSequence()
-		b, err := json.Marshal(a)
-		if err != nil {
-			return err
+	for i, m := range res.Messages {
+		if m.Kind == engine.KindAlert && m.EscalationID == 0 && escID != 0 {
+			res.Messages[i].EscalationID = escID
+			res.Messages[i].Choices = append(append([]engine.Choice(nil), m.Choices...), AckChoice(escID))
 		}
-		if err := ab.Put(u64(seq), b); err != nil {
-			return err
-		}
+	}
+	if err := putOutbound(tx, res.Messages); err != nil {
+		return err
+	}
+	if err := putAudit(tx, res.Audit); err != nil {
+		return err
 	}
 	if v := res.State.Visit; v != nil && hasAudit(res.Audit, "visit_recorded") {
 		vb := tx.Bucket(bVisits)
@@ -621,15 +645,17 @@ func (s *Store) PruneDedupe(t time.Time) (int, error) {
 	n := 0
 	lim := timeKey(t)
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bDedupe).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if bytes.Compare(v, lim) < 0 {
-				if err := c.Delete(); err != nil {
-					return err
-				}
-				n++
+		b := tx.Bucket(bDedupe)
+		keys, err := matching(b, func(v []byte) bool { return bytes.Compare(v, lim) < 0 })
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
 			}
 		}
+		n = len(keys)
 		return nil
 	})
 	return n, err
@@ -685,18 +711,316 @@ func (s *Store) OutboxAll(limit int) ([]engine.Outbound, error) {
 // Enqueue queues messages that belong to no patient step (answers to
 // staff, operational notices).
 func (s *Store) Enqueue(ms ...engine.Outbound) error {
-	return s.db.Batch(func(tx *bolt.Tx) error {
-		ob := tx.Bucket(bOutbox)
-		for _, m := range ms {
-			m.ID, _ = ob.NextSequence()
-			b, err := json.Marshal(m)
-			if err != nil {
-				return err
-			}
-			if err := ob.Put(outboxKey(m), b); err != nil {
+	return s.db.Batch(func(tx *bolt.Tx) error { return putOutbound(tx, ms) })
+}
+
+// AckChoice is the button on a staff alert that acknowledges it.
+func AckChoice(id uint64) engine.Choice {
+	return engine.Choice{ID: "ack:" + strconv.FormatUint(id, 10), Label: "Acknowledge"}
+}
+
+// erase deletes everything stored about a patient inside tx: state,
+// timers, visits, escalations and their ladders, audit lines, queued
+// messages and used invites. Dedupe keys hold no personal data and stay.
+func erase(tx *bolt.Tx, p engine.PatientID) error {
+	if err := tx.Bucket(bStates).Delete([]byte(p)); err != nil {
+		return err
+	}
+	if err := deleteTimers(tx, p); err != nil {
+		return err
+	}
+	vc := tx.Bucket(bVisits).Cursor()
+	pre := idxKey(p, "")
+	for k, _ := vc.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = vc.Seek(pre) {
+		if err := vc.Delete(); err != nil {
+			return err
+		}
+	}
+	escs, err := matching(tx.Bucket(bEscalations), func(v []byte) bool {
+		var e engine.Escalation
+		return json.Unmarshal(v, &e) == nil && e.Patient == p
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range escs {
+		if err := deleteTimers(tx, EscalationPatient(binary.BigEndian.Uint64(k))); err != nil {
+			return err
+		}
+	}
+	for _, k := range escs {
+		if err := tx.Bucket(bEscalations).Delete(k); err != nil {
+			return err
+		}
+	}
+	filters := map[string]func(v []byte) bool{
+		string(bAudit): func(v []byte) bool {
+			var a engine.Audit
+			return json.Unmarshal(v, &a) == nil && a.Patient == p
+		},
+		string(bOutbox): func(v []byte) bool {
+			var m engine.Outbound
+			return json.Unmarshal(v, &m) == nil && (m.To == p || m.Patient == p)
+		},
+		string(bInvites): func(v []byte) bool {
+			var inv engine.Invite
+			return json.Unmarshal(v, &inv) == nil && inv.UsedBy == p
+		},
+	}
+	for name, f := range filters {
+		b := tx.Bucket([]byte(name))
+		keys, err := matching(b, f)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// matching returns copies of the keys whose values satisfy f. Deleting is
+// done afterwards: deleting under a cursor can make it skip entries.
+func matching(b *bolt.Bucket, f func(v []byte) bool) ([][]byte, error) {
+	var keys [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if f(v) {
+			keys = append(keys, bytes.Clone(k))
+		}
 		return nil
 	})
+	return keys, err
+}
+
+func deleteTimers(tx *bolt.Tx, p engine.PatientID) error {
+	idx, timers := tx.Bucket(bTimerIdx), tx.Bucket(bTimers)
+	pre := idxKey(p, "")
+	c := idx.Cursor()
+	for k, v := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = c.Seek(pre) {
+		if err := timers.Delete(append(bytes.Clone(v), k...)); err != nil {
+			return err
+		}
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EscalationUpdate is what an escalation step commits.
+type EscalationUpdate struct {
+	// Changed marks the record as modified (status, note).
+	Changed bool
+	// Messages are queued (staff channels already resolved).
+	Messages []engine.Outbound
+	// Timers are (re)scheduled on the escalation's ladder; zero At cancels.
+	Timers []engine.Timer
+	// StopLadder cancels every pending ladder step.
+	StopLadder bool
+	Audit      []engine.Audit
+}
+
+// ErrNotFound means the record does not exist (or was erased).
+var ErrNotFound = errors.New("not found")
+
+// ApplyEscalation loads escalation id, calls fn with it, and commits the
+// update in one transaction. With due set, it is skipped (false) when that
+// ladder timer is gone, so a ladder step is never applied twice.
+func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *Due, now time.Time, fn func(e *engine.Escalation) (EscalationUpdate, error)) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	applied := false
+	p := EscalationPatient(id)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		applied = false
+		timers, idx := tx.Bucket(bTimers), tx.Bucket(bTimerIdx)
+		if due != nil {
+			k := timerKey(due.At, p, due.Key)
+			if timers.Get(k) == nil {
+				return nil
+			}
+			if err := timers.Delete(k); err != nil {
+				return err
+			}
+			if err := idx.Delete(idxKey(p, due.Key)); err != nil {
+				return err
+			}
+		}
+		eb := tx.Bucket(bEscalations)
+		raw := eb.Get(u64(id))
+		if raw == nil {
+			if due != nil {
+				applied = true // the ladder of an erased escalation just ends
+				return nil
+			}
+			return ErrNotFound
+		}
+		var e engine.Escalation
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return fmt.Errorf("%w: escalation %d: %v", ErrCorrupt, id, err)
+		}
+		up, err := fn(&e)
+		if err != nil {
+			return err
+		}
+		if up.Changed {
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if err := eb.Put(u64(id), b); err != nil {
+				return err
+			}
+		}
+		if up.StopLadder {
+			if err := deleteTimers(tx, p); err != nil {
+				return err
+			}
+		}
+		for _, t := range up.Timers {
+			ik := idxKey(p, t.Key)
+			if old := idx.Get(ik); old != nil {
+				if err := timers.Delete(append(bytes.Clone(old), ik...)); err != nil {
+					return err
+				}
+				if err := idx.Delete(ik); err != nil {
+					return err
+				}
+			}
+			if t.At.IsZero() {
+				continue
+			}
+			if err := timers.Put(timerKey(t.At, p, t.Key), nil); err != nil {
+				return err
+			}
+			if err := idx.Put(ik, timeKey(t.At)); err != nil {
+				return err
+			}
+		}
+		if err := putOutbound(tx, up.Messages); err != nil {
+			return err
+		}
+		if err := putAudit(tx, up.Audit); err != nil {
+			return err
+		}
+		applied = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("escalation %d: %w", id, err)
+	}
+	return applied, nil
+}
+
+func putOutbound(tx *bolt.Tx, ms []engine.Outbound) error {
+	ob := tx.Bucket(bOutbox)
+	for _, m := range ms {
+		m.ID, _ = ob.NextSequence()
+		b, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if err := ob.Put(outboxKey(m), b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func putAudit(tx *bolt.Tx, as []engine.Audit) error {
+	ab := tx.Bucket(bAudit)
+	for _, a := range as {
+		seq, _ := ab.NextSequence()
+		b, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		if err := ab.Put(u64(seq), b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Escalation returns one escalation record.
+func (s *Store) Escalation(id uint64) (engine.Escalation, error) {
+	var e engine.Escalation
+	err := s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bEscalations).Get(u64(id))
+		if raw == nil {
+			return ErrNotFound
+		}
+		return json.Unmarshal(raw, &e)
+	})
+	return e, err
+}
+
+// Patients calls fn with every stored patient state, in ID order. fn must
+// not call back into the store. Escalation ladders are not patients and
+// are not listed.
+func (s *Store) Patients(fn func(engine.State) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bStates).ForEach(func(k, v []byte) error {
+			if strings.HasPrefix(string(k), "escalation:") {
+				return nil
+			}
+			var st engine.State
+			if err := json.Unmarshal(v, &st); err != nil {
+				return fmt.Errorf("%w: state of %s: %v", ErrCorrupt, k, err)
+			}
+			return fn(st)
+		})
+	})
+}
+
+// Record is everything stored about one patient, for export.
+type Record struct {
+	State       engine.State        `json:"state"`
+	Visits      []engine.Visit      `json:"visits"`
+	Escalations []engine.Escalation `json:"escalations"`
+	Audit       []engine.Audit      `json:"audit"`
+}
+
+// PatientRecord collects everything stored about a patient.
+func (s *Store) PatientRecord(p engine.PatientID) (Record, error) {
+	var r Record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bStates).Get([]byte(p))
+		if raw == nil {
+			return ErrNotFound
+		}
+		if err := json.Unmarshal(raw, &r.State); err != nil {
+			return err
+		}
+		c := tx.Bucket(bVisits).Cursor()
+		pre := idxKey(p, "")
+		for k, v := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = c.Next() {
+			var vi engine.Visit
+			if err := json.Unmarshal(v, &vi); err != nil {
+				return err
+			}
+			r.Visits = append(r.Visits, vi)
+		}
+		if err := tx.Bucket(bEscalations).ForEach(func(_, v []byte) error {
+			var e engine.Escalation
+			if json.Unmarshal(v, &e) == nil && e.Patient == p {
+				r.Escalations = append(r.Escalations, e)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bAudit).ForEach(func(_, v []byte) error {
+			var a engine.Audit
+			if json.Unmarshal(v, &a) == nil && a.Patient == p {
+				r.Audit = append(r.Audit, a)
+			}
+			return nil
+		})
+	})
+	return r, err
 }

@@ -1,0 +1,482 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"aftercare/engine"
+	"aftercare/store"
+)
+
+// maxLadderSteps bounds the reminders for one alert (at the default 10
+// minutes, four hours of reminders) so a forgotten alert cannot flood a
+// channel forever; the last step is audited.
+const maxLadderSteps = 24
+
+// fireLadder runs one step of an unacknowledged alert's escalation ladder:
+// step 1 sends it again to every staff channel, step k >= 2 forwards it to
+// the next escalation contact (and staff again); once the contacts are used
+// up it keeps reminding everyone until maxLadderSteps.
+func (s *Service) fireLadder(ctx context.Context, d store.Due) (bool, error) {
+	id, err := strconv.ParseUint(strings.TrimPrefix(string(d.Patient), "escalation:"), 10, 64)
+	if err != nil {
+		return false, fmt.Errorf("service: bad ladder timer %q", d.Patient)
+	}
+	n, _ := strconv.Atoi(strings.TrimPrefix(d.Key, "ladder:"))
+	now := s.clock.Now()
+	return s.store.ApplyEscalation(ctx, id, &d, now, func(e *engine.Escalation) (store.EscalationUpdate, error) {
+		var up store.EscalationUpdate
+		if e.Status != "open" {
+			return up, nil
+		}
+		waited := now.Sub(e.At).Round(time.Minute)
+		text := fmt.Sprintf("[%s, NOT ACKNOWLEDGED for %s] #%d %s: %s. Signs: %s. Said: \"%s\"",
+			strings.ToUpper(e.Level.String()), waited, e.ID, e.Patient, e.Visit, strings.Join(e.Signs, ", "), e.Said)
+		to := append([]engine.PatientID(nil), s.staff...)
+		action := "alert_resent"
+		if n >= 2 {
+			cs := s.cfg.EscalationContacts
+			if k := n - 2; k < len(cs) {
+				to = append(to, cs[k])
+				action = "alert_forwarded"
+			} else {
+				to = append(to, cs...)
+			}
+		}
+		for _, ch := range dedupeIDs(to) {
+			m := engine.Outbound{To: engine.StaffAddress, Channel: ch, Kind: engine.KindAlert, Level: e.Level, Patient: e.Patient,
+				Text: text, EscalationID: e.ID, Choices: []engine.Choice{store.AckChoice(e.ID)}, Created: now}
+			if ch == engine.StaffAddress {
+				m.Channel = ""
+			}
+			up.Messages = append(up.Messages, m)
+			up.Audit = append(up.Audit, engine.Audit{At: now, Actor: "system", Action: action, Patient: e.Patient,
+				Detail: fmt.Sprintf("escalation %d step %d to %s", e.ID, n, ch)})
+		}
+		e.Steps = n
+		up.Changed = true
+		if n < maxLadderSteps {
+			up.Timers = []engine.Timer{{Key: "ladder:" + strconv.Itoa(n+1), At: now.Add(s.cfg.AckTimeout)}}
+		} else {
+			up.Audit = append(up.Audit, engine.Audit{At: now, Actor: "system", Action: "ladder_exhausted", Patient: e.Patient,
+				Detail: fmt.Sprintf("escalation %d still open after %d reminders", e.ID, n)})
+		}
+		for _, ch := range dedupeIDs(to) {
+			s.kick(ch.Platform())
+		}
+		return up, nil
+	})
+}
+
+func dedupeIDs(xs []engine.PatientID) []engine.PatientID {
+	seen := map[engine.PatientID]bool{}
+	var out []engine.PatientID
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// ErrNotStaff is returned when a staff command comes from someone not configured as staff.
+var ErrNotStaff = errors.New("not configured as staff")
+
+// ReceiveStaff handles a command or button press from clinic staff and
+// answers in the channel it came from. Commands:
+//
+//	/open                     open escalations, oldest first
+//	/ack N                    acknowledge escalation N (or press its button)
+//	/resolve N [note]         close escalation N
+//	/today                    patients followed up now, with check-in status
+//	/patient ID               one patient's timeline
+//	/pause ID, /resume ID     stop or restart a patient's check-ins
+//	/visit TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone] [lang=xx]
+//	                          record a visit; answers with a one-time invite
+//	/audit [N]                the last N audit lines
+func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) error {
+	if in.Channel == "" {
+		return errors.New("service: staff inbound without channel")
+	}
+	if len(s.cfg.StaffIDs) > 0 && !contains(s.cfg.StaffIDs, in.Staff) {
+		s.log.Warn("staff command refused", "from", in.Staff)
+		return s.notice(in.Channel, "Sorry, only the clinic's staff can use staff commands.")
+	}
+	text, _ := engine.Sanitize(in.Text)
+	if in.Choice != "" {
+		choice, _ := engine.Sanitize(in.Choice)
+		text = strings.Replace(choice, ":", " ", 1)
+	}
+	f := strings.Fields(text)
+	if len(f) == 0 {
+		return s.notice(in.Channel, staffHelp)
+	}
+	cmd := strings.ToLower(strings.TrimPrefix(f[0], "/"))
+	if i := strings.IndexByte(cmd, '@'); i >= 0 {
+		cmd = cmd[:i] // "/ack@ClinicBot 12"
+	}
+	args := f[1:]
+	var reply string
+	var err error
+	switch cmd {
+	case "open":
+		reply, err = s.listOpen()
+	case "ack", "acknowledge":
+		reply, err = s.setStatus(ctx, args, in.Staff, "acknowledged", "")
+	case "resolve":
+		note := ""
+		if len(args) > 1 {
+			note = strings.Join(args[1:], " ")
+		}
+		reply, err = s.setStatus(ctx, args, in.Staff, "resolved", note)
+	case "today":
+		reply, err = s.listToday()
+	case "patient":
+		reply, err = s.timeline(args)
+	case "pause", "resume":
+		reply, err = s.pause(ctx, args, cmd, in.Staff)
+	case "visit":
+		reply, err = s.staffVisit(ctx, args, in.Staff)
+	case "audit":
+		reply, err = s.auditTail(args)
+	default:
+		reply = staffHelp
+	}
+	if err != nil {
+		s.log.Error("staff command failed", "command", cmd, "err", err)
+		reply = "That didn't work: " + userError(err)
+	}
+	if reply == "" {
+		return nil // answered by a notice to every staff channel
+	}
+	return s.notice(in.Channel, reply)
+}
+
+const staffHelp = `Staff commands:
+/open - open escalations
+/ack N - acknowledge escalation N (or press its button)
+/resolve N note - close escalation N
+/today - patients in follow-up and their check-ins
+/patient ID - one patient's timeline
+/pause ID, /resume ID - stop or restart a patient's check-ins
+/visit TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone] - record a visit, get an invite
+/audit [N] - recent audit lines`
+
+// userError shows staff our own sentences, never internals.
+func userError(err error) string {
+	var ue *staffError
+	if errors.As(err, &ue) {
+		return ue.msg
+	}
+	return "an internal error occurred; it has been logged."
+}
+
+type staffError struct{ msg string }
+
+func (e *staffError) Error() string { return e.msg }
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Service) notice(ch engine.PatientID, text string) error {
+	err := s.store.Enqueue(engine.Outbound{To: ch, Kind: engine.KindNotice, Text: truncateRunes(text, 3800), Created: s.clock.Now()})
+	s.kick(ch.Platform())
+	return err
+}
+
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func (s *Service) listOpen() (string, error) {
+	es, err := s.store.Escalations()
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	now := s.clock.Now()
+	for _, e := range es {
+		if e.Status == "open" {
+			fmt.Fprintf(&b, "#%d %s %s, %s ago: %s\n", e.ID, strings.ToUpper(e.Level.String()), e.Patient, now.Sub(e.At).Round(time.Minute), strings.Join(e.Signs, ", "))
+		}
+	}
+	if b.Len() == 0 {
+		return "No open escalations.", nil
+	}
+	return "Open escalations:\n" + b.String(), nil
+}
+
+func (s *Service) setStatus(ctx context.Context, args []string, who, status, note string) (string, error) {
+	if len(args) == 0 {
+		return "", &staffError{"say which escalation, e.g. /ack 12"}
+	}
+	id, err := strconv.ParseUint(strings.TrimPrefix(args[0], "#"), 10, 64)
+	if err != nil {
+		return "", &staffError{fmt.Sprintf("%q is not an escalation number", args[0])}
+	}
+	now := s.clock.Now()
+	var msg string
+	_, err = s.store.ApplyEscalation(ctx, id, nil, now, func(e *engine.Escalation) (store.EscalationUpdate, error) {
+		var up store.EscalationUpdate
+		if e.Status == status || e.Status == "resolved" {
+			msg = fmt.Sprintf("Escalation #%d is already %s.", id, e.Status)
+			return up, nil
+		}
+		e.Status = status
+		if status == "acknowledged" {
+			e.AckBy, e.AckAt = who, now
+		} else {
+			e.ResolvedBy, e.ResolvedAt, e.Note = who, now, truncateRunes(note, 500)
+			if e.AckBy == "" {
+				e.AckBy, e.AckAt = who, now
+			}
+		}
+		up.Changed, up.StopLadder = true, true
+		up.Audit = []engine.Audit{{At: now, Actor: who, Action: "escalation_" + status, Patient: e.Patient, Detail: fmt.Sprintf("escalation %d", id)}}
+		msg = fmt.Sprintf("Escalation #%d (%s) %s by %s.", id, e.Patient, status, who)
+		// Everyone sees it, so nobody else calls the patient twice.
+		for _, ch := range s.staff {
+			m := engine.Outbound{To: engine.StaffAddress, Channel: ch, Kind: engine.KindNotice, Patient: e.Patient, Text: msg, Created: now}
+			if ch == engine.StaffAddress {
+				m.Channel = ""
+			}
+			up.Messages = append(up.Messages, m)
+			s.kick(ch.Platform())
+		}
+		return up, nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return "", &staffError{fmt.Sprintf("there is no escalation #%d", id)}
+	}
+	if err != nil {
+		return "", err
+	}
+	if strings.Contains(msg, "already") {
+		return msg, nil
+	}
+	return "", nil // the notice to all staff channels is the answer
+}
+
+func (s *Service) listToday() (string, error) {
+	now := s.clock.Now()
+	var lines []string
+	err := s.store.Patients(func(st engine.State) error {
+		if st.Visit == nil || now.Sub(st.Visit.At) > 72*time.Hour {
+			return nil
+		}
+		var cks []string
+		for _, c := range st.Checkins {
+			o := c.Outcome
+			if o == "" {
+				o = "waiting for an answer"
+				if now.Sub(c.Sent) > 6*time.Hour {
+					o = "NO ANSWER"
+				}
+			}
+			cks = append(cks, fmt.Sprintf("%vh %s", c.Hours, o))
+		}
+		if len(cks) == 0 {
+			cks = []string{"no check-in yet"}
+		}
+		flags := ""
+		switch {
+		case st.Unreachable:
+			flags = " UNREACHABLE"
+		case st.Stopped:
+			flags = " (stopped)"
+		case st.Paused:
+			flags = " (paused)"
+		case st.Consent != "yes":
+			flags = " (no consent to check-ins)"
+		}
+		lines = append(lines, fmt.Sprintf("%s: %s, %s ago; %s%s", st.Patient, st.Visit.Treatment.Label(),
+			now.Sub(st.Visit.At).Round(time.Hour), strings.Join(cks, ", "), flags))
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if len(lines) == 0 {
+		return "No patients in follow-up (visits in the last 72 h).", nil
+	}
+	sort.Strings(lines)
+	return "Patients in follow-up:\n" + strings.Join(lines, "\n"), nil
+}
+
+func (s *Service) timeline(args []string) (string, error) {
+	if len(args) == 0 {
+		return "", &staffError{"say which patient, e.g. /patient telegram:123456"}
+	}
+	r, err := s.store.PatientRecord(engine.PatientID(args[0]))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", &staffError{fmt.Sprintf("no patient %s", args[0])}
+	}
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Patient %s\n", r.State.Patient)
+	for _, v := range r.Visits {
+		fmt.Fprintf(&b, "%s visit: %s, %s (%s)\n", v.At.Format("2006-01-02 15:04"), v.Treatment.Label(), v.Area, v.Source)
+	}
+	for _, c := range r.State.Checkins {
+		so := "-"
+		if c.Soreness != nil {
+			so = strconv.Itoa(*c.Soreness) + "/10"
+		}
+		fmt.Fprintf(&b, "%s %vh check-in: feel %s, soreness %s, signs %s -> %s\n", c.Sent.Format("2006-01-02 15:04"), c.Hours, c.Feel, so, c.Signs, c.Outcome)
+	}
+	for _, e := range r.Escalations {
+		fmt.Fprintf(&b, "%s escalation #%d %s (%s): %s\n", e.At.Format("2006-01-02 15:04"), e.ID, e.Level, e.Status, strings.Join(e.Signs, ", "))
+	}
+	for _, a := range r.Audit {
+		fmt.Fprintf(&b, "%s %s %s %s\n", a.At.Format("2006-01-02 15:04"), a.Actor, a.Action, a.Detail)
+	}
+	return b.String(), nil
+}
+
+func (s *Service) pause(ctx context.Context, args []string, action, who string) (string, error) {
+	if len(args) == 0 {
+		return "", &staffError{"say which patient, e.g. /" + action + " telegram:123456"}
+	}
+	id := engine.PatientID(args[0])
+	if _, err := s.store.PatientRecord(id); errors.Is(err, store.ErrNotFound) {
+		return "", &staffError{fmt.Sprintf("no patient %s", id)}
+	}
+	if _, err := s.apply(ctx, id, "", nil, engine.Event{Kind: engine.EventStaff, Action: action, Actor: who}); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("Check-ins for %s: %sd.", id, action), nil
+}
+
+func (s *Service) staffVisit(ctx context.Context, args []string, who string) (string, error) {
+	v, err := ParseVisitArgs(args, s.clock.Now())
+	if err != nil {
+		return "", &staffError{err.Error()}
+	}
+	inv, err := s.CreateInvite(ctx, v, s.cfg.InviteTTL)
+	if err != nil {
+		return "", err
+	}
+	links := []string{"code: " + inv.Token}
+	if s.cfg.InviteLinks != nil {
+		links = s.cfg.InviteLinks(inv.Token)
+	}
+	return fmt.Sprintf("Visit recorded (%s, %s). One-time invite for the patient, valid until %s:\n%s",
+		v.Treatment.Label(), v.Area, inv.Expires.Format("Mon 2 Jan 15:04 MST"), strings.Join(links, "\n")), nil
+}
+
+// ParseVisitArgs reads "TREATMENT AREA... [acute] [child] [ago=2h]
+// [tz=Zone] [lang=xx]" as typed by staff or on the command line.
+func ParseVisitArgs(args []string, now time.Time) (engine.Visit, error) {
+	if len(args) == 0 {
+		return engine.Visit{}, errors.New("usage: /visit TREATMENT AREA [acute] [child] [ago=2h] [tz=America/Chicago] [lang=en]; TREATMENT is acupuncture, electroacupuncture or dry_needling")
+	}
+	v := engine.Visit{At: now, Source: "clinic", Treatment: engine.Treatment(strings.ToLower(strings.ReplaceAll(args[0], "-", "_")))}
+	if !v.Treatment.Valid() {
+		return v, fmt.Errorf("unknown treatment %q: use acupuncture, electroacupuncture or dry_needling", args[0])
+	}
+	var area []string
+	for _, a := range args[1:] {
+		k, val, kv := strings.Cut(a, "=")
+		switch {
+		case a == "acute":
+			v.Acute = true
+		case a == "child":
+			v.Child = true
+		case kv && k == "ago":
+			d, err := time.ParseDuration(val)
+			if err != nil || d < 0 || d > 14*24*time.Hour {
+				return v, fmt.Errorf("ago=%s: use a duration like 90m or 2h (at most 14 days)", val)
+			}
+			v.At = now.Add(-d)
+		case kv && k == "tz":
+			if _, err := time.LoadLocation(val); err != nil {
+				return v, fmt.Errorf("tz=%s: not an IANA time zone (e.g. America/Chicago)", val)
+			}
+			v.TZ = val
+		case kv && k == "lang":
+			v.Lang = val
+		default:
+			area = append(area, a)
+		}
+	}
+	v.Area = truncateRunes(strings.Join(area, " "), 60)
+	return v, nil
+}
+
+func (s *Service) auditTail(args []string) (string, error) {
+	n := 20
+	if len(args) > 0 {
+		if v, err := strconv.Atoi(args[0]); err == nil && v > 0 && v <= 200 {
+			n = v
+		}
+	}
+	as, err := s.store.Audit()
+	if err != nil {
+		return "", err
+	}
+	if len(as) > n {
+		as = as[len(as)-n:]
+	}
+	var b strings.Builder
+	for _, a := range as {
+		fmt.Fprintf(&b, "%s %s %s %s %s\n", a.At.Format("2006-01-02 15:04"), a.Actor, a.Action, a.Patient, a.Detail)
+	}
+	if b.Len() == 0 {
+		return "The audit trail is empty.", nil
+	}
+	return b.String(), nil
+}
+
+// Purge erases the data of patients whose last visit and last message are
+// older than the retention period, and returns how many were erased.
+func (s *Service) Purge(ctx context.Context) (int, error) {
+	now := s.clock.Now()
+	cut := now.Add(-s.cfg.Retention)
+	var old []engine.PatientID
+	err := s.store.Patients(func(st engine.State) error {
+		last := st.LastActive
+		if st.Visit != nil && st.Visit.At.After(last) {
+			last = st.Visit.At
+		}
+		if !last.IsZero() && last.Before(cut) {
+			old = append(old, st.Patient)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range old {
+		p := s.locks.acquire(id)
+		ok, err := s.store.Apply(ctx, store.Step{Patient: id, Now: now}, func(in store.Input) (engine.Result, error) {
+			return engine.Result{Erase: true, Audit: []engine.Audit{{At: now, Actor: "system", Action: "retention_purge"}}}, nil
+		})
+		s.locks.release(id, p)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
