@@ -176,8 +176,8 @@ type Escalation struct {
 	// Said is what the patient wrote (truncated). Health data.
 	Said string `json:"said"`
 	// Visit summarises the treatment, area and time since the session.
-	Visit  string    `json:"visit"`
-	At time.Time `json:"at"`
+	Visit string    `json:"visit"`
+	At    time.Time `json:"at"`
 	// Status is "open", "acknowledged" or "resolved".
 	Status string `json:"status"`
 	Note   string `json:"note,omitempty"`
