@@ -129,6 +129,7 @@ func (d *Dispatcher) Pass(ctx context.Context) (time.Duration, error) {
 		switch {
 		case err == nil:
 			d.Sent++
+			d.svc.cfg.Observer.Sent(platform, m.Kind)
 			if err := d.svc.store.Delivered(m); err != nil {
 				return time.Second, err
 			}
@@ -146,6 +147,7 @@ func (d *Dispatcher) Pass(ctx context.Context) (time.Duration, error) {
 				}
 			}
 		case errors.As(err, &ra):
+			d.svc.cfg.Observer.SendFailed(platform, true)
 			m.Attempts++
 			m.NotBefore = time.Now().Add(ra.After)
 			d.svc.log.Warn("rate limited by platform", "platform", platform, "retry_after", ra.After, "id", m.ID)
@@ -155,6 +157,7 @@ func (d *Dispatcher) Pass(ctx context.Context) (time.Duration, error) {
 			// The platform asked us to slow down: hold everything back.
 			return ra.After, nil
 		default:
+			d.svc.cfg.Observer.SendFailed(platform, false)
 			m.Attempts++
 			back := backoff(m.Attempts)
 			m.NotBefore = time.Now().Add(back)

@@ -100,7 +100,35 @@ type Config struct {
 	InviteLinks func(token string) []string
 	// InviteTTL is how long an invite stays valid (default 7 days).
 	InviteTTL time.Duration
+	// Observer, when set, is told what happens, for metrics.
+	Observer Observer
 }
+
+// Observer receives counts of what the service does. Calls are made from
+// many goroutines and must not block.
+type Observer interface {
+	// Received counts an inbound message from a platform.
+	Received(platform string)
+	// Step observes one committed step: how long the store took.
+	Step(d time.Duration)
+	// Escalated counts an escalation at a level.
+	Escalated(l engine.Level)
+	// CheckinFired counts a check-in timer firing, late by the given time.
+	CheckinFired(late time.Duration)
+	// Sent counts a message a platform accepted.
+	Sent(platform string, k engine.Kind)
+	// SendFailed counts a failed delivery attempt; rateLimited marks a 429.
+	SendFailed(platform string, rateLimited bool)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Received(string)            {}
+func (nopObserver) Step(time.Duration)         {}
+func (nopObserver) Escalated(engine.Level)     {}
+func (nopObserver) CheckinFired(time.Duration) {}
+func (nopObserver) Sent(string, engine.Kind)   {}
+func (nopObserver) SendFailed(string, bool)    {}
 
 // New returns a service.
 func New(c Config) (*Service, error) {
@@ -122,6 +150,9 @@ func New(c Config) (*Service, error) {
 	if c.InviteTTL == 0 {
 		c.InviteTTL = 7 * 24 * time.Hour
 	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
 	return &Service{
 		engine: c.Engine, store: c.Store, clock: c.Clock, log: c.Logger, staff: c.StaffChannels, cfg: c,
 		locks: locks{m: map[engine.PatientID]*plock{}},
@@ -137,6 +168,7 @@ func (s *Service) Receive(ctx context.Context, in engine.Inbound) error {
 	if in.Patient == "" {
 		return errors.New("service: inbound without patient")
 	}
+	s.cfg.Observer.Received(in.Patient.Platform())
 	ev := engine.Event{Kind: engine.EventMessage, Text: in.Text, Choice: in.Choice, DisplayName: in.DisplayName}
 	_, err := s.applyInvite(ctx, in.Patient, in.DedupeKey, nil, InvitePayload(in.Text), ev)
 	return err
@@ -209,6 +241,7 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	p := s.locks.acquire(id)
 	defer s.locks.release(id, p)
 	now := s.clock.Now()
+	start := time.Now()
 	var sent []engine.Outbound
 	var esc *engine.Escalation
 	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now},
@@ -223,6 +256,7 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 			sent, esc = res.Messages, res.Escalation
 			return res, nil
 		})
+	s.cfg.Observer.Step(time.Since(start))
 	if err != nil {
 		s.log.Error("step failed", "patient", id, "event", ev.Kind, "err", err)
 		return false, err
@@ -239,7 +273,11 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 		s.kick(pl)
 	}
 	if esc != nil {
+		s.cfg.Observer.Escalated(esc.Level)
 		s.log.Warn("escalation", "patient", id, "level", esc.Level.String(), "signs", esc.Signs)
+	}
+	if due != nil && strings.HasPrefix(due.Key, "checkin:") {
+		s.cfg.Observer.CheckinFired(now.Sub(due.At))
 	}
 	s.log.Debug("step", "patient", id, "event", ev.Kind, "messages", len(sent))
 	s.Wake()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"aftercare/bot/discord"
 	"aftercare/bot/telegram"
+	"aftercare/bot/webhook"
 	"aftercare/engine"
 )
 
@@ -36,7 +38,43 @@ type Config struct {
 	Discord *discord.Config `json:"discord,omitempty"`
 	// Pacing overrides the default send rates per platform.
 	Pacing map[string]PaceConfig `json:"pacing,omitempty"`
-	Log    LogConfig             `json:"log"`
+	// Escalation configures the ladder for unacknowledged alerts.
+	Escalation EscalationConfig `json:"escalation"`
+	// RetentionDays is how long patient data is kept after the last visit
+	// or message (default 90).
+	RetentionDays int `json:"retention_days"`
+	// Invites configures enrollment invites.
+	Invites InviteConfig `json:"invites"`
+	// Webhooks receive every staff alert as a signed POST.
+	Webhooks []webhook.Endpoint `json:"webhooks,omitempty"`
+	// HTTP is the operations listener (health, readiness, metrics, and on
+	// loopback the admin endpoints). Off unless listen is set.
+	HTTP HTTPConfig `json:"http"`
+	Log  LogConfig  `json:"log"`
+}
+
+// EscalationConfig is the ladder for urgent and emergency alerts.
+type EscalationConfig struct {
+	// AckTimeout is how long an alert may stay unacknowledged before it is
+	// sent again, then forwarded to the next contact (default "10m").
+	AckTimeout string `json:"ack_timeout"`
+	// Contacts are tried in order: "telegram:<chat id>", "discord:<channel id>", "webhook:<name>".
+	Contacts []string `json:"contacts,omitempty"`
+}
+
+// InviteConfig configures enrollment invites.
+type InviteConfig struct {
+	// TTLDays is how long an invite stays valid (default 7).
+	TTLDays int `json:"ttl_days"`
+	// TelegramBotUsername builds t.me deep links when the bot is not
+	// running (the running bot knows its own name).
+	TelegramBotUsername string `json:"telegram_bot_username,omitempty"`
+}
+
+// HTTPConfig is the operations listener.
+type HTTPConfig struct {
+	// Listen is the address, e.g. "127.0.0.1:8089". Empty: off.
+	Listen string `json:"listen,omitempty"`
 }
 
 // ClinicConfig is the clinic's identity and policies.
@@ -46,6 +84,11 @@ type ClinicConfig struct {
 	EmergencyNumber string     `json:"emergency_number"`
 	TimeZone        string     `json:"time_zone"`
 	QuietHours      QuietHours `json:"quiet_hours"`
+	// Hours are the opening hours per day ("mon": "08:00-18:00"); a day
+	// left out is closed. Without hours the clinic counts as always open.
+	Hours map[string]string `json:"hours,omitempty"`
+	// AfterHoursPhone is given to patients when the clinic is closed.
+	AfterHoursPhone string `json:"after_hours_phone,omitempty"`
 }
 
 // QuietHours bound when automatic check-ins may not be sent ("21:00" to
@@ -83,8 +126,11 @@ func DefaultConfig() Config {
 			Name: "Sample Acupuncture Clinic", Phone: "+1-555-0100", EmergencyNumber: "911",
 			TimeZone: "UTC", QuietHours: QuietHours{Start: "21:00", End: "08:00"},
 		},
-		DataDir: "aftercare-data",
-		Log:     LogConfig{Level: "info", Format: "text"},
+		DataDir:       "aftercare-data",
+		Escalation:    EscalationConfig{AckTimeout: "10m"},
+		RetentionDays: 90,
+		Invites:       InviteConfig{TTLDays: 7},
+		Log:           LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -117,7 +163,7 @@ func LoadConfig(path string, getenv func(string) string) (Config, error) {
 		if err != nil {
 			return c, &ConfigError{File: path, Msg: fmt.Sprintf("cannot read: %v", err)}
 		}
-		if m := secretKey.FindString(string(b)); m != "" && !strings.Contains(m, "secret_token_env") {
+		if m := secretKey.FindString(string(b)); m != "" {
 			return c, &ConfigError{File: path, Key: strings.Trim(strings.TrimSuffix(strings.TrimSpace(m), ":"), `" `),
 				Msg: "secrets are read from the environment only; remove it from the file and set " + EnvTelegramToken + " / " + EnvDiscordToken}
 		}
@@ -211,7 +257,66 @@ func (c Config) Validate() error {
 			return bad("pacing."+p, "rates must be positive")
 		}
 	}
+	if c.Clinic.AfterHoursPhone != "" && !validPhone(c.Clinic.AfterHoursPhone) {
+		return bad("clinic.after_hours_phone", `must be a phone number, e.g. "+1-555-0101"`)
+	}
+	if _, err := c.hours(); err != nil {
+		return err
+	}
+	if d, err := time.ParseDuration(c.Escalation.AckTimeout); err != nil || d < time.Minute {
+		return bad("escalation.ack_timeout", fmt.Sprintf("%q: use a duration of at least a minute, e.g. \"10m\"", c.Escalation.AckTimeout))
+	}
+	for i, ct := range c.Escalation.Contacts {
+		pl, addr, ok := strings.Cut(ct, ":")
+		if !ok || addr == "" || (pl != "telegram" && pl != "discord" && pl != "webhook" && pl != "console") {
+			return bad(fmt.Sprintf("escalation.contacts[%d]", i), fmt.Sprintf("%q: use platform:address, e.g. \"telegram:123456\" or \"webhook:sms\"", ct))
+		}
+	}
+	if c.RetentionDays < 1 || c.RetentionDays > 3650 {
+		return bad("retention_days", "must be between 1 and 3650")
+	}
+	if c.Invites.TTLDays < 1 || c.Invites.TTLDays > 90 {
+		return bad("invites.ttl_days", "must be between 1 and 90")
+	}
+	for i, w := range c.Webhooks {
+		if err := w.Validate(i); err != nil {
+			return &ConfigError{Msg: err.Error()}
+		}
+	}
+	if c.HTTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+			return bad("http.listen", fmt.Sprintf("%q: use host:port, e.g. \"127.0.0.1:8089\"", c.HTTP.Listen))
+		}
+	}
 	return nil
+}
+
+var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
+	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
+
+// hours parses clinic.hours; nil means always open.
+func (c Config) hours() (map[time.Weekday][2]int, error) {
+	if len(c.Clinic.Hours) == 0 {
+		return nil, nil
+	}
+	out := map[time.Weekday][2]int{}
+	for day, span := range c.Clinic.Hours {
+		wd, ok := weekdays[strings.ToLower(day)]
+		if !ok {
+			return nil, &ConfigError{Key: "clinic.hours." + day, Msg: "use mon, tue, wed, thu, fri, sat or sun"}
+		}
+		if strings.TrimSpace(span) == "" || strings.EqualFold(span, "closed") {
+			continue
+		}
+		a, b, ok := strings.Cut(span, "-")
+		o, err1 := parseHHMM(strings.TrimSpace(a))
+		cl, err2 := parseHHMM(strings.TrimSpace(b))
+		if !ok || err1 != nil || err2 != nil || cl <= o {
+			return nil, &ConfigError{Key: "clinic.hours." + day, Msg: fmt.Sprintf("%q: use \"08:00-18:00\" or \"closed\"", span)}
+		}
+		out[wd] = [2]int{o, cl}
+	}
+	return out, nil
 }
 
 func validPhone(s string) bool {
@@ -243,8 +348,9 @@ func parseHHMM(s string) (int, error) {
 func (c Config) clinic() engine.Clinic {
 	qs, _ := parseHHMM(c.Clinic.QuietHours.Start)
 	qe, _ := parseHHMM(c.Clinic.QuietHours.End)
+	hours, _ := c.hours()
 	return engine.Clinic{
 		Name: c.Clinic.Name, Phone: c.Clinic.Phone, EmergencyNumber: c.Clinic.EmergencyNumber,
-		TimeZone: c.Clinic.TimeZone, QuietStart: qs, QuietEnd: qe,
+		TimeZone: c.Clinic.TimeZone, QuietStart: qs, QuietEnd: qe, Hours: hours, AfterHoursPhone: c.Clinic.AfterHoursPhone,
 	}
 }

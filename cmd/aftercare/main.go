@@ -7,6 +7,9 @@
 //	aftercare replay [--config FILE] SCRIPT  run a JSON-lines script on a virtual clock
 //	aftercare protocol                   print the default protocol, to start a clinic's own
 //	aftercare backup [--config FILE] OUT write a consistent copy of the database
+//	aftercare check                      check the database's integrity
+//	aftercare visit TREATMENT AREA ...   record a visit, print a one-time invite (and QR code)
+//	aftercare export PATIENT             a patient's record as JSON, check-ins as FHIR R4
 //
 // Secrets come from the environment only: AFTERCARE_TELEGRAM_TOKEN and
 // AFTERCARE_DISCORD_TOKEN. See README.md.
@@ -94,7 +97,13 @@ func (m *Main) Run(ctx context.Context) error {
 	case "protocol":
 		return m.protocol()
 	case "backup":
-		return m.backup(args)
+		return m.backup(ctx, args)
+	case "visit":
+		return m.visit(ctx, args)
+	case "export":
+		return m.export(ctx, args)
+	case "check":
+		return m.check(args)
 	case "help", "-h", "--help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil
@@ -107,7 +116,11 @@ const usage = `usage:
   aftercare triage                          classify messages from stdin, one JSON line each
   aftercare replay [--config FILE] SCRIPT   run a JSON-lines script (or - for stdin) on a virtual clock
   aftercare protocol                        print the default protocol
-  aftercare backup [--config FILE] OUT      write a consistent copy of the database
+  aftercare backup [--config FILE] OUT      write a consistent copy of the database (also while running)
+  aftercare check [--config FILE] [DBFILE]  check the database's integrity
+  aftercare visit [--config FILE] [--qr FILE.png] TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone]
+                                            record a visit and print a one-time invite for the patient
+  aftercare export [--config FILE] PATIENT  write a patient's record as JSON (check-ins as FHIR R4)
 `
 
 type eofReader struct{}

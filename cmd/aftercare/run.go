@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -16,8 +17,10 @@ import (
 	"aftercare/bot/console"
 	"aftercare/bot/discord"
 	"aftercare/bot/telegram"
+	"aftercare/bot/webhook"
 	"aftercare/clock"
 	"aftercare/engine"
+	"aftercare/metrics"
 	"aftercare/service"
 	"aftercare/store"
 	"aftercare/triage"
@@ -32,6 +35,20 @@ type Running struct {
 	Clock    clock.Clock
 	Telegram *telegram.Bot
 	Discord  *discord.Bot
+	Metrics  *metrics.Metrics
+	// HTTPAddr is the operations listener's address, when on.
+	HTTPAddr string
+}
+
+// isNilBot reports whether an adapter pointer in an interface is nil.
+func isNilBot(x any) bool {
+	switch b := x.(type) {
+	case *telegram.Bot:
+		return b == nil
+	case *discord.Bot:
+		return b == nil
+	}
+	return x == nil
 }
 
 // defaultPace is each platform's send rate unless the config overrides it.
@@ -39,6 +56,7 @@ var defaultPace = map[string]service.Pace{
 	telegram.PlatformName: {PerSecond: 25, PerChatPerSecond: 1, PerChatBurst: 3},
 	discord.Platform:      {PerSecond: 40, PerChatPerSecond: 5, PerChatBurst: 5},
 	console.Platform:      {PerSecond: 1000},
+	webhook.Platform:      {PerSecond: 10},
 }
 
 func (m *Main) flags(name string, args []string, positional int) (*flag.FlagSet, *string, error) {
@@ -134,7 +152,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return &ConfigError{File: *cfgPath, Key: "data_dir", Msg: err.Error()}
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "aftercare.db"), store.Options{})
+	st, err := store.Open(dbPath(cfg), store.Options{})
 	if err != nil {
 		return err
 	}
@@ -163,11 +181,33 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	if len(staff) == 0 {
 		return &ConfigError{File: *cfgPath, Key: "console", Msg: "no platform is on and the console is off: alerts would reach nobody; set a platform token or remove \"console\": false"}
 	}
-	svc, err := service.New(service.Config{Engine: eng, Store: st, Clock: clk, Logger: log, StaffChannels: staff})
+	var hook *webhook.Sender
+	if len(cfg.Webhooks) > 0 {
+		if hook, err = webhook.New(cfg.Webhooks, m.Getenv, nil); err != nil {
+			return &ConfigError{File: *cfgPath, Msg: err.Error()}
+		}
+		staff = append(staff, hook.Channels()...)
+	}
+	var contacts []engine.PatientID
+	for _, c := range cfg.Escalation.Contacts {
+		contacts = append(contacts, engine.PatientID(c))
+	}
+	ackTimeout, _ := time.ParseDuration(cfg.Escalation.AckTimeout)
+	mets := metrics.New(st)
+	run := &Running{Config: cfg, Store: st, Engine: eng, Clock: clk, Metrics: mets}
+	links := inviteLinks(func() string {
+		if run.Telegram != nil {
+			return run.Telegram.Username()
+		}
+		return cfg.Invites.TelegramBotUsername
+	}, dcToken != "")
+	svc, err := service.New(service.Config{Engine: eng, Store: st, Clock: clk, Logger: log, StaffChannels: staff,
+		AckTimeout: ackTimeout, EscalationContacts: contacts, Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour,
+		InviteTTL: time.Duration(cfg.Invites.TTLDays) * 24 * time.Hour, InviteLinks: links, Observer: mets})
 	if err != nil {
 		return err
 	}
-	run := &Running{Config: cfg, Service: svc, Store: st, Engine: eng, Clock: clk}
+	run.Service = svc
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -227,6 +267,48 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		})
 		addSender(con)
 	}
+	if hook != nil {
+		addSender(hook)
+	}
+	var readies []readiness
+	for _, r := range []any{run.Telegram, run.Discord} {
+		if rr, ok := r.(readiness); ok && r != nil && !isNilBot(r) {
+			readies = append(readies, rr)
+		}
+	}
+	if cfg.HTTP.Listen != "" {
+		ready := func() error {
+			if _, err := st.OutboxDepth(); err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			for _, r := range readies {
+				if !r.Ready() {
+					return errors.New("a platform is not connected")
+				}
+			}
+			return nil
+		}
+		srv := &http.Server{Addr: cfg.HTTP.Listen, Handler: opsHandler(run, mets, ready, isLoopback(cfg.HTTP.Listen), links),
+			ReadHeaderTimeout: 5 * time.Second}
+		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			return &ConfigError{File: *cfgPath, Key: "http.listen", Msg: err.Error()}
+		}
+		run.HTTPAddr = ln.Addr().String()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http listener stopped", "err", err)
+			}
+		}()
+		go func() {
+			<-ctx.Done()
+			sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
+			defer c()
+			srv.Shutdown(sctx)
+		}()
+	}
 	goRun("scheduler", svc.RunScheduler)
 	log.Info("aftercare running", "console", consoleOn, "telegram", tgToken != "", "discord", dcToken != "", "data_dir", cfg.DataDir)
 	if m.Started != nil {
@@ -283,25 +365,4 @@ func (m *Main) drain(st *store.Store, platform string, bound time.Duration) {
 func (m *Main) protocol() error {
 	_, err := m.Stdout.Write(engine.DefaultProtocolJSON())
 	return err
-}
-
-func (m *Main) backup(args []string) error {
-	fs, cfgPath, err := m.flags("backup", args, 1)
-	if err != nil {
-		return err
-	}
-	cfg, err := m.loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "aftercare.db"), store.Options{})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := st.BackupFile(fs.Arg(0)); err != nil {
-		return err
-	}
-	fmt.Fprintln(m.Stdout, "backup written to", fs.Arg(0))
-	return nil
 }

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"rsc.io/qr"
+
+	"aftercare/engine"
+	"aftercare/export"
+	"aftercare/metrics"
+	"aftercare/service"
+	"aftercare/store"
+)
+
+// readiness is implemented by platform adapters that can tell whether
+// they are connected and polling.
+type readiness interface {
+	Ready() bool
+}
+
+// inviteResponse is what /admin/visit and `aftercare visit` return.
+type inviteResponse struct {
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
+	Links   []string  `json:"links"`
+	// QRPNG is a PNG of the first link, base64, for the front desk.
+	QRPNG string `json:"qr_png,omitempty"`
+}
+
+// opsHandler serves /healthz, /readyz, /metrics and, when local is true
+// (a loopback listener), the admin endpoints the command line uses while
+// the bot holds the database lock.
+func opsHandler(run *Running, m *metrics.Metrics, ready func() error, local bool, inviteLinks func(string) []string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", m.Handler())
+	if !local {
+		return mux
+	}
+	mux.HandleFunc("POST /admin/visit", func(w http.ResponseWriter, r *http.Request) {
+		var args []string
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&args); err != nil {
+			http.Error(w, "body must be a JSON array of /visit arguments", http.StatusBadRequest)
+			return
+		}
+		v, err := service.ParseVisitArgs(args, run.Clock.Now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		inv, err := run.Service.CreateInvite(r.Context(), v, time.Duration(run.Config.Invites.TTLDays)*24*time.Hour)
+		if err != nil {
+			http.Error(w, "could not create the invite", http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, newInviteResponse(inv, inviteLinks))
+	})
+	mux.HandleFunc("GET /admin/export", func(w http.ResponseWriter, r *http.Request) {
+		doc, err := exportPatient(run.Store, run.Engine.Protocol(), engine.PatientID(r.URL.Query().Get("patient")), run.Clock.Now())
+		if errors.Is(err, store.ErrNotFound) {
+			http.Error(w, "no such patient", http.StatusNotFound)
+			return
+		}
+		if err != nil {
+			http.Error(w, "export failed", http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, doc)
+	})
+	mux.HandleFunc("GET /admin/backup", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if _, err := run.Store.Backup(w); err != nil {
+			slog.Error("backup over http failed", "err", err)
+		}
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func newInviteResponse(inv engine.Invite, links func(string) []string) inviteResponse {
+	resp := inviteResponse{Token: inv.Token, Expires: inv.Expires, Links: links(inv.Token)}
+	if len(resp.Links) > 0 {
+		if code, err := qr.Encode(resp.Links[0], qr.M); err == nil {
+			resp.QRPNG = base64.StdEncoding.EncodeToString(code.PNG())
+		}
+	}
+	return resp
+}
+
+// inviteLinks renders a token as what the patient opens: a Telegram deep
+// link when the bot's username is known, and the code for Discord.
+func inviteLinks(username func() string, discord bool) func(string) []string {
+	return func(tok string) []string {
+		var out []string
+		if u := username(); u != "" {
+			out = append(out, "https://t.me/"+u+"?start="+tok)
+		}
+		if discord {
+			out = append(out, "Discord: send the clinic bot a direct message with: /start "+tok)
+		}
+		if len(out) == 0 {
+			out = append(out, "code: "+tok+" (the patient sends: /start "+tok+")")
+		}
+		return out
+	}
+}
+
+func exportPatient(st *store.Store, p *engine.Protocol, id engine.PatientID, now time.Time) (export.Document, error) {
+	if id == "" {
+		return export.Document{}, store.ErrNotFound
+	}
+	r, err := st.PatientRecord(id)
+	if err != nil {
+		return export.Document{}, err
+	}
+	return export.Build(r, p, now), nil
+}
+
+// isLoopback reports whether a listen address only accepts local connections.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// adminCall asks the running bot (which holds the database lock) to do
+// what a command-line invocation cannot do itself.
+func adminCall(ctx context.Context, cfg Config, method, path string, body any) ([]byte, error) {
+	if cfg.HTTP.Listen == "" || !isLoopback(cfg.HTTP.Listen) {
+		return nil, errors.New("the bot is running and holds the database; set http.listen to a loopback address (e.g. \"127.0.0.1:8089\") to use this command while it runs, or use the staff chat")
+	}
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+cfg.HTTP.Listen+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("the bot is running but its admin endpoint did not answer: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("admin endpoint: %s", strings.TrimSpace(string(b)))
+	}
+	return b, nil
+}
+
+// withStore runs fn on the database when no bot holds it; with ErrLocked it
+// returns errRunning so the caller can go through the admin endpoint.
+func (m *Main) withStore(cfg Config, fn func(*store.Store) error) error {
+	st, err := store.Open(dbPath(cfg), store.Options{Timeout: 300 * time.Millisecond})
+	if errors.Is(err, store.ErrLocked) {
+		return errRunning
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
+}
+
+var errRunning = errors.New("bot running")
+
+func dbPath(cfg Config) string { return cfg.DataDir + string(os.PathSeparator) + "aftercare.db" }

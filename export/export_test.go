@@ -1,0 +1,52 @@
+package export_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"aftercare/engine"
+	"aftercare/export"
+	"aftercare/store"
+)
+
+func TestCheckinsBecomeQuestionnaireResponses(t *testing.T) {
+	four := 4
+	at := time.Date(2026, 3, 3, 16, 0, 0, 0, time.UTC)
+	r := store.Record{State: engine.State{Patient: "telegram:1", Consent: "yes", Checkins: []engine.Checkin{
+		{Hours: 24, Sent: at, Feel: "better", Soreness: &four, Signs: "none", Outcome: "ok"},
+		{Hours: 48, Sent: at.Add(24 * time.Hour)},
+	}}}
+	d := export.Build(r, engine.DefaultProtocol(), at.Add(48*time.Hour))
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Checkins []map[string]any `json:"checkins"`
+	}
+	json.Unmarshal(b, &back)
+	if len(back.Checkins) != 2 {
+		t.Fatalf("checkins: %s", b)
+	}
+	q := back.Checkins[0]
+	if q["resourceType"] != "QuestionnaireResponse" || q["status"] != "completed" || q["authored"] != "2026-03-03T16:00:00Z" {
+		t.Fatalf("resource: %v", q)
+	}
+	items := q["item"].([]any)
+	sore := items[1].(map[string]any)
+	if sore["linkId"] != "soreness" || sore["answer"].([]any)[0].(map[string]any)["valueInteger"].(float64) != 4 {
+		t.Fatalf("soreness item: %v", sore)
+	}
+	feel := items[0].(map[string]any)["answer"].([]any)[0].(map[string]any)["valueCoding"].(map[string]any)
+	if feel["code"] != "feel.better" || feel["display"] != "Better" {
+		t.Fatalf("feel coding: %v", feel)
+	}
+	if back.Checkins[1]["status"] != "in-progress" {
+		t.Fatalf("open check-in status %v", back.Checkins[1]["status"])
+	}
+	subj := q["subject"].(map[string]any)["identifier"].(map[string]any)
+	if subj["value"] != "telegram:1" || subj["system"] != export.PatientSystem {
+		t.Fatalf("subject %v", subj)
+	}
+}

@@ -1,0 +1,120 @@
+// Package metrics exposes Aftercare's counters to Prometheus. It implements
+// the service's Observer and adds gauges read from the store at scrape time
+// (outbox depth, unacknowledged alerts), so a scrape is always current.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"aftercare/engine"
+)
+
+// Gauges reads values that live in the store.
+type Gauges interface {
+	OutboxDepth() (int, error)
+	Escalations() ([]engine.Escalation, error)
+}
+
+// Metrics holds the collectors. Create it with New.
+type Metrics struct {
+	reg         *prometheus.Registry
+	in          *prometheus.CounterVec
+	out         *prometheus.CounterVec
+	sendErrors  *prometheus.CounterVec
+	escalations *prometheus.CounterVec
+	checkins    prometheus.Counter
+	late        prometheus.Counter
+	lateness    prometheus.Histogram
+	txTime      prometheus.Histogram
+}
+
+// New registers the collectors. g may be nil (no store gauges).
+func New(g Gauges) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		in: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aftercare_messages_in_total",
+			Help: "Patient messages and button presses received, by platform."}, []string{"platform"}),
+		out: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aftercare_messages_out_total",
+			Help: "Messages accepted by a platform, by platform and kind (reply, checkin, nudge, escalation, alert, notice)."}, []string{"platform", "kind"}),
+		sendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aftercare_send_errors_total",
+			Help: "Failed delivery attempts, by platform and reason (rate_limited for 429, error otherwise). Messages are retried."}, []string{"platform", "reason"}),
+		escalations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aftercare_escalations_total",
+			Help: "Red-flag escalations, by level."}, []string{"level"}),
+		checkins: prometheus.NewCounter(prometheus.CounterOpts{Name: "aftercare_checkins_due_total",
+			Help: "Check-in timers that fell due and were processed."}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{Name: "aftercare_checkins_late_total",
+			Help: "Check-in timers processed more than a minute after their due time (downtime, overload)."}),
+		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "aftercare_checkin_lateness_seconds",
+			Help: "How late check-in timers fire.", Buckets: []float64{0.1, 1, 10, 60, 600, 3600, 86400}}),
+		txTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "aftercare_store_step_seconds",
+			Help: "Time to commit one conversation step to the store (group commit included).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+	}
+	m.reg.MustRegister(m.in, m.out, m.sendErrors, m.escalations, m.checkins, m.late, m.lateness, m.txTime,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if g != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aftercare_outbox_depth",
+			Help: "Messages queued for delivery."}, func() float64 {
+			n, err := g.OutboxDepth()
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		}))
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aftercare_alerts_unacknowledged",
+			Help: "Urgent and emergency escalations still open (not acknowledged by staff)."}, func() float64 {
+			es, err := g.Escalations()
+			if err != nil {
+				return -1
+			}
+			n := 0
+			for _, e := range es {
+				if e.Status == "open" && e.Level.Escalates() {
+					n++
+				}
+			}
+			return float64(n)
+		}))
+	}
+	return m
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// Received counts an inbound message.
+func (m *Metrics) Received(platform string) { m.in.WithLabelValues(platform).Inc() }
+
+// Step observes a store commit.
+func (m *Metrics) Step(d time.Duration) { m.txTime.Observe(d.Seconds()) }
+
+// Escalated counts an escalation.
+func (m *Metrics) Escalated(l engine.Level) { m.escalations.WithLabelValues(l.String()).Inc() }
+
+// CheckinFired counts a check-in timer and its lateness.
+func (m *Metrics) CheckinFired(late time.Duration) {
+	m.checkins.Inc()
+	m.lateness.Observe(late.Seconds())
+	if late > time.Minute {
+		m.late.Inc()
+	}
+}
+
+// Sent counts a delivered message.
+func (m *Metrics) Sent(platform string, k engine.Kind) { m.out.WithLabelValues(platform, string(k)).Inc() }
+
+// SendFailed counts a failed delivery attempt.
+func (m *Metrics) SendFailed(platform string, rateLimited bool) {
+	reason := "error"
+	if rateLimited {
+		reason = "rate_limited"
+	}
+	m.sendErrors.WithLabelValues(platform, reason).Inc()
+}
