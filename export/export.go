@@ -124,7 +124,7 @@ func checkin(pid engine.PatientID, i int, c engine.Checkin, p *engine.Protocol) 
 	qr := QuestionnaireResponse{
 		ResourceType: "QuestionnaireResponse", ID: "checkin-" + strconv.Itoa(i+1), Questionnaire: Questionnaire,
 		Status: status, Subject: Reference{Identifier: Identifier{System: PatientSystem, Value: string(pid)}},
-		Authored: c.Sent.UTC().Format(time.RFC3339),
+		Authored:  c.Sent.UTC().Format(time.RFC3339),
 		Extension: []Extension{{URL: "urn:aftercare:checkin-hours", ValueString: strconv.FormatFloat(c.Hours, 'f', -1, 64)}},
 	}
 	if c.Outcome != "" {

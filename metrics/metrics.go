@@ -52,7 +52,7 @@ func New(g Gauges) *Metrics {
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "aftercare_checkin_lateness_seconds",
 			Help: "How late check-in timers fire.", Buckets: []float64{0.1, 1, 10, 60, 600, 3600, 86400}}),
 		txTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "aftercare_store_step_seconds",
-			Help: "Time to commit one conversation step to the store (group commit included).",
+			Help:    "Time to commit one conversation step to the store (group commit included).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 	}
 	m.reg.MustRegister(m.in, m.out, m.sendErrors, m.escalations, m.checkins, m.late, m.lateness, m.txTime,
@@ -108,7 +108,9 @@ func (m *Metrics) CheckinFired(late time.Duration) {
 }
 
 // Sent counts a delivered message.
-func (m *Metrics) Sent(platform string, k engine.Kind) { m.out.WithLabelValues(platform, string(k)).Inc() }
+func (m *Metrics) Sent(platform string, k engine.Kind) {
+	m.out.WithLabelValues(platform, string(k)).Inc()
+}
 
 // SendFailed counts a failed delivery attempt.
 func (m *Metrics) SendFailed(platform string, rateLimited bool) {
