@@ -117,6 +117,9 @@ const (
 	EnvDataDir       = "AFTERCARE_DATA_DIR"
 	EnvTelegramToken = "AFTERCARE_TELEGRAM_TOKEN"
 	EnvDiscordToken  = "AFTERCARE_DISCORD_TOKEN"
+	// EnvTestClockFile makes the process read its time from a file; for
+	// crash tests that run the real binary on a virtual clock only.
+	EnvTestClockFile = "AFTERCARE_TEST_CLOCK_FILE"
 )
 
 // DefaultConfig is what runs with no file: a sample clinic on the console.
