@@ -96,7 +96,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // before the next pass (until the next retry falls due, at most a second).
 func (d *Dispatcher) Pass(ctx context.Context) (time.Duration, error) {
 	platform := d.sender.Platform()
-	msgs, err := d.svc.store.Outbox(platform, 512)
+	// Take about one second's worth: an escalation queued during a burst
+	// of check-ins is then picked up at the next pass, within a second.
+	batch := max(8, int(d.pace.PerSecond))
+	msgs, err := d.svc.store.Outbox(platform, batch)
 	if err != nil {
 		return time.Second, err
 	}
@@ -169,8 +172,8 @@ func (d *Dispatcher) Pass(ctx context.Context) (time.Duration, error) {
 			}
 		}
 	}
-	if len(msgs) == 512 {
-		wait = 0
+	if len(msgs) == batch && len(blocked) < len(msgs) {
+		wait = 0 // more may be ready
 	}
 	return max(wait, 0), nil
 }

@@ -191,7 +191,11 @@ func contains(xs []string, x string) bool {
 }
 
 func (s *Service) notice(ch engine.PatientID, text string) error {
-	err := s.store.Enqueue(engine.Outbound{To: ch, Kind: engine.KindNotice, Text: truncateRunes(text, 3800), Created: s.clock.Now()})
+	m := engine.Outbound{To: engine.StaffAddress, Channel: ch, Kind: engine.KindNotice, Text: truncateRunes(text, 3800), Created: s.clock.Now()}
+	if ch == engine.StaffAddress {
+		m.Channel = ""
+	}
+	err := s.store.Enqueue(m)
 	s.kick(ch.Platform())
 	return err
 }
