@@ -52,7 +52,15 @@ type Store interface {
 	Delivered(ms ...engine.Outbound) error
 	Retry(m engine.Outbound) error
 	Enqueue(ms ...engine.Outbound) error
+	PruneDedupe(before time.Time) (int, error)
 }
+
+// DedupeHorizon is how long platform update keys are remembered.
+// Platforms redeliver for at most a day (Telegram keeps unconfirmed
+// updates 24 h; Discord resumes within minutes), and Telegram may restart
+// its update IDs after a week of silence, so keys are forgotten well
+// before that can collide.
+const DedupeHorizon = 3 * 24 * time.Hour
 
 var _ Store = (*store.Store)(nil)
 
@@ -361,6 +369,11 @@ func (s *Service) RunScheduler(ctx context.Context) error {
 				s.log.Error("retention purge failed", "err", err)
 			} else if n > 0 {
 				s.log.Info("retention purge", "patients_erased", n)
+			}
+			if n, err := s.store.PruneDedupe(now.Add(-DedupeHorizon)); err != nil {
+				s.log.Error("pruning dedupe keys failed", "err", err)
+			} else if n > 0 {
+				s.log.Debug("dedupe keys pruned", "count", n)
 			}
 		}
 		if _, err := s.DeliverDue(ctx); err != nil {

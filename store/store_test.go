@@ -225,3 +225,29 @@ func TestBackupIsAConsistentCopy(t *testing.T) {
 		t.Fatalf("backup state %+v", st)
 	}
 }
+
+func TestPruneDedupe(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "a.db"))
+	defer s.Close()
+	for i, at := range []time.Time{t0, t0.Add(48 * time.Hour), t0.Add(96 * time.Hour)} {
+		st := store.Step{Patient: "p", Dedupe: "k" + string(rune('0'+i)), Now: at}
+		s.Apply(context.Background(), st, func(in store.Input) (engine.Result, error) {
+			in.State.Patient = "p"
+			return engine.Result{State: in.State}, nil
+		})
+	}
+	n, err := s.PruneDedupe(t0.Add(72 * time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("pruned %d (%v), want 2", n, err)
+	}
+	// A pruned key applies again; a kept one does not.
+	ok0, _ := s.Apply(context.Background(), store.Step{Patient: "p", Dedupe: "k0", Now: t0}, func(in store.Input) (engine.Result, error) {
+		return engine.Result{State: in.State}, nil
+	})
+	ok2, _ := s.Apply(context.Background(), store.Step{Patient: "p", Dedupe: "k2", Now: t0}, func(in store.Input) (engine.Result, error) {
+		return engine.Result{State: in.State}, nil
+	})
+	if !ok0 || ok2 {
+		t.Fatalf("after pruning: k0 applied %v (want true), k2 applied %v (want false)", ok0, ok2)
+	}
+}

@@ -112,6 +112,8 @@ func (f *fakeBotAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+func newServer(h http.Handler) *httptest.Server { return httptest.NewServer(h) }
+
 // botProcess runs the real aftercare binary and restarts it after kills.
 type botProcess struct {
 	t    *testing.T
@@ -173,7 +175,7 @@ func TestCrashSafety(t *testing.T) {
 	}
 	dir := t.TempDir()
 	api := &fakeBotAPI{}
-	srv := httptest.NewServer(api)
+	srv := newServer(api)
 	defer srv.Close()
 	t0 := time.Date(2026, 3, 2, 15, 0, 0, 0, time.UTC)
 	clockFile := filepath.Join(dir, "now")

@@ -1,0 +1,395 @@
+package telegram
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+
+	"aftercare/engine"
+	"aftercare/service"
+)
+
+// PlatformName is the platform prefix of Telegram PatientIDs ("telegram:123").
+const PlatformName = "telegram"
+
+// The adapter is the service's Sender for Telegram.
+var _ service.Sender = (*Bot)(nil)
+
+// allowedUpdates are the update types the bot asks for; anything else
+// (channel posts, inline queries, payments) is of no use to a clinic bot.
+var allowedUpdates = []string{"message", "edited_message", "callback_query"}
+
+// Bot is the Telegram adapter: it receives updates (long polling or a
+// webhook), translates them for the Receiver, and delivers outbound messages.
+//
+// Run must be called at most once at a time. Send may be called from any
+// goroutine, concurrently with Run.
+type Bot struct {
+	cfg    Config
+	recv   Receiver
+	log    *slog.Logger
+	red    redactor
+	api    *tgbotapi.BotAPI // template; per-call copies bind a context
+	client *http.Client     // request_timeout
+	poll   *http.Client     // poll_timeout + request_timeout
+
+	staffUsers map[int64]bool
+
+	mu        sync.Mutex
+	staffChat int64            // may change when a group migrates to a supergroup
+	progress  map[uint64]int   // outbound ID -> parts already delivered
+	answered  map[string]bool  // callback query IDs already answered
+	answeredQ []string         // answer order, to bound the map
+	seen      map[int]struct{} // webhook: update IDs already committed
+	seenQ     []int
+	chatLocks [64]sync.Mutex // webhook: one update at a time per chat
+
+	// confirmOnStop makes Run confirm the last offset when it stops; tests
+	// turn it off to play a crash.
+	confirmOnStop bool
+
+	// retryBase is the first backoff after a failed Receive or getUpdates;
+	// it doubles up to retryMax. Tests shorten them.
+	retryBase, retryMax time.Duration
+}
+
+// New checks the token with getMe and returns a Bot ready to Run and Send.
+// The token comes from the environment (TokenEnv) and never appears in the
+// errors or logs the Bot produces. logger may be nil.
+func New(cfg Config, token string, recv Receiver, logger *slog.Logger) (*Bot, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return nil, fmt.Errorf("telegram: %s is empty: create a bot with @BotFather and export its token", TokenEnv)
+	}
+	if recv == nil {
+		return nil, errors.New("telegram: New needs a Receiver")
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	cfg = cfg.withDefaults()
+	b := &Bot{
+		cfg:           cfg,
+		recv:          recv,
+		log:           logger.With("platform", PlatformName),
+		red:           redactor{token: token},
+		client:        newHTTPClient(time.Duration(cfg.RequestTimeout)),
+		poll:          newHTTPClient(time.Duration(cfg.RequestTimeout) + time.Duration(cfg.PollTimeout)),
+		staffUsers:    map[int64]bool{},
+		staffChat:     cfg.StaffChatID,
+		progress:      map[uint64]int{},
+		answered:      map[string]bool{},
+		seen:          map[int]struct{}{},
+		retryBase:     200 * time.Millisecond,
+		confirmOnStop: true,
+		retryMax:      30 * time.Second,
+	}
+	for _, id := range cfg.StaffUserIDs {
+		b.staffUsers[id] = true
+	}
+	api, err := tgbotapi.NewBotAPIWithClient(token, cfg.APIEndpoint, doer{client: b.client, red: b.red})
+	if err != nil {
+		err = b.red.err(err)
+		var te *tgbotapi.Error
+		if errors.As(err, &te) && te.Code == http.StatusUnauthorized {
+			return nil, fmt.Errorf("telegram: the bot token in %s was rejected (getMe: %s); copy it again from @BotFather", TokenEnv, te.Message)
+		}
+		return nil, fmt.Errorf("telegram: getMe failed (check %s and telegram.api_endpoint): %w", TokenEnv, err)
+	}
+	b.api = api
+	b.log.Info("telegram bot ready", "bot_id", api.Self.ID, "mode", cfg.Mode)
+	return b, nil
+}
+
+func newHTTPClient(timeout time.Duration) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = 10 * time.Second
+	tr.ResponseHeaderTimeout = timeout
+	return &http.Client{Timeout: timeout, Transport: tr}
+}
+
+// apiFor returns a copy of the library client whose requests carry ctx, so
+// cancelling ctx aborts the request in flight.
+func (b *Bot) apiFor(ctx context.Context, client *http.Client) *tgbotapi.BotAPI {
+	api := *b.api
+	api.Client = doer{client: client, red: b.red, ctx: ctx}
+	return &api
+}
+
+// Platform returns "telegram", the prefix of the PatientIDs this Bot serves.
+func (b *Bot) Platform() string { return PlatformName }
+
+// BotID returns the bot's own Telegram user ID, from getMe.
+func (b *Bot) BotID() int64 { return b.api.Self.ID }
+
+// Username returns the bot's @username, from getMe, for deep links
+// (https://t.me/<username>?start=<payload>).
+func (b *Bot) Username() string { return b.api.Self.UserName }
+
+func (b *Bot) isStaffChat(id int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return id == b.staffChat || id == b.cfg.StaffChatID
+}
+
+func (b *Bot) isStaffUser(id int64) bool { return b.staffUsers[id] }
+
+// Run receives updates until ctx is cancelled, then returns nil. In polling
+// mode it long-polls getUpdates with an explicit offset that only moves past
+// an update once the Receiver returned nil for it; in webhook mode it
+// registers the webhook and serves it on webhook_listen. It returns an error
+// only when it cannot start (the webhook address cannot be listened on, or
+// Telegram refuses the webhook).
+func (b *Bot) Run(ctx context.Context) error {
+	if b.cfg.Mode == ModeWebhook {
+		return b.runWebhook(ctx)
+	}
+	return b.runPolling(ctx)
+}
+
+// runPolling is the long-poll loop. It deliberately avoids the library's
+// GetUpdatesChan, which confirms an update as soon as it is buffered (a crash
+// then loses it) and has no timeouts or backoff.
+func (b *Bot) runPolling(ctx context.Context) error {
+	api := b.apiFor(ctx, b.poll)
+	// getUpdates answers 409 while a webhook is set; remove it (pending
+	// updates are kept).
+	if _, err := api.MakeRequest("deleteWebhook", tgbotapi.Params{"drop_pending_updates": "false"}); err != nil && ctx.Err() == nil {
+		b.log.Warn("telegram: deleteWebhook failed; getUpdates may answer 409 while a webhook is set", "err", b.red.err(err))
+	}
+	offset := 0
+	failures := 0
+	interval := time.Duration(b.cfg.PollInterval)
+	for {
+		if ctx.Err() != nil {
+			b.confirm(offset)
+			return nil
+		}
+		started := time.Now()
+		updates, err := api.GetUpdates(tgbotapi.UpdateConfig{
+			Offset:         offset,
+			Limit:          100,
+			Timeout:        int(time.Duration(b.cfg.PollTimeout) / time.Second),
+			AllowedUpdates: allowedUpdates,
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				continue
+			}
+			failures++
+			wait := b.backoff(failures)
+			var te *tgbotapi.Error
+			if errors.As(err, &te) {
+				switch {
+				case te.Code == http.StatusTooManyRequests && te.RetryAfter > 0:
+					wait = time.Duration(te.RetryAfter) * time.Second
+				case te.Code == http.StatusConflict:
+					b.log.Error("telegram: getUpdates conflict: another instance is polling this bot, or a webhook is set", "err", b.red.err(err))
+				case te.Code == http.StatusUnauthorized:
+					b.log.Error("telegram: token rejected by getUpdates; check "+TokenEnv, "err", b.red.err(err))
+				}
+			}
+			b.log.Warn("telegram: getUpdates failed", "err", b.red.err(err), "retry_in", wait, "failures", failures)
+			sleep(ctx, wait)
+			continue
+		}
+		failures = 0
+		// Answer every button press in the batch first, so each one is
+		// answered within a second even when an earlier update is slow.
+		for _, u := range updates {
+			if u.UpdateID >= offset && u.CallbackQuery != nil {
+				b.answerCallback(ctx, u.CallbackQuery)
+			}
+		}
+		for _, u := range updates {
+			if u.UpdateID < offset {
+				continue // already committed; a server that ignores offsets sent it again
+			}
+			if err := b.process(ctx, u); err != nil {
+				break // ctx cancelled: the update stays unconfirmed
+			}
+			offset = u.UpdateID + 1
+		}
+		if len(updates) == 0 {
+			sleep(ctx, interval-time.Since(started))
+		}
+	}
+}
+
+// confirm tells Telegram that every update below offset was handled, so a
+// restart does not receive them again (they would be deduplicated anyway).
+// It runs on shutdown with a short deadline of its own.
+func (b *Bot) confirm(offset int) {
+	b.mu.Lock()
+	skip := !b.confirmOnStop
+	b.mu.Unlock()
+	if offset == 0 || skip {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	// Limit 1 and timeout 0: at most one update is fetched, and a fetched
+	// update stays unconfirmed until a later call passes its ID + 1.
+	_, err := b.apiFor(ctx, b.client).GetUpdates(tgbotapi.UpdateConfig{Offset: offset, Limit: 1, AllowedUpdates: allowedUpdates})
+	if err != nil {
+		b.log.Debug("telegram: confirming the last offset on shutdown failed", "err", b.red.err(err))
+	}
+}
+
+// process hands one update to the Receiver, retrying with backoff until it
+// returns nil; it only returns an error when ctx is cancelled, so an update
+// is never skipped.
+func (b *Bot) process(ctx context.Context, u tgbotapi.Update) error {
+	for attempt := 1; ; attempt++ {
+		err := b.handle(ctx, u)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		wait := b.backoff(attempt)
+		b.log.Warn("telegram: update not committed; retrying", "update_id", u.UpdateID, "attempt", attempt, "retry_in", wait, "err", b.red.err(err))
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+// handle translates one update and hands it to the Receiver. It returns the
+// Receiver's error; everything else (a refusal that could not be sent, an
+// ignored group message) is logged and counts as handled.
+func (b *Bot) handle(ctx context.Context, u tgbotapi.Update) error {
+	r := translate(u, b.isStaffChat, b.isStaffUser)
+	if r.callback != nil {
+		// Before Receive, so the button's spinner stops within a second.
+		b.answerCallback(ctx, r.callback)
+	}
+	switch r.kind {
+	case routeIgnore:
+		b.log.Info("telegram: update ignored", "update_id", u.UpdateID, "chat_id", r.chatID, "reason", r.reason)
+		return nil
+	case routeRefuse:
+		b.log.Info("telegram: staff command from a non-staff chat refused", "update_id", u.UpdateID, "chat_id", r.chatID)
+		msg := tgbotapi.NewMessage(r.chatID, refusalText)
+		if _, err := b.apiFor(ctx, b.client).Send(msg); err != nil {
+			b.log.Warn("telegram: sending the refusal failed", "update_id", u.UpdateID, "chat_id", r.chatID, "err", b.red.err(err))
+		}
+		return nil
+	case routeStaff:
+		if err := b.recv.ReceiveStaff(ctx, r.staff); err != nil {
+			return err
+		}
+	case routePatient:
+		if err := b.recv.Receive(ctx, r.inbound); err != nil {
+			return err
+		}
+	}
+	b.log.Debug("telegram: update committed", "update_id", u.UpdateID, "chat_id", r.chatID)
+	if r.callback != nil {
+		b.markPressed(ctx, r.callback, r.label)
+	}
+	return nil
+}
+
+// refusalText answers a non-staff user who typed a staff command.
+const refusalText = "Sorry, that command is only for clinic staff. You can simply write to me in your own words, or press one of the buttons."
+
+// answerCallback answers a callback query once (Telegram shows a spinner on
+// the button until it is answered). Failures are logged, not fatal.
+func (b *Bot) answerCallback(ctx context.Context, q *tgbotapi.CallbackQuery) {
+	if q.ID == "" {
+		return
+	}
+	b.mu.Lock()
+	if b.answered[q.ID] {
+		b.mu.Unlock()
+		return
+	}
+	b.answered[q.ID] = true
+	b.answeredQ = append(b.answeredQ, q.ID)
+	if len(b.answeredQ) > 4096 {
+		delete(b.answered, b.answeredQ[0])
+		b.answeredQ = b.answeredQ[1:]
+	}
+	b.mu.Unlock()
+	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := b.apiFor(actx, b.client).Request(tgbotapi.NewCallback(q.ID, "")); err != nil {
+		b.log.Info("telegram: answerCallbackQuery failed", "callback_id", q.ID, "err", b.red.err(err))
+	}
+}
+
+// markPressed acknowledges a pressed button by rewriting the message with
+// "✓ <label>" appended and its keyboard removed, so the patient sees what
+// was recorded and cannot press twice. Failures are logged, not fatal: the
+// press itself is already committed.
+func (b *Bot) markPressed(ctx context.Context, q *tgbotapi.CallbackQuery, label string) {
+	m := q.Message
+	if m == nil || m.Chat == nil || m.MessageID == 0 {
+		return
+	}
+	api := b.apiFor(ctx, b.client)
+	var err error
+	text := m.Text
+	if label != "" && text != "" && utf16Len(text)+utf16Len(label)+3 <= MaxMessageUTF16 {
+		edit := tgbotapi.NewEditMessageText(m.Chat.ID, m.MessageID, text+"\n\n✓ "+label)
+		_, err = api.Request(edit)
+	} else {
+		edit := tgbotapi.NewEditMessageReplyMarkup(m.Chat.ID, m.MessageID, tgbotapi.InlineKeyboardMarkup{InlineKeyboard: [][]tgbotapi.InlineKeyboardButton{}})
+		_, err = api.Request(edit)
+	}
+	if err != nil {
+		b.log.Info("telegram: acknowledging the pressed button failed", "chat_id", m.Chat.ID, "message_id", m.MessageID, "err", b.red.err(err))
+	}
+}
+
+// backoff returns the wait before retry n (1-based): retryBase doubling up
+// to retryMax.
+func (b *Bot) backoff(n int) time.Duration {
+	d := b.retryBase
+	for i := 1; i < n && d < b.retryMax; i++ {
+		d *= 2
+	}
+	return min(d, b.retryMax)
+}
+
+// sleep waits d or until ctx is done; it reports whether the full wait passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// chatIDOf parses the address part of a Telegram PatientID.
+func chatIDOf(p engine.PatientID) (int64, error) {
+	if p.Platform() != PlatformName {
+		return 0, fmt.Errorf("telegram: %s is not a Telegram address", p)
+	}
+	id, err := strconv.ParseInt(p.Address(), 10, 64)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("telegram: %s has no numeric chat ID", p)
+	}
+	return id, nil
+}

@@ -1,0 +1,262 @@
+package telegram
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"aftercare/engine"
+)
+
+func TestUTF16Len(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{
+		{"", 0},
+		{"abc", 3},
+		{"é", 1},
+		{"日本", 2},
+		{"😀", 2},
+		{"a😀b", 4},
+	} {
+		if got := utf16Len(tc.in); got != tc.want {
+			t.Errorf("utf16Len(%q) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+// checkSplit asserts the splitter's invariants: the pieces join back to the
+// input, each fits, none is empty and none cuts a character.
+func checkSplit(t *testing.T, in string, limit int, parts []string) {
+	t.Helper()
+	if got := strings.Join(parts, ""); got != in {
+		t.Fatalf("pieces do not join back to the input (%d pieces)", len(parts))
+	}
+	for i, p := range parts {
+		if p == "" {
+			t.Fatalf("piece %d is empty", i)
+		}
+		if n := utf16Len(p); n > max(limit, 2) {
+			t.Fatalf("piece %d has %d UTF-16 units, limit %d", i, n, limit)
+		}
+		if !utf8.ValidString(p) {
+			t.Fatalf("piece %d cuts a character", i)
+		}
+	}
+}
+
+func TestSplitText(t *testing.T) {
+	para := strings.Repeat("a", 3000)
+	emoji := strings.Repeat("😀", 3000) // 6000 UTF-16 units, no spaces
+	words := strings.Repeat("word ", 1000)
+	for _, tc := range []struct {
+		name  string
+		in    string
+		limit int
+		want  []string // nil: only check invariants and count
+		count int
+	}{
+		{name: "empty", in: "", limit: 4096, want: nil, count: 0},
+		{name: "short", in: "hello", limit: 4096, want: []string{"hello"}},
+		{name: "exactly the limit", in: strings.Repeat("x", 4096), limit: 4096, count: 1},
+		{name: "one over", in: strings.Repeat("x", 4097), limit: 4096, want: []string{strings.Repeat("x", 4096), "x"}},
+		{name: "paragraph boundary preferred", in: para + "\n\n" + para, limit: 4096, want: []string{para + "\n\n", para}},
+		{name: "line boundary", in: para + "\n" + para, limit: 4096, want: []string{para + "\n", para}},
+		{name: "word boundary", in: "aaaa bbbb cccc", limit: 10, want: []string{"aaaa bbbb ", "cccc"}},
+		{name: "paragraph over line", in: "aaaaaaa\n\nbb\ncc dd", limit: 16, want: []string{"aaaaaaa\n\n", "bb\ncc dd"}},
+		{name: "early boundary ignored", in: "a " + strings.Repeat("b", 20), limit: 10, want: []string{"a bbbbbbbb", "bbbbbbbbbb", "bb"}},
+		{name: "emoji counted as two units", in: emoji, limit: 4096, count: 2},
+		{name: "emoji never cut", in: "a" + strings.Repeat("😀", 5), limit: 4, want: []string{"a😀", "😀😀", "😀😀"}},
+		{name: "words", in: words, limit: 4096, count: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := splitText(tc.in, tc.limit)
+			checkSplit(t, tc.in, tc.limit, got)
+			if tc.want != nil {
+				if strings.Join(got, "|") != strings.Join(tc.want, "|") || len(got) != len(tc.want) {
+					t.Fatalf("splitText = %q, want %q", got, tc.want)
+				}
+			} else if len(got) != tc.count {
+				t.Fatalf("splitText gave %d pieces, want %d", len(got), tc.count)
+			}
+		})
+	}
+}
+
+func FuzzSplitText(f *testing.F) {
+	f.Add("hello world", 5)
+	f.Add(strings.Repeat("😀 ab\n\n", 50), 7)
+	f.Add("a\nb\n\nc d", 1)
+	f.Add(strings.Repeat("x", 5000), 4096)
+	f.Fuzz(func(t *testing.T, s string, limit int) {
+		s = strings.ToValidUTF8(s, "")
+		if limit > 5000 || limit < -10 {
+			limit = 4096
+		}
+		checkSplit(t, s, limit, splitText(s, limit))
+	})
+}
+
+func TestBuildKeyboard(t *testing.T) {
+	long := strings.Repeat("x", 65)
+	for _, tc := range []struct {
+		name    string
+		in      []engine.Choice
+		rows    [][]string // labels per row
+		data    [][]string // callback data per row; nil: same as labels
+		dropped int
+	}{
+		{name: "none", in: nil, rows: nil},
+		{name: "yes no share a row",
+			in:   []engine.Choice{{ID: "yes", Label: "Yes"}, {ID: "no", Label: "No"}},
+			rows: [][]string{{"Yes", "No"}}, data: [][]string{{"yes", "no"}}},
+		{name: "at most four per row",
+			in:   []engine.Choice{{ID: "0", Label: "0"}, {ID: "1", Label: "1"}, {ID: "2", Label: "2"}, {ID: "3", Label: "3"}, {ID: "4", Label: "4"}},
+			rows: [][]string{{"0", "1", "2", "3"}, {"4"}}},
+		{name: "long labels get their own row",
+			in: []engine.Choice{
+				{ID: "a", Label: "I feel dizzy or faint right now"},
+				{ID: "b", Label: "Just a bit sore where the needles were"},
+			},
+			rows: [][]string{{"I feel dizzy or faint right now"}, {"Just a bit sore where the needles were"}},
+			data: [][]string{{"a"}, {"b"}}},
+		{name: "empty label falls back to the ID",
+			in:   []engine.Choice{{ID: "ok", Label: "  "}},
+			rows: [][]string{{"ok"}}},
+		{name: "invalid IDs are dropped",
+			in:   []engine.Choice{{ID: "", Label: "Empty"}, {ID: long, Label: "Long"}, {ID: "\xff", Label: "Bad"}, {ID: "fine", Label: "Fine"}},
+			rows: [][]string{{"Fine"}}, data: [][]string{{"fine"}}, dropped: 3},
+		{name: "64-byte ID is fine",
+			in:   []engine.Choice{{ID: long[:64], Label: "L"}},
+			rows: [][]string{{"L"}}, data: [][]string{{long[:64]}}},
+		{name: "markdown characters kept as typed",
+			in:   []engine.Choice{{ID: "x", Label: "_x*"}},
+			rows: [][]string{{"_x*"}}, data: [][]string{{"x"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kb, dropped := buildKeyboard(tc.in)
+			if len(dropped) != tc.dropped {
+				t.Fatalf("dropped %d, want %d", len(dropped), tc.dropped)
+			}
+			if tc.rows == nil {
+				if kb != nil {
+					t.Fatalf("want no keyboard, got %+v", kb)
+				}
+				return
+			}
+			if kb == nil || len(kb.InlineKeyboard) != len(tc.rows) {
+				t.Fatalf("keyboard = %+v, want rows %v", kb, tc.rows)
+			}
+			data := tc.data
+			if data == nil {
+				data = tc.rows
+			}
+			for i, row := range kb.InlineKeyboard {
+				if len(row) != len(tc.rows[i]) {
+					t.Fatalf("row %d has %d buttons, want %v", i, len(row), tc.rows[i])
+				}
+				for j, b := range row {
+					if b.Text != tc.rows[i][j] || b.CallbackData == nil || *b.CallbackData != data[i][j] {
+						t.Fatalf("button %d,%d = %q/%v, want %q/%q", i, j, b.Text, b.CallbackData, tc.rows[i][j], data[i][j])
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestCommand(t *testing.T) {
+	for _, tc := range []struct {
+		in         string
+		name, args string
+		ok         bool
+	}{
+		{"hello", "", "", false},
+		{"", "", "", false},
+		{"/", "", "", false},
+		{"/start", "start", "", true},
+		{"/start abc_DEF-123", "start", "abc_DEF-123", true},
+		{"/START@AftercareBot abc", "start", "abc", true},
+		{"/ack 12", "ack", "12", true},
+		{"/ack\n12", "ack", "12", true},
+		{"/@bot", "", "", false},
+		{"/stop   please", "stop", "please", true},
+	} {
+		name, args, ok := command(tc.in)
+		if name != tc.name || args != tc.args || ok != tc.ok {
+			t.Errorf("command(%q) = %q, %q, %v; want %q, %q, %v", tc.in, name, args, ok, tc.name, tc.args, tc.ok)
+		}
+	}
+}
+
+func TestNormalizeCommandText(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/start abc", "/start abc"},
+		{"/start@AftercareBot abc", "/start abc"},
+		{"/start@AftercareBot", "/start"},
+		{"/Start abc", "/Start abc"}, // no @: untouched, the engine decides
+		{"/ack@AftercareBot 1", "/ack@AftercareBot 1"},
+		{"hello @bot", "hello @bot"},
+	} {
+		if got := normalizeCommandText(tc.in); got != tc.want {
+			t.Errorf("normalizeCommandText(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzCommandParsing checks the parsing done on deep links and commands:
+// it never panics, a /start payload is passed on byte for byte, and
+// anything that is not a command is left alone.
+func FuzzCommandParsing(f *testing.F) {
+	f.Add("/start abc_DEF-123")
+	f.Add("/start@Bot x y")
+	f.Add("/ack 1")
+	f.Add("plain text")
+	f.Add("/\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		name, args, ok := command(s)
+		if !ok && (name != "" || args != "") {
+			t.Fatalf("not a command but name=%q args=%q", name, args)
+		}
+		if ok && !strings.HasPrefix(s, "/") {
+			t.Fatalf("%q parsed as a command", s)
+		}
+		out := normalizeCommandText(s)
+		if !strings.HasPrefix(s, "/") && out != s {
+			t.Fatalf("non-command %q rewritten to %q", s, out)
+		}
+		if strings.HasPrefix(s, "/start ") && out != s {
+			t.Fatalf("deep link %q rewritten to %q", s, out)
+		}
+	})
+}
+
+// FuzzCallbackData checks that any callback data comes back as the
+// Inbound's Choice unchanged, with the label found in the keyboard.
+func FuzzCallbackData(f *testing.F) {
+	f.Add("yes", "Yes")
+	f.Add("", "")
+	f.Add("ack:12", "_x*")
+	f.Fuzz(func(t *testing.T, data, label string) {
+		kb, _ := buildKeyboard([]engine.Choice{{ID: data, Label: label}, {ID: "other", Label: "Other"}})
+		u := callbackUpdate(7, 42, data)
+		u.CallbackQuery.Message.ReplyMarkup = kb
+		r := translate(u, func(int64) bool { return false }, func(int64) bool { return false })
+		if r.kind != routePatient {
+			t.Fatalf("kind = %v", r.kind)
+		}
+		if r.inbound.Choice != data {
+			t.Fatalf("Choice = %q, want %q", r.inbound.Choice, data)
+		}
+		if validCallbackData(data) && data != "other" {
+			want := strings.TrimSpace(cleanText(label))
+			if want == "" {
+				want = data
+			}
+			if r.inbound.Text != want {
+				t.Fatalf("Text = %q, want label %q", r.inbound.Text, want)
+			}
+		}
+	})
+}
