@@ -1,0 +1,620 @@
+package triage
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"aftercare/engine"
+)
+
+// role is what a matched phrase does in a message.
+type role uint8
+
+const (
+	rSign     role = iota // a sign; arg is the entry index
+	rMod                  // a severity or time modifier; arg is the category
+	rNeg                  // negation trigger, scope forward ("no", "denies")
+	rNegPost              // negation trigger, scope backward ("none")
+	rPseudo               // looks like a trigger but is not ("not sure", "no increase")
+	rHypo                 // hypothetical, scope to the end of the clause ("what if")
+	rCond                 // conditional, short scope ("if")
+	rQuestion             // asks whether a sign is normal ("is it normal to")
+	rTerm                 // scope terminator ("but", "however")
+	rChild                // the message is about the patient's child ("my son")
+	rOther                // ... about another adult ("my husband")
+	rPronoun              // "he", "she": whoever was named last, else someone else
+	rFirst                // back to the patient ("I", "me")
+	rTime                 // a time expression; hours/offset say how long
+	rScore                // a number in context: a pain score such as 8/10, a temperature
+	rAffirm               // confirms a question was about the patient ("because I just did")
+	nRoles
+)
+
+// rolePrio breaks ties between equally long overlapping phrases: lower wins.
+var rolePrio = [nRoles]int8{
+	rPseudo: 0, rSign: 1, rMod: 2, rTime: 3, rScore: 4, rChild: 5, rOther: 5,
+	rPronoun: 6, rFirst: 7, rTerm: 8, rNeg: 9, rNegPost: 10, rHypo: 11, rCond: 12, rQuestion: 13, rAffirm: 1,
+}
+
+var ctxRoles = []struct {
+	name string
+	role role
+}{
+	{"negation", rNeg}, {"negation_post", rNegPost}, {"pseudo", rPseudo},
+	{"hypothetical", rHypo}, {"conditional", rCond}, {"question", rQuestion}, {"affirm", rAffirm},
+	{"terminators", rTerm}, {"child", rChild}, {"other", rOther},
+	{"pronouns", rPronoun}, {"first_person", rFirst},
+}
+
+// Single-word context lists that set token flags instead of making phrases.
+var ctxFlags = []struct {
+	name string
+	flag uint8
+}{
+	{"clause_starts", fClauseStart}, {"backref_fillers", fFiller},
+	{"list_words", fListWord}, {"list_end", fListEnd}, {"gap_breakers", fBreaker},
+}
+
+// elem is one position of a compiled pattern.
+type elem struct {
+	ids   []int32 // lexeme ids accepted here (any of)
+	num   bool    // accepts a number or number word ("#")
+	slash bool    // accepts "/"
+	gap   int8    // tokens that may be skipped before this element ("..." or "~")
+	list  bool    // the gap may cross commas ("~": "red, hot and swollen")
+}
+
+// pattern is one compiled term.
+type pattern struct {
+	elems  []elem
+	role   role
+	arg    int32
+	hours  float64
+	offset float64
+}
+
+// entry is a compiled sign rule: the levels a mention takes in each context.
+type entry struct {
+	id, sign, lang string
+	adult, child   [nCat]engine.Level
+	later          bool
+	laterHours     float64
+	laterLevel     engine.Level
+	ask            *engine.Clarify
+	askNow         *askNowSpec
+}
+
+type combo struct {
+	signs []string
+	level engine.Level
+}
+
+type band struct {
+	min, max float64
+	entry    int32
+}
+
+// score is a compiled scoreSpec; ctx and not are indexed by lexeme id.
+type score struct {
+	ctx, not []bool
+	needCtx  bool
+	bareMax  int
+	bands    []band
+}
+
+// lexicon maps normalised words to lexeme ids. A lexeme is one alternative
+// of a pattern element: an exact word, or a stem written "word*".
+type lexicon struct {
+	exact      map[string]int32
+	stems      map[string]int32
+	stemLens   []int
+	n          int32
+	numbers    map[string]float64
+	flags      map[string]uint8
+	fuzzyDel   map[string]string // one-letter deletion of a fuzzy word -> the word
+	fuzzyWords map[string]bool
+	notTypos   map[string]bool
+	collapsed  map[string]string // word with double letters collapsed -> word
+	fuzzyIDs   map[string][]int32
+}
+
+// ruleset is everything compiled from the rule files; it is read-only once built.
+type ruleset struct {
+	lex      lexicon
+	patterns []pattern
+	byFirst  [][]int32 // lexeme id -> patterns whose first element accepts it
+	numFirst []int32   // patterns starting with "#"
+	entries  []entry
+	combos   []combo
+	scores   []score
+	negWin   int
+	condWin  int
+	langs    []string
+}
+
+// normWords normalises a piece of a term the same way messages are
+// normalised and returns its word tokens.
+func normWords(s string) ([]string, []tokKind) {
+	sc := &scratch{}
+	sc.tokenize(s, 64)
+	var out []string
+	var kinds []tokKind
+	for _, t := range sc.toks {
+		if t.kind == tComma || t.kind == tStop {
+			kinds = append(kinds, t.kind)
+			out = append(out, "")
+			continue
+		}
+		kinds = append(kinds, t.kind)
+		out = append(out, string(sc.norm[t.s:t.e]))
+	}
+	return out, kinds
+}
+
+type altSpec struct {
+	word   string
+	stem   bool
+	num    bool
+	slash  bool
+	kindOK bool
+}
+
+type elemSpec struct {
+	alts []altSpec
+	gap  int8
+	list bool
+}
+
+const maxElems = 8
+const gapSize = 3
+
+// parseTerm turns a term such as "heart ... racing|pounding", "dizz*" or
+// "# / 10" into element specs.
+func parseTerm(term string) ([]elemSpec, error) {
+	fields := strings.Fields(term)
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("empty term")
+	}
+	var out []elemSpec
+	var gap int8
+	list := false
+	for _, f := range fields {
+		if f == "..." || f == "~" {
+			if len(out) == 0 {
+				return nil, fmt.Errorf("%q: a term cannot start with %s", term, f)
+			}
+			if gap > 0 {
+				return nil, fmt.Errorf("%q: two gaps in a row", term)
+			}
+			gap, list = gapSize, f == "~"
+			continue
+		}
+		if strings.Contains(f, "|") {
+			var es elemSpec
+			es.gap, es.list = gap, list
+			for _, a := range strings.Split(f, "|") {
+				as, err := parseAlt(a, term)
+				if err != nil {
+					return nil, err
+				}
+				es.alts = append(es.alts, as)
+			}
+			out = append(out, es)
+			gap, list = 0, false
+			continue
+		}
+		if f == "#" || f == "/" {
+			as, _ := parseAlt(f, term)
+			out = append(out, elemSpec{alts: []altSpec{as}, gap: gap, list: list})
+			gap, list = 0, false
+			continue
+		}
+		stem := strings.HasSuffix(f, "*")
+		words, kinds := normWords(strings.TrimSuffix(f, "*"))
+		if len(words) == 0 {
+			return nil, fmt.Errorf("%q: %q has no letters, digits or emoji", term, f)
+		}
+		for i, w := range words {
+			switch kinds[i] {
+			case tComma, tStop:
+				return nil, fmt.Errorf("%q: punctuation is not allowed in terms (use ... to allow a gap)", term)
+			case tSlash:
+				out = append(out, elemSpec{alts: []altSpec{{slash: true}}, gap: gap, list: list})
+			default:
+				out = append(out, elemSpec{alts: []altSpec{{word: w, stem: stem && i == len(words)-1}}, gap: gap, list: list})
+			}
+			gap, list = 0, false
+		}
+	}
+	if gap > 0 {
+		return nil, fmt.Errorf("%q: a term cannot end with a gap", term)
+	}
+	if len(out) > maxElems {
+		return nil, fmt.Errorf("%q: too long (at most %d words)", term, maxElems)
+	}
+	if out[0].alts[0].slash {
+		return nil, fmt.Errorf("%q: a term cannot start with /", term)
+	}
+	return out, nil
+}
+
+func parseAlt(a, term string) (altSpec, error) {
+	switch a {
+	case "#":
+		return altSpec{num: true}, nil
+	case "/":
+		return altSpec{slash: true}, nil
+	case "":
+		return altSpec{}, fmt.Errorf("%q: empty alternative", term)
+	}
+	stem := strings.HasSuffix(a, "*")
+	words, kinds := normWords(strings.TrimSuffix(a, "*"))
+	if len(words) != 1 || kinds[0] == tComma || kinds[0] == tStop || kinds[0] == tSlash {
+		return altSpec{}, fmt.Errorf("%q: alternative %q must be a single word", term, a)
+	}
+	if stem && len(words[0]) < 3 {
+		return altSpec{}, fmt.Errorf("%q: stem %q is too short (at least 3 letters)", term, a)
+	}
+	return altSpec{word: words[0], stem: stem}, nil
+}
+
+func (lx *lexicon) id(a altSpec) int32 {
+	m := lx.exact
+	if a.stem {
+		m = lx.stems
+	}
+	if id, ok := m[a.word]; ok {
+		return id
+	}
+	id := lx.n
+	lx.n++
+	m[a.word] = id
+	return id
+}
+
+// compile builds the rule set from merged rules, reporting problems to el.
+func compile(m *mergedRules, el *errList) *ruleset {
+	rs := &ruleset{negWin: 8, condWin: 6, langs: m.langs}
+	if m.negWin > 0 {
+		rs.negWin = m.negWin
+	}
+	if m.condWin > 0 {
+		rs.condWin = m.condWin
+	}
+	lx := &rs.lex
+	lx.exact = map[string]int32{}
+	lx.stems = map[string]int32{}
+	lx.numbers = m.numbers
+	lx.flags = map[string]uint8{}
+	lx.fuzzyDel = map[string]string{}
+	lx.fuzzyWords = map[string]bool{}
+	lx.notTypos = map[string]bool{}
+	lx.collapsed = map[string]string{}
+	lx.fuzzyIDs = map[string][]int32{}
+	for k := range m.numbers {
+		if w, _ := normWords(k); len(w) != 1 {
+			el.add("rules", "numbers."+k, "want a single word")
+		}
+	}
+	seen := map[string]bool{}
+	add := func(tr termRef, r role, arg int32, hours, offset float64) {
+		specs, err := parseTerm(tr.term)
+		if err != nil {
+			el.add(tr.at.file, tr.at.key, "%v", err)
+			return
+		}
+		key := fmt.Sprintf("%d/%d/%g/%g/%s", r, arg, hours, offset, tr.term)
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		p := pattern{role: r, arg: arg, hours: hours, offset: offset}
+		for _, es := range specs {
+			e := elem{gap: es.gap, list: es.list}
+			for _, a := range es.alts {
+				switch {
+				case a.num:
+					e.num = true
+				case a.slash:
+					e.slash = true
+				default:
+					e.ids = append(e.ids, lx.id(a))
+				}
+			}
+			p.elems = append(p.elems, e)
+		}
+		rs.patterns = append(rs.patterns, p)
+	}
+
+	// Questions and entries.
+	asks := map[string]*engine.Clarify{}
+	for k, q := range m.questions {
+		c := &engine.Clarify{Text: q.spec.Text}
+		for _, ch := range q.spec.Choices {
+			l, _ := engine.ParseLevel(ch.Level)
+			c.Choices = append(c.Choices, engine.ClarifyChoice{ID: ch.ID, Label: ch.Label, Level: l})
+		}
+		asks[k] = c
+	}
+	signNames := map[string]bool{}
+	entryIdx := map[string]int32{}
+	for _, ms := range m.signs {
+		if ms == nil {
+			continue
+		}
+		s := ms.spec
+		e := entry{id: s.ID, sign: s.Sign, lang: ms.lang, askNow: m.askNow[ms.lang]}
+		base, _ := engine.ParseLevel(s.Level)
+		for c := range e.adult {
+			switch c {
+			case catImproving, catResolved, catHistorical:
+				e.adult[c] = engine.None
+			default:
+				e.adult[c] = base
+			}
+		}
+		for k, v := range s.Levels {
+			l, _ := engine.ParseLevel(v)
+			e.adult[catIndex(k, false)] = l
+		}
+		e.child = e.adult
+		for k, v := range s.Child {
+			l, _ := engine.ParseLevel(v)
+			e.child[catIndex(k, true)] = l
+		}
+		if s.Later != nil {
+			e.later = true
+			e.laterHours = s.Later.Hours
+			e.laterLevel, _ = engine.ParseLevel(s.Later.Level)
+		}
+		if s.Ask != "" {
+			q, ok := asks[ms.lang+":"+s.Ask]
+			if !ok {
+				el.add(ms.at.file, ms.at.key+".ask", "unknown question %q (define it under questions in a %q file)", s.Ask, ms.lang)
+			}
+			e.ask = q
+		}
+		idx := int32(len(rs.entries))
+		rs.entries = append(rs.entries, e)
+		entryIdx[ms.lang+":"+s.ID] = idx
+		signNames[s.Sign] = true
+		for j, t := range s.Terms {
+			add(termRef{t, origin{ms.at.file, fmt.Sprintf("%s.terms[%d]", ms.at.key, j)}}, rSign, idx, 0, 0)
+		}
+	}
+	for c := 1; c < nCat; c++ {
+		for _, tr := range m.mods[c] {
+			add(tr, rMod, int32(c), 0, 0)
+		}
+	}
+	for _, cr := range ctxRoles {
+		for _, tr := range m.ctx[cr.name] {
+			var arg int32
+			add(tr, cr.role, arg, 0, 0)
+		}
+	}
+	for _, cf := range ctxFlags {
+		for _, tr := range m.ctx[cf.name] {
+			w, _ := normWords(tr.term)
+			if len(w) != 1 {
+				el.add(tr.at.file, tr.at.key, "%q: want a single word", tr.term)
+				continue
+			}
+			lx.flags[w[0]] |= cf.flag
+		}
+	}
+	for i, c := range m.combos {
+		for j, s := range c.Signs {
+			if !signNames[s] {
+				el.add(m.comboAt[i].file, fmt.Sprintf("%s.signs[%d]", m.comboAt[i].key, j), "unknown sign %q", s)
+			}
+		}
+		l, _ := engine.ParseLevel(c.Level)
+		rs.combos = append(rs.combos, combo{signs: c.Signs, level: l})
+	}
+	for si, name := range m.scoreList {
+		ms := m.scores[name]
+		sco := score{bareMax: ms.bareWords}
+		for _, tr := range ms.patterns {
+			add(tr, rScore, int32(si), 0, 0)
+		}
+		for i, b := range ms.bands {
+			idx, ok := entryIdx[ms.bandLang+":"+b.Use]
+			if !ok {
+				el.add(ms.bandAt.file, fmt.Sprintf("%s[%d].use", ms.bandAt.key, i), "unknown sign id %q", b.Use)
+				continue
+			}
+			sco.bands = append(sco.bands, band{min: b.Min, max: b.Max, entry: idx})
+		}
+		sort.SliceStable(sco.bands, func(i, j int) bool { return sco.bands[i].min > sco.bands[j].min })
+		rs.scores = append(rs.scores, sco)
+	}
+	for i, t := range m.time {
+		add(termRef{t.Term, m.timeAt[i]}, rTime, 0, t.Hours, t.Offset)
+	}
+	for k := range lx.stems {
+		if !containsInt(lx.stemLens, len(k)) {
+			lx.stemLens = append(lx.stemLens, len(k))
+		}
+	}
+	sort.Ints(lx.stemLens)
+
+	// Score context words become lexemes so tokens can be checked.
+	ids := func(list []termRef) []int32 {
+		var out []int32
+		for _, tr := range list {
+			a, err := parseAlt(tr.term, tr.term)
+			if err != nil || a.num || a.slash {
+				el.add(tr.at.file, tr.at.key, "%q: want a single word or stem", tr.term)
+				continue
+			}
+			out = append(out, lx.id(a))
+		}
+		return out
+	}
+	ctxIDs := make([][2][]int32, len(m.scoreList))
+	for si, name := range m.scoreList {
+		ctxIDs[si] = [2][]int32{ids(m.scores[name].ctx), ids(m.scores[name].not)}
+	}
+	for si := range rs.scores {
+		sco := &rs.scores[si]
+		sco.ctx, sco.not = make([]bool, lx.n), make([]bool, lx.n)
+		for _, id := range ctxIDs[si][0] {
+			sco.ctx[id] = true
+		}
+		for _, id := range ctxIDs[si][1] {
+			sco.not[id] = true
+		}
+		sco.needCtx = len(ctxIDs[si][0]) > 0
+	}
+	// Stems may have been added by score context words.
+	lx.stemLens = lx.stemLens[:0]
+	for k := range lx.stems {
+		if !containsInt(lx.stemLens, len(k)) {
+			lx.stemLens = append(lx.stemLens, len(k))
+		}
+	}
+	sort.Ints(lx.stemLens)
+
+	// Typo tolerance.
+	for _, tr := range m.notTypos {
+		w, _ := normWords(tr.term)
+		if len(w) != 1 {
+			el.add(tr.at.file, tr.at.key, "%q: want a single word", tr.term)
+			continue
+		}
+		lx.notTypos[w[0]] = true
+	}
+	for _, tr := range m.fuzzy {
+		w, _ := normWords(tr.term)
+		if len(w) != 1 || len(w[0]) < 6 {
+			el.add(tr.at.file, tr.at.key, "%q: want a single word of at least 6 letters", tr.term)
+			continue
+		}
+		word := w[0]
+		ids := lx.resolve(nil, word)
+		if len(ids) == 0 {
+			continue // not used by any term (perhaps a clinic removed it): nothing to correct to
+		}
+		lx.fuzzyWords[word] = true
+		lx.fuzzyIDs[word] = ids
+		for i := 0; i < len(word); i++ {
+			d := word[:i] + word[i+1:]
+			if _, ok := lx.fuzzyDel[d]; !ok {
+				lx.fuzzyDel[d] = word
+			}
+		}
+	}
+	for w := range lx.exact {
+		if len(w) >= 4 {
+			c := collapseDoubles(w)
+			if _, ok := lx.collapsed[c]; !ok || w < lx.collapsed[c] {
+				lx.collapsed[c] = w
+			}
+		}
+	}
+
+	// Index patterns by their first element.
+	rs.byFirst = make([][]int32, lx.n)
+	for i, p := range rs.patterns {
+		e := p.elems[0]
+		if e.num {
+			rs.numFirst = append(rs.numFirst, int32(i))
+		}
+		for _, id := range e.ids {
+			rs.byFirst[id] = append(rs.byFirst[id], int32(i))
+		}
+	}
+	return rs
+}
+
+func containsInt(list []int, v int) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func collapseDoubles(w string) string {
+	b := make([]byte, 0, len(w))
+	for i := 0; i < len(w); i++ {
+		if i > 0 && w[i] == w[i-1] {
+			continue
+		}
+		b = append(b, w[i])
+	}
+	return string(b)
+}
+
+// resolve appends the lexeme ids of an exact word (exact match and stems).
+func (lx *lexicon) resolve(dst []int32, w string) []int32 {
+	if id, ok := lx.exact[w]; ok {
+		dst = append(dst, id)
+	}
+	for _, k := range lx.stemLens {
+		if k > len(w) {
+			break
+		}
+		if id, ok := lx.stems[w[:k]]; ok {
+			dst = append(dst, id)
+		}
+	}
+	return dst
+}
+
+// resolveBytes is resolve for a token, falling back to a stretched-word
+// reading ("dizzzyyy") and to one-letter typos of the fuzzy words.
+func (lx *lexicon) resolveToken(dst []int32, w []byte, stretched bool, buf *[]byte) []int32 {
+	n0 := len(dst)
+	if id, ok := lx.exact[string(w)]; ok {
+		dst = append(dst, id)
+	}
+	for _, k := range lx.stemLens {
+		if k > len(w) {
+			break
+		}
+		if id, ok := lx.stems[string(w[:k])]; ok {
+			dst = append(dst, id)
+		}
+	}
+	if len(dst) > n0 {
+		return dst
+	}
+	if stretched {
+		b := (*buf)[:0]
+		for i := 0; i < len(w); i++ {
+			if i > 0 && w[i] == w[i-1] {
+				continue
+			}
+			b = append(b, w[i])
+		}
+		*buf = b
+		if word, ok := lx.collapsed[string(b)]; ok {
+			return lx.resolve(dst, word)
+		}
+	}
+	if len(w) < 5 || len(lx.fuzzyWords) == 0 || lx.notTypos[string(w)] {
+		return dst
+	}
+	if word, ok := lx.fuzzyDel[string(w)]; ok {
+		return append(dst, lx.fuzzyIDs[word]...)
+	}
+	b := (*buf)[:0]
+	for i := 0; i < len(w); i++ {
+		b = append(b[:0], w[:i]...)
+		b = append(b, w[i+1:]...)
+		if lx.fuzzyWords[string(b)] {
+			*buf = b
+			return append(dst, lx.fuzzyIDs[string(b)]...)
+		}
+		if word, ok := lx.fuzzyDel[string(b)]; ok {
+			*buf = b
+			return append(dst, lx.fuzzyIDs[word]...)
+		}
+	}
+	*buf = b
+	return dst
+}

@@ -1,0 +1,373 @@
+package triage
+
+import (
+	"slices"
+
+	"aftercare/engine"
+)
+
+// spanNum returns the value of the first number in a span.
+func (sc *scratch) spanNum(s *span) (float64, bool) {
+	for _, t := range sc.pos[s.posOff : s.posOff+s.posN] {
+		if tk := &sc.toks[t]; tk.isNum {
+			return tk.num, true
+		}
+	}
+	return 0, false
+}
+
+// scoreMention turns the last score of one kind in the message into a
+// mention of the entry its band names, when the sentence gives the number
+// its meaning (a pain word for a pain score) or the whole message is little
+// more than the number, as in a check-in answer "8/10".
+func (rs *ruleset) scoreMention(sc *scratch, si int) (int32, bool) {
+	s := &sc.spans[si]
+	sco := &rs.scores[s.arg]
+	v, ok := sc.spanNum(s)
+	if !ok {
+		return 0, false
+	}
+	if sco.needCtx {
+		// The score's own clause decides first ("no pain, 10/10 would
+		// recommend"), then its sentence, then whether the message is
+		// little more than the number.
+		var cCtx, cNot, sCtx, sNot bool
+		words := sc.words
+		lo, hi := int(s.start), int(s.start)
+		for lo > 0 && sc.toks[lo-1].sent == s.sent && int(s.start)-lo < maxScope {
+			lo--
+		}
+		for hi < len(sc.toks) && sc.toks[hi].sent == s.sent && hi-int(s.start) < maxScope {
+			hi++
+		}
+		for i := lo; i < hi; i++ {
+			tk := &sc.toks[i]
+			for _, id := range sc.lex[tk.lexOff : tk.lexOff+tk.lexN] {
+				if sco.ctx[id] {
+					sCtx = true
+					cCtx = cCtx || tk.clause == s.clause
+				}
+				if sco.not[id] {
+					sNot = true
+					cNot = cNot || tk.clause == s.clause
+				}
+			}
+		}
+		switch {
+		case cNot:
+			return 0, false
+		case cCtx, sCtx && !sNot:
+		case sNot || words > sco.bareMax:
+			return 0, false
+		}
+	}
+	for _, b := range sco.bands {
+		if v >= b.min && v <= b.max {
+			return b.entry, true
+		}
+	}
+	return 0, false
+}
+
+// decide turns the scoped spans into a Finding.
+func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
+	sp := sc.spans
+	textHours := -1.0
+	affirmed := false
+	sc.lastScore = sc.lastScore[:0]
+	for range rs.scores {
+		sc.lastScore = append(sc.lastScore, -1)
+	}
+	for i := range sp {
+		s := &sp[i]
+		switch s.role {
+		case rAffirm:
+			affirmed = affirmed || !s.neg
+		case rTime:
+			if s.neg || s.hypo {
+				continue
+			}
+			p := &rs.patterns[s.p]
+			h := p.hours + p.offset
+			if v, ok := sc.spanNum(s); ok {
+				h = v*p.hours + p.offset
+			}
+			if h > textHours {
+				textHours = h
+			}
+
+		case rSign:
+			sc.ments = append(sc.ments, mention{span: int32(i), e: s.arg, start: s.start, end: s.end, clause: s.clause})
+		case rMod:
+			if !s.neg && !s.hypo {
+				sc.mods = append(sc.mods, modRef{span: int32(i), cat: int(s.arg), start: s.start, end: s.end})
+			}
+		}
+	}
+	if textHours > hours {
+		hours = textHours
+	}
+	// The last score of each kind that reads as one counts ("from 9/10 to
+	// 3/10"); only the last few are tried, so a wall of numbers stays cheap.
+	tries := 0
+	for i := len(sp) - 1; i >= 0 && tries < 16; i-- {
+		s := &sp[i]
+		if s.role != rScore || s.hypo || s.neg || sc.lastScore[s.arg] >= 0 {
+			continue
+		}
+		tries++
+		if _, ok := rs.scoreMention(sc, i); ok {
+			sc.lastScore[s.arg] = i
+		}
+	}
+	added := false
+	for _, si := range sc.lastScore {
+		if si < 0 {
+			continue
+		}
+		if e, ok := rs.scoreMention(sc, si); ok {
+			s := &sp[si]
+			sc.ments = append(sc.ments, mention{span: int32(si), e: e, start: s.start, end: s.end, clause: s.clause})
+			added = true
+		}
+	}
+	if added {
+		slices.SortFunc(sc.ments, func(a, b mention) int { return int(a.start - b.start) })
+	}
+	if len(sc.ments) == 0 {
+		return engine.Finding{Level: engine.None}
+	}
+	for k := range sc.mods {
+		rs.attach(sc, &sc.mods[k])
+	}
+
+	// Level of each mention.
+	top := engine.None
+	for k := range sc.ments {
+		m := &sc.ments[k]
+		s := &sp[m.span]
+		if s.neg || s.hypo {
+			continue
+		}
+		m.live = true
+		e := &rs.entries[m.e]
+		lv := &e.adult
+		if s.subj == subjChild {
+			lv = &e.child
+		}
+		has := func(c int) bool { return m.mods&(1<<c) != 0 }
+		var L engine.Level
+		amb := false
+		switch {
+		case has(catHistorical) && !has(catWorse) && !has(catSevere) && !has(catPersistent):
+			L, m.resolved, m.historical = lv[catHistorical], true, true
+		case has(catResolved):
+			L, m.resolved = lv[catResolved], true
+		case has(catImproving) && !has(catWorse):
+			L = lv[catImproving]
+		default:
+			L = lv[catBase]
+			if has(catMild) {
+				L = lv[catMild]
+			}
+			raised := false
+			for _, c := range [...]int{catVery, catSevere, catPersistent, catWorse, catRecurring} {
+				if has(c) {
+					raised = true
+					L = max(L, lv[c])
+				}
+			}
+			if e.later && hours >= e.laterHours && !has(catImproving) {
+				if e.laterLevel > L {
+					raised = true
+				}
+				L = max(L, e.laterLevel)
+			}
+			amb = !raised
+		}
+		m.orig = L
+		if s.question && !affirmed && L > engine.None {
+			// "Is it normal to ...?" usually comes from someone who feels it.
+			// A red flag asked about this way is lowered one step and comes
+			// with a question whose "yes" restores it.
+			if L >= engine.Urgent {
+				switch {
+				case e.ask != nil && amb:
+					m.ask, m.askable = e.ask, true
+				case e.askNow != nil:
+					m.askNow, m.askable = true, true
+				}
+				if m.askable {
+					L--
+				}
+			} else {
+				L--
+			}
+		} else if amb && e.ask != nil && L > engine.None && L < engine.Emergency {
+			m.ask, m.askable = e.ask, true
+		}
+		m.level = L
+		top = max(top, L)
+	}
+
+	// Combinations (dizzy and sick) are definite, never asked about.
+	comboTop := engine.None
+	for _, c := range rs.combos {
+		if c.level <= comboTop {
+			continue
+		}
+		all := true
+		for _, name := range c.signs {
+			found := false
+			for k := range sc.ments {
+				m := &sc.ments[k]
+				if m.live && !m.resolved && (!sp[m.span].question || affirmed) && rs.entries[m.e].sign == name {
+					found = true
+					break
+				}
+			}
+			if !found {
+				all = false
+				break
+			}
+		}
+		if all {
+			comboTop = c.level
+		}
+	}
+	top = max(top, comboTop)
+
+	f := engine.Finding{Level: top}
+	var askFrom *mention
+	definite := comboTop == top && top > engine.None
+	for k := range sc.ments {
+		m := &sc.ments[k]
+		if !m.live {
+			continue
+		}
+		if m.level == top {
+			if m.askable {
+				if askFrom == nil {
+					askFrom = m
+				}
+			} else {
+				definite = true
+			}
+		}
+		// Signs name what the patient has or had since the session; a
+		// complaint from before it that is now gone is not one.
+		if !m.historical || m.level > engine.None {
+			name := rs.entries[m.e].sign
+			if !slices.Contains(sc.signs, name) {
+				sc.signs = append(sc.signs, name)
+			}
+		}
+	}
+	if len(sc.signs) > 0 {
+		f.Signs = slices.Clone(sc.signs)
+	}
+	// Who the report is about: the first mention at the top level.
+	for k := range sc.ments {
+		m := &sc.ments[k]
+		if m.live && (m.level == top || top == engine.None) {
+			f.Subject = subjNames[sp[m.span].subj]
+			break
+		}
+	}
+	if !definite && askFrom != nil && top > engine.None && top < engine.Emergency {
+		if askFrom.askNow {
+			an := rs.entries[askFrom.e].askNow
+			f.Ask = &engine.Clarify{Text: an.Text, Choices: []engine.ClarifyChoice{
+				{ID: "yes", Label: an.Yes, Level: askFrom.orig},
+				{ID: "no", Label: an.No, Level: engine.None},
+			}}
+		} else {
+			q := *askFrom.ask
+			q.Choices = slices.Clone(q.Choices)
+			f.Ask = &q
+		}
+	}
+	return f
+}
+
+// attach gives a modifier to the mentions it describes. Words that raise a
+// level ("getting worse", "still") reach every mention of their clause;
+// words that lower it ("a little", "passed") reach only the nearest one, so
+// a lowering word never quietly hides a second sign. A modifier alone in its
+// clause ("..., but it passed") refers back to the previous clause with a
+// mention, if what precedes it in its own clause is only filler ("but it").
+func (rs *ruleset) attach(sc *scratch, md *modRef) {
+	sp := sc.spans
+	ments := sc.ments
+	cl := sp[md.span].clause
+	bit := uint16(1) << md.cat
+	raise := md.cat == catPersistent || md.cat == catWorse || md.cat == catRecurring
+	lower := md.cat == catMild || md.cat == catImproving || md.cat == catHistorical || md.cat == catResolved
+	// Mentions are ordered by start, so clause numbers rise with them.
+	lo, _ := slices.BinarySearchFunc(ments, cl, func(m mention, c int32) int { return int(m.clause - c) })
+	hi := lo
+	for hi < len(ments) && ments[hi].clause == cl {
+		hi++
+	}
+	if hi > lo {
+		if raise {
+			for k := lo; k < hi; k++ {
+				ments[k].mods |= bit
+			}
+			return
+		}
+		best, bestD := -1, int32(1<<30)
+		for k := lo; k < hi; k++ {
+			m := &ments[k]
+			var d int32
+			switch {
+			case m.end <= md.start:
+				d = md.start - m.end
+			case m.start >= md.end:
+				if md.cat == catResolved {
+					continue // "gone" looks back
+				}
+				d = m.start - md.end
+			}
+			if d < bestD || (d == bestD && m.start >= md.end) {
+				best, bestD = k, d
+			}
+		}
+		if best >= 0 {
+			ments[best].mods |= bit
+			return
+		}
+	}
+	if lower && !sc.onlyFiller(md.start, cl) {
+		return
+	}
+	// Orphan: the previous clause that has mentions.
+	if lo == 0 {
+		return
+	}
+	prev := ments[lo-1].clause
+	for k := lo - 1; k >= 0 && ments[k].clause == prev; k-- {
+		ments[k].mods |= bit
+	}
+}
+
+// onlyFiller reports whether every token of clause cl before position t is
+// filler ("but it", "and then I feel").
+func (sc *scratch) onlyFiller(t int32, cl int32) bool {
+	for i := t - 1; i >= 0; i-- {
+		tk := &sc.toks[i]
+		if tk.clause != cl {
+			return true
+		}
+		if tk.kind == tComma || tk.flags&fFiller != 0 {
+			continue
+		}
+		if tk.claim > 0 {
+			if r := sc.spans[tk.claim-1].role; r == rTerm || r == rFirst || r == rPseudo || r == rPronoun || r == rChild || r == rOther {
+				continue
+			}
+		}
+		return false
+	}
+	return true
+}

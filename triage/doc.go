@@ -1,0 +1,71 @@
+// Package triage decides how urgently a patient's message after acupuncture,
+// electroacupuncture or dry needling needs a person: emergency, urgent,
+// watch or none (see PROTOCOL.md), and names the signs it found so staff see
+// why. It implements engine.Triager.
+//
+// A missed red flag is the worst mistake this package can make; an alarm on
+// "no dizziness" is the second worst, because staff then mute the bot. So the
+// classifier reads messages the way NegEx and ConText read clinical notes
+// rather than alerting on keywords.
+//
+// # Basics
+//
+//	c := triage.Default()                  // embedded English + Spanish rules
+//	f := c.Triage("my chest hurts", 20)    // f.Level == engine.Emergency
+//
+// A clinic adds or changes rules with Load or LoadFiles; every message is
+// read with all loaded languages at once.
+//
+// # How a message is read
+//
+// The text is lowercased, accents are folded and apostrophes dropped, then it
+// is split into words, numbers, emoji and punctuation once. Every term of the
+// rules is matched against those tokens (a term may hold alternatives
+// "racing|pounding", stems "dizz*", numbers "#" and short gaps "..."), and
+// overlapping matches are settled longest first, so "can't breathe" is a sign
+// and not a negated "breathe", and "not sure" negates nothing.
+//
+// Each sign mention is then read in its context:
+//
+//   - negation ("no", "denies", "haven't had") reaches forward to the end of
+//     its clause, at most a few words, and across lists ("no fever, chills or
+//     pus"); terminators ("but", "however") and punctuation end it;
+//   - hypotheticals ("what if", "should I worry about") drop a mention;
+//     "is it normal to ..." lowers a red flag one step and asks whether it is
+//     happening now;
+//   - modifiers move the level: "a little", "passed", "fading" lower it,
+//     "severe", "won't go away", "getting worse" raise it, and a resolved or
+//     pre-existing complaint ("the pain I came in with is gone") is not a flag
+//     unless the sign itself says otherwise (a faint that passed is still a
+//     faint);
+//   - a mention about "my son" or "my husband" still counts, with the
+//     child's levels where the protocol differs (a pale child is urgent);
+//   - time since the session, given or written ("day three", "2 days"), makes
+//     lingering soreness (48 h) or fatigue (24 h) a watch;
+//   - a number in context maps to a band: a pain score ("8/10", "9 out of
+//     10"), a temperature ("temp 38.5"), a pulse ("heart rate 130");
+//   - a checklist answer negates the line before it ("chest pain? no").
+//
+// The highest level wins. When the top level comes only from an ambiguous
+// mention (a bare "I feel dizzy"), the Finding carries one short question
+// whose choices settle it; Level is then the level to act on if the patient
+// never answers, chosen so nothing urgent is lost. Emergencies are never
+// asked about.
+//
+// # Rule files
+//
+// Rules are JSON (see rules/en.json): signs with their terms and levels per
+// modifier (mild, very, severe, persistent, worse, recurring, improving,
+// resolved, historical), modifier and context word lists, combinations,
+// scores and their bands, time expressions, number words, typo tolerance and
+// clarifying questions.
+// Files are checked strictly on load; an error names the file and key, for
+// example
+//
+//	rules/en.json: signs[3].level: unknown level "urgnt" (want none, watch, urgent or emergency)
+//
+// # Caveats
+//
+// The rules are heuristics, not a diagnosis. Messages over 32 KiB are read as
+// their first 28 KiB and last 4 KiB. The package never logs message text.
+package triage

@@ -1,0 +1,649 @@
+package triage
+
+import (
+	"slices"
+	"sync"
+
+	"aftercare/engine"
+)
+
+// Classifier reads patient messages with compiled rules. It is immutable
+// after Load, so one Classifier may be shared by every goroutine; Triage
+// keeps its working memory in a pool and allocates little per message.
+type Classifier struct {
+	rs   *ruleset
+	pool sync.Pool
+}
+
+var _ engine.Triager = (*Classifier)(nil)
+
+// Limits on the work done for one message. A message longer than maxInput
+// bytes is read as its first headInput bytes plus its last tailInput bytes,
+// so an attack of megabytes costs the same as a long letter while a red flag
+// written at the very end of a long message is still seen.
+const (
+	maxInput   = 32 << 10
+	headInput  = 28 << 10
+	tailInput  = 4 << 10
+	maxTokens  = 12000
+	tailTokens = 2000
+)
+
+var (
+	defaultOnce sync.Once
+	defaultC    *Classifier
+)
+
+// Default returns the classifier for the embedded English and Spanish rules.
+// It is built once and shared. It panics only if the embedded rule files are
+// broken, which the package tests rule out before any release.
+func Default() *Classifier {
+	defaultOnce.Do(func() {
+		c, err := Load()
+		if err != nil {
+			panic("triage: embedded rules are invalid: " + err.Error())
+		}
+		defaultC = c
+	})
+	return defaultC
+}
+
+// Load builds a classifier from the embedded default rules followed by files,
+// in order, so a clinic's file extends the defaults: its signs replace
+// default signs with the same language and id (or remove them with
+// "disabled": true), and its lists of terms are added to the defaults. A file
+// with "replace": true drops everything loaded before it, for a clinic that
+// wants only its own rules. Errors name the file and the key at fault.
+func Load(files ...File) (*Classifier, error) {
+	all := append(defaultFiles(), files...)
+	rs, err := build(all)
+	if err != nil {
+		return nil, err
+	}
+	return newClassifier(rs), nil
+}
+
+// LoadFiles is Load for rule files on disk, named by path.
+func LoadFiles(paths ...string) (*Classifier, error) {
+	files, err := readFiles(paths)
+	if err != nil {
+		return nil, err
+	}
+	return Load(files...)
+}
+
+func newClassifier(rs *ruleset) *Classifier {
+	c := &Classifier{rs: rs}
+	c.pool.New = func() any { return &scratch{tried: make([]int32, len(rs.patterns))} }
+	return c
+}
+
+// scratch is the per-call working memory, reused through the pool.
+type scratch struct {
+	norm      []byte
+	toks      []token
+	lex       []int32
+	cands     []cand
+	pos       []int32
+	spans     []span
+	spanStart []int32
+	ments     []mention
+	mods      []modRef
+	tried     []int32
+	buf       []byte
+	signs     []string
+	lastScore []int
+	words     int // word, number and emoji tokens in the message
+}
+
+type cand struct {
+	p            int32
+	start, end   int32
+	posOff, posN int32
+	nEl          int16
+	prio         int8
+}
+
+type span struct {
+	p            int32
+	role         role
+	arg          int32
+	start, end   int32 // end is one past the last literal token
+	first, lastL int32
+	posOff, posN int32
+	clause, sent int32
+	neg, hypo    bool
+	question     bool
+	subj         uint8
+}
+
+const (
+	subjSelf uint8 = iota
+	subjChild
+	subjOther
+)
+
+var subjNames = [...]string{"", "child", "other"}
+
+type mention struct {
+	span       int32
+	e          int32
+	start      int32
+	end        int32
+	clause     int32
+	mods       uint16
+	level      engine.Level
+	orig       engine.Level
+	amb        bool
+	askable    bool
+	ask        *engine.Clarify
+	askNow     bool
+	live       bool
+	resolved   bool
+	historical bool
+}
+
+type modRef struct {
+	span  int32
+	cat   int
+	start int32
+	end   int32
+}
+
+func (sc *scratch) reset() {
+	sc.norm = sc.norm[:0]
+	sc.toks = sc.toks[:0]
+	sc.lex = sc.lex[:0]
+	sc.cands = sc.cands[:0]
+	sc.pos = sc.pos[:0]
+	sc.spans = sc.spans[:0]
+	sc.ments = sc.ments[:0]
+	sc.mods = sc.mods[:0]
+	sc.signs = sc.signs[:0]
+}
+
+// Triage classifies one message. It never panics and always returns a level:
+// if the rules ever hit an internal error the message is reported as urgent
+// with the sign "triage_error", so a person looks at it.
+func (c *Classifier) Triage(text string, hoursSinceSession float64) (f engine.Finding) {
+	defer func() {
+		if r := recover(); r != nil {
+			f = engine.Finding{Level: engine.Urgent, Signs: []string{"triage_error"}}
+		}
+	}()
+	sc := c.pool.Get().(*scratch)
+	sc.reset()
+	f = c.rs.run(sc, text, hoursSinceSession)
+	if cap(sc.toks) > 1<<14 || cap(sc.norm) > 1<<16 {
+		return f // don't keep huge buffers around
+	}
+	c.pool.Put(sc)
+	return f
+}
+
+func (rs *ruleset) run(sc *scratch, text string, hours float64) engine.Finding {
+	if len(text) > maxInput {
+		sc.tokenize(text[:headInput], maxTokens-tailTokens)
+		sc.punct(tStop)
+		sc.tokenize(text[len(text)-tailInput:], maxTokens)
+	} else {
+		sc.tokenize(text, maxTokens)
+	}
+	if len(sc.toks) == 0 {
+		return engine.Finding{Level: engine.None}
+	}
+	sc.words = 0
+	for i := range sc.toks {
+		if k := sc.toks[i].kind; k == tWord || k == tNum || k == tEmoji {
+			sc.words++
+		}
+	}
+	rs.lexemes(sc)
+	rs.candidates(sc)
+	rs.claim(sc)
+	rs.clauses(sc)
+	rs.scopes(sc)
+	rs.answers(sc)
+	return rs.decide(sc, hours)
+}
+
+// lexemes resolves each token's lexeme ids and flags.
+func (rs *ruleset) lexemes(sc *scratch) {
+	lx := &rs.lex
+	for i := range sc.toks {
+		t := &sc.toks[i]
+		t.lexOff = int32(len(sc.lex))
+		switch t.kind {
+		case tWord, tEmoji, tNum:
+			w := sc.norm[t.s:t.e]
+			sc.lex = lx.resolveToken(sc.lex, w, t.stretched, &sc.buf)
+			if t.poss && len(w) > 2 {
+				sc.lex = lx.resolveToken(sc.lex, w[:len(w)-1], false, &sc.buf)
+			}
+			if t.kind == tWord {
+				if v, ok := lx.numbers[string(w)]; ok {
+					t.isNum, t.num = true, v
+				}
+				t.flags |= lx.flags[string(w)]
+			}
+		}
+		t.lexN = int32(len(sc.lex)) - t.lexOff
+	}
+}
+
+func (sc *scratch) tokMatches(t *token, e *elem) bool {
+	if e.num && t.isNum {
+		return true
+	}
+	if e.slash && t.kind == tSlash {
+		return true
+	}
+	for _, id := range sc.lex[t.lexOff : t.lexOff+t.lexN] {
+		for _, want := range e.ids {
+			if id == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// matchRest matches elements k.. of p from token j, recording literal
+// positions in sc.pos.
+func (rs *ruleset) matchRest(sc *scratch, p *pattern, k int, j int) (int, bool) {
+	if k == len(p.elems) {
+		return j, true
+	}
+	e := &p.elems[k]
+	n := len(sc.toks)
+	for skip := 0; skip <= int(e.gap); skip++ {
+		t := j + skip
+		if t >= n {
+			return 0, false
+		}
+		if skip > 0 {
+			prev := &sc.toks[t-1]
+			if prev.kind == tStop || (prev.kind == tComma && !e.list) || prev.flags&fBreaker != 0 {
+				return 0, false
+			}
+		}
+		tk := &sc.toks[t]
+		if tk.kind == tStop {
+			return 0, false
+		}
+		if tk.kind == tComma {
+			if e.list && skip < int(e.gap) {
+				continue // "~" reads across a list: "red, hot and swollen"
+			}
+			return 0, false // phrases do not reach across clauses
+		}
+		if sc.tokMatches(tk, e) {
+			sc.pos = append(sc.pos, int32(t))
+			if end, ok := rs.matchRest(sc, p, k+1, t+1); ok {
+				return end, true
+			}
+			sc.pos = sc.pos[:len(sc.pos)-1]
+		}
+	}
+	return 0, false
+}
+
+func (rs *ruleset) tryAt(sc *scratch, pi int32, i int) {
+	if sc.tried[pi] == int32(i)+1 {
+		return
+	}
+	sc.tried[pi] = int32(i) + 1
+	p := &rs.patterns[pi]
+	off := len(sc.pos)
+	sc.pos = append(sc.pos, int32(i))
+	end, ok := rs.matchRest(sc, p, 1, i+1)
+	if !ok {
+		sc.pos = sc.pos[:off]
+		return
+	}
+	sc.cands = append(sc.cands, cand{
+		p: pi, start: int32(i), end: int32(end), posOff: int32(off), posN: int32(len(sc.pos) - off),
+		nEl: int16(len(p.elems)), prio: rolePrio[p.role],
+	})
+}
+
+// candidates finds every pattern match in the message.
+func (rs *ruleset) candidates(sc *scratch) {
+	if len(sc.tried) < len(rs.patterns) {
+		sc.tried = make([]int32, len(rs.patterns))
+	}
+	clear(sc.tried)
+	for i := range sc.toks {
+		t := &sc.toks[i]
+		for _, id := range sc.lex[t.lexOff : t.lexOff+t.lexN] {
+			for _, pi := range rs.byFirst[id] {
+				rs.tryAt(sc, pi, i)
+			}
+		}
+		if t.isNum {
+			for _, pi := range rs.numFirst {
+				rs.tryAt(sc, pi, i)
+			}
+		}
+	}
+}
+
+// claim keeps the longest non-overlapping matches: a longer phrase always
+// beats a shorter one inside it, so "can't breathe" is a sign and not a
+// negation of "breathe", and "not sure" is not a negation.
+func (rs *ruleset) claim(sc *scratch) {
+	slices.SortFunc(sc.cands, func(a, b cand) int {
+		if a.nEl != b.nEl {
+			return int(b.nEl) - int(a.nEl)
+		}
+		if a.prio != b.prio {
+			return int(a.prio) - int(b.prio)
+		}
+		if la, lb := a.end-a.start, b.end-b.start; la != lb {
+			return int(la - lb)
+		}
+		return int(a.start - b.start)
+	})
+	// Time expressions never compete: "for 3 days" is both a duration and a
+	// sign of persistence. They only stop a score from reading their number.
+	for _, c := range sc.cands {
+		p := &rs.patterns[c.p]
+		if p.role != rTime {
+			continue
+		}
+		pos := sc.pos[c.posOff : c.posOff+c.posN]
+		sc.spans = append(sc.spans, span{p: c.p, role: p.role, arg: p.arg, start: c.start, end: c.end,
+			first: pos[0], lastL: pos[len(pos)-1], posOff: c.posOff, posN: c.posN})
+		for _, t := range pos {
+			sc.toks[t].timeClaim = true
+		}
+	}
+	for _, c := range sc.cands {
+		p := &rs.patterns[c.p]
+		if p.role == rTime {
+			continue
+		}
+		pos := sc.pos[c.posOff : c.posOff+c.posN]
+		free, ok := 0, true
+		for _, t := range pos {
+			tk := &sc.toks[t]
+			switch {
+			case p.role == rScore && tk.timeClaim:
+				ok = false
+			case tk.claim == 0:
+				free++
+			case p.role == rSign && sc.spans[tk.claim-1].role == rSign:
+				// Two signs may share a word ("stabbing pain in my chest" is
+				// sharp pain and chest pain), unless one lies wholly inside
+				// the other, where the longer reading wins.
+			default:
+				ok = false
+			}
+		}
+		if !ok || free == 0 {
+			continue
+		}
+		sc.spans = append(sc.spans, span{p: c.p, role: p.role, arg: p.arg, start: c.start, end: c.end,
+			first: pos[0], lastL: pos[len(pos)-1], posOff: c.posOff, posN: c.posN})
+		id := int32(len(sc.spans))
+		for _, t := range pos {
+			if sc.toks[t].claim == 0 {
+				sc.toks[t].claim = id
+			}
+		}
+	}
+	// Order spans by position and renumber the claims.
+	slices.SortFunc(sc.spans, func(a, b span) int { return int(a.start - b.start) })
+	for i := range sc.toks {
+		sc.toks[i].claim = 0
+	}
+	for i := range sc.spans {
+		s := &sc.spans[i]
+		if s.role == rTime {
+			continue
+		}
+		for _, t := range sc.pos[s.posOff : s.posOff+s.posN] {
+			if sc.toks[t].claim == 0 {
+				sc.toks[t].claim = int32(i) + 1
+			}
+		}
+	}
+}
+
+// clauses numbers clauses and sentences. A clause ends at a comma, at
+// sentence punctuation, and where a terminator ("but") or a new subject
+// ("my son") begins.
+func (rs *ruleset) clauses(sc *scratch) {
+	n := len(sc.toks)
+	if cap(sc.spanStart) < n {
+		sc.spanStart = make([]int32, n)
+	}
+	sc.spanStart = sc.spanStart[:n]
+	clear(sc.spanStart)
+	for i := range sc.spans {
+		switch sc.spans[i].role {
+		case rTerm, rChild, rOther, rPronoun:
+			sc.spanStart[sc.spans[i].start] = 1 // a new clause starts here
+		}
+	}
+	var cl, se int32
+	for t := 0; t < n; t++ {
+		if sc.spanStart[t] != 0 {
+			cl++
+		}
+		tk := &sc.toks[t]
+		tk.clause, tk.sent = cl, se
+		switch tk.kind {
+		case tComma:
+			cl++
+		case tStop:
+			cl++
+			se++
+		}
+	}
+	for i := range sc.spans {
+		s := &sc.spans[i]
+		s.clause, s.sent = sc.toks[s.start].clause, sc.toks[s.start].sent
+	}
+}
+
+// listContinues reports whether a negated list goes on after a comma at
+// t-1: only sign phrases, commas and list words up to a closing "or".
+func (sc *scratch) listContinues(t int) bool {
+	sawSign := false
+	for end := min(len(sc.toks), t+maxListLook); t < end; t++ {
+		tk := &sc.toks[t]
+		if tk.kind == tStop {
+			return false
+		}
+		if tk.claim > 0 && sc.spans[tk.claim-1].role == rSign {
+			sawSign = true
+			continue
+		}
+		if tk.kind == tComma {
+			continue
+		}
+		if tk.flags&fListEnd != 0 {
+			if sawSign {
+				return true
+			}
+			// ", or dizziness": the closing "or" comes first; a sign must follow.
+			for u := t + 1; u < min(len(sc.toks), t+maxListLook); u++ {
+				if c := sc.toks[u].claim; c > 0 && sc.spans[c-1].role == rSign {
+					return true
+				}
+				if sc.toks[u].flags&fListWord == 0 {
+					return false
+				}
+			}
+			return false
+		}
+		if tk.flags&fListWord != 0 {
+			continue
+		}
+		return false
+	}
+	return false
+}
+
+// maxListLook bounds how far a list is read ahead, and maxScope how many
+// words any trigger reaches, keeping the cost linear in the message length.
+const (
+	maxListLook = 40
+	maxScope    = 40
+)
+
+// forwardScope returns one past the last token a trigger ending at from
+// reaches. window limits the words (0: the whole clause); clauseStart stops
+// at a word such as "my" or "it" two or more words in, which usually opens a
+// new statement ("didn't sleep well my head hurts").
+func (sc *scratch) forwardScope(from int32, window int, clauseStart bool) int32 {
+	n := int32(len(sc.toks))
+	if from <= 0 || from >= n {
+		return from
+	}
+	cl := sc.toks[from-1].clause
+	off := 0
+	t := from
+	for ; t < n; t++ {
+		tk := &sc.toks[t]
+		if tk.kind == tStop {
+			break
+		}
+		if tk.kind == tComma {
+			if t+1 < n && sc.listContinues(int(t)+1) {
+				cl = sc.toks[t+1].clause
+				continue
+			}
+			break
+		}
+		if tk.clause != cl {
+			break
+		}
+		if (window > 0 && off >= window) || off >= maxScope {
+			break
+		}
+		if clauseStart && off >= 2 && tk.flags&fClauseStart != 0 && tk.claim == 0 {
+			break
+		}
+		if tk.kind != tSlash {
+			off++
+		}
+	}
+	return t
+}
+
+// answers negates a checklist answer: a sentence that is only a negation
+// ("no", "nope", "none") right after a sentence ending in "?" or ":" negates
+// the signs of that sentence ("chest pain? no").
+func (rs *ruleset) answers(sc *scratch) {
+	sp := sc.spans
+	for i := range sp {
+		tr := &sp[i]
+		if tr.role != rNeg && tr.role != rNegPost {
+			continue
+		}
+		// The trigger must fill its sentence.
+		t0 := tr.start
+		if t0 == 0 || sc.toks[t0-1].kind != tStop || sc.toks[t0-1].flags&fAsked == 0 {
+			continue
+		}
+		if tr.end < int32(len(sc.toks)) && sc.toks[tr.end].kind != tStop {
+			continue
+		}
+		prev := sc.toks[t0-1].sent
+		for j := i - 1; j >= 0 && sp[j].sent >= prev; j-- {
+			if sp[j].sent == prev && isTarget(sp[j].role) {
+				sp[j].neg = true
+			}
+		}
+	}
+}
+
+func isTarget(r role) bool { return r == rSign || r == rMod || r == rTime || r == rScore }
+
+// scopes applies negation, hypothetical, question and subject triggers to
+// the spans they reach.
+func (rs *ruleset) scopes(sc *scratch) {
+	sp := sc.spans
+	var lastSubj uint8
+	for i := range sp {
+		tr := &sp[i]
+		var lo, hi int32
+		switch tr.role {
+		case rNeg:
+			lo, hi = tr.end, sc.forwardScope(tr.end, rs.negWin, true)
+		case rHypo, rQuestion:
+			lo, hi = tr.end, sc.forwardScope(tr.end, 0, false)
+		case rCond:
+			lo, hi = tr.end, sc.forwardScope(tr.end, rs.condWin, true)
+		case rNegPost:
+			// nearest sign before it in the same clause
+			for j := i - 1; j >= 0; j-- {
+				if sp[j].clause != tr.clause {
+					break
+				}
+				if sp[j].role == rSign {
+					sp[j].neg = true
+					break
+				}
+			}
+			continue
+		case rChild, rOther, rPronoun:
+			subj := subjChild
+			switch tr.role {
+			case rOther:
+				subj = subjOther
+			case rPronoun:
+				subj = lastSubj
+				if subj == subjSelf {
+					subj = subjOther
+				}
+			}
+			lastSubj = subj
+			for j := i + 1; j < len(sp); j++ {
+				if sp[j].sent != tr.sent || sp[j].role == rFirst || sp[j].role == rChild || sp[j].role == rOther || sp[j].role == rPronoun {
+					break
+				}
+				sp[j].subj = subj
+			}
+			continue
+		default:
+			continue
+		}
+		// Spans are ordered by start: those in scope follow the trigger, and
+		// a phrase the trigger sits inside ("face is not swelling") starts at
+		// most a phrase's length before it.
+		from := i
+		for from > 0 && sp[from-1].start >= tr.start-maxElems*(gapSize+1) {
+			from--
+		}
+		for j := from; j < len(sp) && sp[j].start < hi; j++ {
+			s := &sp[j]
+			if !isTarget(s.role) {
+				continue
+			}
+			inScope := s.start >= lo && s.start < hi
+			// A trigger inside a gapped phrase ("face is not swelling")
+			// applies to that phrase, and a gapped question ("is swelling
+			// normal?") applies to what it encloses.
+			inside := s.first < tr.start && s.lastL > tr.start
+			if tr.role == rQuestion || tr.role == rHypo {
+				inScope = inScope || (s.start > tr.start && s.start < tr.lastL)
+			}
+			if !inScope && !inside {
+				continue
+			}
+			switch tr.role {
+			case rNeg:
+				s.neg = true
+			case rHypo, rCond:
+				s.hypo = true
+			case rQuestion:
+				if inScope {
+					s.question = true
+				}
+			}
+		}
+	}
+}
