@@ -83,6 +83,9 @@ func (s *step) message(raw, choice string) {
 		s.flush(prefix)
 		s.startReadiness()
 		return
+	case wantsReadiness:
+		s.st.Then = "readiness"
+		s.reply(append(prefix, s.text("after_intake_note"))...)
 	case s.faq(n) != "":
 		s.reply(append(prefix, s.faq(n))...)
 	case len(f.Signs) > 0:
@@ -184,7 +187,7 @@ func (s *step) command(n string, prefix []string) bool {
 			s.startIntake(append(prefix, s.text("started")))
 			return true
 		}
-		s.reply(append(prefix, s.text("started"), s.checkinTimesText("intake_done"))...)
+		s.reply(append(prefix, s.text("started"), s.checkinTimesText("next_checkins"))...)
 		return true
 	case s.intent(n, "forget"):
 		s.flush(prefix)
@@ -551,9 +554,9 @@ func (s *step) advice() string {
 		case "ready":
 			ready++
 		case "wait":
-			waits = append(waits, strings.ToLower(c.Label))
+			waits = append(waits, c.reason())
 		case "strong_wait":
-			strong = append(strong, strings.ToLower(c.Label))
+			strong = append(strong, c.reason())
 		}
 	}
 	switch {
@@ -739,4 +742,12 @@ func (s *step) faq(n string) string {
 		return ""
 	}
 	return s.vars().Replace(s.e.protocol.FAQ[best].Answer)
+}
+
+// reason is how advice names a wait signal.
+func (c ChoiceSpec) reason() string {
+	if c.Reason != "" {
+		return c.Reason
+	}
+	return strings.ToLower(c.Label)
 }

@@ -405,6 +405,12 @@ func (s *step) checkinDue(h float64) {
 	}
 	q := s.e.protocol.Checkin.Questions[0]
 	s.st.Step = "checkin.0"
+	if !s.st.Greeted {
+		// The first message a clinic-enrolled patient gets says who is
+		// writing, that this is no emergency service, and how to stop.
+		s.st.Greeted = true
+		prefix = append([]string{s.text("greeting")}, prefix...)
+	}
 	s.send(KindCheckin, strings.Join(append(prefix, s.vars().Replace(intro), q.Text), "\n\n"), choices(q))
 	s.audit("checkin_sent", fmt.Sprintf("%vh", h))
 	if n := s.e.protocol.Timing.NudgeAfterHours; n > 0 {

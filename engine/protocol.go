@@ -82,6 +82,9 @@ type ChoiceSpec struct {
 	HoursAgo *float64 `json:"hours_ago,omitempty"`
 	// Signal is a readiness signal: "ready", "neutral", "wait" or "strong_wait".
 	Signal string `json:"signal,omitempty"`
+	// Reason names a wait signal in advice ("tiredness"); the label is used
+	// when it is empty.
+	Reason string `json:"reason,omitempty"`
 	// Level escalates when the choice is picked (a warning sign).
 	Level Level `json:"level,omitempty"`
 	// Signs names what the choice reports, for staff.
@@ -240,7 +243,7 @@ var requiredTexts = []string{
 	"not_understood", "reask_prefix", "not_an_answer", "thanks", "hello", "reassure_prefix", "clarify_timeout_alert",
 	"unreachable_notice", "checkin_done_ok", "checkin_next", "checkin_last", "checkin_superseded", "nudge",
 	"checkin_late", "invite_unknown", "child_note", "stop_and_call", "consent_no", "forget_done", "forget_kept",
-	"paused", "resumed",
+	"paused", "resumed", "next_checkins", "after_intake_note",
 }
 
 func (p *Protocol) validate() error {

@@ -34,7 +34,7 @@ func (s *Service) fireLadder(ctx context.Context, d store.Due) (bool, error) {
 		if e.Status != "open" {
 			return up, nil
 		}
-		waited := now.Sub(e.At).Round(time.Minute)
+		waited := fmtMinutes(now.Sub(e.At))
 		text := fmt.Sprintf("[%s, NOT ACKNOWLEDGED for %s] #%d %s: %s. Signs: %s. Said: \"%s\"",
 			strings.ToUpper(e.Level.String()), waited, e.ID, e.Patient, e.Visit, strings.Join(e.Signs, ", "), e.Said)
 		to := append([]engine.PatientID(nil), s.staff...)
@@ -217,7 +217,7 @@ func (s *Service) listOpen() (string, error) {
 	now := s.clock.Now()
 	for _, e := range es {
 		if e.Status == "open" {
-			fmt.Fprintf(&b, "#%d %s %s, %s ago: %s\n", e.ID, strings.ToUpper(e.Level.String()), e.Patient, now.Sub(e.At).Round(time.Minute), strings.Join(e.Signs, ", "))
+			fmt.Fprintf(&b, "#%d %s %s, %s ago: %s\n", e.ID, strings.ToUpper(e.Level.String()), e.Patient, fmtMinutes(now.Sub(e.At)), strings.Join(e.Signs, ", "))
 		}
 	}
 	if b.Len() == 0 {
@@ -483,4 +483,16 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// fmtMinutes writes a duration for people: "10 min", "2 h 5 min".
+func fmtMinutes(d time.Duration) string {
+	m := int(d.Round(time.Minute) / time.Minute)
+	switch {
+	case m < 60:
+		return fmt.Sprintf("%d min", m)
+	case m%60 == 0:
+		return fmt.Sprintf("%d h", m/60)
+	}
+	return fmt.Sprintf("%d h %d min", m/60, m%60)
 }

@@ -181,6 +181,7 @@ type replayOut struct {
 // replayer holds a replay's moving parts.
 type replayer struct {
 	cfg     Config
+	ladder  bool
 	path    string
 	clock   *clock.Fake
 	start   time.Time
@@ -191,9 +192,16 @@ type replayer struct {
 }
 
 func (m *Main) replay(ctx context.Context, args []string) error {
-	fs, cfgPath, err := m.flags("replay", args, 1)
+	fs, cfgPath, err := m.flags("replay", nil, -1)
 	if err != nil {
 		return err
+	}
+	ladder := fs.Bool("ladder", false, "run the staff escalation ladder (reminders every ack_timeout; staff never acknowledge in a script)")
+	if err := fs.Parse(args); err != nil {
+		return &usageError{err.Error()}
+	}
+	if fs.NArg() != 1 {
+		return &usageError{"replay: expected one SCRIPT argument (a file, or - for stdin)\n" + usage}
 	}
 	cfg := DefaultConfig()
 	if *cfgPath != "" || m.Config != nil {
@@ -223,7 +231,7 @@ func (m *Main) replay(ctx context.Context, args []string) error {
 	defer w.Flush()
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	r := &replayer{cfg: cfg, path: filepath.Join(dir, "replay.db"), clock: clock.NewFake(start), start: start, enc: enc,
+	r := &replayer{cfg: cfg, ladder: *ladder, path: filepath.Join(dir, "replay.db"), clock: clock.NewFake(start), start: start, enc: enc,
 		choices: map[engine.PatientID][]engine.Choice{}}
 	if err := r.open(); err != nil {
 		return err
@@ -250,7 +258,12 @@ func (r *replayer) open() error {
 		st.Close()
 		return err
 	}
-	svc, err := service.New(service.Config{Engine: eng, Store: st, Clock: r.clock, StaffChannels: []engine.PatientID{engine.StaffAddress}})
+	ack := -time.Second // off: in a script nobody acknowledges, so reminders would only repeat the alert
+	if r.ladder {
+		ack, _ = time.ParseDuration(r.cfg.Escalation.AckTimeout)
+	}
+	svc, err := service.New(service.Config{Engine: eng, Store: st, Clock: r.clock, StaffChannels: []engine.PatientID{engine.StaffAddress},
+		AckTimeout: ack})
 	if err != nil {
 		st.Close()
 		return err
