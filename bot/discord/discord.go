@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -94,7 +95,14 @@ type Bot struct {
 
 	wg     sync.WaitGroup // queue workers and interaction acks
 	discon chan struct{}  // signalled (buffered, 1) when the gateway drops
+	// connected is true between READY/RESUMED and a disconnect; Ready reads it.
+	connected atomic.Bool
 }
+
+// Ready reports whether the gateway session is up (READY or RESUMED
+// received, not disconnected since). The operations listener's /readyz
+// uses it.
+func (b *Bot) Ready() bool { return b.connected.Load() }
 
 // New builds the adapter without connecting. token is the bot token from
 // the Developer Portal (with or without the "Bot " prefix); it is never
@@ -291,6 +299,7 @@ func (b *Bot) shutdown(cancelWork context.CancelFunc) {
 
 // onReady records our own IDs, so our own DM echoes are skipped.
 func (b *Bot) onReady(_ *discordgo.Session, r *discordgo.Ready) {
+	b.connected.Store(true)
 	botID := ""
 	if r.User != nil {
 		botID = r.User.ID
@@ -310,11 +319,13 @@ func (b *Bot) onReady(_ *discordgo.Session, r *discordgo.Ready) {
 
 // onResumed only logs: a resume means missed events are being replayed.
 func (b *Bot) onResumed(_ *discordgo.Session, _ *discordgo.Resumed) {
+	b.connected.Store(true)
 	b.log.Info("discord: gateway resumed")
 }
 
 // onDisconnect wakes Run's reconnect loop, unless we are shutting down.
 func (b *Bot) onDisconnect(_ *discordgo.Session, _ *discordgo.Disconnect) {
+	b.connected.Store(false)
 	b.mu.Lock()
 	closing := b.closing
 	b.mu.Unlock()

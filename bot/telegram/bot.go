@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
@@ -34,6 +35,9 @@ var allowedUpdates = []string{"message", "edited_message", "callback_query"}
 // Run must be called at most once at a time. Send may be called from any
 // goroutine, concurrently with Run.
 type Bot struct {
+	// lastOK is when getUpdates last succeeded (unix ns), or, in webhook
+	// mode, when the webhook was set; Ready reads it.
+	lastOK atomic.Int64
 	cfg    Config
 	recv   Receiver
 	log    *slog.Logger
@@ -207,6 +211,7 @@ func (b *Bot) runPolling(ctx context.Context) error {
 			continue
 		}
 		failures = 0
+		b.lastOK.Store(time.Now().UnixNano())
 		// Answer every button press in the batch first, so each one is
 		// answered within a second even when an earlier update is slow.
 		for _, u := range updates {
@@ -392,4 +397,20 @@ func chatIDOf(p engine.PatientID) (int64, error) {
 		return 0, fmt.Errorf("telegram: %s has no numeric chat ID", p)
 	}
 	return id, nil
+}
+
+// Ready reports whether the bot is connected: in polling mode, getUpdates
+// succeeded within the last long-poll timeout plus two request timeouts;
+// in webhook mode, the webhook was set. The operations listener's /readyz
+// uses it.
+func (b *Bot) Ready() bool {
+	last := b.lastOK.Load()
+	if last == 0 {
+		return false
+	}
+	if b.cfg.Mode == ModeWebhook {
+		return true
+	}
+	limit := time.Duration(b.cfg.PollTimeout) + 2*time.Duration(b.cfg.RequestTimeout) + time.Duration(b.cfg.PollInterval)
+	return time.Since(time.Unix(0, last)) < limit
 }

@@ -182,6 +182,7 @@ func (b *Bot) setWebhook(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		_, err := api.MakeRequest("setWebhook", params)
 		if err == nil {
+			b.lastOK.Store(time.Now().UnixNano())
 			return nil
 		}
 		err = b.red.err(err)

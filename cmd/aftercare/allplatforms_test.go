@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ func TestAllPlatformsOneProcess(t *testing.T) {
 	dc := discordfake.New(dcToken, discordfake.WithHeartbeatInterval(time.Second))
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
+	cfg.HTTP.Listen = "127.0.0.1:0"
 	on := true
 	cfg.Console = &on
 	cfg.Telegram = &telegram.Config{APIEndpoint: tgSrv.URL + "/bot%s/%s", StaffChatID: -100,
@@ -46,7 +48,6 @@ func TestAllPlatformsOneProcess(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Errorf("Main.Run: %v", err)
 		}
-		dc.Close()
 	}()
 	var run *Running
 	select {
@@ -60,6 +61,14 @@ func TestAllPlatformsOneProcess(t *testing.T) {
 		t.Fatal("both platforms must be running")
 	}
 	dcEventually(t, 10*time.Second, "discord gateway connected", dc.Connected)
+	dcEventually(t, 10*time.Second, "/readyz with both platforms connected", func() bool {
+		resp, err := http.Get("http://" + run.HTTPAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 
 	tg.push(555, "I fainted in the car park")
 	dc.DM("3100000000000000001", "my heart keeps skipping beats")
@@ -96,5 +105,15 @@ func TestAllPlatformsOneProcess(t *testing.T) {
 			dcPatient = dcPatient || strings.Contains(msg.Content, "call")
 		}
 		return tgPatient && dcPatient && strings.Contains(out.String(), "bot> ")
+	})
+	// A platform losing its connection makes the process not ready.
+	dc.Close()
+	dcEventually(t, 10*time.Second, "/readyz failing without Discord", func() bool {
+		resp, err := http.Get("http://" + run.HTTPAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
 	})
 }

@@ -40,17 +40,6 @@ type Running struct {
 	HTTPAddr string
 }
 
-// isNilBot reports whether an adapter pointer in an interface is nil.
-func isNilBot(x any) bool {
-	switch b := x.(type) {
-	case *telegram.Bot:
-		return b == nil
-	case *discord.Bot:
-		return b == nil
-	}
-	return x == nil
-}
-
 // defaultPace is each platform's send rate unless the config overrides it.
 var defaultPace = map[string]service.Pace{
 	telegram.PlatformName: {PerSecond: 25, PerChatPerSecond: 1, PerChatBurst: 3},
@@ -275,10 +264,11 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		addSender(hook)
 	}
 	var readies []readiness
-	for _, r := range []any{run.Telegram, run.Discord} {
-		if rr, ok := r.(readiness); ok && r != nil && !isNilBot(r) {
-			readies = append(readies, rr)
-		}
+	if run.Telegram != nil {
+		readies = append(readies, run.Telegram)
+	}
+	if run.Discord != nil {
+		readies = append(readies, run.Discord)
 	}
 	if cfg.HTTP.Listen != "" {
 		ready := func() error {
