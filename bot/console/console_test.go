@@ -1,0 +1,57 @@
+package console_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"aftercare/bot/console"
+	"aftercare/engine"
+)
+
+type recorder struct {
+	mu  sync.Mutex
+	got []engine.Inbound
+}
+
+func (r *recorder) Receive(_ context.Context, in engine.Inbound) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, in)
+	return nil
+}
+
+func TestConsoleTranslatesBothWays(t *testing.T) {
+	var out bytes.Buffer
+	rec := &recorder{}
+	var skipped time.Duration
+	c := console.New(strings.NewReader("Energized\nI feel a bit sore\n/skip 24h\n/skip nonsense\n/quit\nnever read\n"), &out, rec, func(d time.Duration) { skipped += d })
+	// The bot offered buttons before the patient typed.
+	c.Send(context.Background(), engine.Outbound{To: console.Patient, Kind: engine.KindReply, Text: "How is your energy?\nPick one.",
+		Choices: []engine.Choice{{ID: "energized", Label: "Energized"}, {ID: "tired", Label: "Tired"}}})
+	c.Send(context.Background(), engine.Outbound{To: engine.StaffAddress, Channel: console.Staff, Kind: engine.KindAlert, Level: engine.Urgent, Text: "[URGENT] console:local"})
+	if err := c.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.got) != 2 {
+		t.Fatalf("inbound %+v", rec.got)
+	}
+	if rec.got[0].Choice != "energized" || rec.got[0].Text != "Energized" || rec.got[0].Patient != console.Patient {
+		t.Fatalf("typing a label presses the button: %+v", rec.got[0])
+	}
+	if rec.got[1].Choice != "" || rec.got[1].Text != "I feel a bit sore" {
+		t.Fatalf("free text: %+v", rec.got[1])
+	}
+	if skipped != 24*time.Hour {
+		t.Fatalf("skipped %v", skipped)
+	}
+	o := out.String()
+	for _, want := range []string{"bot> How is your energy?\n     Pick one.", "[Energized] [Tired]", "[STAFF ALERT URGENT] [URGENT] console:local", "usage: /skip 24h"} {
+		if !strings.Contains(o, want) {
+			t.Errorf("output lacks %q:\n%s", want, o)
+		}
+	}
+}
