@@ -111,7 +111,7 @@ func translateMessage(m *tgbotapi.Message, key string, isStaffChat, isStaffUser 
 		r.kind, r.reason = routeIgnore, "message in a group that is not the staff chat"
 		return r
 	}
-	if name, _, ok := command(text); ok && !patientCommands[name] {
+	if name, _, ok := command(text); ok && staffCommands[name] {
 		r.kind = routeRefuse
 		return r
 	}
