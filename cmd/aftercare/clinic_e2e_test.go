@@ -103,7 +103,9 @@ func TestClinicPathEndToEnd(t *testing.T) {
 
 	// 3. A red flag: instructions to the patient, an alert with a button to staff.
 	api.push(patient, "my heart keeps skipping beats")
-	wait("urgent instructions", func() bool { return strings.Contains(texts(patient), "Please call Sample Acupuncture Clinic now at +1-555-0100") })
+	wait("urgent instructions", func() bool {
+		return strings.Contains(texts(patient), "Please call Sample Acupuncture Clinic now at +1-555-0100")
+	})
 	wait("staff alert", func() bool { return strings.Contains(texts(staffChat), "[URGENT] telegram:4242") })
 	if !strings.Contains(texts(staffChat), "left shoulder") {
 		t.Fatalf("alert lacks the visit:\n%s", texts(staffChat))
