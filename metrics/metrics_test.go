@@ -1,0 +1,47 @@
+package metrics_test
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"aftercare/engine"
+	"aftercare/metrics"
+)
+
+type gauges struct{}
+
+func (gauges) OutboxDepth() (int, error) { return 7, nil }
+func (gauges) Escalations() ([]engine.Escalation, error) {
+	return []engine.Escalation{{Level: engine.Urgent, Status: "open"}, {Level: engine.Watch, Status: "open"}, {Level: engine.Emergency, Status: "acknowledged"}}, nil
+}
+
+func TestExposition(t *testing.T) {
+	m := metrics.New(gauges{})
+	m.Received("telegram")
+	m.Sent("telegram", engine.KindCheckin)
+	m.SendFailed("telegram", true)
+	m.Escalated(engine.Emergency)
+	m.CheckinFired(2 * time.Hour)
+	m.Step(3 * time.Millisecond)
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		`aftercare_messages_in_total{platform="telegram"} 1`,
+		`aftercare_messages_out_total{kind="checkin",platform="telegram"} 1`,
+		`aftercare_send_errors_total{platform="telegram",reason="rate_limited"} 1`,
+		`aftercare_escalations_total{level="emergency"} 1`,
+		`aftercare_checkins_due_total 1`,
+		`aftercare_checkins_late_total 1`,
+		`aftercare_outbox_depth 7`,
+		`aftercare_alerts_unacknowledged 1`,
+		`aftercare_store_step_seconds_count 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
