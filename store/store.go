@@ -285,6 +285,29 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 	return applied, nil
 }
 
+// setTimer schedules (or, with a zero At, cancels) one of p's timers,
+// replacing the key's earlier time: the time-ordered entry and the index
+// always change together.
+func setTimer(tx *bolt.Tx, p engine.PatientID, t engine.Timer) error {
+	timers, idx := tx.Bucket(bTimers), tx.Bucket(bTimerIdx)
+	ik := idxKey(p, t.Key)
+	if old := idx.Get(ik); old != nil {
+		if err := timers.Delete(append(bytes.Clone(old), ik...)); err != nil {
+			return err
+		}
+		if err := idx.Delete(ik); err != nil {
+			return err
+		}
+	}
+	if t.At.IsZero() {
+		return nil
+	}
+	if err := timers.Put(timerKey(t.At, p, t.Key), nil); err != nil {
+		return err
+	}
+	return idx.Put(ik, timeKey(t.At))
+}
+
 // LadderKey is the timer key an engine step's caller uses to start the
 // escalation ladder of the step's escalation: the store files it under the
 // escalation ("escalation:<id>", key "ladder:1").
@@ -332,23 +355,7 @@ func commit(tx *bolt.Tx, st Step, res engine.Result) error {
 			ladder = &t
 			continue
 		}
-		ik := idxKey(st.Patient, t.Key)
-		if old := idx.Get(ik); old != nil {
-			k := append(bytes.Clone(old), ik...)
-			if err := timers.Delete(k); err != nil {
-				return err
-			}
-			if err := idx.Delete(ik); err != nil {
-				return err
-			}
-		}
-		if t.At.IsZero() {
-			continue
-		}
-		if err := timers.Put(timerKey(t.At, st.Patient, t.Key), nil); err != nil {
-			return err
-		}
-		if err := idx.Put(ik, timeKey(t.At)); err != nil {
+		if err := setTimer(tx, st.Patient, t); err != nil {
 			return err
 		}
 	}
@@ -365,11 +372,7 @@ func commit(tx *bolt.Tx, st Step, res engine.Result) error {
 			return err
 		}
 		if ladder != nil {
-			p := EscalationPatient(escID)
-			if err := timers.Put(timerKey(ladder.At, p, "ladder:1"), nil); err != nil {
-				return err
-			}
-			if err := idx.Put(idxKey(p, "ladder:1"), timeKey(ladder.At)); err != nil {
+			if err := setTimer(tx, EscalationPatient(escID), engine.Timer{Key: "ladder:1", At: ladder.At}); err != nil {
 				return err
 			}
 		}
@@ -609,30 +612,24 @@ func (s *Store) Retry(m engine.Outbound) error {
 
 // Escalations returns the escalation records, oldest first.
 func (s *Store) Escalations() ([]engine.Escalation, error) {
-	var out []engine.Escalation
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bEscalations).ForEach(func(_, v []byte) error {
-			var e engine.Escalation
-			if err := json.Unmarshal(v, &e); err != nil {
-				return err
-			}
-			out = append(out, e)
-			return nil
-		})
-	})
-	return out, err
+	return decodeAll[engine.Escalation](s, bEscalations)
 }
 
 // Audit returns the audit trail, oldest first.
 func (s *Store) Audit() ([]engine.Audit, error) {
-	var out []engine.Audit
+	return decodeAll[engine.Audit](s, bAudit)
+}
+
+// decodeAll decodes every value of a bucket, in key order.
+func decodeAll[T any](s *Store, bucket []byte) ([]T, error) {
+	var out []T
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bAudit).ForEach(func(_, v []byte) error {
-			var a engine.Audit
-			if err := json.Unmarshal(v, &a); err != nil {
-				return err
+		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+			var x T
+			if err := json.Unmarshal(v, &x); err != nil {
+				return fmt.Errorf("%w: %s/%x: %v", ErrCorrupt, bucket, k, err)
 			}
-			out = append(out, a)
+			out = append(out, x)
 			return nil
 		})
 	})
@@ -882,22 +879,7 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *Due, now ti
 			}
 		}
 		for _, t := range up.Timers {
-			ik := idxKey(p, t.Key)
-			if old := idx.Get(ik); old != nil {
-				if err := timers.Delete(append(bytes.Clone(old), ik...)); err != nil {
-					return err
-				}
-				if err := idx.Delete(ik); err != nil {
-					return err
-				}
-			}
-			if t.At.IsZero() {
-				continue
-			}
-			if err := timers.Put(timerKey(t.At, p, t.Key), nil); err != nil {
-				return err
-			}
-			if err := idx.Put(ik, timeKey(t.At)); err != nil {
+			if err := setTimer(tx, p, t); err != nil {
 				return err
 			}
 		}
