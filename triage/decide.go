@@ -32,6 +32,7 @@ func (rs *ruleset) scoreMention(sc *scratch, si int) (int32, bool) {
 		// recommend"), then its sentence, then whether the message is
 		// little more than the number.
 		var cCtx, cNot, sCtx, sNot bool
+		dCtx, dNot := 1<<30, 1<<30 // distance of the nearest word in the clause
 		words := sc.words
 		lo, hi := int(s.start), int(s.start)
 		for lo > 0 && sc.toks[lo-1].sent == s.sent && int(s.start)-lo < maxScope {
@@ -43,17 +44,27 @@ func (rs *ruleset) scoreMention(sc *scratch, si int) (int32, bool) {
 		for i := lo; i < hi; i++ {
 			tk := &sc.toks[i]
 			for _, id := range sc.lex[tk.lexOff : tk.lexOff+tk.lexN] {
+				d := i - int(s.start)
+				if d < 0 {
+					d = -d
+				}
 				if sco.ctx[id] {
 					sCtx = true
-					cCtx = cCtx || tk.clause == s.clause
+					if tk.clause == s.clause {
+						cCtx, dCtx = true, min(dCtx, d)
+					}
 				}
 				if sco.not[id] {
 					sNot = true
-					cNot = cNot || tk.clause == s.clause
+					if tk.clause == s.clause {
+						cNot, dNot = true, min(dNot, d)
+					}
 				}
 			}
 		}
 		switch {
+		case cNot && cCtx && dCtx <= dNot:
+			// "pain 10/10 can't sleep": the nearer word says what it scores.
 		case cNot:
 			return 0, false
 		case cCtx, sCtx && !sNot:
@@ -74,6 +85,13 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 	sp := sc.spans
 	textHours := -1.0
 	affirmed := false
+	hearsay, asked, disclaim := false, false, false
+	for i := range sc.toks {
+		if sc.toks[i].flags&fAsked != 0 {
+			asked = true
+			break
+		}
+	}
 	sc.lastScore = sc.lastScore[:0]
 	for range rs.scores {
 		sc.lastScore = append(sc.lastScore, -1)
@@ -83,6 +101,12 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 		switch s.role {
 		case rAffirm:
 			affirmed = affirmed || !s.neg
+		case rHearsay:
+			hearsay = hearsay || !s.neg
+		case rDisclaim:
+			disclaim = disclaim || !s.hypo
+		case rHypo, rQuestion:
+			asked = true
 		case rTime:
 			if s.neg || s.hypo {
 				continue
@@ -99,7 +123,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 		case rSign:
 			sc.ments = append(sc.ments, mention{span: int32(i), e: s.arg, start: s.start, end: s.end, clause: s.clause})
 		case rMod:
-			if !s.neg && !s.hypo {
+			if !s.neg && !s.hypo && !sc.insideSign(i) {
 				sc.mods = append(sc.mods, modRef{span: int32(i), cat: int(s.arg), start: s.start, end: s.end})
 			}
 		}
@@ -146,7 +170,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 	for k := range sc.ments {
 		m := &sc.ments[k]
 		s := &sp[m.span]
-		if s.neg || s.hypo {
+		if s.neg || s.hypo || s.subj == subjNone || (disclaim && s.subj != subjSelf) {
 			continue
 		}
 		m.live = true
@@ -184,6 +208,12 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 				L = max(L, e.laterLevel)
 			}
 			amb = !raised
+		}
+		if s.subj == subjAcq && (m.historical || (hearsay && asked)) {
+			// "my friend said she fainted once, is that common?": a story
+			// about someone who is not the patient, not a report.
+			m.live = false
+			continue
 		}
 		m.orig = L
 		if s.question && !affirmed && L > engine.None {
@@ -290,6 +320,23 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 	return f
 }
 
+// insideSign reports whether a lowering modifier (span i) sits inside the
+// gap of a sign phrase, where it is part of what the sign says:
+// "breathing's gone all shallow" is not a breathing problem that has gone.
+func (sc *scratch) insideSign(i int) bool {
+	md := &sc.spans[i]
+	if md.arg != catResolved && md.arg != catImproving {
+		return false
+	}
+	for j := i - 1; j >= 0 && sc.spans[j].start >= md.start-maxElems*(wideGap+1); j-- {
+		s := &sc.spans[j]
+		if s.role == rSign && s.first < md.start && md.end <= s.lastL {
+			return true
+		}
+	}
+	return false
+}
+
 // attach gives a modifier to the mentions it describes. Words that raise a
 // level ("getting worse", "still") reach every mention of their clause;
 // words that lower it ("a little", "passed") reach only the nearest one, so
@@ -335,6 +382,20 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 		}
 		if best >= 0 {
 			ments[best].mods |= bit
+			// Mentions that overlap it read the same words, so they are the
+			// same complaint ("shooting pain down my leg has stopped").
+			lo2, hi2 := ments[best].start, ments[best].end
+			for changed := true; changed; {
+				changed = false
+				for k := lo; k < hi; k++ {
+					m := &ments[k]
+					if m.mods&bit == 0 && m.start < hi2 && m.end > lo2 {
+						m.mods |= bit
+						lo2, hi2 = min(lo2, m.start), max(hi2, m.end)
+						changed = true
+					}
+				}
+			}
 			return
 		}
 	}
@@ -363,7 +424,7 @@ func (sc *scratch) onlyFiller(t int32, cl int32) bool {
 			continue
 		}
 		if tk.claim > 0 {
-			if r := sc.spans[tk.claim-1].role; r == rTerm || r == rFirst || r == rPseudo || r == rPronoun || r == rChild || r == rOther {
+			if r := sc.spans[tk.claim-1].role; r == rTerm || r == rFirst || r == rPseudo || r == rPronoun || r == rChild || r == rOther || r == rAcq || r == rHearsay {
 				continue
 			}
 		}

@@ -21,7 +21,9 @@
 // The text is lowercased, accents are folded and apostrophes dropped, then it
 // is split into words, numbers, emoji and punctuation once. Every term of the
 // rules is matched against those tokens (a term may hold alternatives
-// "racing|pounding", stems "dizz*", numbers "#" and short gaps "..."), and
+// "racing|pounding", stems "dizz*", numbers "#", short gaps "..." and wider
+// gaps "...." for a body part and what it does ("pain in the middle of my
+// chest")), and
 // overlapping matches are settled longest first, so "can't breathe" is a sign
 // and not a negated "breathe", and "not sure" negates nothing.
 //
@@ -40,6 +42,16 @@
 //     faint);
 //   - a mention about "my son" or "my husband" still counts, with the
 //     child's levels where the protocol differs (a pale child is urgent);
+//     one about an acquaintance ("my friend", "a guy at work") counts unless
+//     it is past or hearsay asked about ("my friend said she fainted once,
+//     is that common?"); one about a pet, or a story "on the news", never
+//     counts, nor does another's complaint after "nothing to do with me";
+//   - a general question about a sign with no word of the patient's own
+//     ("is fainting common?") is a hypothetical; a hypothetical stops at a
+//     new "I" or "my" two words on ("can I get help I can't breathe");
+//   - a lowering word inside a sign's own phrase ("breathing's gone all
+//     shallow") is part of the sign, and one that reaches a mention reaches
+//     every mention reading the same words;
 //   - time since the session, given or written ("day three", "2 days"), makes
 //     lingering soreness (48 h) or fatigue (24 h) a watch;
 //   - a number in context maps to a band: a pain score ("8/10", "9 out of

@@ -22,6 +22,8 @@ func TestQuality(t *testing.T) {
 		{"dev.tsv", "testdata/dev.tsv", 1, 1, 0.03, 0.95},
 		{"holdout.tsv", "testdata/holdout.tsv", 0.95, 0.85, 0.06, 0.80},
 		{"holdout2.tsv", "testdata/holdout2.tsv", 0.85, 0.80, 0.06, 0.75},
+		{"fresh_a.tsv", "testdata/fresh_a.tsv", 1, 1, 0.03, 0.85},
+		{"fresh_b.tsv", "testdata/fresh_b.tsv", 0.95, 0.95, 0.06, 0.80},
 	}
 	for _, s := range sets {
 		t.Run(s.name, func(t *testing.T) {

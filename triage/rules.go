@@ -80,6 +80,12 @@ type contextSpec struct {
 	GapBreakers       []string `json:"gap_breakers"`
 	ListWords         []string `json:"list_words"`
 	ListEnd           []string `json:"list_end"`
+	Acquaintance      []string `json:"acquaintance"`
+	NotPatient        []string `json:"not_patient"`
+	Hearsay           []string `json:"hearsay"`
+	Media             []string `json:"media"`
+	Disclaim          []string `json:"disclaim"`
+	Personal          []string `json:"personal"`
 	NegationWindow    int      `json:"negation_window"`
 	ConditionalWindow int      `json:"conditional_window"`
 }

@@ -42,7 +42,8 @@ const (
 	fListWord
 	fListEnd
 	fBreaker
-	fAsked // a stop that was "?" or ":" ("chest pain? no", "dizziness: none")
+	fAsked    // a stop that was "?" or ":" ("chest pain? no", "dizziness: none")
+	fPersonal // the patient speaks of themself ("i", "my"): a question is not general
 )
 
 // tokenize appends the tokens of s to sc, stopping at maxTokens.

@@ -121,9 +121,11 @@ const (
 	subjSelf uint8 = iota
 	subjChild
 	subjOther
+	subjAcq  // an acquaintance: counts unless what is said is hearsay or past
+	subjNone // not a patient at all ("my dog"): never counts
 )
 
-var subjNames = [...]string{"", "child", "other"}
+var subjNames = [...]string{"", "child", "other", "other", "other"}
 
 type mention struct {
 	span       int32
@@ -422,7 +424,7 @@ func (rs *ruleset) clauses(sc *scratch) {
 	clear(sc.spanStart)
 	for i := range sc.spans {
 		switch sc.spans[i].role {
-		case rTerm, rChild, rOther, rPronoun:
+		case rTerm, rChild, rOther, rPronoun, rAcq, rNotPatient:
 			sc.spanStart[sc.spans[i].start] = 1 // a new clause starts here
 		}
 	}
@@ -498,6 +500,13 @@ const (
 // at a word such as "my" or "it" two or more words in, which usually opens a
 // new statement ("didn't sleep well my head hurts").
 func (sc *scratch) forwardScope(from int32, window int, clauseStart bool) int32 {
+	return sc.forwardScopeStop(from, window, clauseStart, 0)
+}
+
+// forwardScopeStop is forwardScope that also stops at a word flagged stop
+// two or more words in: "can I get help I can't breathe" asks nothing about
+// the breathing.
+func (sc *scratch) forwardScopeStop(from int32, window int, clauseStart bool, stop uint8) int32 {
 	n := int32(len(sc.toks))
 	if from <= 0 || from >= n {
 		return from
@@ -526,11 +535,30 @@ func (sc *scratch) forwardScope(from int32, window int, clauseStart bool) int32 
 		if clauseStart && off >= 2 && tk.flags&fClauseStart != 0 && tk.claim == 0 {
 			break
 		}
+		if stop != 0 && off >= 2 && tk.flags&stop != 0 && (tk.claim == 0 || sc.spans[tk.claim-1].role == rFirst) {
+			break
+		}
 		if tk.kind != tSlash {
 			off++
 		}
 	}
 	return t
+}
+
+// personal reports whether the sentence of span tr has a word by which the
+// patient speaks of themself ("i", "my").
+func (sc *scratch) personal(tr *span) bool {
+	for t := int(tr.start); t >= 0 && int(tr.start)-t < maxScope && sc.toks[t].sent == tr.sent; t-- {
+		if sc.toks[t].flags&fPersonal != 0 {
+			return true
+		}
+	}
+	for t := int(tr.start) + 1; t < len(sc.toks) && t-int(tr.start) < maxScope && sc.toks[t].sent == tr.sent; t++ {
+		if sc.toks[t].flags&fPersonal != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // answers negates a checklist answer: a sentence that is only a negation
@@ -574,9 +602,18 @@ func (rs *ruleset) scopes(sc *scratch) {
 		case rNeg:
 			lo, hi = tr.end, sc.forwardScope(tr.end, rs.negWin, true)
 		case rHypo, rQuestion:
-			lo, hi = tr.end, sc.forwardScope(tr.end, 0, false)
+			lo, hi = tr.end, sc.forwardScopeStop(tr.end, 0, false, fPersonal)
 		case rCond:
 			lo, hi = tr.end, sc.forwardScope(tr.end, rs.condWin, true)
+		case rMedia:
+			// "the bus driver fainted on the news": the whole clause
+			for j := i - 1; j >= 0 && sp[j].clause == tr.clause; j-- {
+				sp[j].subj = subjNone
+			}
+			for j := i + 1; j < len(sp) && sp[j].clause == tr.clause; j++ {
+				sp[j].subj = subjNone
+			}
+			continue
 		case rNegPost:
 			// nearest sign before it in the same clause
 			for j := i - 1; j >= 0; j-- {
@@ -589,11 +626,15 @@ func (rs *ruleset) scopes(sc *scratch) {
 				}
 			}
 			continue
-		case rChild, rOther, rPronoun:
+		case rChild, rOther, rPronoun, rAcq, rNotPatient:
 			subj := subjChild
 			switch tr.role {
 			case rOther:
 				subj = subjOther
+			case rAcq:
+				subj = subjAcq
+			case rNotPatient:
+				subj = subjNone
 			case rPronoun:
 				subj = lastSubj
 				if subj == subjSelf {
@@ -602,7 +643,7 @@ func (rs *ruleset) scopes(sc *scratch) {
 			}
 			lastSubj = subj
 			for j := i + 1; j < len(sp); j++ {
-				if sp[j].sent != tr.sent || sp[j].role == rFirst || sp[j].role == rChild || sp[j].role == rOther || sp[j].role == rPronoun {
+				if r := sp[j].role; sp[j].sent != tr.sent || r == rFirst || r == rChild || r == rOther || r == rPronoun || r == rAcq || r == rNotPatient {
 					break
 				}
 				sp[j].subj = subj
@@ -615,7 +656,7 @@ func (rs *ruleset) scopes(sc *scratch) {
 		// a phrase the trigger sits inside ("face is not swelling") starts at
 		// most a phrase's length before it.
 		from := i
-		for from > 0 && sp[from-1].start >= tr.start-maxElems*(gapSize+1) {
+		for from > 0 && sp[from-1].start >= tr.start-maxElems*(wideGap+1) {
 			from--
 		}
 		for j := from; j < len(sp) && sp[j].start < hi; j++ {
@@ -640,7 +681,11 @@ func (rs *ruleset) scopes(sc *scratch) {
 			case rHypo, rCond:
 				s.hypo = true
 			case rQuestion:
-				if inScope {
+				if s.start > tr.start && s.start < tr.lastL && !sc.personal(tr) {
+					// "is fainting common?": a general question about a
+					// sign it encloses, with no word of the patient's own.
+					s.hypo = true
+				} else if inScope {
 					s.question = true
 				}
 			}
