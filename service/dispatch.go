@@ -93,89 +93,125 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 }
 
 // Pass sends what is ready in the outbox and returns how long to wait
-// before the next pass (until the next retry falls due, at most a second).
+// before the next pass (until the next retry or pace slot, at most a
+// second; zero when it made progress and more is queued).
+//
+// It sends at most about one second's worth of messages, so an escalation
+// queued during a burst is picked up within a second. Messages to a chat
+// the pace holds back keep their order and are skipped; when a whole page
+// is held back, Pass reads deeper (up to maxScan messages) so that one
+// busy chat, such as a staff chat collecting alerts, cannot starve the
+// others, and it never spins re-reading a page it cannot send from.
 func (d *Dispatcher) Pass(ctx context.Context) (time.Duration, error) {
 	platform := d.sender.Platform()
-	// Take about one second's worth: an escalation queued during a burst
-	// of check-ins is then picked up at the next pass, within a second.
 	batch := max(8, int(d.pace.PerSecond))
-	msgs, err := d.svc.store.Outbox(platform, batch)
-	if err != nil {
-		return time.Second, err
-	}
 	wait := time.Second
 	blocked := map[engine.PatientID]bool{} // keep order within a chat
+	handled := map[uint64]bool{}
+	progress, sent := false, 0
 	now := time.Now()
-	for _, m := range msgs {
-		if ctx.Err() != nil {
-			return 0, nil
+	for limit := batch; ; limit *= 4 {
+		msgs, err := d.svc.store.Outbox(platform, limit)
+		if err != nil {
+			return time.Second, err
 		}
-		dest := m.Destination()
-		if blocked[dest] {
-			continue
-		}
-		if !m.NotBefore.IsZero() && m.NotBefore.After(now) {
-			blocked[dest] = true
-			wait = min(wait, m.NotBefore.Sub(now))
-			continue
-		}
-		if lim := d.chat(dest); lim != nil && !lim.Allow() {
-			blocked[dest] = true
-			wait = min(wait, time.Duration(float64(time.Second)/d.pace.PerChatPerSecond))
-			continue
-		}
-		if err := d.global.Wait(ctx); err != nil {
-			return 0, nil
-		}
-		err := d.sender.Send(ctx, m)
-		var ra *engine.RetryAfterError
-		switch {
-		case err == nil:
-			d.Sent++
-			d.svc.cfg.Observer.Sent(platform, m.Kind)
-			if err := d.svc.store.Delivered(m); err != nil {
+		for _, m := range msgs {
+			if ctx.Err() != nil {
+				return 0, nil
+			}
+			dest := m.Destination()
+			if handled[m.ID] || blocked[dest] {
+				continue
+			}
+			handled[m.ID] = true
+			if !m.NotBefore.IsZero() && m.NotBefore.After(now) {
+				blocked[dest] = true
+				wait = min(wait, m.NotBefore.Sub(now))
+				continue
+			}
+			if lim := d.chat(dest); lim != nil && !lim.Allow() {
+				blocked[dest] = true
+				wait = min(wait, time.Duration(float64(time.Second)/d.pace.PerChatPerSecond))
+				continue
+			}
+			if sent >= batch {
+				return 0, nil // a second's worth sent; look for escalations again
+			}
+			if err := d.global.Wait(ctx); err != nil {
+				return 0, nil
+			}
+			done, pause, err := d.deliver(ctx, m)
+			if err != nil {
 				return time.Second, err
 			}
-		case errors.Is(err, engine.ErrUnreachable):
-			d.svc.log.Warn("recipient unreachable; message dropped", "platform", platform, "to", dest, "kind", m.Kind, "id", m.ID)
-			if err := d.svc.store.Delivered(m); err != nil {
-				return time.Second, err
+			if pause > 0 {
+				return pause, nil // the platform asked us to slow down
 			}
-			if m.Channel == "" && m.To != engine.StaffAddress {
-				if err := d.svc.MarkUnreachable(ctx, m.To); err != nil {
-					return time.Second, err
-				}
-				if d.OnUnreachable != nil {
-					d.OnUnreachable(m.To)
-				}
+			if done {
+				progress = true
+				sent++
+			} else {
+				blocked[dest] = true // failed: retried after its backoff (at least 0.5 s)
+				wait = min(wait, time.Second/2)
 			}
-		case errors.As(err, &ra):
-			d.svc.cfg.Observer.SendFailed(platform, true)
-			m.Attempts++
-			m.NotBefore = time.Now().Add(ra.After)
-			d.svc.log.Warn("rate limited by platform", "platform", platform, "retry_after", ra.After, "id", m.ID)
-			if err := d.svc.store.Retry(m); err != nil {
-				return time.Second, err
-			}
-			// The platform asked us to slow down: hold everything back.
-			return ra.After, nil
-		default:
-			d.svc.cfg.Observer.SendFailed(platform, false)
-			m.Attempts++
-			back := backoff(m.Attempts)
-			m.NotBefore = time.Now().Add(back)
-			blocked[dest] = true
-			wait = min(wait, back)
-			d.svc.log.Warn("send failed; will retry", "platform", platform, "id", m.ID, "attempt", m.Attempts, "retry_in", back, "err", err)
-			if err := d.svc.store.Retry(m); err != nil {
-				return time.Second, err
-			}
+		}
+		if len(msgs) < limit || limit >= maxScan {
+			break // read everything there is (or all we may)
+		}
+		if progress && sent >= batch {
+			break
 		}
 	}
-	if len(msgs) == batch && len(blocked) < len(msgs) {
-		wait = 0 // more may be ready
+	if progress {
+		return 0, nil // more may have been queued meanwhile
 	}
-	return max(wait, 0), nil
+	return max(wait, 10*time.Millisecond), nil
+}
+
+// maxScan bounds how deep one pass reads past held-back messages.
+const maxScan = 4096
+
+// deliver sends one message and records the outcome. done is true when
+// the message left the outbox (sent, or dropped for an unreachable
+// recipient); pause is set when the platform asked to slow down.
+func (d *Dispatcher) deliver(ctx context.Context, m engine.Outbound) (done bool, pause time.Duration, err error) {
+	platform := d.sender.Platform()
+	dest := m.Destination()
+	serr := d.sender.Send(ctx, m)
+	var ra *engine.RetryAfterError
+	switch {
+	case serr == nil:
+		d.Sent++
+		d.svc.cfg.Observer.Sent(platform, m.Kind)
+		return true, 0, d.svc.store.Delivered(m)
+	case errors.Is(serr, engine.ErrUnreachable):
+		d.svc.log.Warn("recipient unreachable; message dropped", "platform", platform, "to", dest, "kind", m.Kind, "id", m.ID)
+		if err := d.svc.store.Delivered(m); err != nil {
+			return false, 0, err
+		}
+		if m.Channel == "" && m.To != engine.StaffAddress {
+			if err := d.svc.MarkUnreachable(ctx, m.To); err != nil {
+				return false, 0, err
+			}
+			if d.OnUnreachable != nil {
+				d.OnUnreachable(m.To)
+			}
+		}
+		return true, 0, nil
+	case errors.As(serr, &ra):
+		d.svc.cfg.Observer.SendFailed(platform, true)
+		m.Attempts++
+		m.NotBefore = time.Now().Add(ra.After)
+		d.svc.log.Warn("rate limited by platform", "platform", platform, "retry_after", ra.After, "id", m.ID)
+		return false, max(ra.After, time.Millisecond), d.svc.store.Retry(m)
+	default:
+		d.svc.cfg.Observer.SendFailed(platform, false)
+		m.Attempts++
+		back := backoff(m.Attempts)
+		m.NotBefore = time.Now().Add(back)
+		d.svc.log.Warn("send failed; will retry", "platform", platform, "id", m.ID, "attempt", m.Attempts, "retry_in", back, "err", serr)
+		return false, 0, d.svc.store.Retry(m)
+	}
 }
 
 func (d *Dispatcher) chat(dest engine.PatientID) *rate.Limiter {

@@ -417,3 +417,36 @@ func TestInviteLinksVisitOnceAndExpires(t *testing.T) {
 		t.Fatal("payload with $ accepted")
 	}
 }
+
+// TestDispatcherBusyChatDoesNotStarveOthers queues many alerts for the
+// staff chat (paced at 1/s) ahead of a patient's reply: the reply must go
+// out in the first pass, and a pass that can send nothing must ask to wait
+// instead of spinning.
+func TestDispatcherBusyChatDoesNotStarveOthers(t *testing.T) {
+	h := newHarness(t)
+	var ms []engine.Outbound
+	for i := 0; i < 60; i++ {
+		ms = append(ms, engine.Outbound{To: engine.StaffAddress, Channel: "telegram:-100", Kind: engine.KindAlert, Level: engine.Urgent, Text: "alert"})
+	}
+	ms = append(ms, engine.Outbound{To: "telegram:1", Kind: engine.KindReply, Text: "reply"})
+	if err := h.store.Enqueue(ms...); err != nil {
+		t.Fatal(err)
+	}
+	s := &fakeSender{platform: "telegram"}
+	d := h.svc.NewDispatcher(s, service.Pace{PerSecond: 25, PerChatPerSecond: 1, PerChatBurst: 3})
+	ctx := context.Background()
+	if _, err := d.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gotReply := false
+	for _, m := range s.got {
+		gotReply = gotReply || m.To == "telegram:1"
+	}
+	if !gotReply || len(s.got) != 4 {
+		t.Fatalf("first pass sent %d messages (reply sent: %v); want the staff chat's burst of 3 and the reply", len(s.got), gotReply)
+	}
+	wait, err := d.Pass(ctx)
+	if err != nil || wait <= 0 {
+		t.Fatalf("a pass that can send nothing must wait, got %v (%v)", wait, err)
+	}
+}
