@@ -1,0 +1,219 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"aftercare/engine"
+	"aftercare/service"
+	"aftercare/store"
+)
+
+// Targets of issue 7 ("Load, measured").
+const (
+	// TargetMessagesPerSecond is the durable throughput with group commits.
+	TargetMessagesPerSecond = 5000
+	// TargetCommitRatio is how many times the throughput of one
+	// transaction per message group commits must reach.
+	TargetCommitRatio = 10
+	// TargetP99 is the p99 from message received to reply queued at
+	// TargetPacedRate.
+	TargetP99 = 20 * time.Millisecond
+	// TargetPacedRate is the arrival rate of the paced scenario, messages/s.
+	TargetPacedRate = 1000
+	// TargetResume is the time to open and resume a store of a million
+	// scheduled check-ins.
+	TargetResume = 2 * time.Second
+	// TargetResumeMiB is the memory allowed for it.
+	TargetResumeMiB = 300
+	// TargetBurstShare is the share of the configured platform rate a burst
+	// of check-ins must reach.
+	TargetBurstShare = 0.95
+)
+
+// ThroughputConfig sizes scenarios a and b. Zero values take the defaults.
+type ThroughputConfig struct {
+	// Dir holds the database file (required).
+	Dir string
+	// Patients is the number of simulated patients (default 10,000).
+	Patients int
+	// Messages is the number of messages sent (default 100,000).
+	Messages int
+	// Senders is the number of goroutines sending at once, each for its own
+	// patients (default 128).
+	Senders int
+	// Seed makes the message mix repeatable (default 1).
+	Seed uint64
+}
+
+func (c ThroughputConfig) withDefaults() ThroughputConfig {
+	if c.Patients <= 0 {
+		c.Patients = 10000
+	}
+	if c.Messages <= 0 {
+		c.Messages = 100000
+	}
+	if c.Senders <= 0 {
+		c.Senders = 128
+	}
+	c.Senders = min(c.Senders, c.Patients)
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	return c
+}
+
+// GroupCommit is scenario a: Senders goroutines send Messages messages as
+// fast as the service takes them, with the production store options (fsync
+// on, group commits of up to 1000 steps waiting at most 2 ms). Each Receive
+// returns only once its step is committed.
+func GroupCommit(ctx context.Context, c ThroughputConfig) (Result, error) {
+	r, err := throughput(ctx, c, store.Options{}, "a.db")
+	r.Scenario, r.Name = "a", "durable throughput, group commit"
+	if err == nil {
+		r.check("throughput", fmt.Sprintf("≥ %d msg/s", TargetMessagesPerSecond), fmt.Sprintf("%.0f msg/s", r.PerSecond), r.PerSecond >= TargetMessagesPerSecond)
+	}
+	return r, err
+}
+
+// TxPerMessage is scenario b, the baseline of scenario a: the same load,
+// but the store commits every step in a transaction of its own, with its
+// own fsync (MaxBatchSize 1).
+func TxPerMessage(ctx context.Context, c ThroughputConfig) (Result, error) {
+	r, err := throughput(ctx, c, store.Options{MaxBatchSize: 1}, "b.db")
+	r.Scenario, r.Name = "b", "one transaction per message"
+	return r, err
+}
+
+// CompareCommits checks that scenario a's throughput is at least want times
+// scenario b's.
+func CompareCommits(a, b Result, want float64) Check {
+	ratio := 0.0
+	if b.PerSecond > 0 {
+		ratio = a.PerSecond / b.PerSecond
+	}
+	return Check{
+		Name:   "group commit vs transaction per message",
+		Target: fmt.Sprintf("≥ %gx", want),
+		Got:    fmt.Sprintf("%.1fx (%.0f / %.0f msg/s)", ratio, a.PerSecond, b.PerSecond),
+		OK:     ratio >= want,
+	}
+}
+
+func throughput(ctx context.Context, c ThroughputConfig, so store.Options, file string) (Result, error) {
+	c = c.withDefaults()
+	var r Result
+	if c.Dir == "" {
+		return r, errors.New("loadtest: Dir is required")
+	}
+	path := filepath.Join(c.Dir, file)
+	if err := removeDB(path); err != nil {
+		return r, err
+	}
+	p, err := Start(ctx, Options{Path: path, Store: so})
+	if err != nil {
+		return r, err
+	}
+	defer p.Close()
+	t := time.Now()
+	if err := Enroll(ctx, p.Service, c.Patients, 256, time.Now().Add(-2*time.Hour)); err != nil {
+		return r, err
+	}
+	enroll := time.Since(t)
+
+	mw := watchMemory()
+	lat, sentBy, elapsed, err := Drive(ctx, p.Service, c.Patients, c.Messages, c.Senders, c.Seed)
+	r.Memory = mw.finish()
+	if err != nil {
+		return r, err
+	}
+	r.Count, r.Seconds = c.Messages, elapsed.Seconds()
+	r.PerSecond = float64(c.Messages) / elapsed.Seconds()
+	r.Latency = latencyOf(lat)
+	r.figure("patients", float64(c.Patients), "")
+	r.figure("senders", float64(c.Senders), "goroutines")
+	r.figure("enroll time", enroll.Seconds(), "s")
+	delivered, err := p.Stop()
+	if err != nil {
+		return r, err
+	}
+	r.figure("delivered by dispatcher during run", float64(delivered), "messages")
+	return r, verify(&r, p, sentBy)
+}
+
+// Drive sends n messages to svc from senders goroutines. Goroutine g plays
+// the patients g, g+senders, g+2*senders, ... below patients, in turn, so
+// a patient's messages are sent one after the other, as a person would. It
+// returns each message's latency (Receive call to return), how many
+// messages each patient sent, and the time it all took.
+func Drive(ctx context.Context, svc *service.Service, patients, n, senders int, seed uint64) ([]time.Duration, []int, time.Duration, error) {
+	senders = max(1, min(senders, patients))
+	lat := make([]time.Duration, n)
+	sentBy := make([]int, patients)
+	errs := make([]error, senders)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sim := NewSim(seed<<16 + uint64(g))
+			mine := (patients - g + senders - 1) / senders
+			turn := 0
+			for k := g; k < n; k += senders {
+				i := g + (turn%mine)*senders
+				turn++
+				in := sim.Next(i)
+				t := time.Now()
+				if err := svc.Receive(ctx, in); err != nil {
+					errs[g] = err
+					return
+				}
+				lat[k] = time.Since(t)
+				sentBy[i]++
+			}
+		}()
+	}
+	wg.Wait()
+	return lat, sentBy, time.Since(start), errors.Join(errs...)
+}
+
+// verify checks that every message was applied exactly once (the
+// patient's Handled count is the visit plus the messages it sent) and got
+// an answer that is queued in the outbox or was delivered.
+func verify(r *Result, p *Pipeline, sentBy []int) error {
+	queued := map[engine.PatientID]int{}
+	out, err := p.Store.OutboxAll(1 << 30)
+	if err != nil {
+		return err
+	}
+	for _, m := range out {
+		queued[m.Destination()]++
+	}
+	fake, _ := p.Sender.(*FakeSender)
+	badState, noReply := 0, 0
+	for i, n := range sentBy {
+		st, found, err := p.Store.State(Patient(i))
+		if err != nil {
+			return err
+		}
+		if !found || st.Handled != 1+n {
+			badState++
+		}
+		got := queued[Patient(i)]
+		if fake != nil {
+			got += fake.Sent(Patient(i))
+		}
+		if got < n {
+			noReply++
+		}
+	}
+	r.figure("outbox depth after run", float64(len(out)), "messages")
+	r.check("every step committed once", "0 lost or doubled", fmt.Sprintf("%d", badState), badState == 0)
+	r.check("every message answered", "0 without reply", fmt.Sprintf("%d", noReply), noReply == 0)
+	return nil
+}
