@@ -68,11 +68,12 @@ func (s *step) message(raw, choice string) {
 		return
 	}
 	wantsReadiness := s.readinessIntent(n)
+	faq := s.faq(n)
 	if s.st.Visit == nil && s.st.Draft == nil && !s.st.Stopped {
 		// Nothing is known about the session yet: ask first.
 		if wantsReadiness {
 			s.st.Then = "readiness"
-		} else if faq := s.faq(n); faq != "" {
+		} else if faq != "" {
 			prefix = append(prefix, faq)
 		}
 		s.startIntake(prefix)
@@ -86,8 +87,8 @@ func (s *step) message(raw, choice string) {
 	case wantsReadiness:
 		s.st.Then = "readiness"
 		s.reply(append(prefix, s.text("after_intake_note"))...)
-	case s.faq(n) != "":
-		s.reply(append(prefix, s.faq(n))...)
+	case faq != "":
+		s.reply(append(prefix, faq)...)
 	case len(f.Signs) > 0:
 		s.flush(prefix)
 		s.reassure(f.Signs)
@@ -142,7 +143,7 @@ func (s *step) intent(n, name string) bool {
 	t := strings.TrimSpace(n)
 	t = strings.TrimSpace(strings.Trim(t, "?! "))
 	for _, p := range s.e.protocol.Intents[name] {
-		if strings.TrimSpace(norm(p)) == t && t != "" {
+		if strings.TrimSpace(s.e.protocol.phrase(p)) == t && t != "" {
 			return true
 		}
 		if p == "?" && strings.TrimSpace(n) == "?" {
@@ -288,7 +289,7 @@ func (s *step) choiceLabel(id string) string {
 }
 
 // match finds the choice a free-text or button answer picks, or -1.
-func match(q Question, n, choice string) int {
+func match(q Question, n, choice string, pr *Protocol) int {
 	if choice != "" {
 		return findChoice(q.Choices, choice)
 	}
@@ -306,7 +307,7 @@ func match(q Question, n, choice string) int {
 	}
 	best, bestLen, tie := -1, 0, false
 	for i, c := range q.Choices {
-		l := phraseScore(n, append([]string{c.Label}, c.Keywords...))
+		l := max(phraseScore(n, []string{c.Label}, pr), phraseScore(n, c.Keywords, pr))
 		if l > bestLen {
 			best, bestLen, tie = i, l, false
 		} else if l == bestLen && l > 0 {
@@ -331,7 +332,7 @@ func (s *step) answer(n, choice, text string, f Finding, prefix []string) bool {
 	if choice == "" && (strings.Contains(n, "?") || s.readinessIntent(n)) && (s.readinessIntent(n) || s.faq(n) != "") && q.Scale == nil {
 		return false // a question of the patient's own, not an answer
 	}
-	i := match(q, n, choice)
+	i := match(q, n, choice, s.e.protocol)
 	switch kind {
 	case "intake":
 		return s.intakeAnswer(idx, q, i, n, text, prefix)
@@ -481,14 +482,14 @@ var questionCues = []string{"?", "can i", "could i", "should i", "may i", "shall
 
 // readinessIntent spots "can I work out / run / lift today?" questions.
 func (s *step) readinessIntent(n string) bool {
-	if phraseScore(n, s.e.protocol.Readiness.Triggers) == 0 {
+	if phraseScore(n, s.e.protocol.Readiness.Triggers, s.e.protocol) == 0 {
 		return false
 	}
 	if len(strings.Fields(n)) <= 4 {
 		return true // "gym today" / "workout?"
 	}
 	for _, c := range questionCues {
-		if hasPhrase(n, c) || (c == "?" && strings.Contains(n, "?")) {
+		if hasPhrase(n, c, s.e.protocol) || (c == "?" && strings.Contains(n, "?")) {
 			return true
 		}
 	}
@@ -734,7 +735,7 @@ func dedupe(xs []string) []string {
 func (s *step) faq(n string) string {
 	best, bestLen := -1, 0
 	for i, f := range s.e.protocol.FAQ {
-		if l := phraseScore(n, f.Keywords); l > bestLen {
+		if l := phraseScore(n, f.Keywords, s.e.protocol); l > bestLen {
 			best, bestLen = i, l
 		}
 	}

@@ -41,6 +41,44 @@ type Protocol struct {
 	Tips         map[string]string   `json:"tips"`
 	Intents      map[string][]string `json:"intents"`
 	Timing       Timing              `json:"timing"`
+
+	// phrases caches the normalised form of every phrase above, built once
+	// at load, so matching a message does not re-normalise keywords.
+	phrases map[string]string
+}
+
+// phrase returns the normalised form of a protocol phrase.
+func (p *Protocol) phrase(ph string) string {
+	if v, ok := p.phrases[ph]; ok {
+		return v
+	}
+	return norm(ph)
+}
+
+// index fills the phrase cache from every list of phrases the engine matches.
+func (p *Protocol) index() {
+	p.phrases = map[string]string{}
+	add := func(xs ...string) {
+		for _, x := range xs {
+			p.phrases[x] = norm(x)
+		}
+	}
+	qs := []Question{p.Intake.When, p.Intake.Treatment, p.Intake.Area, p.Intake.Acute, p.Intake.Child, p.Intake.Consent, p.Forget}
+	qs = append(append(qs, p.Readiness.Questions...), p.Checkin.Questions...)
+	for _, q := range qs {
+		for _, c := range q.Choices {
+			add(c.ID, c.Label)
+			add(c.Keywords...)
+		}
+	}
+	add(p.Readiness.Triggers...)
+	for _, f := range p.FAQ {
+		add(f.Keywords...)
+	}
+	for _, xs := range p.Intents {
+		add(xs...)
+	}
+	add(questionCues...)
 }
 
 // EscalationTexts are what the patient is told at each level, and the
@@ -210,6 +248,7 @@ func ParseProtocol(name string, data []byte) (*Protocol, error) {
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	p.index()
 	return &p, nil
 }
 

@@ -113,8 +113,8 @@ func norm(s string) string {
 
 // hasPhrase reports whether the normalised text n contains the phrase as
 // whole words.
-func hasPhrase(n, phrase string) bool {
-	p := norm(phrase)
+func hasPhrase(n, phrase string, pr *Protocol) bool {
+	p := pr.phrase(phrase)
 	if p == " " {
 		return false
 	}
@@ -136,10 +136,10 @@ func negatedBefore(n string, i int) bool {
 
 // phraseScore returns the length of the longest phrase found un-negated as
 // whole words in n, or 0.
-func phraseScore(n string, phrases []string) int {
+func phraseScore(n string, phrases []string, pr *Protocol) int {
 	best := 0
 	for _, ph := range phrases {
-		p := norm(ph)
+		p := pr.phrase(ph)
 		if p == " " {
 			continue
 		}

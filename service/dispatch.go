@@ -34,6 +34,7 @@ type Dispatcher struct {
 	pace   Pace
 	global *rate.Limiter
 	chats  map[engine.PatientID]*rate.Limiter
+	held   map[engine.PatientID]time.Time // destinations held back, until when
 	// OnUnreachable is called after a patient is marked unreachable (tests, metrics).
 	OnUnreachable func(engine.PatientID)
 	// Sent counts messages accepted by the platform (read after Run returns, or in tests).
@@ -52,6 +53,7 @@ func (s *Service) NewDispatcher(sender Sender, pace Pace) *Dispatcher {
 		svc: s, sender: sender, pace: pace,
 		global: rate.NewLimiter(rate.Limit(pace.PerSecond), max(1, int(pace.PerSecond/5))),
 		chats:  map[engine.PatientID]*rate.Limiter{},
+		held:   map[engine.PatientID]time.Time{},
 	}
 }
 
@@ -68,7 +70,10 @@ func (s *Service) kick(platform string) {
 	}
 }
 
-// Run delivers until ctx is cancelled.
+// Run delivers until ctx is cancelled. It is woken when steps queue
+// messages; after a pass that could send nothing it waits a few
+// milliseconds before reacting to the next wake-up, so a flood of queued
+// messages to held-back chats cannot turn it into a busy loop.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	wake := d.svc.kickChan(d.sender.Platform())
 	for {
@@ -80,12 +85,19 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.svc.log.Error("outbox pass failed", "platform", d.sender.Platform(), "err", err)
 			wait = time.Second
 		}
+		if wait == 0 {
+			continue
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
 		case <-wake:
+			select { // debounce: let a few more steps queue
+			case <-ctx.Done():
+			case <-time.After(5 * time.Millisecond):
+			}
 		case <-t.C:
 		}
 		t.Stop()
@@ -94,48 +106,53 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 
 // Pass sends what is ready in the outbox and returns how long to wait
 // before the next pass (until the next retry or pace slot, at most a
-// second; zero when it made progress and more is queued).
+// second; zero when it made progress and more may be queued).
 //
 // It sends at most about one second's worth of messages, so an escalation
-// queued during a burst is picked up within a second. Messages to a chat
-// the pace holds back keep their order and are skipped; when a whole page
-// is held back, Pass reads deeper (up to maxScan messages) so that one
-// busy chat, such as a staff chat collecting alerts, cannot starve the
-// others, and it never spins re-reading a page it cannot send from.
+// queued during a burst is picked up within a second. A chat the pace or a
+// retry holds back is remembered until it may send again, and its queued
+// messages are skipped by key without being decoded, keeping their order:
+// one busy chat, such as a staff chat collecting alerts, neither starves
+// the others nor costs a pass more than a key scan.
 func (d *Dispatcher) Pass(ctx context.Context) (time.Duration, error) {
 	platform := d.sender.Platform()
 	batch := max(8, int(d.pace.PerSecond))
-	wait := time.Second
-	blocked := map[engine.PatientID]bool{} // keep order within a chat
-	handled := map[uint64]bool{}
-	progress, sent := false, 0
 	now := time.Now()
-	for limit := batch; ; limit *= 4 {
-		msgs, err := d.svc.store.Outbox(platform, limit)
+	for dest, until := range d.held {
+		if !until.After(now) {
+			delete(d.held, dest)
+		}
+	}
+	skip := func(dest engine.PatientID) bool {
+		_, held := d.held[dest]
+		return held
+	}
+	progress, sent := false, 0
+	// Scan again while this pass held back new chats: what queues behind
+	// them may be sendable now.
+	for scans := 0; scans < 4 && sent < batch; scans++ {
+		msgs, err := d.svc.store.OutboxScan(platform, batch-sent, maxScan, skip)
 		if err != nil {
 			return time.Second, err
 		}
+		newlyHeld := false
 		for _, m := range msgs {
 			if ctx.Err() != nil {
 				return 0, nil
 			}
 			dest := m.Destination()
-			if handled[m.ID] || blocked[dest] {
-				continue
+			if skip(dest) {
+				continue // held back earlier in this pass: keep the chat's order
 			}
-			handled[m.ID] = true
 			if !m.NotBefore.IsZero() && m.NotBefore.After(now) {
-				blocked[dest] = true
-				wait = min(wait, m.NotBefore.Sub(now))
+				d.hold(dest, m.NotBefore)
+				newlyHeld = true
 				continue
 			}
 			if lim := d.chat(dest); lim != nil && !lim.Allow() {
-				blocked[dest] = true
-				wait = min(wait, time.Duration(float64(time.Second)/d.pace.PerChatPerSecond))
+				d.hold(dest, now.Add(time.Duration(float64(time.Second)/d.pace.PerChatPerSecond)))
+				newlyHeld = true
 				continue
-			}
-			if sent >= batch {
-				return 0, nil // a second's worth sent; look for escalations again
 			}
 			if err := d.global.Wait(ctx); err != nil {
 				return 0, nil
@@ -151,21 +168,31 @@ func (d *Dispatcher) Pass(ctx context.Context) (time.Duration, error) {
 				progress = true
 				sent++
 			} else {
-				blocked[dest] = true // failed: retried after its backoff (at least 0.5 s)
-				wait = min(wait, time.Second/2)
+				d.hold(dest, time.Now().Add(time.Second/2)) // failed: retried after its backoff
+				newlyHeld = true
 			}
 		}
-		if len(msgs) < limit || limit >= maxScan {
-			break // read everything there is (or all we may)
-		}
-		if progress && sent >= batch {
+		if !newlyHeld || len(msgs) == 0 {
 			break
 		}
 	}
 	if progress {
-		return 0, nil // more may have been queued meanwhile
+		return 0, nil
 	}
-	return max(wait, 10*time.Millisecond), nil
+	wait := time.Second
+	for _, until := range d.held {
+		wait = min(wait, time.Until(until))
+	}
+	return max(wait, 5*time.Millisecond), nil
+}
+
+// hold keeps a destination back until t (bounded map; forgetting an
+// entry only costs a decode).
+func (d *Dispatcher) hold(dest engine.PatientID, t time.Time) {
+	if len(d.held) > 100000 {
+		clear(d.held)
+	}
+	d.held[dest] = t
 }
 
 // maxScan bounds how deep one pass reads past held-back messages.

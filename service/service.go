@@ -40,6 +40,7 @@ import (
 // Store is the durable storage the service needs. *store.Store implements it.
 type Store interface {
 	Apply(ctx context.Context, st store.Step, fn func(store.Input) (engine.Result, error)) (bool, error)
+	State(id engine.PatientID) (engine.State, bool, error)
 	PutInvite(inv engine.Invite) error
 	ApplyEscalation(ctx context.Context, id uint64, due *store.Due, now time.Time, fn func(*engine.Escalation) (store.EscalationUpdate, error)) (bool, error)
 	Escalations() ([]engine.Escalation, error)
@@ -49,6 +50,7 @@ type Store interface {
 	DueBefore(now time.Time, limit int) ([]store.Due, error)
 	NextDue() (store.Due, bool, error)
 	Outbox(platform string, limit int) ([]engine.Outbound, error)
+	OutboxScan(platform string, limit, maxKeys int, skip func(engine.PatientID) bool) ([]engine.Outbound, error)
 	Delivered(ms ...engine.Outbound) error
 	Retry(m engine.Outbound) error
 	Enqueue(ms ...engine.Outbound) error
@@ -252,14 +254,38 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	start := time.Now()
 	var sent []engine.Outbound
 	var esc *engine.Escalation
+	step := func(st engine.State, inv engine.InviteResult) engine.Result {
+		ev := ev
+		ev.Invite = inv
+		res := s.engine.Step(id, st, ev, now)
+		res.Messages = s.fanOut(res.Messages)
+		if e := res.Escalation; e != nil && e.Level.Escalates() && s.cfg.AckTimeout > 0 {
+			res.Timers = append(res.Timers, engine.Timer{Key: store.LadderKey, At: now.Add(s.cfg.AckTimeout)})
+		}
+		return res
+	}
+	// Compute the step before the write transaction, so engine and triage
+	// work runs in parallel across patients instead of inside bbolt's one
+	// writer. The per-patient FIFO means nobody else changes this patient
+	// meanwhile; the result is used only if the stored state is still the
+	// one it was computed from (Handled counts every step), and recomputed
+	// inside the transaction otherwise. Invites resolve inside only.
+	var pre *engine.Result
+	var preHandled int
+	var preFound bool
+	if invite == "" {
+		if st, found, err := s.store.State(id); err == nil {
+			r := step(st, engine.InviteResult{})
+			pre, preHandled, preFound = &r, st.Handled, found
+		}
+	}
 	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now},
 		func(in store.Input) (engine.Result, error) {
-			ev := ev
-			ev.Invite = in.Invite
-			res := s.engine.Step(id, in.State, ev, now)
-			res.Messages = s.fanOut(res.Messages)
-			if e := res.Escalation; e != nil && e.Level.Escalates() && s.cfg.AckTimeout > 0 {
-				res.Timers = append(res.Timers, engine.Timer{Key: store.LadderKey, At: now.Add(s.cfg.AckTimeout)})
+			res := engine.Result{}
+			if pre != nil && in.Found == preFound && in.State.Handled == preHandled {
+				res = *pre
+			} else {
+				res = step(in.State, in.Invite)
 			}
 			sent, esc = res.Messages, res.Escalation
 			return res, nil
@@ -361,7 +387,9 @@ func (s *Service) Wake() {
 // first catches up on everything that fell due while the service was down.
 func (s *Service) RunScheduler(ctx context.Context) error {
 	backoff := time.Second
-	var lastPurge time.Time
+	// Catch up on due check-ins first; the daily purge (a walk over all
+	// patients) first runs an hour after start.
+	lastPurge := s.clock.Now().Add(-23 * time.Hour)
 	for {
 		if now := s.clock.Now(); now.Sub(lastPurge) >= 24*time.Hour {
 			lastPurge = now

@@ -195,10 +195,14 @@ func idxKey(p engine.PatientID, key string) []byte {
 
 func outboxPrefix(platform string) []byte { return append([]byte(platform), 0) }
 
+// outboxKey orders by platform, priority and sequence; the destination
+// at the end lets the dispatcher skip held-back chats without decoding.
 func outboxKey(m engine.Outbound) []byte {
-	b := outboxPrefix(m.Destination().Platform())
+	d := m.Destination()
+	b := outboxPrefix(d.Platform())
 	b = append(b, byte(m.Kind.Priority()))
-	return append(b, u64(m.ID)...)
+	b = append(b, u64(m.ID)...)
+	return append(b, d...)
 }
 
 // Due is a timer that is due or will be.
@@ -320,6 +324,14 @@ func EscalationPatient(id uint64) engine.PatientID {
 }
 
 func commit(tx *bolt.Tx, st Step, res engine.Result) error {
+	// Batch may run a step twice, with the same result value: work on
+	// copies, so IDs assigned in a rolled-back attempt never leak.
+	res.Messages = append([]engine.Outbound(nil), res.Messages...)
+	res.Audit = append([]engine.Audit(nil), res.Audit...)
+	if res.Escalation != nil {
+		e := *res.Escalation
+		res.Escalation = &e
+	}
 	if res.Erase {
 		if err := erase(tx, st.Patient); err != nil {
 			return err
@@ -557,6 +569,32 @@ func (s *Store) Outbox(platform string, limit int) ([]engine.Outbound, error) {
 		c := tx.Bucket(bOutbox).Cursor()
 		p := outboxPrefix(platform)
 		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, v = c.Next() {
+			var m engine.Outbound
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("%w: outbox entry: %v", ErrCorrupt, err)
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// OutboxScan returns up to limit queued messages of one platform, in
+// delivery order, leaving out those whose destination skip rejects. skip
+// sees only the destination, read from the key, so held-back messages cost
+// no decoding; at most maxKeys keys are looked at.
+func (s *Store) OutboxScan(platform string, limit, maxKeys int, skip func(engine.PatientID) bool) ([]engine.Outbound, error) {
+	var out []engine.Outbound
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bOutbox).Cursor()
+		p := outboxPrefix(platform)
+		n := 0
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && len(out) < limit && n < maxKeys; k, v = c.Next() {
+			n++
+			if len(k) > len(p)+9 && skip != nil && skip(engine.PatientID(k[len(p)+9:])) {
+				continue
+			}
 			var m engine.Outbound
 			if err := json.Unmarshal(v, &m); err != nil {
 				return fmt.Errorf("%w: outbox entry: %v", ErrCorrupt, err)
