@@ -25,6 +25,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,7 @@ import (
 type Store interface {
 	Apply(ctx context.Context, st store.Step, fn func(store.Input) (engine.Result, error)) (bool, error)
 	State(id engine.PatientID) (engine.State, bool, error)
+	StateRaw(id engine.PatientID) (engine.State, []byte, error)
 	PutInvite(inv engine.Invite) error
 	ApplyEscalation(ctx context.Context, id uint64, due *store.Due, now time.Time, fn func(*engine.Escalation) (store.EscalationUpdate, error)) (bool, error)
 	Escalations() ([]engine.Escalation, error)
@@ -270,23 +272,19 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	// meanwhile; the result is used only if the stored state is still the
 	// one it was computed from (Handled counts every step), and recomputed
 	// inside the transaction otherwise. Invites resolve inside only.
-	var pre *engine.Result
-	var preHandled int
-	var preFound bool
+	var pre *store.Prepared
 	if invite == "" {
-		if st, found, err := s.store.State(id); err == nil {
+		if st, raw, err := s.store.StateRaw(id); err == nil {
 			r := step(st, engine.InviteResult{})
-			pre, preHandled, preFound = &r, st.Handled, found
+			if b, err := json.Marshal(r.State); err == nil {
+				pre = &store.Prepared{From: raw, Result: r, State: b}
+				sent, esc = r.Messages, r.Escalation
+			}
 		}
 	}
-	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now},
+	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre},
 		func(in store.Input) (engine.Result, error) {
-			res := engine.Result{}
-			if pre != nil && in.Found == preFound && in.State.Handled == preHandled {
-				res = *pre
-			} else {
-				res = step(in.State, in.Invite)
-			}
+			res := step(in.State, in.Invite) // the stored state changed: recompute
 			sent, esc = res.Messages, res.Escalation
 			return res, nil
 		})

@@ -225,8 +225,24 @@ type Step struct {
 	// Invite, when set, is an invite token the patient presented: it is
 	// resolved, and used up when valid, in the same transaction.
 	Invite string
+	// Prepared, when set, is the step's result computed outside the
+	// transaction. It is committed as is when the stored state is still
+	// exactly the one it was computed from; otherwise fn runs as usual.
+	// This keeps decoding, the engine and encoding out of bbolt's single
+	// writer, so steps of different patients use all cores.
+	Prepared *Prepared
 	// Now stamps dedupe keys and visit records, and checks invite expiry.
 	Now time.Time
+}
+
+// Prepared is a step result computed from a known stored state.
+type Prepared struct {
+	// From is the stored state's raw bytes the result was computed from
+	// (nil for a patient not stored yet).
+	From []byte
+	// Result is the step's result; State is Result.State, encoded.
+	Result engine.Result
+	State  []byte
 }
 
 // Input is what Apply hands to a step function.
@@ -258,8 +274,15 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 		if st.Due != nil && tx.Bucket(bTimers).Get(timerKey(st.Due.At, st.Patient, st.Due.Key)) == nil {
 			return nil
 		}
-		var state engine.State
 		raw := tx.Bucket(bStates).Get([]byte(st.Patient))
+		if pr := st.Prepared; pr != nil && st.Invite == "" && (raw == nil) == (pr.From == nil) && bytes.Equal(raw, pr.From) {
+			if err := commit(tx, st, pr.Result, pr.State); err != nil {
+				return err
+			}
+			applied = true
+			return nil
+		}
+		var state engine.State
 		found := raw != nil
 		if found {
 			if err := json.Unmarshal(raw, &state); err != nil {
@@ -277,7 +300,7 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 		if err != nil {
 			return err
 		}
-		if err := commit(tx, st, res); err != nil {
+		if err := commit(tx, st, res, nil); err != nil {
 			return err
 		}
 		applied = true
@@ -323,7 +346,8 @@ func EscalationPatient(id uint64) engine.PatientID {
 	return engine.PatientID("escalation:" + strconv.FormatUint(id, 10))
 }
 
-func commit(tx *bolt.Tx, st Step, res engine.Result) error {
+// commit writes one step; stateBytes, when set, is res.State already encoded.
+func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte) error {
 	// Batch may run a step twice, with the same result value: work on
 	// copies, so IDs assigned in a rolled-back attempt never leak.
 	res.Messages = append([]engine.Outbound(nil), res.Messages...)
@@ -340,9 +364,12 @@ func commit(tx *bolt.Tx, st Step, res engine.Result) error {
 	}
 	// An erasure with no state left (retention purge) writes none back.
 	if !res.Erase || res.State.Patient != "" {
-		b, err := json.Marshal(res.State)
-		if err != nil {
-			return err
+		b := stateBytes
+		if b == nil || res.Erase {
+			var err error
+			if b, err = json.Marshal(res.State); err != nil {
+				return err
+			}
 		}
 		if err := tx.Bucket(bStates).Put([]byte(st.Patient), b); err != nil {
 			return err
@@ -476,6 +503,22 @@ func hasAudit(as []engine.Audit, action string) bool {
 		}
 	}
 	return false
+}
+
+// StateRaw returns a patient's stored state and a copy of its raw bytes
+// (nil when not stored), for Step.Prepared.
+func (s *Store) StateRaw(id engine.PatientID) (engine.State, []byte, error) {
+	var st engine.State
+	var raw []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bStates).Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		raw = bytes.Clone(v)
+		return json.Unmarshal(v, &st)
+	})
+	return st, raw, err
 }
 
 // State returns a patient's stored state.

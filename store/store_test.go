@@ -1,10 +1,13 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -249,5 +252,48 @@ func TestPruneDedupe(t *testing.T) {
 	})
 	if !ok0 || ok2 {
 		t.Fatalf("after pruning: k0 applied %v (want true), k2 applied %v (want false)", ok0, ok2)
+	}
+}
+
+func TestPreparedResultOnlyWhenStateUnchanged(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "a.db"))
+	defer s.Close()
+	ctx := context.Background()
+	mk := func(handled int, text string) *store.Prepared {
+		st := engine.State{Patient: "p", Handled: handled}
+		b, _ := json.Marshal(st)
+		return &store.Prepared{Result: engine.Result{State: st, Messages: []engine.Outbound{{To: "p", Kind: engine.KindReply, Text: text}}}, State: b}
+	}
+	fnCalls := 0
+	fn := func(in store.Input) (engine.Result, error) {
+		fnCalls++
+		in.State.Patient = "p"
+		in.State.Handled++
+		return engine.Result{State: in.State, Messages: []engine.Outbound{{To: "p", Kind: engine.KindReply, Text: "recomputed"}}}, nil
+	}
+	// A new patient: prepared from "nothing stored" is used.
+	if ok, err := s.Apply(ctx, store.Step{Patient: "p", Prepared: mk(1, "prepared-1")}, fn); !ok || err != nil || fnCalls != 0 {
+		t.Fatalf("first: %v %v calls %d", ok, err, fnCalls)
+	}
+	_, raw, _ := s.StateRaw("p")
+	// Prepared from a stale state (nil = not stored) is refused: fn recomputes.
+	if ok, _ := s.Apply(ctx, store.Step{Patient: "p", Prepared: mk(2, "stale")}, fn); !ok || fnCalls != 1 {
+		t.Fatalf("stale prepared result was committed (fn calls %d)", fnCalls)
+	}
+	// Prepared from the bytes now stored is used.
+	_, raw2, _ := s.StateRaw("p")
+	p := mk(3, "prepared-3")
+	p.From = raw2
+	s.Apply(ctx, store.Step{Patient: "p", Prepared: p}, fn)
+	if fnCalls != 1 || bytes.Equal(raw, raw2) {
+		t.Fatalf("fresh prepared result not used (fn calls %d)", fnCalls)
+	}
+	var texts []string
+	out, _ := s.OutboxAll(10)
+	for _, m := range out {
+		texts = append(texts, m.Text)
+	}
+	if strings.Join(texts, ",") != "prepared-1,recomputed,prepared-3" {
+		t.Fatalf("committed %v", texts)
 	}
 }
