@@ -44,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -607,20 +608,7 @@ func (s *Store) Timers(id engine.PatientID) (map[string]time.Time, error) {
 // Outbox returns up to limit queued messages for one platform, highest
 // priority first and in queue order within a priority.
 func (s *Store) Outbox(platform string, limit int) ([]engine.Outbound, error) {
-	var out []engine.Outbound
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bOutbox).Cursor()
-		p := outboxPrefix(platform)
-		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && len(out) < limit; k, v = c.Next() {
-			var m engine.Outbound
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("%w: outbox entry: %v", ErrCorrupt, err)
-			}
-			out = append(out, m)
-		}
-		return nil
-	})
-	return out, err
+	return s.OutboxScan(platform, limit, math.MaxInt, nil)
 }
 
 // OutboxScan returns up to limit queued messages of one platform, in
