@@ -12,27 +12,28 @@ import (
 type role uint8
 
 const (
-	rSign       role = iota // a sign; arg is the entry index
-	rMod                    // a severity or time modifier; arg is the category
-	rNeg                    // negation trigger, scope forward ("no", "denies")
-	rNegPost                // negation trigger, scope backward ("none")
-	rPseudo                 // looks like a trigger but is not ("not sure", "no increase")
-	rHypo                   // hypothetical, scope to the end of the clause ("what if")
-	rCond                   // conditional, short scope ("if")
-	rQuestion               // asks whether a sign is normal ("is it normal to")
-	rTerm                   // scope terminator ("but", "however")
-	rChild                  // the message is about the patient's child ("my son")
-	rOther                  // ... about another adult ("my husband")
-	rPronoun                // "he", "she": whoever was named last, else someone else
-	rFirst                  // back to the patient ("I", "me")
-	rTime                   // a time expression; hours/offset say how long
-	rScore                  // a number in context: a pain score such as 8/10, a temperature
-	rAffirm                 // confirms a question was about the patient ("because I just did")
-	rAcq                    // an acquaintance ("my friend", "a guy at work"): counts unless hearsay or past
-	rNotPatient             // not a person the clinic treats ("my dog"): mentions are dropped
-	rHearsay                // reported speech ("told me", "apparently")
-	rMedia                  // a story from elsewhere ("on the news"): its clause is no report
-	rDisclaim               // "nothing to do with me": what others have does not count
+	rSign        role = iota // a sign; arg is the entry index
+	rMod                     // a severity or time modifier; arg is the category
+	rNeg                     // negation trigger, scope forward ("no", "denies")
+	rNegPost                 // negation trigger, scope backward ("none")
+	rPseudo                  // looks like a trigger but is not ("not sure", "no increase")
+	rHypo                    // hypothetical, scope to the end of the clause ("what if")
+	rCond                    // conditional, short scope ("if")
+	rQuestion                // asks whether a sign is normal ("is it normal to")
+	rTerm                    // scope terminator ("but", "however")
+	rChild                   // the message is about the patient's child ("my son")
+	rOther                   // ... about another adult ("my husband")
+	rPronoun                 // "he", "she": whoever was named last, else someone else
+	rFirst                   // back to the patient ("I", "me")
+	rTime                    // a time expression; hours/offset say how long
+	rScore                   // a number in context: a pain score such as 8/10, a temperature
+	rAffirm                  // confirms a question was about the patient ("because I just did")
+	rAcq                     // an acquaintance ("my friend", "a guy at work"): counts unless hearsay or past
+	rNotPatient              // not a person the clinic treats ("my dog"): mentions are dropped
+	rHearsay                 // reported speech ("told me", "apparently")
+	rMedia                   // a story from elsewhere ("on the news"): its clause is no report
+	rDisclaim                // "nothing to do with me": what others have does not count
+	rNormalCheck             // asks afterwards whether what was told is normal ("..., normal?")
 	nRoles
 )
 
@@ -40,7 +41,7 @@ const (
 var rolePrio = [nRoles]int8{
 	rPseudo: 0, rSign: 1, rMod: 2, rTime: 3, rScore: 4, rChild: 5, rOther: 5,
 	rPronoun: 6, rFirst: 7, rTerm: 8, rNeg: 9, rNegPost: 10, rHypo: 11, rCond: 12, rQuestion: 13, rAffirm: 1,
-	rAcq: 5, rNotPatient: 5, rHearsay: 8, rMedia: 8, rDisclaim: 8,
+	rAcq: 5, rNotPatient: 5, rHearsay: 8, rMedia: 8, rDisclaim: 8, rNormalCheck: 13,
 }
 
 var ctxRoles = []struct {
@@ -50,6 +51,7 @@ var ctxRoles = []struct {
 	{"negation", rNeg}, {"negation_post", rNegPost}, {"pseudo", rPseudo},
 	{"hypothetical", rHypo}, {"conditional", rCond}, {"question", rQuestion}, {"affirm", rAffirm},
 	{"acquaintance", rAcq}, {"not_patient", rNotPatient}, {"hearsay", rHearsay}, {"media", rMedia}, {"disclaim", rDisclaim},
+	{"normal_check", rNormalCheck},
 	{"terminators", rTerm}, {"child", rChild}, {"other", rOther},
 	{"pronouns", rPronoun}, {"first_person", rFirst},
 }

@@ -85,7 +85,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 	sp := sc.spans
 	textHours := -1.0
 	affirmed := false
-	hearsay, asked, disclaim := false, false, false
+	hearsay, asked, disclaim, normalCheck := false, false, false, false
 	for i := range sc.toks {
 		if sc.toks[i].flags&fAsked != 0 {
 			asked = true
@@ -105,6 +105,8 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			hearsay = hearsay || !s.neg
 		case rDisclaim:
 			disclaim = disclaim || !s.hypo
+		case rNormalCheck:
+			normalCheck = normalCheck || (!s.neg && !s.hypo)
 		case rHypo, rQuestion:
 			asked = true
 		case rTime:
@@ -189,6 +191,11 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			L, m.resolved = lv[catResolved], true
 		case has(catImproving) && !has(catWorse):
 			L = lv[catImproving]
+		case has(catPleasant) && !has(catWorse) && !has(catSevere) && !has(catPersistent):
+			// "tingly in a nice relaxed way": a sensation the patient
+			// describes as pleasant is the expected kind, for the signs
+			// whose level table says so.
+			L = lv[catPleasant]
 		default:
 			L = lv[catBase]
 			if has(catMild) {
@@ -208,6 +215,18 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 				L = max(L, e.laterLevel)
 			}
 			amb = !raised
+			if has(catMild) && has(catPersistent) && !has(catVery) && !has(catSevere) && !has(catWorse) && lv[catBase] < engine.Urgent {
+				// "slight headache since this morning": a mild complaint
+				// of a kind that is not itself a red flag stays at its
+				// mild level for a day or so.
+				L = max(lv[catMild], min(L, lv[catMild]))
+			}
+			if normalCheck && has(catMild) && !has(catVery) && !has(catSevere) && !has(catWorse) && !has(catPersistent) {
+				// "a bit tingly, is that normal?": a mild sensation the
+				// patient asks about takes the sign's "checked" level
+				// (the base level unless the rules lower it).
+				L = min(L, lv[catChecked])
+			}
 		}
 		if s.subj == subjAcq && (m.historical || (hearsay && asked)) {
 			// "my friend said she fainted once, is that common?": a story

@@ -36,7 +36,12 @@
 //     "is it normal to ..." lowers a red flag one step and asks whether it is
 //     happening now;
 //   - modifiers move the level: "a little", "passed", "fading" lower it,
-//     "severe", "won't go away", "getting worse" raise it, and a resolved or
+//     "severe", "won't go away", "getting worse" raise it; a sensation
+//     called pleasant ("tingly in a nice relaxed way") takes the sign's
+//     "pleasant" level, and a mild one followed by "..., normal?" its
+//     "checked" level (both the base level unless a sign lowers them); a
+//     mild complaint that is not itself a red flag stays mild however long
+//     it lasts ("slight headache since this morning"); and a resolved or
 //     pre-existing complaint ("the pain I came in with is gone") is not a flag
 //     unless the sign itself says otherwise (a faint that passed is still a
 //     faint);
@@ -68,7 +73,8 @@
 //
 // Rules are JSON (see rules/en.json): signs with their terms and levels per
 // modifier (mild, very, severe, persistent, worse, recurring, improving,
-// resolved, historical), modifier and context word lists, combinations,
+// resolved, historical, pleasant, checked), modifier and context word lists
+// (including normal_check: "..., is that normal?" after a mention), combinations,
 // scores and their bands, time expressions, number words, typo tolerance and
 // clarifying questions.
 // Files are checked strictly on load; an error names the file and key, for

@@ -85,6 +85,7 @@ type contextSpec struct {
 	Hearsay           []string `json:"hearsay"`
 	Media             []string `json:"media"`
 	Disclaim          []string `json:"disclaim"`
+	NormalCheck       []string `json:"normal_check"`
 	Personal          []string `json:"personal"`
 	NegationWindow    int      `json:"negation_window"`
 	ConditionalWindow int      `json:"conditional_window"`
@@ -153,10 +154,12 @@ const (
 	catResolved
 	catHistorical
 	catRecurring
+	catPleasant
+	catChecked
 	nCat
 )
 
-var catNames = [nCat]string{"base", "mild", "very", "severe", "persistent", "worse", "improving", "resolved", "historical", "recurring"}
+var catNames = [nCat]string{"base", "mild", "very", "severe", "persistent", "worse", "improving", "resolved", "historical", "recurring", "pleasant", "checked"}
 
 func catWant(withBase bool) string {
 	names := catNames[1:]

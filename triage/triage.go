@@ -588,7 +588,9 @@ func (rs *ruleset) answers(sc *scratch) {
 	}
 }
 
-func isTarget(r role) bool { return r == rSign || r == rMod || r == rTime || r == rScore }
+func isTarget(r role) bool {
+	return r == rSign || r == rMod || r == rTime || r == rScore || r == rNormalCheck
+}
 
 // scopes applies negation, hypothetical, question and subject triggers to
 // the spans they reach.
