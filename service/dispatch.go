@@ -127,7 +127,7 @@ func (d *Dispatcher) Pass(ctx context.Context) (time.Duration, error) {
 		_, held := d.held[dest]
 		return held
 	}
-	progress, sent := false, 0
+	progress, sent, limited := false, 0, 0
 	// Scan again while this pass held back new chats: what queues behind
 	// them may be sendable now.
 	for scans := 0; scans < 4 && sent < batch; scans++ {
@@ -162,7 +162,15 @@ func (d *Dispatcher) Pass(ctx context.Context) (time.Duration, error) {
 				return time.Second, err
 			}
 			if pause > 0 {
-				return pause, nil // the platform asked us to slow down
+				// A 429 is usually about one chat (Telegram groups allow
+				// ~20 messages a minute): hold that chat; only when several
+				// chats are refused is the whole platform slowed down.
+				d.hold(dest, time.Now().Add(pause))
+				newlyHeld = true
+				if limited++; limited >= 3 {
+					return pause, nil
+				}
+				continue
 			}
 			if done {
 				progress = true

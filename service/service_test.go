@@ -450,3 +450,29 @@ func TestDispatcherBusyChatDoesNotStarveOthers(t *testing.T) {
 		t.Fatalf("a pass that can send nothing must wait, got %v (%v)", wait, err)
 	}
 }
+
+// TestRateLimitHoldsOnlyThatChat: a 429 for the staff group must not hold
+// back a patient's reply.
+func TestRateLimitHoldsOnlyThatChat(t *testing.T) {
+	h := newHarness(t)
+	h.store.Enqueue(
+		engine.Outbound{To: engine.StaffAddress, Channel: "telegram:-100", Kind: engine.KindAlert, Level: engine.Urgent, Text: "alert"},
+		engine.Outbound{To: "telegram:1", Kind: engine.KindReply, Text: "reply"},
+	)
+	s := &fakeSender{platform: "telegram", fail: map[string][]error{
+		"telegram:-100": {&engine.RetryAfterError{After: 30 * time.Second, Err: errors.New("429")}},
+	}}
+	d := h.svc.NewDispatcher(s, service.Pace{PerSecond: 1000})
+	if _, err := d.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.got) != 1 || s.got[0].To != "telegram:1" {
+		t.Fatalf("sent %+v; the reply must go out while the staff chat waits", s.got)
+	}
+	if wait, _ := d.Pass(context.Background()); wait <= 0 || wait > time.Second {
+		t.Fatalf("with only the held chat left, a pass must wait, got %v", wait)
+	}
+	if q, _ := h.store.Outbox("telegram", 10); len(q) != 1 || q[0].Attempts != 1 {
+		t.Fatalf("the rate-limited alert must stay queued for retry: %+v", q)
+	}
+}
