@@ -175,9 +175,19 @@ func SimVisit(i int, at time.Time) engine.Visit {
 // Enroll records a visit at time at for patients 0..n-1, from workers
 // goroutines at once (so the steps share commits), as the clinic would.
 func Enroll(ctx context.Context, svc *service.Service, n, workers int, at time.Time) error {
-	if workers < 1 {
-		workers = 1
-	}
+	return forEach(ctx, n, workers, func(i int) error {
+		if err := svc.RecordVisit(ctx, Patient(i), SimVisit(i, at)); err != nil {
+			return fmt.Errorf("enroll patient %d: %w", i, err)
+		}
+		return nil
+	})
+}
+
+// forEach calls fn(i) for i in 0..n-1 from workers goroutines at once, so
+// their store steps share commits. It stops at the first error of a worker
+// or when ctx is done, and returns the errors joined.
+func forEach(ctx context.Context, n, workers int, fn func(i int) error) error {
+	workers = max(workers, 1)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make([]error, workers)
@@ -190,8 +200,8 @@ func Enroll(ctx context.Context, svc *service.Service, n, workers int, at time.T
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				if err := svc.RecordVisit(ctx, Patient(i), SimVisit(i, at)); err != nil {
-					errs[w] = fmt.Errorf("enroll patient %d: %w", i, err)
+				if err := fn(i); err != nil {
+					errs[w] = err
 					return
 				}
 			}

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -44,35 +42,16 @@ func BuildTimers(ctx context.Context, path string, n int, now time.Time) error {
 	}
 	patients := max(1, n/2)
 	span := 30 * time.Hour
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	workers := 4096
-	errs := make([]error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= patients || ctx.Err() != nil {
-					return
-				}
-				at := now.Add(-span + time.Duration(int64(span)*int64(i)/int64(patients)))
-				v := SimVisit(i, at)
-				id := Patient(i)
-				_, err := st.Apply(ctx, store.Step{Patient: id, Now: at}, func(in store.Input) (engine.Result, error) {
-					return eng.Step(id, in.State, engine.Event{Kind: engine.EventVisit, Visit: &v}, at), nil
-				})
-				if err != nil {
-					errs[w] = err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	err = errors.Join(errors.Join(errs...), ctx.Err(), st.Close())
-	if err != nil {
+	err = forEach(ctx, patients, 4096, func(i int) error {
+		at := now.Add(-span + time.Duration(int64(span)*int64(i)/int64(patients)))
+		v := SimVisit(i, at)
+		id := Patient(i)
+		_, err := st.Apply(ctx, store.Step{Patient: id, Now: at}, func(in store.Input) (engine.Result, error) {
+			return eng.Step(id, in.State, engine.Event{Kind: engine.EventVisit, Visit: &v}, at), nil
+		})
+		return err
+	})
+	if err = errors.Join(err, st.Close()); err != nil {
 		return err
 	}
 	_, err = EvictCache(path) // syncs; leaving the cache cold does no harm

@@ -32,7 +32,7 @@ func TestAllPlatformsOneProcess(t *testing.T) {
 	cfg.Discord = &discord.Config{StaffChannelID: dcStaffCh, StaffRoleIDs: []string{dcStaffRole}, APIBase: dc.URL(),
 		MaxReconnectDelay: discord.Duration(2 * time.Second)}
 	pr, pw := io.Pipe()
-	out := &dcLockedBuffer{}
+	out := &lockedBuffer{}
 	started := make(chan *Running, 1)
 	m := &Main{Config: &cfg, Clock: clock.NewFake(time.Date(2026, 3, 2, 16, 0, 0, 0, time.UTC)), Stdin: pr, Stdout: out, Stderr: io.Discard,
 		Getenv: func(k string) string {

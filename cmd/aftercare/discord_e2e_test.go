@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,29 +31,12 @@ const (
 	dcStranger  = "2300000000000000009"
 )
 
-type dcLockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *dcLockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *dcLockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type dcWorld struct {
 	t    *testing.T
 	fake *discordfake.Server
 	clk  *clock.Fake
 	run  *Running
-	logs *dcLockedBuffer
+	logs *lockedBuffer
 }
 
 func startDiscordMain(t *testing.T) *dcWorld {
@@ -72,7 +54,7 @@ func startDiscordMain(t *testing.T) *dcWorld {
 		MaxReconnectDelay: discord.Duration(2 * time.Second),
 	}
 	clk := clock.NewFake(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
-	w := &dcWorld{t: t, fake: fake, clk: clk, logs: &dcLockedBuffer{}}
+	w := &dcWorld{t: t, fake: fake, clk: clk, logs: &lockedBuffer{}}
 	started := make(chan *Running, 1)
 	m := &Main{
 		Config: &cfg, Clock: clk, Stderr: w.logs,

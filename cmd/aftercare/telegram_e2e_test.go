@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,23 +35,6 @@ func tgUser(id int64) telegramtest.User {
 	return telegramtest.User{ID: id, FirstName: "_x*", LastName: fmt.Sprint(id)}
 }
 
-type tgLockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *tgLockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *tgLockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // tgWorld is the emulator, the proxy and one running Main; restart replaces
 // the Main and keeps the rest (database, clock, emulator).
 type tgWorld struct {
@@ -63,7 +44,7 @@ type tgWorld struct {
 	client  *telegramtest.Client
 	clk     *clock.Fake
 	dataDir string
-	logs    *tgLockedBuffer
+	logs    *lockedBuffer
 	run     *Running
 	stop    func()
 	// seen counts the messages read so far per chat, for next.
@@ -76,7 +57,7 @@ func startTelegramWorld(t *testing.T) *tgWorld {
 	w := &tgWorld{
 		t: t, emu: emu, proxy: telegramtest.NewProxy(t, emu), client: telegramtest.NewClient(emu.URL, tgToken),
 		clk:     clock.NewFake(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)),
-		dataDir: t.TempDir(), logs: &tgLockedBuffer{}, msgs: map[int64][]telegramtest.BotMessage{},
+		dataDir: t.TempDir(), logs: &lockedBuffer{}, msgs: map[int64][]telegramtest.BotMessage{},
 	}
 	w.start()
 	t.Cleanup(func() {
