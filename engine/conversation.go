@@ -482,7 +482,7 @@ var questionCues = []string{"?", "can i", "could i", "should i", "may i", "shall
 
 // readinessIntent spots "can I work out / run / lift today?" questions.
 func (s *step) readinessIntent(n string) bool {
-	if phraseScore(n, s.e.protocol.Readiness.Triggers, s.e.protocol) == 0 {
+	if normsScore(n, s.e.protocol.triggersNorm) == 0 {
 		return false
 	}
 	if len(strings.Fields(n)) <= 4 {
@@ -734,8 +734,8 @@ func dedupe(xs []string) []string {
 // faq returns the answer to a common aftercare question, or "".
 func (s *step) faq(n string) string {
 	best, bestLen := -1, 0
-	for i, f := range s.e.protocol.FAQ {
-		if l := phraseScore(n, f.Keywords, s.e.protocol); l > bestLen {
+	for i := range s.e.protocol.FAQ {
+		if l := normsScore(n, s.e.protocol.faqNorm[i]); l > bestLen {
 			best, bestLen = i, l
 		}
 	}

@@ -55,6 +55,9 @@ type Engine struct {
 	clinic   Clinic
 	clinicTZ *time.Location
 	zones    sync.Map // IANA name -> *time.Location; a cache of tzdata reads
+	// vars fills the clinic's placeholders in protocol texts; built once,
+	// since a strings.Replacer is costly to build and safe to share.
+	vars *strings.Replacer
 }
 
 // New returns an engine for the protocol, triage and clinic. It fails when
@@ -70,7 +73,11 @@ func New(p *Protocol, t Triager, c Clinic) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: clinic time zone %q: %w", c.TimeZone, err)
 	}
-	return &Engine{protocol: p, triage: t, clinic: c, clinicTZ: loc}, nil
+	if p.phrases == nil {
+		p.index() // built in code rather than loaded: index it once here
+	}
+	vars := strings.NewReplacer("{clinic}", c.Name, "{clinic_phone}", c.Phone, "{emergency_number}", c.EmergencyNumber)
+	return &Engine{protocol: p, triage: t, clinic: c, clinicTZ: loc, vars: vars}, nil
 }
 
 // Protocol returns the engine's protocol.
@@ -123,10 +130,7 @@ func (e *Engine) Step(id PatientID, st State, ev Event, now time.Time) Result {
 
 // ---- output helpers ----
 
-func (s *step) vars() *strings.Replacer {
-	c := s.e.clinic
-	return strings.NewReplacer("{clinic}", c.Name, "{clinic_phone}", c.Phone, "{emergency_number}", c.EmergencyNumber)
-}
+func (s *step) vars() *strings.Replacer { return s.e.vars }
 
 func (s *step) text(key string) string { return s.vars().Replace(s.e.protocol.Texts[key]) }
 

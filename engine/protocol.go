@@ -43,8 +43,12 @@ type Protocol struct {
 	Timing       Timing              `json:"timing"`
 
 	// phrases caches the normalised form of every phrase above, built once
-	// at load, so matching a message does not re-normalise keywords.
-	phrases map[string]string
+	// at load, so matching a message does not re-normalise keywords;
+	// faqNorm and triggersNorm hold the lists matched against every free
+	// text message, already normalised.
+	phrases      map[string]string
+	faqNorm      [][]string
+	triggersNorm []string
 }
 
 // phrase returns the normalised form of a protocol phrase.
@@ -74,6 +78,18 @@ func (p *Protocol) index() {
 	add(p.Readiness.Triggers...)
 	for _, f := range p.FAQ {
 		add(f.Keywords...)
+	}
+	normAll := func(xs []string) []string {
+		out := make([]string, len(xs))
+		for i, x := range xs {
+			out[i] = p.phrases[x]
+		}
+		return out
+	}
+	p.triggersNorm = normAll(p.Readiness.Triggers)
+	p.faqNorm = make([][]string, len(p.FAQ))
+	for i, f := range p.FAQ {
+		p.faqNorm[i] = normAll(f.Keywords)
 	}
 	for _, xs := range p.Intents {
 		add(xs...)

@@ -139,23 +139,37 @@ func negatedBefore(n string, i int) bool {
 func phraseScore(n string, phrases []string, pr *Protocol) int {
 	best := 0
 	for _, ph := range phrases {
-		p := pr.phrase(ph)
-		if p == " " {
-			continue
-		}
-		off := 0
-		for {
-			i := strings.Index(n[off:], p)
-			if i < 0 {
-				break
-			}
-			if !negatedBefore(n, off+i+1) && len(p) > best {
-				best = len(p)
-			}
-			off += i + 1
-		}
+		best = max(best, normScore(n, pr.phrase(ph)))
 	}
 	return best
+}
+
+// normsScore is phraseScore for phrases already normalised.
+func normsScore(n string, normed []string) int {
+	best := 0
+	for _, p := range normed {
+		best = max(best, normScore(n, p))
+	}
+	return best
+}
+
+// normScore returns len(p) when the normalised phrase p occurs un-negated
+// as whole words in n, or 0.
+func normScore(n, p string) int {
+	if p == " " {
+		return 0
+	}
+	off := 0
+	for {
+		i := strings.Index(n[off:], p)
+		if i < 0 {
+			return 0
+		}
+		if !negatedBefore(n, off+i+1) {
+			return len(p)
+		}
+		off += i + 1
+	}
 }
 
 var numberWords = map[string]int{

@@ -164,8 +164,9 @@ func TestSimRepliesAreAnswers(t *testing.T) {
 	}
 }
 
-// benchReceive measures Service.Receive from 64 goroutines per CPU, each
-// playing its own patients, with the store opened with so.
+// benchReceive measures Service.Receive from 128 goroutines per CPU (256 on
+// the 2-core reference machine, as many as the load command's senders),
+// each playing its own patients, with the store opened with so.
 func benchReceive(b *testing.B, so store.Options) {
 	ctx := context.Background()
 	p, err := Start(ctx, Options{Path: filepath.Join(b.TempDir(), "bench.db"), Store: so})
@@ -177,7 +178,7 @@ func benchReceive(b *testing.B, so store.Options) {
 	if err := Enroll(ctx, p.Service, patients, 256, time.Now().Add(-2*time.Hour)); err != nil {
 		b.Fatal(err)
 	}
-	const parallelism = 64
+	const parallelism = 128
 	goroutines := parallelism * runtime.GOMAXPROCS(0)
 	var gid atomic.Int64
 	b.SetParallelism(parallelism)
@@ -196,6 +197,9 @@ func benchReceive(b *testing.B, so store.Options) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+	if cs := p.Store.CommitStats(); cs.Commits > 0 {
+		b.ReportMetric(float64(cs.Writes)/float64(cs.Commits), "writes/commit")
+	}
 }
 
 // BenchmarkReceiveGroupCommit is scenario a as a benchmark: production

@@ -3,7 +3,9 @@ package loadtest
 import (
 	"math/rand/v2"
 	"strconv"
+	"sync/atomic"
 
+	"aftercare/bot/telegram"
 	"aftercare/engine"
 )
 
@@ -76,19 +78,29 @@ var scriptTotal = func() int {
 type Sim struct {
 	rng  *rand.Rand
 	conv map[int]*conv
-	seq  uint64
-	tag  string
 }
+
+// updateIDs numbers the updates of every Sim in the process, as Telegram
+// numbers the updates of one bot: one increasing update_id for all chats.
+// Dedupe keys are therefore unique and arrive in nearly increasing order,
+// as in production; keys scattered over the key space would cost the store
+// a random page per message that no real platform causes.
+var updateIDs atomic.Uint64
+
+// firstUpdate keeps every simulated update ID nine digits long, so keys
+// sort in the order of their numbers.
+const firstUpdate = 100000000
 
 type conv struct {
 	s    *script
 	next int
 }
 
-// NewSim returns a Sim seeded with seed, so runs are repeatable. Dedupe keys
-// it makes carry the seed, so Sims with different seeds never collide.
+// NewSim returns a Sim seeded with seed, so its message mix is repeatable.
+// Dedupe keys come from one process-wide update counter, so Sims never
+// collide.
 func NewSim(seed uint64) *Sim {
-	return &Sim{rng: rand.New(rand.NewPCG(seed, 0x5eed)), conv: map[int]*conv{}, tag: strconv.FormatUint(seed, 36)}
+	return &Sim{rng: rand.New(rand.NewPCG(seed, 0x5eed)), conv: map[int]*conv{}}
 }
 
 // Next returns patient i's next message as an engine.Inbound with a fresh
@@ -102,10 +114,9 @@ func (s *Sim) Next(i int) engine.Inbound {
 	step := c.s.steps[c.next]
 	c.next++
 	m := step[s.rng.IntN(len(step))]
-	s.seq++
 	return engine.Inbound{
 		Patient: Patient(i), Text: m.Text, Choice: m.Choice,
-		DedupeKey:   "telegram:update:" + s.tag + "-" + strconv.FormatUint(s.seq, 10),
+		DedupeKey:   telegram.DedupeKey(int(firstUpdate + updateIDs.Add(1))),
 		DisplayName: "Patient " + strconv.Itoa(i),
 	}
 }

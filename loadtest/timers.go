@@ -36,7 +36,7 @@ func BuildTimers(ctx context.Context, path string, n int, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(path, store.Options{NoSync: true, MaxBatchSize: 5000, MaxBatchDelay: 20 * time.Millisecond})
+	st, err := store.Open(path, store.Options{NoSync: true, MaxBatchSize: 5000})
 	if err != nil {
 		return err
 	}

@@ -58,6 +58,9 @@ func (s *Service) NewDispatcher(sender Sender, pace Pace) *Dispatcher {
 }
 
 func (s *Service) kickChan(platform string) chan struct{} {
+	if v, ok := s.out.Load(platform); ok {
+		return v.(chan struct{})
+	}
 	v, _ := s.out.LoadOrStore(platform, make(chan struct{}, 1))
 	return v.(chan struct{})
 }

@@ -77,9 +77,10 @@ type Service struct {
 	staff  []engine.PatientID
 	cfg    Config
 
-	locks locks
-	wake  chan struct{} // scheduler
-	out   sync.Map      // platform -> chan struct{} (dispatcher wake-ups)
+	locks  locks
+	states *stateCache
+	wake   chan struct{} // scheduler
+	out    sync.Map      // platform -> chan struct{} (dispatcher wake-ups)
 }
 
 // Config holds what New needs.
@@ -167,8 +168,9 @@ func New(c Config) (*Service, error) {
 	}
 	return &Service{
 		engine: c.Engine, store: c.Store, clock: c.Clock, log: c.Logger, staff: c.StaffChannels, cfg: c,
-		locks: locks{m: map[engine.PatientID]*plock{}},
-		wake:  make(chan struct{}, 1),
+		locks:  locks{m: map[engine.PatientID]*plock{}},
+		states: newStateCache(stateCacheSize),
+		wake:   make(chan struct{}, 1),
 	}, nil
 }
 
@@ -256,6 +258,7 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	start := time.Now()
 	var sent []engine.Outbound
 	var esc *engine.Escalation
+	var timers bool // the step (re)schedules timers: the scheduler must look again
 	step := func(st engine.State, inv engine.InviteResult) engine.Result {
 		ev := ev
 		ev.Invite = inv
@@ -273,21 +276,34 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	// one it was computed from (Handled counts every step), and recomputed
 	// inside the transaction otherwise. Invites resolve inside only.
 	var pre *store.Prepared
+	cached, hit := s.states.take(id)
 	if invite == "" {
-		if st, raw, err := s.store.StateRaw(id); err == nil {
-			r := step(st, engine.InviteResult{})
-			if b, err := json.Marshal(r.State); err == nil {
-				pre = &store.Prepared{From: raw, Result: r, State: b}
-				sent, esc = r.Messages, r.Escalation
+		if !hit {
+			if st, raw, err := s.store.StateRaw(id); err == nil {
+				cached, hit = &cachedState{raw: raw, st: st}, true
+			}
+		}
+		if hit {
+			r := step(cached.st, engine.InviteResult{})
+			b, err1 := json.Marshal(r.State)
+			ms, err2 := store.EncodeMessages(r.Messages)
+			if err1 == nil && err2 == nil {
+				pre = &store.Prepared{From: cached.raw, Result: r, State: b, Messages: ms}
+				sent, esc, timers = r.Messages, r.Escalation, len(r.Timers) > 0
 			}
 		}
 	}
+	recomputed := false
 	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre},
 		func(in store.Input) (engine.Result, error) {
 			res := step(in.State, in.Invite) // the stored state changed: recompute
-			sent, esc = res.Messages, res.Escalation
+			sent, esc, timers = res.Messages, res.Escalation, len(res.Timers) > 0
+			recomputed = true
 			return res, nil
 		})
+	if err == nil && applied && pre != nil && !recomputed && !pre.Result.Erase {
+		s.states.put(id, &cachedState{raw: pre.State, st: pre.Result.State})
+	}
 	s.cfg.Observer.Step(time.Since(start))
 	if err != nil {
 		s.log.Error("step failed", "patient", id, "event", ev.Kind, "err", err)
@@ -312,7 +328,9 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 		s.cfg.Observer.CheckinFired(now.Sub(due.At))
 	}
 	s.log.Debug("step", "patient", id, "event", ev.Kind, "messages", len(sent))
-	s.Wake()
+	if timers {
+		s.Wake()
+	}
 	return true, nil
 }
 

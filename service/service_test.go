@@ -476,3 +476,42 @@ func TestRateLimitHoldsOnlyThatChat(t *testing.T) {
 		t.Fatalf("the rate-limited alert must stay queued for retry: %+v", q)
 	}
 }
+
+// TestStaleCachedStateIsNotCommitted changes a patient's stored state
+// behind the service's back (as another writer could) and checks that the
+// next step starts from the stored state, not from the state the service
+// last committed and kept in memory.
+func TestStaleCachedStateIsNotCommitted(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	const p = engine.PatientID("console:p")
+	if err := h.svc.RecordVisit(ctx, p, engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.svc.Receive(ctx, engine.Inbound{Patient: p, Text: "thanks", DedupeKey: "k1"}); err != nil {
+		t.Fatal(err)
+	}
+	before, _, _ := h.store.State(p)
+	_, err := h.store.Apply(ctx, store.Step{Patient: p, Now: t0}, func(in store.Input) (engine.Result, error) {
+		st := in.State
+		st.Handled += 10
+		return engine.Result{State: st}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.svc.Receive(ctx, engine.Inbound{Patient: p, Text: "thanks", DedupeKey: "k2"}); err != nil {
+		t.Fatal(err)
+	}
+	after, _, _ := h.store.State(p)
+	if want := before.Handled + 11; after.Handled != want {
+		t.Fatalf("handled %d after the outside change, want %d: a stale in-memory state was committed", after.Handled, want)
+	}
+	// And the next step builds on that result again.
+	if err := h.svc.Receive(ctx, engine.Inbound{Patient: p, Text: "thanks", DedupeKey: "k3"}); err != nil {
+		t.Fatal(err)
+	}
+	if last, _, _ := h.store.State(p); last.Handled != after.Handled+1 {
+		t.Fatalf("handled %d, want %d", last.Handled, after.Handled+1)
+	}
+}

@@ -29,9 +29,11 @@
 //
 // # Concurrency
 //
-// A Store is safe for concurrent use. Apply uses bbolt's Batch, so
-// concurrent calls are group-committed (one fsync for many steps); its fn
-// may run more than once and must be a pure function of its arguments.
+// A Store is safe for concurrent use. Apply and the outbox writes go
+// through one committer goroutine that commits, in one transaction, every
+// write queued while the previous commit ran (group commit: one pair of
+// fsyncs for many steps, and no added delay when idle). Apply's fn may run
+// more than once and must be a pure function of its arguments.
 // Callers serialise Apply calls for one patient (the service does), since
 // each step reads the state the previous one wrote.
 package store
@@ -88,18 +90,18 @@ type Options struct {
 	// Timeout bounds the wait for the file lock (default 1 s), so a second
 	// process fails fast with ErrLocked instead of hanging.
 	Timeout time.Duration
-	// MaxBatchDelay bounds how long a step waits to share a commit with
-	// others (default 2 ms); MaxBatchSize caps a group (default 1000).
-	MaxBatchDelay time.Duration
-	MaxBatchSize  int
+	// MaxBatchSize caps how many writes share one commit (default 1000);
+	// 1 gives every write a transaction and fsync of its own.
+	MaxBatchSize int
 	// NoSync skips fsync. Only for tests and benchmarks of the engine.
 	NoSync bool
 }
 
 // Store is an open database. Create it with Open; close it with Close.
 type Store struct {
-	db   *bolt.DB
-	path string
+	db     *bolt.DB
+	path   string
+	commit *committer
 }
 
 // Open opens or creates the database at path (mode 0600).
@@ -123,18 +125,15 @@ func Open(path string, o Options) (st *Store, err error) {
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if o.MaxBatchDelay == 0 {
-		o.MaxBatchDelay = 2 * time.Millisecond
-	}
-	db.MaxBatchDelay = o.MaxBatchDelay
-	if o.MaxBatchSize > 0 {
-		db.MaxBatchSize = o.MaxBatchSize
+	if o.MaxBatchSize <= 0 {
+		o.MaxBatchSize = 1000
 	}
 	s := &Store{db: db, path: path}
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	s.commit = newCommitter(db, o.MaxBatchSize)
 	return s, nil
 }
 
@@ -160,7 +159,10 @@ func (s *Store) init() error {
 }
 
 // Close closes the database, waiting for transactions in progress.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.commit.close()
+	return s.db.Close()
+}
 
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
@@ -195,6 +197,19 @@ func idxKey(p engine.PatientID, key string) []byte {
 }
 
 func outboxPrefix(platform string) []byte { return append([]byte(platform), 0) }
+
+// decodeOutbound decodes an outbox entry. The ID comes from the key: entries
+// are encoded before the transaction that numbers them (see Prepared).
+func decodeOutbound(k, v []byte) (engine.Outbound, error) {
+	var m engine.Outbound
+	if err := json.Unmarshal(v, &m); err != nil {
+		return m, fmt.Errorf("%w: outbox entry: %v", ErrCorrupt, err)
+	}
+	if i := bytes.IndexByte(k, 0); i >= 0 && len(k) >= i+10 {
+		m.ID = binary.BigEndian.Uint64(k[i+2 : i+10])
+	}
+	return m, nil
+}
 
 // outboxKey orders by platform, priority and sequence; the destination
 // at the end lets the dispatcher skip held-back chats without decoding.
@@ -244,6 +259,8 @@ type Prepared struct {
 	// Result is the step's result; State is Result.State, encoded.
 	Result engine.Result
 	State  []byte
+	// Messages, when set, is Result.Messages encoded by EncodeMessages.
+	Messages [][]byte
 }
 
 // Input is what Apply hands to a step function.
@@ -267,7 +284,7 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 		return false, err
 	}
 	applied := false
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.commit.do(func(tx *bolt.Tx) error {
 		applied = false
 		if st.Dedupe != "" && tx.Bucket(bDedupe).Get([]byte(st.Dedupe)) != nil {
 			return nil
@@ -277,7 +294,7 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 		}
 		raw := tx.Bucket(bStates).Get([]byte(st.Patient))
 		if pr := st.Prepared; pr != nil && st.Invite == "" && (raw == nil) == (pr.From == nil) && bytes.Equal(raw, pr.From) {
-			if err := commit(tx, st, pr.Result, pr.State); err != nil {
+			if err := commit(tx, st, pr.Result, pr.State, pr.Messages); err != nil {
 				return err
 			}
 			applied = true
@@ -301,7 +318,7 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 		if err != nil {
 			return err
 		}
-		if err := commit(tx, st, res, nil); err != nil {
+		if err := commit(tx, st, res, nil, nil); err != nil {
 			return err
 		}
 		applied = true
@@ -347,8 +364,9 @@ func EscalationPatient(id uint64) engine.PatientID {
 	return engine.PatientID("escalation:" + strconv.FormatUint(id, 10))
 }
 
-// commit writes one step; stateBytes, when set, is res.State already encoded.
-func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte) error {
+// commit writes one step; stateBytes and encoded, when set, are res.State
+// and res.Messages already encoded.
+func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
 	// Batch may run a step twice, with the same result value: work on
 	// copies, so IDs assigned in a rolled-back attempt never leak.
 	res.Messages = append([]engine.Outbound(nil), res.Messages...)
@@ -417,13 +435,21 @@ func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte) error {
 			}
 		}
 	}
+	if len(encoded) != len(res.Messages) {
+		encoded = nil
+	}
 	for i, m := range res.Messages {
 		if m.Kind == engine.KindAlert && m.EscalationID == 0 && escID != 0 {
 			res.Messages[i].EscalationID = escID
 			res.Messages[i].Choices = append(append([]engine.Choice(nil), m.Choices...), AckChoice(escID))
+			if encoded != nil {
+				// Changed here: encode it again (rare; red flags only).
+				encoded = append([][]byte(nil), encoded...)
+				encoded[i] = nil
+			}
 		}
 	}
-	if err := putOutbound(tx, res.Messages); err != nil {
+	if err := putOutbound(tx, res.Messages, encoded); err != nil {
 		return err
 	}
 	if err := putAudit(tx, res.Audit); err != nil {
@@ -626,9 +652,9 @@ func (s *Store) OutboxScan(platform string, limit, maxKeys int, skip func(engine
 			if len(k) > len(p)+9 && skip != nil && skip(engine.PatientID(k[len(p)+9:])) {
 				continue
 			}
-			var m engine.Outbound
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("%w: outbox entry: %v", ErrCorrupt, err)
+			m, err := decodeOutbound(k, v)
+			if err != nil {
+				return err
 			}
 			out = append(out, m)
 		}
@@ -652,7 +678,7 @@ func (s *Store) Delivered(ms ...engine.Outbound) error {
 	if len(ms) == 0 {
 		return nil
 	}
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	return s.commit.do(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bOutbox)
 		for _, m := range ms {
 			if err := b.Delete(outboxKey(m)); err != nil {
@@ -665,7 +691,7 @@ func (s *Store) Delivered(ms ...engine.Outbound) error {
 
 // Retry records a failed attempt and when to try again.
 func (s *Store) Retry(m engine.Outbound) error {
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	return s.commit.do(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bOutbox)
 		k := outboxKey(m)
 		if b.Get(k) == nil {
@@ -763,9 +789,9 @@ func (s *Store) OutboxAll(limit int) ([]engine.Outbound, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bOutbox).Cursor()
 		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
-			var m engine.Outbound
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("%w: outbox entry: %v", ErrCorrupt, err)
+			m, err := decodeOutbound(k, v)
+			if err != nil {
+				return err
 			}
 			out = append(out, m)
 		}
@@ -777,7 +803,7 @@ func (s *Store) OutboxAll(limit int) ([]engine.Outbound, error) {
 // Enqueue queues messages that belong to no patient step (answers to
 // staff, operational notices).
 func (s *Store) Enqueue(ms ...engine.Outbound) error {
-	return s.db.Batch(func(tx *bolt.Tx) error { return putOutbound(tx, ms) })
+	return s.commit.do(func(tx *bolt.Tx) error { return putOutbound(tx, ms, nil) })
 }
 
 // AckChoice is the button on a staff alert that acknowledges it.
@@ -952,7 +978,7 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *Due, now ti
 				return err
 			}
 		}
-		if err := putOutbound(tx, up.Messages); err != nil {
+		if err := putOutbound(tx, up.Messages, nil); err != nil {
 			return err
 		}
 		if err := putAudit(tx, up.Audit); err != nil {
@@ -967,19 +993,44 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *Due, now ti
 	return applied, nil
 }
 
-func putOutbound(tx *bolt.Tx, ms []engine.Outbound) error {
+// putOutbound queues ms, numbering each in queue order. encoded, when not
+// nil, holds ms already encoded (with no ID: the key carries it); a nil
+// element is encoded here.
+func putOutbound(tx *bolt.Tx, ms []engine.Outbound, encoded [][]byte) error {
 	ob := tx.Bucket(bOutbox)
-	for _, m := range ms {
-		m.ID, _ = ob.NextSequence()
-		b, err := json.Marshal(m)
-		if err != nil {
-			return err
+	for i, m := range ms {
+		m.ID = 0
+		var b []byte
+		if i < len(encoded) {
+			b = encoded[i]
 		}
+		if b == nil {
+			var err error
+			if b, err = json.Marshal(m); err != nil {
+				return err
+			}
+		}
+		m.ID, _ = ob.NextSequence()
 		if err := ob.Put(outboxKey(m), b); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// EncodeMessages encodes a step's messages for Prepared.Messages, so the
+// work is done before the write transaction instead of inside it.
+func EncodeMessages(ms []engine.Outbound) ([][]byte, error) {
+	out := make([][]byte, len(ms))
+	for i, m := range ms {
+		m.ID = 0
+		b, err := json.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
 }
 
 func putAudit(tx *bolt.Tx, as []engine.Audit) error {

@@ -249,7 +249,7 @@ func (m *Main) replay(ctx context.Context, args []string) error {
 }
 
 func (r *replayer) open() error {
-	st, err := store.Open(r.path, store.Options{NoSync: true, MaxBatchDelay: time.Microsecond})
+	st, err := store.Open(r.path, store.Options{NoSync: true})
 	if err != nil {
 		return err
 	}

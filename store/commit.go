@@ -1,0 +1,153 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ErrClosed is returned by writes made after Close.
+var ErrClosed = errors.New("store is closed")
+
+// A write is one function waiting to run in a group transaction.
+type write struct {
+	fn   func(*bolt.Tx) error
+	done chan error
+}
+
+// committer runs writes in group transactions: one goroutine takes every
+// write queued while the previous commit ran and commits them together,
+// with one pair of fsyncs for all.
+//
+// bbolt's own DB.Batch cuts groups by time (MaxBatchDelay) instead: under
+// load its groups queue behind each other for the writer lock, each holding
+// only what arrived in its delay window, and every group pays its own
+// fsyncs. Here a group is cut when the writer becomes free, so it grows
+// with the load and adds no delay when the store is idle.
+type committer struct {
+	db  *bolt.DB
+	max int
+
+	mu     sync.RWMutex // guards closed and sends on queue
+	closed bool
+	queue  chan write
+	done   chan struct{}
+
+	commits, writes atomic.Uint64 // for CommitStats
+}
+
+// CommitStats counts the group transactions run and the writes they held,
+// so an operator (and the load test) can see how well writes are grouped.
+type CommitStats struct {
+	// Commits is the number of group transactions run.
+	Commits uint64
+	// Writes is the number of writes they held (Apply steps and outbox
+	// updates).
+	Writes uint64
+}
+
+// CommitStats returns the counts since Open.
+func (s *Store) CommitStats() CommitStats {
+	return CommitStats{Commits: s.commit.commits.Load(), Writes: s.commit.writes.Load()}
+}
+
+func newCommitter(db *bolt.DB, max int) *committer {
+	c := &committer{db: db, max: max, queue: make(chan write, max), done: make(chan struct{})}
+	go c.loop()
+	return c
+}
+
+// do runs fn in a group transaction and returns once the group is committed
+// (nil) or failed. fn may run more than once: when another write of its
+// group fails, the group is rolled back and run again without it.
+func (c *committer) do(fn func(*bolt.Tx) error) error {
+	w := write{fn: fn, done: make(chan error, 1)}
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return ErrClosed
+	}
+	c.queue <- w
+	c.mu.RUnlock()
+	return <-w.done
+}
+
+// close stops taking writes, commits those already queued and waits for
+// the loop to end.
+func (c *committer) close() {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.queue)
+	}
+	c.mu.Unlock()
+	<-c.done
+}
+
+func (c *committer) loop() {
+	defer close(c.done)
+	group := make([]write, 0, c.max)
+	for first := range c.queue {
+		group = append(group[:0], first)
+	fill:
+		for len(group) < c.max {
+			select {
+			case w, ok := <-c.queue:
+				if !ok {
+					break fill
+				}
+				group = append(group, w)
+			default:
+				break fill
+			}
+		}
+		c.commits.Add(1)
+		c.writes.Add(uint64(len(group)))
+		c.run(group)
+		clear(group) // drop the closures for the collector
+	}
+}
+
+// run commits group in one transaction. A write whose fn fails is taken out
+// and run alone, so its error is its own; the rest are run again together.
+func (c *committer) run(group []write) {
+	for len(group) > 0 {
+		failed := -1
+		err := c.db.Update(func(tx *bolt.Tx) error {
+			for i, w := range group {
+				if err := call(w.fn, tx); err != nil {
+					failed = i
+					return err
+				}
+			}
+			return nil
+		})
+		if failed < 0 {
+			for _, w := range group {
+				w.done <- err
+			}
+			return
+		}
+		w := group[failed]
+		if len(group) == 1 {
+			w.done <- err
+			return
+		}
+		w.done <- c.db.Update(func(tx *bolt.Tx) error { return call(w.fn, tx) })
+		group = append(group[:failed:failed], group[failed+1:]...)
+	}
+}
+
+// call runs fn, turning a panic into an error so one bad write cannot stop
+// the committer (and with it every other patient's writes).
+func call(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic in store write: %v", r)
+		}
+	}()
+	return fn(tx)
+}
