@@ -58,6 +58,10 @@ func Paced(ctx context.Context, c PacedConfig) (Result, error) {
 	if err := Enroll(ctx, p.Service, c.Patients, 256, time.Now().Add(-2*time.Hour)); err != nil {
 		return r, err
 	}
+	disk, err := ProbeDisk(c.Dir, 3*time.Second, 2*time.Millisecond)
+	if err != nil {
+		return r, err
+	}
 
 	n := int(c.Rate * c.Duration.Seconds())
 	lat := make([]time.Duration, n)
@@ -106,6 +110,9 @@ func Paced(ctx context.Context, c PacedConfig) (Result, error) {
 	r.figure("offered rate", c.Rate, "msg/s")
 	r.figure("arrival rate achieved by the generator", float64(n-1)/lastLaunch.Sub(t0).Seconds(), "msg/s")
 	r.figure("patients", float64(c.Patients), "")
+	r.figure("disk alone, commit-sized write+sync x2, p50", disk.P50, "ms")
+	r.figure("disk alone, p99", disk.P99, "ms")
+	r.figure("disk alone, max", disk.Max, "ms")
 	delivered, err := p.Stop()
 	if err != nil {
 		return r, err

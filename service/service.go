@@ -362,8 +362,16 @@ func (s *Service) Fire(ctx context.Context, d store.Due) (bool, error) {
 	return s.apply(ctx, d.Patient, "", &d, engine.Event{Kind: engine.EventDue, Timer: d.Key})
 }
 
-// DeliverDue fires every timer due at the clock's current time, earliest
-// first, and returns how many it applied.
+// dueWorkers is how many patients' due timers DeliverDue fires at once.
+// Steps of different patients share group commits, so firing them
+// concurrently turns one commit per check-in into one per group: catching
+// up after downtime goes from a few hundred check-ins a second to thousands.
+const dueWorkers = 32
+
+// DeliverDue fires every timer due at the clock's current time and returns
+// how many it applied. Timers are taken earliest first, 256 at a time;
+// different patients' timers fire concurrently, one patient's always in due
+// order (an older check-in is settled before a newer one).
 func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	n := 0
 	for {
@@ -374,21 +382,70 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 		if len(due) == 0 {
 			return n, nil
 		}
-		fired := 0
-		for _, d := range due {
-			ok, err := s.Fire(ctx, d)
-			if err != nil {
-				return n, err
-			}
-			if ok {
-				n++
-				fired++
-			}
+		fired, err := s.fireAll(ctx, due)
+		n += fired
+		if err != nil {
+			return n, err
 		}
 		if fired == 0 {
 			return n, nil
 		}
 	}
+}
+
+// fireAll fires due (in due order) with up to dueWorkers patients at once,
+// each patient's timers in order on one worker. It stops taking new
+// patients at the first error and returns it.
+func (s *Service) fireAll(ctx context.Context, due []store.Due) (int, error) {
+	var order []engine.PatientID
+	byPatient := map[engine.PatientID][]store.Due{}
+	for _, d := range due {
+		if _, ok := byPatient[d.Patient]; !ok {
+			order = append(order, d.Patient)
+		}
+		byPatient[d.Patient] = append(byPatient[d.Patient], d)
+	}
+	var (
+		mu       sync.Mutex
+		fired    int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	next := make(chan engine.PatientID)
+	for range min(dueWorkers, len(order)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range next {
+				for _, d := range byPatient[p] {
+					ok, err := s.Fire(ctx, d)
+					mu.Lock()
+					if ok {
+						fired++
+					}
+					if err != nil && firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					if err != nil {
+						break
+					}
+				}
+			}
+		}()
+	}
+	for _, p := range order {
+		mu.Lock()
+		stop := firstErr != nil
+		mu.Unlock()
+		if stop {
+			break
+		}
+		next <- p
+	}
+	close(next)
+	wg.Wait()
+	return fired, firstErr
 }
 
 // Wake makes the scheduler look at the schedule again (after new timers).

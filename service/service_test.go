@@ -515,3 +515,44 @@ func TestStaleCachedStateIsNotCommitted(t *testing.T) {
 		t.Fatalf("handled %d, want %d", last.Handled, after.Handled+1)
 	}
 }
+
+// TestCatchUpManyPatientsConcurrently brings back 300 patients with both
+// check-ins overdue (more than one DueBefore page, more patients than
+// workers): every check-in fires exactly once, and each patient's fire in
+// due order, the 24 h one first.
+func TestCatchUpManyPatientsConcurrently(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	const n = 300
+	for i := range n {
+		p := engine.PatientID(fmt.Sprintf("console:%d", i))
+		if err := h.svc.RecordVisit(ctx, p, engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.drain()
+	h.store.Close()
+	h.clock.Add(50 * time.Hour)
+	h.open()
+	fired, err := h.svc.DeliverDue(ctx)
+	if err != nil || fired != 2*n {
+		t.Fatalf("catch-up fired %d (err %v), want %d", fired, err, 2*n)
+	}
+	byPatient := map[engine.PatientID][]string{}
+	for _, m := range h.drain() {
+		if m.Kind == engine.KindCheckin {
+			byPatient[m.To] = append(byPatient[m.To], m.Text)
+		}
+	}
+	if len(byPatient) != n {
+		t.Fatalf("%d patients got check-ins, want %d", len(byPatient), n)
+	}
+	for p, texts := range byPatient {
+		if len(texts) != 2 || !strings.Contains(texts[0], "late") || !strings.Contains(texts[1], "wasn't answered") {
+			t.Fatalf("%s: check-ins out of order or not exactly two: %q", p, texts)
+		}
+	}
+	if again, _ := h.svc.DeliverDue(ctx); again != 0 {
+		t.Fatalf("fired %d again", again)
+	}
+}

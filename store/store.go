@@ -93,6 +93,13 @@ type Options struct {
 	// MaxBatchSize caps how many writes share one commit (default 1000);
 	// 1 gives every write a transaction and fsync of its own.
 	MaxBatchSize int
+	// CommitInterval is the least time between the starts of two commits
+	// (default 2 ms, none with NoSync; negative: none; ignored with
+	// MaxBatchSize 1). It
+	// keeps the fsync rate at most 1/CommitInterval whatever the message
+	// rate, at the cost of at most that much latency; under heavy load a
+	// commit takes longer than this and nothing waits.
+	CommitInterval time.Duration
 	// NoSync skips fsync. Only for tests and benchmarks of the engine.
 	NoSync bool
 }
@@ -133,7 +140,10 @@ func Open(path string, o Options) (st *Store, err error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s.commit = newCommitter(db, o.MaxBatchSize)
+	if o.CommitInterval == 0 && !o.NoSync {
+		o.CommitInterval = 2 * time.Millisecond
+	}
+	s.commit = newCommitter(db, o.MaxBatchSize, max(o.CommitInterval, 0))
 	return s, nil
 }
 
@@ -367,7 +377,7 @@ func EscalationPatient(id uint64) engine.PatientID {
 // commit writes one step; stateBytes and encoded, when set, are res.State
 // and res.Messages already encoded.
 func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
-	// Batch may run a step twice, with the same result value: work on
+	// A group may run a step twice, with the same result value: work on
 	// copies, so IDs assigned in a rolled-back attempt never leak.
 	res.Messages = append([]engine.Outbound(nil), res.Messages...)
 	res.Audit = append([]engine.Audit(nil), res.Audit...)
