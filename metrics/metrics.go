@@ -12,12 +12,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"aftercare/engine"
+	"aftercare/store"
 )
 
 // Gauges reads values that live in the store.
 type Gauges interface {
 	OutboxDepth() (int, error)
 	Escalations() ([]engine.Escalation, error)
+}
+
+// Commits reads the store's group-commit counts. When the Gauges given to
+// New also implement it, /metrics shows commits and the writes they held:
+// their ratio is the mean group size, the first figure to look at when
+// steps get slow under load.
+type Commits interface {
+	CommitStats() store.CommitStats
 }
 
 // Metrics holds the collectors. Create it with New.
@@ -66,6 +75,16 @@ func New(g Gauges) *Metrics {
 			}
 			return float64(n)
 		}))
+		if c, ok := g.(Commits); ok {
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "aftercare_store_commits_total",
+				Help: "Write transactions committed (each with its fsyncs)."}, func() float64 {
+				return float64(c.CommitStats().Commits)
+			}))
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "aftercare_store_commit_writes_total",
+				Help: "Writes (conversation steps, outbox updates) those transactions held; divided by commits, the mean group size."}, func() float64 {
+				return float64(c.CommitStats().Writes)
+			}))
+		}
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aftercare_alerts_unacknowledged",
 			Help: "Urgent and emergency escalations still open (not acknowledged by staff)."}, func() float64 {
 			es, err := g.Escalations()

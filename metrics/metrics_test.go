@@ -9,11 +9,15 @@ import (
 
 	"aftercare/engine"
 	"aftercare/metrics"
+	"aftercare/store"
 )
 
 type gauges struct{}
 
 func (gauges) OutboxDepth() (int, error) { return 7, nil }
+func (gauges) CommitStats() store.CommitStats {
+	return store.CommitStats{Commits: 3, Writes: 250}
+}
 func (gauges) Escalations() ([]engine.Escalation, error) {
 	return []engine.Escalation{{Level: engine.Urgent, Status: "open"}, {Level: engine.Watch, Status: "open"}, {Level: engine.Emergency, Status: "acknowledged"}}, nil
 }
@@ -39,6 +43,8 @@ func TestExposition(t *testing.T) {
 		`aftercare_outbox_depth 7`,
 		`aftercare_alerts_unacknowledged 1`,
 		`aftercare_store_step_seconds_count 1`,
+		`aftercare_store_commits_total 3`,
+		`aftercare_store_commit_writes_total 250`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)

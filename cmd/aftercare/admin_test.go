@@ -114,8 +114,8 @@ func TestAdminWhileRunningAndOpsEndpoints(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if p == "/metrics" && !strings.Contains(string(b), "aftercare_outbox_depth") {
-			t.Fatalf("metrics lack the outbox gauge")
+		if p == "/metrics" && (!strings.Contains(string(b), "aftercare_outbox_depth") || !strings.Contains(string(b), "aftercare_store_commits_total")) {
+			t.Fatalf("metrics lack the outbox gauge or the commit counters")
 		}
 	}
 	// The CLI goes through the admin endpoint while the bot holds the lock.
