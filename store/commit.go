@@ -102,7 +102,7 @@ func (c *committer) loop() {
 		// last commit began, so writes arriving meanwhile share this one.
 		// When idle, last is long past and nothing waits; under heavy load
 		// a commit outlasts the interval, and nothing waits either.
-		if wait := c.interval - time.Since(last); wait > 0 && c.max > 1 {
+		if wait := c.interval - time.Since(last); wait > 0 {
 			time.Sleep(wait)
 		}
 		last = time.Now()

@@ -95,10 +95,9 @@ type Options struct {
 	MaxBatchSize int
 	// CommitInterval is the least time between the starts of two commits
 	// (default 2 ms, none with NoSync; negative: none; ignored with
-	// MaxBatchSize 1). It
-	// keeps the fsync rate at most 1/CommitInterval whatever the message
-	// rate, at the cost of at most that much latency; under heavy load a
-	// commit takes longer than this and nothing waits.
+	// MaxBatchSize 1). It keeps the fsync rate at most 1/CommitInterval
+	// whatever the message rate, at the cost of at most that much latency;
+	// under heavy load a commit takes longer than this and nothing waits.
 	CommitInterval time.Duration
 	// NoSync skips fsync. Only for tests and benchmarks of the engine.
 	NoSync bool
@@ -140,10 +139,13 @@ func Open(path string, o Options) (st *Store, err error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if o.CommitInterval == 0 && !o.NoSync {
+	switch {
+	case o.MaxBatchSize == 1 || o.CommitInterval < 0:
+		o.CommitInterval = 0 // nothing to group, or grouping by load only
+	case o.CommitInterval == 0 && !o.NoSync:
 		o.CommitInterval = 2 * time.Millisecond
 	}
-	s.commit = newCommitter(db, o.MaxBatchSize, max(o.CommitInterval, 0))
+	s.commit = newCommitter(db, o.MaxBatchSize, o.CommitInterval)
 	return s, nil
 }
 
@@ -707,7 +709,7 @@ func (s *Store) Retry(m engine.Outbound) error {
 		if b.Get(k) == nil {
 			return nil
 		}
-		v, err := json.Marshal(m)
+		v, err := encodeOutbound(m)
 		if err != nil {
 			return err
 		}
@@ -1009,14 +1011,13 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *Due, now ti
 func putOutbound(tx *bolt.Tx, ms []engine.Outbound, encoded [][]byte) error {
 	ob := tx.Bucket(bOutbox)
 	for i, m := range ms {
-		m.ID = 0
 		var b []byte
 		if i < len(encoded) {
 			b = encoded[i]
 		}
 		if b == nil {
 			var err error
-			if b, err = json.Marshal(m); err != nil {
+			if b, err = encodeOutbound(m); err != nil {
 				return err
 			}
 		}
@@ -1033,14 +1034,20 @@ func putOutbound(tx *bolt.Tx, ms []engine.Outbound, encoded [][]byte) error {
 func EncodeMessages(ms []engine.Outbound) ([][]byte, error) {
 	out := make([][]byte, len(ms))
 	for i, m := range ms {
-		m.ID = 0
-		b, err := json.Marshal(m)
+		b, err := encodeOutbound(m)
 		if err != nil {
 			return nil, err
 		}
 		out[i] = b
 	}
 	return out, nil
+}
+
+// encodeOutbound is the one encoding of an outbox entry, the inverse of
+// decodeOutbound: without the ID, which the key carries.
+func encodeOutbound(m engine.Outbound) ([]byte, error) {
+	m.ID = 0
+	return json.Marshal(m)
 }
 
 func putAudit(tx *bolt.Tx, as []engine.Audit) error {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -33,30 +32,15 @@ func TestAllPlatformsOneProcess(t *testing.T) {
 		MaxReconnectDelay: discord.Duration(2 * time.Second)}
 	pr, pw := io.Pipe()
 	out := &lockedBuffer{}
-	started := make(chan *Running, 1)
 	m := &Main{Config: &cfg, Clock: clock.NewFake(time.Date(2026, 3, 2, 16, 0, 0, 0, time.UTC)), Stdin: pr, Stdout: out, Stderr: io.Discard,
 		Getenv: func(k string) string {
 			return map[string]string{EnvTelegramToken: "123:all-platforms", EnvDiscordToken: dcToken}[k]
-		},
-		Started: func(r *Running) { started <- r }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
+		}}
+	run, stop := startMain(t, m, nil)
 	defer func() {
 		pw.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Main.Run: %v", err)
-		}
+		stop()
 	}()
-	var run *Running
-	select {
-	case run = <-started:
-	case err := <-done:
-		t.Fatal(err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("did not start")
-	}
 	if run.Telegram == nil || run.Discord == nil {
 		t.Fatal("both platforms must be running")
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -57,20 +56,10 @@ func TestClinicPathEndToEnd(t *testing.T) {
 	cfg.Telegram = &telegram.Config{APIEndpoint: srv.URL + "/bot%s/%s", StaffChatID: -100,
 		PollInterval: telegram.Duration(5 * time.Millisecond), PollTimeout: telegram.Duration(0)}
 	clk := clock.NewFake(time.Date(2026, 3, 2, 16, 0, 0, 0, time.UTC))
-	started := make(chan *Running, 1)
 	m := &Main{Config: &cfg, Clock: clk, Stderr: io.Discard,
-		Getenv:  func(k string) string { return map[string]string{EnvTelegramToken: "123:clinic-e2e"}[k] },
-		Started: func(r *Running) { started <- r }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Main.Run: %v", err)
-		}
-	}()
-	run := <-started
+		Getenv: func(k string) string { return map[string]string{EnvTelegramToken: "123:clinic-e2e"}[k] }}
+	run, stop := startMain(t, m, nil)
+	defer stop()
 	const patient, staffUser, staffChat = int64(4242), int64(7), int64(-100)
 	texts := func(chat int64) string {
 		var b strings.Builder

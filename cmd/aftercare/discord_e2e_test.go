@@ -55,7 +55,6 @@ func startDiscordMain(t *testing.T) *dcWorld {
 	}
 	clk := clock.NewFake(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
 	w := &dcWorld{t: t, fake: fake, clk: clk, logs: &lockedBuffer{}}
-	started := make(chan *Running, 1)
 	m := &Main{
 		Config: &cfg, Clock: clk, Stderr: w.logs,
 		Getenv: func(k string) string {
@@ -64,34 +63,16 @@ func startDiscordMain(t *testing.T) *dcWorld {
 			}
 			return ""
 		},
-		Started: func(r *Running) { started <- r },
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(fake.Close) // runs after the bot's stop below
+	var stop func()
+	w.run, stop = startMain(t, m, w.logs)
 	t.Cleanup(func() {
-		// The bot first, then the fake.
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Main.Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("Main.Run did not return after cancel")
-		}
-		fake.Close()
+		stop() // the bot first, then the fake
 		if strings.Contains(w.logs.String(), dcToken) {
 			t.Errorf("the Discord token appears in the logs")
 		}
 	})
-	select {
-	case w.run = <-started:
-	case err := <-done:
-		t.Fatalf("Main.Run returned early: %v\n%s", err, w.logs.String())
-	case <-time.After(10 * time.Second):
-		t.Fatal("Main did not start")
-	}
 	dcEventually(t, 10*time.Second, "gateway connected", fake.Connected)
 	return w
 }

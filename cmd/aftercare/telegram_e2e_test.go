@@ -84,7 +84,6 @@ func (w *tgWorld) start() {
 		PollInterval: telegram.Duration(20 * time.Millisecond),
 		PollTimeout:  telegram.Duration(time.Second),
 	}
-	started := make(chan *Running, 1)
 	m := &Main{
 		Config: &cfg, Clock: w.clk, Stderr: w.logs,
 		Getenv: func(k string) string {
@@ -93,34 +92,8 @@ func (w *tgWorld) start() {
 			}
 			return ""
 		},
-		Started: func(r *Running) { started <- r },
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	stopped := false
-	w.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Main.Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("Main.Run did not return after cancel")
-		}
-	}
-	select {
-	case w.run = <-started:
-	case err := <-done:
-		t.Fatalf("Main.Run returned early: %v\n%s", err, w.logs.String())
-	case <-time.After(10 * time.Second):
-		t.Fatal("Main did not start")
-	}
+	w.run, w.stop = startMain(t, m, w.logs)
 }
 
 func (w *tgWorld) restart() {
