@@ -8,15 +8,26 @@ import (
 )
 
 // message handles a patient's message or button press. Triage comes first,
-// whatever question is open: a red flag interrupts everything.
+// whatever question is open: a red flag interrupts everything. What the
+// engine cannot fully account for ends in the safety-net question, never in
+// "didn't get that" or in reassurance (see safetynet.go).
 func (s *step) message(raw, choice string) {
 	text, cut := Sanitize(raw)
 	if len(choice) > 64 {
 		choice = "" // not one of ours
 	}
 	choice, _ = Sanitize(choice)
+	// A button press answers its question: its label is our own wording,
+	// not the patient's, so it is not read by triage ("Stiff or sore" is
+	// an answer, not a report of instability). A choice's own level still
+	// counts where the question gives it one.
+	label := ""
+	if choice != "" {
+		label = s.choiceLabel(choice)
+	}
+	pressed := label != "" && (text == "" || text == label)
 	if text == "" && choice != "" {
-		text = s.choiceLabel(choice)
+		text = label
 	}
 	s.st.LastActive = s.now
 	n := norm(text)
@@ -35,7 +46,12 @@ func (s *step) message(raw, choice string) {
 		prefix = append(prefix, s.text("too_long"))
 	}
 
-	f := s.e.triage.Triage(text, s.hours())
+	var f Finding
+	if !pressed {
+		// The whole message is read, before any cut: a red flag at the
+		// end of a long letter still counts.
+		f = s.e.triage.Triage(raw, s.hours())
+	}
 	if f.Level == Emergency || (f.Level >= Urgent && f.Ask == nil) {
 		s.flush(prefix)
 		s.escalate(f.Level, f.Signs, f.Subject, text, "")
@@ -43,9 +59,9 @@ func (s *step) message(raw, choice string) {
 		return
 	}
 	if s.st.Clarify != nil {
-		if l, ok := s.answerClarify(n, choice); ok {
+		if id, l, ok := s.answerClarify(n, choice); ok {
 			s.flush(prefix)
-			s.resolveClarify(l)
+			s.resolveClarify(id, l)
 			return
 		}
 	}
@@ -55,6 +71,11 @@ func (s *step) message(raw, choice string) {
 		return
 	}
 	if s.command(n, prefix) {
+		return
+	}
+	if f.Suspect && !pressed && !s.plainAnswer(n) {
+		s.flush(prefix)
+		s.safetyNet(f, text)
 		return
 	}
 	if s.st.Step != "" && s.answer(n, choice, text, f, prefix) {
@@ -69,7 +90,8 @@ func (s *step) message(raw, choice string) {
 	}
 	wantsReadiness := s.readinessIntent(n)
 	faq := s.faq(n)
-	if s.st.Visit == nil && s.st.Draft == nil && !s.st.Stopped {
+	small := s.smallTalk(n, f)
+	if s.st.Visit == nil && s.st.Draft == nil && !s.st.Stopped && (wantsReadiness || faq != "" || small != "" || s.benignOnly(f)) {
 		// Nothing is known about the session yet: ask first.
 		if wantsReadiness {
 			s.st.Then = "readiness"
@@ -89,23 +111,26 @@ func (s *step) message(raw, choice string) {
 		s.reply(append(prefix, s.text("after_intake_note"))...)
 	case faq != "":
 		s.reply(append(prefix, faq)...)
-	case len(f.Signs) > 0:
+	case s.benignOnly(f):
 		s.flush(prefix)
 		s.reassure(f.Signs)
-	case s.intent(n, "thanks"):
-		s.reply(append(prefix, s.text("thanks"))...)
-	case s.intent(n, "hello"):
+	case small == "hello":
 		if s.st.Visit != nil && s.st.Step == "" {
 			s.reply(append(prefix, s.greetingKnown())...)
 			return
 		}
 		s.flush(prefix)
+	case small == "unsure" && s.st.Step != "":
+		s.reply(append(prefix, s.text("not_an_answer"))...)
+	case small != "":
+		s.reply(append(prefix, s.text(small))...)
+	case len(f.Signs) == 0 && s.isQuestion(n, text):
+		s.reply(append(prefix, s.text("cannot_answer"))...)
 	default:
-		if s.st.Step != "" {
-			s.reply(append(prefix, s.text("not_an_answer"))...)
-		} else {
-			s.reply(append(prefix, s.text("not_understood"))...)
-		}
+		// Nothing here could be accounted for: never dismiss it.
+		s.flush(prefix)
+		s.safetyNet(f, text)
+		return
 	}
 	s.reask("")
 }

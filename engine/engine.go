@@ -492,7 +492,13 @@ func (s *step) escalate(l Level, signs []string, subject, said, note string) {
 		body += "\n\n" + s.text("child_note")
 	}
 	s.sendLevel(KindEscalation, l, body, nil)
+	s.alertStaff(l, signs, subject, said, note)
+}
 
+// alertStaff alerts the clinic team and records the escalation, without a
+// message to the patient (escalate sends that first).
+func (s *step) alertStaff(l Level, signs []string, subject, said, note string) {
+	p := s.e.protocol.Escalation
 	if len(signs) == 0 {
 		signs = []string{"unspecified"}
 	}
@@ -569,17 +575,18 @@ func (s *step) startClarify(f Finding, said string) {
 	s.audit("clarify_asked", strings.Join(f.Signs, ","))
 }
 
-// answerClarify returns the level picked for the pending clarifying question.
-func (s *step) answerClarify(n, choice string) (Level, bool) {
+// answerClarify returns the choice picked for the pending clarifying
+// question, and the level it implies.
+func (s *step) answerClarify(n, choice string) (string, Level, bool) {
 	c := s.st.Clarify
 	id := strings.TrimPrefix(choice, "clarify:")
 	for _, ch := range c.Ask.Choices {
 		if choice != "" && ch.ID == id {
-			return ch.Level, true
+			return ch.ID, ch.Level, true
 		}
 	}
 	if choice != "" {
-		return None, false
+		return "", None, false
 	}
 	best, bestLen, tie := -1, 0, false
 	for i, ch := range c.Ask.Choices {
@@ -591,22 +598,25 @@ func (s *step) answerClarify(n, choice string) (Level, bool) {
 		}
 	}
 	if best >= 0 && !tie {
-		return c.Ask.Choices[best].Level, true
+		return c.Ask.Choices[best].ID, c.Ask.Choices[best].Level, true
 	}
-	return None, false
+	return "", None, false
 }
 
-func (s *step) resolveClarify(l Level) {
+func (s *step) resolveClarify(id string, l Level) {
 	c := s.st.Clarify
 	s.st.Clarify = nil
 	s.timer("clarify", time.Time{})
-	if l >= Watch {
+	switch {
+	case c.Net && l < Watch:
+		s.netAnswered(id)
+	case l >= Watch:
 		s.escalate(l, c.Signs, c.Subject, c.Said, "")
 		if l >= Urgent {
 			s.abortFlow("escalated")
 			return
 		}
-	} else {
+	default:
 		s.reassure(c.Signs)
 	}
 	s.reask("")
@@ -618,8 +628,14 @@ func (s *step) clarifyDue() {
 		return
 	}
 	s.st.Clarify = nil
-	if c.Fallback >= Watch {
-		s.escalate(c.Fallback, c.Signs, c.Subject, c.Said, s.vars().Replace(strings.ReplaceAll(s.text("clarify_timeout_alert"), "{patient}", "The patient")))
+	note := s.vars().Replace(strings.ReplaceAll(s.text("clarify_timeout_alert"), "{patient}", "The patient"))
+	switch {
+	case c.Fallback >= Watch:
+		s.escalate(c.Fallback, c.Signs, c.Subject, c.Said, note)
+	case c.Net:
+		// Nothing hinted at a red flag, but nobody has read the message
+		// yet: a person follows up.
+		s.alertStaff(Watch, c.Signs, c.Subject, c.Said, s.text("safety_net_timeout_note"))
 	}
 	s.audit("clarify_timeout", c.Fallback.String())
 }

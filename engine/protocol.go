@@ -41,6 +41,8 @@ type Protocol struct {
 	Tips         map[string]string   `json:"tips"`
 	Intents      map[string][]string `json:"intents"`
 	Timing       Timing              `json:"timing"`
+	// Words are the small vocabularies the safety net reads with.
+	Words Words `json:"words"`
 
 	// phrases caches the normalised form of every phrase above, built once
 	// at load, so matching a message does not re-normalise keywords;
@@ -49,6 +51,24 @@ type Protocol struct {
 	phrases      map[string]string
 	faqNorm      [][]string
 	triggersNorm []string
+	// Sets built from Words, normalised.
+	positive, negators, questionWords, benign map[string]bool
+}
+
+// Words are vocabularies the engine needs to tell small talk from a report
+// it cannot read. They are data, so a clinic or a new language adds words
+// without code.
+type Words struct {
+	// Positive words make a short message good news ("great", "better").
+	Positive []string `json:"positive"`
+	// Negators turn good news into something to look at ("not great").
+	Negators []string `json:"negators"`
+	// QuestionWords start a question ("can", "should", "puedo").
+	QuestionWords []string `json:"question_words"`
+	// Benign are triage signs, besides those in after_effects, that are a
+	// normal reaction when triage puts them at level none ("pain" that is
+	// mild).
+	Benign []string `json:"benign"`
 }
 
 // phrase returns the normalised form of a protocol phrase.
@@ -95,6 +115,22 @@ func (p *Protocol) index() {
 		add(xs...)
 	}
 	add(questionCues...)
+	set := func(xs []string) map[string]bool {
+		m := map[string]bool{}
+		for _, x := range xs {
+			for _, w := range strings.Fields(norm(x)) {
+				m[w] = true
+			}
+		}
+		return m
+	}
+	p.positive = set(p.Words.Positive)
+	p.negators = set(p.Words.Negators)
+	p.questionWords = set(p.Words.QuestionWords)
+	p.benign = map[string]bool{}
+	for _, b := range p.Words.Benign {
+		p.benign[b] = true
+	}
 }
 
 // EscalationTexts are what the patient is told at each level, and the
@@ -299,6 +335,8 @@ var requiredTexts = []string{
 	"unreachable_notice", "checkin_done_ok", "checkin_next", "checkin_last", "checkin_superseded", "nudge",
 	"checkin_late", "invite_unknown", "child_note", "stop_and_call", "consent_no", "forget_done", "forget_kept",
 	"paused", "resumed", "next_checkins", "after_intake_note",
+	"safety_net", "safety_net_call", "safety_net_fine", "safety_net_ask", "safety_net_fine_reply",
+	"safety_net_question_reply", "safety_net_timeout_note", "cannot_answer", "good_news", "ack", "unsure",
 }
 
 func (p *Protocol) validate() error {

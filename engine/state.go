@@ -117,6 +117,9 @@ type PendingClarify struct {
 	Said     string    `json:"said"`
 	Fallback Level     `json:"fallback"`
 	Asked    time.Time `json:"asked"`
+	// Net marks the safety-net question: asked because the message could
+	// not be fully accounted for, not because a rule was unsure.
+	Net bool `json:"net,omitempty"`
 }
 
 // EventKind says what happened to a conversation.

@@ -29,6 +29,18 @@ type Finding struct {
 	// patient before acting, because the message is ambiguous between two
 	// levels. It is never set when Level is Emergency.
 	Ask *Clarify `json:"ask,omitempty"`
+	// Suspect is set when something in the message may be a red flag that
+	// the rules did not settle: the learned second opinion scored it high,
+	// or words that belong to a warning sign (or look like a misspelling
+	// of one) were left outside any rule. The engine then never reassures
+	// or small-talks; it asks the safety-net question and alerts staff at
+	// urgent if the patient does not answer. Suspect never lowers Level.
+	Suspect bool `json:"suspect,omitempty"`
+	// Unread counts words the rules could not account for: neither part
+	// of a recognised sign, modifier or context phrase nor ordinary
+	// vocabulary. Reassurance ("a normal reaction") needs Unread == 0, so
+	// one benign word can never stand for a message that says more.
+	Unread int `json:"unread,omitempty"`
 }
 
 // Clarify is a short question with choices that settles an ambiguous report.
