@@ -73,7 +73,7 @@ func (s *step) message(raw, choice string) {
 	if s.command(n, prefix) {
 		return
 	}
-	if f.Suspect && !pressed && !s.plainAnswer(n) {
+	if f.Suspect && !pressed && !s.plainAnswer(n, f) {
 		s.flush(prefix)
 		s.safetyNet(f, text)
 		return
@@ -126,6 +126,8 @@ func (s *step) message(raw, choice string) {
 		s.reply(append(prefix, s.text(small))...)
 	case len(f.Signs) == 0 && s.isQuestion(n, text):
 		s.reply(append(prefix, s.text("cannot_answer"))...)
+	case s.allClear(f):
+		s.reply(append(prefix, s.text("good_news"))...)
 	default:
 		// Nothing here could be accounted for: never dismiss it.
 		s.flush(prefix)

@@ -630,6 +630,10 @@ func (s *step) clarifyDue() {
 	s.st.Clarify = nil
 	note := s.vars().Replace(strings.ReplaceAll(s.text("clarify_timeout_alert"), "{patient}", "The patient"))
 	switch {
+	case c.Net && c.Fallback >= Watch:
+		// The patient already has the numbers from the safety net; the
+		// team now needs to look.
+		s.alertStaff(c.Fallback, c.Signs, c.Subject, c.Said, s.text("safety_net_timeout_note"))
 	case c.Fallback >= Watch:
 		s.escalate(c.Fallback, c.Signs, c.Subject, c.Said, note)
 	case c.Net:

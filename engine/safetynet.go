@@ -102,7 +102,7 @@ func (s *step) smallTalk(n string, f Finding) string {
 // question and no more than a short sentence.
 func (s *step) goodNews(n string) bool {
 	words := strings.Fields(n)
-	if len(words) == 0 || len(words) > 12 {
+	if len(words) == 0 || len(words) > 40 {
 		return false
 	}
 	pr := s.e.protocol
@@ -118,25 +118,42 @@ func (s *step) goodNews(n string) bool {
 	return pos
 }
 
+// allClear reports whether the message only mentions signs to say the
+// patient does not have them ("no dizziness, no nausea, all good"): every
+// mention settled by the rules, nothing unread, nothing suspect.
+func (s *step) allClear(f Finding) bool {
+	return f.Settled > 0 && len(f.Signs) == 0 && f.Level == None && !f.Suspect && f.Unread == 0
+}
+
 // isQuestion reports whether the patient asked something (a question mark,
 // or a question word first).
 func (s *step) isQuestion(n, text string) bool {
 	if strings.ContainsAny(text, "?¿") {
 		return true
 	}
-	words := strings.Fields(n)
-	return len(words) > 1 && s.e.protocol.questionWords[words[0]]
+	// A clause that starts with a question word: "my dog ate the leaflet,
+	// can you resend it".
+	for _, clause := range strings.FieldsFunc(text, func(r rune) bool { return strings.ContainsRune(".,;!:\n", r) }) {
+		if words := strings.Fields(norm(clause)); len(words) > 1 && s.e.protocol.questionWords[words[0]] {
+			return true
+		}
+	}
+	return false
 }
 
-// plainAnswer reports whether the message is exactly an answer to the open
-// question (a choice's label or id, or a number on a scale): such answers
-// are taken as answers even when the second opinion is wary of them.
-func (s *step) plainAnswer(n string) bool {
+// plainAnswer reports whether the message is plainly an answer to the open
+// question (a choice's label or id, a number on a scale, or a short intake
+// answer with no sign in it): such answers are taken as answers even when
+// the second opinion is wary of them.
+func (s *step) plainAnswer(n string, f Finding) bool {
 	q, ok := s.question(s.st.Step)
 	if !ok {
 		return false
 	}
 	t := strings.TrimSpace(n)
+	if strings.HasPrefix(s.st.Step, "intake.") && len(f.Signs) == 0 && f.Unread == 0 && len(strings.Fields(t)) <= 6 {
+		return true // "my left calf", "about 2 hours ago": intake's free-text answers
+	}
 	if q.Scale != nil {
 		_, ok := ParseScore(n, q.Scale.Min, q.Scale.Max)
 		return ok && len(strings.Fields(t)) <= 2

@@ -41,6 +41,11 @@ type Finding struct {
 	// vocabulary. Reassurance ("a normal reaction") needs Unread == 0, so
 	// one benign word can never stand for a message that says more.
 	Unread int `json:"unread,omitempty"`
+	// Settled counts sign mentions the rules read and set aside: negated
+	// ("no dizziness"), hypothetical, resolved ("the pain I came in with
+	// is gone") or about someone else's past. A message whose every
+	// mention is settled, with nothing unread, is an all-clear report.
+	Settled int `json:"settled,omitempty"`
 }
 
 // Clarify is a short question with choices that settles an ambiguous report.

@@ -287,6 +287,11 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 	top = max(top, comboTop)
 
 	f := engine.Finding{Level: top}
+	for k := range sc.ments {
+		if m := &sc.ments[k]; !m.live || (m.resolved && m.level == engine.None) {
+			f.Settled++ // negated, asked about, past or someone else's
+		}
+	}
 	var askFrom *mention
 	definite := comboTop == top && top > engine.None
 	for k := range sc.ments {

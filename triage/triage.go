@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"aftercare/engine"
+	"aftercare/triage/learned"
 )
 
 // Classifier reads patient messages with compiled rules. It is immutable
@@ -13,6 +14,9 @@ import (
 type Classifier struct {
 	rs   *ruleset
 	pool sync.Pool
+	// model is the learned second opinion; it may mark a message Suspect
+	// but never lowers what the rules found.
+	model *learned.Model
 }
 
 var _ engine.Triager = (*Classifier)(nil)
@@ -73,7 +77,7 @@ func LoadFiles(paths ...string) (*Classifier, error) {
 }
 
 func newClassifier(rs *ruleset) *Classifier {
-	c := &Classifier{rs: rs}
+	c := &Classifier{rs: rs, model: learned.Default()}
 	c.pool.New = func() any { return &scratch{tried: make([]int32, len(rs.patterns))} }
 	return c
 }
@@ -176,6 +180,13 @@ func (c *Classifier) Triage(text string, hoursSinceSession float64) (f engine.Fi
 	sc := c.pool.Get().(*scratch)
 	sc.reset()
 	f = c.rs.run(sc, text, hoursSinceSession)
+	if f.Level < engine.Urgent || f.Ask != nil {
+		// The second opinion only ever raises: it asks the safety-net
+		// question about what the rules left at watch or below.
+		if c.model.Score(text) >= c.model.Threshold {
+			f.Suspect = true
+		}
+	}
 	if cap(sc.toks) > 1<<14 || cap(sc.norm) > 1<<16 {
 		return f // don't keep huge buffers around
 	}

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"aftercare/engine"
+)
+
+// A labelled message replayed end to end: a clinic-recorded visit, the one
+// message at its hour (2 h after the session when none is given), then the
+// clock run on past the clarify timeout so unanswered questions alert.
+type labelled struct {
+	file, level, text, lang string
+	hours                   float64
+}
+
+// outcome is what the product did with one message, read from replay output.
+type outcome struct {
+	escalated   engine.Level // highest level escalated to the patient at once, or -1
+	net         bool         // answered with the safety-net question
+	netAlert    engine.Level // level staff were alerted at when the net went unanswered, or -1
+	firstNumber bool         // the first reply (after the greeting) holds the emergency number
+	dismissed   bool         // "didn't get that"
+	reassured   bool         // "a normal reaction" / an after-effect tip
+	staff       bool         // any staff alert at all
+	firstText   string
+}
+
+// caught reports whether a red flag was handled as the issue requires.
+func (o outcome) caught() bool {
+	return o.escalated >= engine.Urgent || (o.net && o.netAlert >= engine.Urgent)
+}
+
+func readLabelled(t testing.TB, paths ...string) []labelled {
+	t.Helper()
+	var out []labelled
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lang := "en"
+		if strings.Contains(filepath.Base(p), ".es.") {
+			lang = "es"
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			parts := strings.Split(line, "\t")
+			l := labelled{file: filepath.Base(p), level: parts[0], text: parts[1], hours: -1, lang: lang}
+			if len(parts) > 2 && strings.TrimSpace(parts[2]) != "" {
+				h, err := strconv.ParseFloat(strings.TrimSpace(parts[2]), 64)
+				if err != nil {
+					t.Fatalf("%s: bad hours %q", p, parts[2])
+				}
+				l.hours = h
+			}
+			if _, err := engine.ParseLevel(l.level); err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			out = append(out, l)
+		}
+		f.Close()
+	}
+	return out
+}
+
+// replayOutcomes replays every message as its own patient in one script and
+// reads what happened to each.
+func replayOutcomes(t testing.TB, msgs []labelled) []outcome {
+	t.Helper()
+	type sched struct {
+		i  int
+		at time.Duration
+	}
+	var ss []sched
+	var b strings.Builder
+	b.WriteString(`{"start":"2026-03-02T10:00:00-06:00"}` + "\n")
+	for i := range msgs {
+		fmt.Fprintf(&b, `{"at":"0s","visit":{"patient":"p%d","treatment":"acupuncture","area":"lower back"}}`+"\n", i)
+		h := msgs[i].hours
+		if h < 0 {
+			h = 2
+		}
+		ss = append(ss, sched{i, time.Duration(h * float64(time.Hour))})
+	}
+	slices.SortStableFunc(ss, func(a, b sched) int { return int(a.at - b.at) })
+	var last time.Duration
+	for _, s := range ss {
+		text, _ := json.Marshal(msgs[s.i].text)
+		fmt.Fprintf(&b, `{"at":%q,"patient":"p%d","says":%s}`+"\n", s.at.String(), s.i, text)
+		last = s.at
+	}
+	fmt.Fprintf(&b, `{"at":%q}`+"\n", (last + 3*time.Hour).String())
+
+	dir := t.TempDir()
+	script := filepath.Join(dir, "script.jsonl")
+	if err := os.WriteFile(script, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	m := &Main{Args: []string{"replay", script}, Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out,
+		Getenv: func(string) string { return "" }}
+	if err := m.Run(t.Context()); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+
+	p := engine.DefaultProtocol()
+	greeting := strings.Fields(p.Texts["greeting"])[0:4]
+	notUnderstood := p.Texts["not_understood"]
+	reassure := []string{}
+	for _, v := range p.AfterEffects {
+		reassure = append(reassure, v)
+	}
+	netLabel := p.Texts["safety_net_call"]
+
+	res := make([]outcome, len(msgs))
+	msgAt := make([]time.Duration, len(msgs))
+	for _, s := range ss {
+		msgAt[s.i] = s.at
+	}
+	for i := range res {
+		res[i] = outcome{escalated: -1, netAlert: -1}
+	}
+	seenFirst := make([]bool, len(msgs))
+	dec := json.NewDecoder(strings.NewReader(out.String()))
+	for dec.More() {
+		var r replayOut
+		if err := dec.Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		who := r.To
+		if r.To == string(engine.StaffAddress) {
+			who = r.Patient
+		}
+		i, err := strconv.Atoi(strings.TrimPrefix(who, "p"))
+		if err != nil || i < 0 || i >= len(msgs) {
+			continue
+		}
+		at, _ := time.ParseDuration(r.At)
+		if at < msgAt[i] || r.Kind == string(engine.KindCheckin) || r.Kind == string(engine.KindNudge) {
+			continue
+		}
+		o := &res[i]
+		lvl, _ := engine.ParseLevel(r.Level)
+		immediate := at == msgAt[i]
+		if r.To == string(engine.StaffAddress) {
+			if r.Kind == string(engine.KindAlert) {
+				o.staff = true
+				if !immediate && o.net {
+					o.netAlert = max(o.netAlert, lvl)
+				}
+			}
+			continue
+		}
+		if !immediate {
+			continue
+		}
+		isGreeting := strings.HasPrefix(r.Text, strings.Join(greeting, " "))
+		if !seenFirst[i] && !isGreeting {
+			seenFirst[i] = true
+			o.firstText = r.Text
+			o.firstNumber = strings.Contains(r.Text, "911")
+		}
+		if r.Kind == string(engine.KindEscalation) {
+			o.escalated = max(o.escalated, lvl)
+		}
+		if slices.Contains(r.Choices, netLabel) {
+			o.net = true
+		}
+		if strings.Contains(r.Text, notUnderstood) {
+			o.dismissed = true
+		}
+		for _, rt := range reassure {
+			if rt != "" && strings.Contains(r.Text, strings.TrimSpace(rt[:min(len(rt), 60)])) {
+				o.reassured = true
+			}
+		}
+	}
+	return res
+}
+
+// triageScore is the issue's targets measured on a set of messages.
+type triageScore struct {
+	red, redCaught, emerg, emergNumber, redDismissed int
+	none, noneEscalated, noneNet                     int
+	watch, watchReached                              int
+	misses                                           []string
+}
+
+func scoreOutcomes(msgs []labelled, outs []outcome) triageScore {
+	var s triageScore
+	for i, m := range msgs {
+		o := outs[i]
+		switch m.level {
+		case "emergency", "urgent":
+			s.red++
+			if o.caught() {
+				s.redCaught++
+			} else {
+				s.misses = append(s.misses, fmt.Sprintf("%s %s [%s] %q -> escalated=%v net=%v netAlert=%v first=%q", m.file, m.level, m.lang, m.text, o.escalated, o.net, o.netAlert, trim(o.firstText, 80)))
+			}
+			if o.dismissed || (o.reassured && !o.caught()) {
+				s.redDismissed++
+			}
+			if m.level == "emergency" {
+				s.emerg++
+				if o.firstNumber {
+					s.emergNumber++
+				} else {
+					s.misses = append(s.misses, fmt.Sprintf("%s emergency without the number first [%s] %q -> first=%q", m.file, m.lang, m.text, trim(o.firstText, 80)))
+				}
+			}
+		case "watch":
+			s.watch++
+			if o.staff || o.net || o.escalated >= engine.Watch {
+				s.watchReached++
+			} else {
+				s.misses = append(s.misses, fmt.Sprintf("%s watch [%s] %q -> first=%q", m.file, m.lang, m.text, trim(o.firstText, 80)))
+			}
+		case "none":
+			s.none++
+			if o.escalated >= engine.Watch {
+				s.noneEscalated++
+				s.misses = append(s.misses, fmt.Sprintf("%s none escalated %v [%s] %q", m.file, o.escalated, m.lang, m.text))
+			} else if o.net {
+				s.noneNet++
+				s.misses = append(s.misses, fmt.Sprintf("%s none asked the safety net [%s] %q", m.file, m.lang, m.text))
+			}
+		}
+	}
+	return s
+}
+
+func trim(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func pct(a, b int) float64 {
+	if b == 0 {
+		return 100
+	}
+	return 100 * float64(a) / float64(b)
+}
+
+func (s triageScore) String() string {
+	return fmt.Sprintf("red flags caught %d/%d (%.1f %%), emergencies with the number first %d/%d, red flags dismissed or reassured %d, "+
+		"normal escalated %d/%d (%.1f %%), normal asked the safety net %d/%d (%.1f %%), watch reached staff or asked %d/%d (%.1f %%)",
+		s.redCaught, s.red, pct(s.redCaught, s.red), s.emergNumber, s.emerg, s.redDismissed,
+		s.noneEscalated, s.none, pct(s.noneEscalated, s.none), s.noneNet, s.none, pct(s.noneNet, s.none),
+		s.watchReached, s.watch, pct(s.watchReached, s.watch))
+}
+
+// checkTargets fails t where the issue's targets are not met.
+func checkTargets(t *testing.T, name string, s triageScore) {
+	t.Helper()
+	t.Logf("%s: %s", name, s)
+	if s.redCaught < s.red {
+		t.Errorf("%s: %d red-flag messages neither escalated nor safety-netted with an alert", name, s.red-s.redCaught)
+	}
+	if s.emergNumber < s.emerg {
+		t.Errorf("%s: %d emergencies without the emergency number in the first reply", name, s.emerg-s.emergNumber)
+	}
+	if s.redDismissed > 0 {
+		t.Errorf("%s: %d red flags dismissed or reassured", name, s.redDismissed)
+	}
+	if pct(s.noneEscalated, s.none) > 3 {
+		t.Errorf("%s: %.1f %% of normal messages escalated, want at most 3 %%", name, pct(s.noneEscalated, s.none))
+	}
+	if pct(s.noneNet, s.none) > 10 {
+		t.Errorf("%s: %.1f %% of normal messages asked the safety-net question, want at most 10 %%", name, pct(s.noneNet, s.none))
+	}
+	if pct(s.watchReached, s.watch) < 85 {
+		t.Errorf("%s: %.1f %% of watch messages reached staff or got a question, want at least 85 %%", name, pct(s.watchReached, s.watch))
+	}
+	if t.Failed() || testing.Verbose() {
+		for _, m := range s.misses {
+			t.Log("  ", m)
+		}
+	}
+}
+
+// TestTriageReplayDev replays labelled sets end to end and asserts the
+// targets on the sets the work was developed against. AFTERCARE_TRIAGE_SET
+// names other files (comma-separated) to report on instead, without
+// asserting, for tuning.
+func TestTriageReplayDev(t *testing.T) {
+	if files := os.Getenv("AFTERCARE_TRIAGE_SET"); files != "" {
+		for _, f := range strings.Split(files, ",") {
+			msgs := readLabelled(t, f)
+			s := scoreOutcomes(msgs, replayOutcomes(t, msgs))
+			t.Logf("%s: %s", f, s)
+			for _, m := range s.misses {
+				t.Log("  ", m)
+			}
+		}
+		return
+	}
+	t.Skip("no set named")
+}
