@@ -49,6 +49,7 @@ type Store interface {
 	Patients(fn func(engine.State) error) error
 	PatientRecord(p engine.PatientID) (store.Record, error)
 	Audit() ([]engine.Audit, error)
+	AppendAudit(ctx context.Context, as ...engine.Audit) error
 	DueBefore(now time.Time, limit int) ([]store.Due, error)
 	NextDue() (store.Due, bool, error)
 	Outbox(platform string, limit int) ([]engine.Outbound, error)

@@ -138,7 +138,7 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 	case "today":
 		reply, err = s.listToday()
 	case "patient":
-		reply, err = s.timeline(args)
+		reply, err = s.timeline(ctx, args, in.Staff)
 	case "pause", "resume":
 		reply, err = s.pause(ctx, args, cmd, in.Staff)
 	case "visit":
@@ -323,7 +323,9 @@ func (s *Service) listToday() (string, error) {
 	return "Patients in follow-up:\n" + strings.Join(lines, "\n"), nil
 }
 
-func (s *Service) timeline(args []string) (string, error) {
+// timeline answers /patient. The read is in the audit trail, with the
+// staff member who asked, before the record is shown.
+func (s *Service) timeline(ctx context.Context, args []string, who string) (string, error) {
 	if len(args) == 0 {
 		return "", &staffError{"say which patient, e.g. /patient telegram:123456"}
 	}
@@ -333,6 +335,9 @@ func (s *Service) timeline(args []string) (string, error) {
 	}
 	if err != nil {
 		return "", err
+	}
+	if err := s.store.AppendAudit(ctx, engine.Audit{At: s.clock.Now(), Actor: who, Action: "patient_viewed", Patient: engine.PatientID(args[0])}); err != nil {
+		return "", fmt.Errorf("audit of /patient: %w", err)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Patient %s\n", r.State.Patient)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -17,7 +18,18 @@ var ErrClosed = errors.New("store is closed")
 type write struct {
 	fn   func(*bolt.Tx) error
 	done chan error
+	// state moves from queued to taken (the loop put the write in a group)
+	// or to abandoned (its caller's context ended first), never both: a
+	// write is either run and reported, or dropped unrun.
+	state *atomic.Int32
 }
+
+// Write states (write.state).
+const (
+	queued int32 = iota
+	taken
+	abandoned
+)
 
 // committer runs writes in group transactions: one goroutine takes every
 // write queued while the previous commit ran and commits them together,
@@ -69,16 +81,37 @@ func newCommitter(db *bolt.DB, max int, interval time.Duration) *committer {
 // do runs fn in a group transaction and returns once the group is committed
 // (nil) or failed. fn may run more than once: when another write of its
 // group fails, the group is rolled back and run again without it.
-func (c *committer) do(fn func(*bolt.Tx) error) error {
-	w := write{fn: fn, done: make(chan error, 1)}
+//
+// While the write waits in the queue, the end of ctx withdraws it: do
+// returns ctx.Err() and fn never runs. Once the committer has taken the
+// write into a group, do waits for that group's outcome whatever ctx does,
+// so a write that was committed is never reported as failed.
+func (c *committer) do(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w := write{fn: fn, done: make(chan error, 1), state: new(atomic.Int32)}
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
 		return ErrClosed
 	}
-	c.queue <- w
+	select {
+	case c.queue <- w:
+	case <-ctx.Done():
+		c.mu.RUnlock()
+		return ctx.Err()
+	}
 	c.mu.RUnlock()
-	return <-w.done
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		if w.state.CompareAndSwap(queued, abandoned) {
+			return ctx.Err()
+		}
+		return <-w.done // already in a group: its outcome is ours
+	}
 }
 
 // close stops taking writes, commits those already queued and waits for
@@ -106,7 +139,10 @@ func (c *committer) loop() {
 			time.Sleep(wait)
 		}
 		last = time.Now()
-		group = append(group[:0], first)
+		group = group[:0]
+		if first.state.CompareAndSwap(queued, taken) {
+			group = append(group, first)
+		}
 	fill:
 		for len(group) < c.max {
 			select {
@@ -114,10 +150,15 @@ func (c *committer) loop() {
 				if !ok {
 					break fill
 				}
-				group = append(group, w)
+				if w.state.CompareAndSwap(queued, taken) {
+					group = append(group, w)
+				}
 			default:
 				break fill
 			}
+		}
+		if len(group) == 0 {
+			continue // every write taken was abandoned by its caller
 		}
 		c.commits.Add(1)
 		c.writes.Add(uint64(len(group)))

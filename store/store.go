@@ -48,6 +48,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -296,7 +297,7 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 		return false, err
 	}
 	applied := false
-	err := s.commit.do(func(tx *bolt.Tx) error {
+	err := s.commit.do(ctx, func(tx *bolt.Tx) error {
 		applied = false
 		if st.Dedupe != "" && tx.Bucket(bDedupe).Get([]byte(st.Dedupe)) != nil {
 			return nil
@@ -690,7 +691,9 @@ func (s *Store) Delivered(ms ...engine.Outbound) error {
 	if len(ms) == 0 {
 		return nil
 	}
-	return s.commit.do(func(tx *bolt.Tx) error {
+	// Not abandoned with a caller's context: the messages were sent, and
+	// forgetting that would send them again.
+	return s.commit.do(context.Background(), func(tx *bolt.Tx) error {
 		b := tx.Bucket(bOutbox)
 		for _, m := range ms {
 			if err := b.Delete(outboxKey(m)); err != nil {
@@ -703,7 +706,7 @@ func (s *Store) Delivered(ms ...engine.Outbound) error {
 
 // Retry records a failed attempt and when to try again.
 func (s *Store) Retry(m engine.Outbound) error {
-	return s.commit.do(func(tx *bolt.Tx) error {
+	return s.commit.do(context.Background(), func(tx *bolt.Tx) error {
 		b := tx.Bucket(bOutbox)
 		k := outboxKey(m)
 		if b.Get(k) == nil {
@@ -765,24 +768,54 @@ func (s *Store) PruneDedupe(t time.Time) (int, error) {
 	return n, err
 }
 
-// Backup writes a consistent copy of the database to w while it is in use.
-func (s *Store) Backup(w io.Writer) (int64, error) {
-	var n int64
-	err := s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		n, err = tx.WriteTo(w)
-		return err
-	})
-	return n, err
+// AppendAudit adds lines to the audit trail, for actions outside a patient
+// step: reads of patient data (export, backup, a staff member viewing a
+// timeline) must leave a trace of who read what. Lines name patients by ID
+// and never carry patient text. While queued, the write gives up when ctx
+// ends.
+func (s *Store) AppendAudit(ctx context.Context, as ...engine.Audit) error {
+	if len(as) == 0 {
+		return nil
+	}
+	return s.commit.do(ctx, func(tx *bolt.Tx) error { return putAudit(tx, as) })
 }
 
-// BackupFile writes a consistent copy of the database to path (mode 0600).
+// Backup writes a consistent copy of the database to w while it is in use.
+//
+// w may be slow (a client reading over HTTP): a read transaction held
+// while writing to it would stop every write once the file must grow, as
+// bbolt cannot remap the file under an open reader. So Backup first copies
+// the database to a temporary file beside it (mode 0600) within one read
+// transaction that lasts only as long as a local disk copy, then streams
+// that file to w and deletes it.
+func (s *Store) Backup(w io.Writer) (int64, error) {
+	f, err := os.CreateTemp(filepath.Dir(s.path), ".backup-*.tmp")
+	if err != nil {
+		return 0, fmt.Errorf("backup snapshot: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		_, err := tx.WriteTo(f)
+		return err
+	}); err != nil {
+		return 0, fmt.Errorf("backup snapshot: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("backup snapshot: %w", err)
+	}
+	return io.Copy(w, f)
+}
+
+// BackupFile writes a consistent copy of the database to path (mode 0600),
+// copying within one read transaction: the destination is a file, not a
+// client that may stall.
 func (s *Store) BackupFile(path string) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	if _, err := s.Backup(f); err != nil {
+	if err := s.db.View(func(tx *bolt.Tx) error { _, err := tx.WriteTo(f); return err }); err != nil {
 		f.Close()
 		os.Remove(path)
 		return fmt.Errorf("backup: %w", err)
@@ -815,7 +848,7 @@ func (s *Store) OutboxAll(limit int) ([]engine.Outbound, error) {
 // Enqueue queues messages that belong to no patient step (answers to
 // staff, operational notices).
 func (s *Store) Enqueue(ms ...engine.Outbound) error {
-	return s.commit.do(func(tx *bolt.Tx) error { return putOutbound(tx, ms, nil) })
+	return s.commit.do(context.Background(), func(tx *bolt.Tx) error { return putOutbound(tx, ms, nil) })
 }
 
 // AckChoice is the button on a staff alert that acknowledges it.

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -103,6 +105,9 @@ func (m *Main) export(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := auditRead(ctx, st, m.clock().Now(), cliActor, id); err != nil {
+			return err
+		}
 		out, err = json.MarshalIndent(doc, "", "  ")
 		return err
 	})
@@ -131,11 +136,17 @@ func (m *Main) backup(ctx context.Context, args []string) error {
 		return err
 	}
 	out := fs.Arg(0)
-	err = m.withStore(cfg, func(st *store.Store) error { return st.BackupFile(out) })
+	err = m.withStore(cfg, func(st *store.Store) error {
+		if err := auditRead(ctx, st, m.clock().Now(), cliActor, ""); err != nil {
+			return err
+		}
+		return st.BackupFile(out)
+	})
 	if errors.Is(err, errRunning) {
-		var b []byte
-		if b, err = adminCall(ctx, cfg, "GET", "/admin/backup", nil); err == nil {
-			err = writeNew(out, b)
+		var resp *http.Response
+		if resp, err = adminDo(ctx, cfg, "GET", "/admin/backup", nil, 0); err == nil {
+			err = writeNew(out, resp.Body)
+			resp.Body.Close()
 		}
 	}
 	if err != nil {
@@ -145,18 +156,26 @@ func (m *Main) backup(ctx context.Context, args []string) error {
 	return nil
 }
 
-func writeNew(path string, b []byte) error {
+// cliActor is the audit trail's actor for reads the command line makes
+// on the database directly (no bot running).
+const cliActor = "cli"
+
+// writeNew writes what r streams to a new file (mode 0600), removing the
+// file when the stream breaks off, so a partial backup is never left.
+func writeNew(path string, r io.Reader) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	if _, err := f.Write(b); err != nil {
+	if _, err := io.Copy(f, r); err != nil {
 		f.Close()
+		os.Remove(path)
 		return fmt.Errorf("backup: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return err
+		os.Remove(path)
+		return fmt.Errorf("backup: %w", err)
 	}
 	return f.Close()
 }

@@ -117,7 +117,13 @@ func TestClinicPathEndToEnd(t *testing.T) {
 	}
 
 	// 6. Export through the admin endpoint (the bot holds the database).
-	resp, err := http.Get("http://" + run.HTTPAddr + "/admin/export?patient=telegram:4242")
+	tok, err := readAdminToken(adminTokenPath(run.Config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+run.HTTPAddr+"/admin/export?patient=telegram:4242", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,10 +39,32 @@ type inviteResponse struct {
 	QRPNG string `json:"qr_png,omitempty"`
 }
 
-// opsHandler serves /healthz, /readyz, /metrics and, when local is true
-// (a loopback listener), the admin endpoints the command line uses while
-// the bot holds the database lock.
-func opsHandler(run *Running, m *metrics.Metrics, ready func() error, local bool, inviteLinks func(string) []string) http.Handler {
+// Timeouts of the operations listener. A client that stops reading or
+// sending must not hold a connection (and what it reads) for ever.
+const (
+	opsReadHeaderTimeout = 5 * time.Second
+	opsReadTimeout       = 30 * time.Second
+	opsWriteTimeout      = time.Minute
+	opsIdleTimeout       = 2 * time.Minute
+	// backupWriteTimeout replaces opsWriteTimeout for /admin/backup, long
+	// enough to stream a large database to a slow disk. The backup is
+	// streamed from a snapshot file, so a client using all of it delays no
+	// write; it only keeps the snapshot on disk that long.
+	backupWriteTimeout = 30 * time.Minute
+)
+
+// newOpsServer is the operations listener's HTTP server, with every timeout set.
+func newOpsServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: opsReadHeaderTimeout, ReadTimeout: opsReadTimeout,
+		WriteTimeout: opsWriteTimeout, IdleTimeout: opsIdleTimeout}
+}
+
+// opsHandler serves /healthz, /readyz and /metrics, which hold no patient
+// data and stay open to monitoring, and, when guard is not nil (a loopback
+// listener), the admin endpoints the command line uses while the bot holds
+// the database lock, each behind guard (see adminauth.go). Every read of
+// patient data through them is written to the audit trail first.
+func opsHandler(run *Running, m *metrics.Metrics, ready func() error, guard *adminGuard, inviteLinks func(string) []string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -53,10 +75,11 @@ func opsHandler(run *Running, m *metrics.Metrics, ready func() error, local bool
 		io.WriteString(w, "ready\n")
 	})
 	mux.Handle("GET /metrics", m.Handler())
-	if !local {
+	if guard == nil {
 		return mux
 	}
-	mux.HandleFunc("POST /admin/visit", func(w http.ResponseWriter, r *http.Request) {
+	admin := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, guard.wrap(h)) }
+	admin("POST /admin/visit", func(w http.ResponseWriter, r *http.Request) {
 		var args []string
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&args); err != nil {
 			http.Error(w, "body must be a JSON array of /visit arguments", http.StatusBadRequest)
@@ -74,25 +97,55 @@ func opsHandler(run *Running, m *metrics.Metrics, ready func() error, local bool
 		}
 		writeJSON(w, newInviteResponse(inv, inviteLinks))
 	})
-	mux.HandleFunc("GET /admin/export", func(w http.ResponseWriter, r *http.Request) {
-		doc, err := exportPatient(run.Store, run.Engine.Protocol(), engine.PatientID(r.URL.Query().Get("patient")), run.Clock.Now())
+	admin("GET /admin/export", func(w http.ResponseWriter, r *http.Request) {
+		id := engine.PatientID(r.URL.Query().Get("patient"))
+		doc, err := exportPatient(run.Store, run.Engine.Protocol(), id, run.Clock.Now())
 		if errors.Is(err, store.ErrNotFound) {
 			http.Error(w, "no such patient", http.StatusNotFound)
 			return
 		}
+		if err == nil {
+			err = auditRead(r.Context(), run.Store, run.Clock.Now(), adminActor, id)
+		}
 		if err != nil {
+			slog.Error("export over http failed", "err", err)
 			http.Error(w, "export failed", http.StatusInternalServerError)
 			return
 		}
 		writeJSON(w, doc)
 	})
-	mux.HandleFunc("GET /admin/backup", func(w http.ResponseWriter, r *http.Request) {
+	admin("GET /admin/backup", func(w http.ResponseWriter, r *http.Request) {
+		if err := auditRead(r.Context(), run.Store, run.Clock.Now(), adminActor, ""); err != nil {
+			slog.Error("backup over http refused: audit failed", "err", err)
+			http.Error(w, "backup failed", http.StatusInternalServerError)
+			return
+		}
+		if err := http.NewResponseController(w).SetWriteDeadline(time.Now().Add(backupWriteTimeout)); err != nil {
+			slog.Warn("backup over http: write deadline not extended", "err", err)
+		}
 		w.Header().Set("Content-Type", "application/octet-stream")
 		if _, err := run.Store.Backup(w); err != nil {
 			slog.Error("backup over http failed", "err", err)
+			// Break the connection: a cleanly ended body would pass a
+			// truncated copy off as a whole one.
+			panic(http.ErrAbortHandler)
 		}
 	})
 	return mux
+}
+
+// auditRead records in the audit trail that actor read patient's record
+// (export), or with no patient the whole database (backup), before the
+// data is handed out: a read that cannot be audited does not happen.
+func auditRead(ctx context.Context, st *store.Store, now time.Time, actor string, patient engine.PatientID) error {
+	a := engine.Audit{At: now, Actor: actor, Action: "backup_read", Detail: "copy of the whole database"}
+	if patient != "" {
+		a = engine.Audit{At: now, Actor: actor, Action: "patient_exported", Patient: patient}
+	}
+	if err := st.AppendAudit(ctx, a); err != nil {
+		return fmt.Errorf("audit %s: %w", a.Action, err)
+	}
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -155,10 +208,26 @@ func isLoopback(addr string) bool {
 }
 
 // adminCall asks the running bot (which holds the database lock) to do
-// what a command-line invocation cannot do itself.
+// what a command-line invocation cannot do itself, and returns the body.
 func adminCall(ctx context.Context, cfg Config, method, path string, body any) ([]byte, error) {
+	resp, err := adminDo(ctx, cfg, method, path, body, 5*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// adminDo sends an admin request with the admin token and returns the
+// response when its status is 200; the caller closes its body. timeout
+// bounds the whole exchange (0: only ctx does).
+func adminDo(ctx context.Context, cfg Config, method, path string, body any, timeout time.Duration) (*http.Response, error) {
 	if cfg.HTTP.Listen == "" || !isLoopback(cfg.HTTP.Listen) {
 		return nil, errors.New("the bot is running and holds the database; set http.listen to a loopback address (e.g. \"127.0.0.1:8089\") to use this command while it runs, or use the staff chat")
+	}
+	tok, err := readAdminToken(adminTokenPath(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("the bot is running and holds the database; %w", err)
 	}
 	var rd io.Reader
 	if body != nil {
@@ -169,19 +238,20 @@ func adminCall(ctx context.Context, cfg Config, method, path string, body any) (
 	if err != nil {
 		return nil, err
 	}
-	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("the bot is running but its admin endpoint did not answer: %w", err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("admin endpoint: %s", strings.TrimSpace(string(b)))
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		return nil, fmt.Errorf("admin endpoint: %s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
-	return b, nil
+	return resp, nil
 }
 
 // withStore runs fn on the database when no bot holds it; with ErrLocked it

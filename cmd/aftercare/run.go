@@ -282,13 +282,22 @@ func (m *Main) run(ctx context.Context, args []string) error {
 			}
 			return nil
 		}
-		srv := &http.Server{Addr: cfg.HTTP.Listen, Handler: opsHandler(run, mets, ready, isLoopback(cfg.HTTP.Listen), links),
-			ReadHeaderTimeout: 5 * time.Second}
 		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 		if err != nil {
 			return &ConfigError{File: *cfgPath, Key: "http.listen", Msg: err.Error()}
 		}
 		run.HTTPAddr = ln.Addr().String()
+		var guard *adminGuard
+		if isLoopback(cfg.HTTP.Listen) {
+			tok, err := ensureAdminToken(adminTokenPath(cfg))
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			g := newAdminGuard(tok, cfg.HTTP.Listen, run.HTTPAddr, log)
+			guard = &g
+		}
+		srv := newOpsServer(opsHandler(run, mets, ready, guard, links))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
