@@ -255,7 +255,7 @@ func word(buf []byte, n int, ws *wordState, emit func(uint32)) {
 	h := hashBytes(seed, w)
 	emit(h)
 	if ws.prev != 0 {
-		emit((ws.prev*prime32)^h ^ seedBigram)
+		emit((ws.prev * prime32) ^ h ^ seedBigram)
 	}
 	ws.prev = h
 	// Character n-grams of "<word>", 3 to 5 long, negation-blind so that a
