@@ -90,7 +90,7 @@ func (s *step) message(raw, choice string) {
 	}
 	wantsReadiness := s.readinessIntent(n)
 	faq := s.faq(n)
-	small := s.smallTalk(n, f)
+	small := s.smallTalk(n, text, f)
 	if s.st.Visit == nil && s.st.Draft == nil && !s.st.Stopped && (wantsReadiness || faq != "" || small != "" || s.benignOnly(f)) {
 		// Nothing is known about the session yet: ask first.
 		if wantsReadiness {

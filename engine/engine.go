@@ -591,6 +591,9 @@ func (s *step) answerClarify(n, choice string) (string, Level, bool) {
 	best, bestLen, tie := -1, 0, false
 	for i, ch := range c.Ask.Choices {
 		l := phraseScore(n, []string{ch.Label, ch.ID}, s.e.protocol)
+		if c.Net {
+			l = max(l, phraseScore(n, s.e.protocol.Words.Net[ch.ID], s.e.protocol))
+		}
 		if l > bestLen {
 			best, bestLen, tie = i, l, false
 		} else if l == bestLen && l > 0 {

@@ -69,6 +69,9 @@ type Words struct {
 	// normal reaction when triage puts them at level none ("pain" that is
 	// mild).
 	Benign []string `json:"benign"`
+	// Net holds typed answers to the safety-net question, by choice id
+	// ("net_call": "call", "yes please"; "net_fine": "not urgent").
+	Net map[string][]string `json:"net"`
 }
 
 // phrase returns the normalised form of a protocol phrase.
@@ -115,6 +118,9 @@ func (p *Protocol) index() {
 		add(xs...)
 	}
 	add(questionCues...)
+	for _, xs := range p.Words.Net {
+		add(xs...)
+	}
 	set := func(xs []string) map[string]bool {
 		m := map[string]bool{}
 		for _, x := range xs {

@@ -82,13 +82,22 @@ func (s *step) benignOnly(f Finding) bool {
 // smallTalk names the small-talk intent the whole message is ("thanks",
 // "hello", "ack", "good_news", "unsure"), or "". Small talk needs no safety
 // net, but only when nothing in it may be a sign.
-func (s *step) smallTalk(n string, f Finding) string {
+func (s *step) smallTalk(n, text string, f Finding) string {
 	if f.Suspect || len(f.Signs) > 0 || f.Unread > 0 {
 		return ""
 	}
+	raw := strings.TrimSpace(text)
 	for _, k := range []string{"thanks", "hello", "ack", "unsure"} {
 		if s.intent(n, k) {
 			return k
+		}
+		if strings.TrimSpace(n) == "" {
+			// Emoji only: "👍" is no word at all once normalised.
+			for _, p := range s.e.protocol.Intents[k] {
+				if p == raw {
+					return k
+				}
+			}
 		}
 	}
 	if s.goodNews(n) {

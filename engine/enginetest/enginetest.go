@@ -11,7 +11,9 @@ import (
 
 // Triage is a keyword triager: "fainted" is an emergency, "palpitations"
 // urgent, "big bruise" watch, "dizzy" asks a clarifying question, "sore" and
-// "twitch" are normal after-effects, and any "no " or "none" negates.
+// "twitch" are normal after-effects, and any "no " or "none" negates (the
+// mention is settled). "weird" is suspect, and "xyzzy" beside "sore" is an
+// unread word next to a benign sign.
 type Triage struct{}
 
 var _ engine.Triager = Triage{}
@@ -20,9 +22,15 @@ var _ engine.Triager = Triage{}
 func (Triage) Triage(text string, hours float64) engine.Finding {
 	t := strings.ToLower(text)
 	if strings.Contains(t, "no ") || strings.Contains(t, "none") {
-		return engine.Finding{}
+		return engine.Finding{Settled: 1}
 	}
 	switch {
+	case strings.Contains(t, "weird"):
+		// Stands for a message the second opinion is wary of.
+		return engine.Finding{Suspect: true}
+	case strings.Contains(t, "sore") && strings.Contains(t, "xyzzy"):
+		// Stands for a benign sign beside words nobody could read.
+		return engine.Finding{Signs: []string{"soreness"}, Unread: 1}
 	case strings.Contains(t, "fainted"):
 		return engine.Finding{Level: engine.Emergency, Signs: []string{"fainting"}}
 	case strings.Contains(t, "palpitations"):
