@@ -46,6 +46,10 @@ func (s *step) message(raw, choice string) {
 		prefix = append(prefix, s.text("too_long"))
 	}
 
+	if !pressed && s.askedLanguage(raw) != "" {
+		s.switchedLanguage(prefix)
+		return
+	}
 	var f Finding
 	if !pressed {
 		// The whole message is read, before any cut: a red flag at the
@@ -148,19 +152,15 @@ func (s *step) greetingKnown() string {
 	v := s.st.Visit
 	area := v.Area
 	if area == "" {
-		area = "treated area"
+		area = s.text("treated_area")
 	}
-	times := "soon"
+	var times string
 	if ts := s.upcoming(); len(ts) > 0 && !s.st.Stopped {
-		parts := make([]string, len(ts))
-		for i, t := range ts {
-			parts[i] = s.when(t)
-		}
-		times = strings.Join(parts, " and ")
+		times = s.joinTimes(ts)
 	} else {
 		return strings.Join([]string{s.text("hello")}, "")
 	}
-	return strings.NewReplacer("{treatment}", v.Treatment.Label(), "{area}", area, "{since}", fmtHours(s.hours()), "{checkin_times}", times).Replace(s.text("greeting_known"))
+	return strings.NewReplacer("{treatment}", s.p.treatmentLabel(v.Treatment), "{area}", area, "{since}", fmtHours(s.hours()), "{checkin_times}", times).Replace(s.text("greeting_known"))
 }
 
 // intent reports whether the whole message is one of the intent's phrases
@@ -169,8 +169,8 @@ func (s *step) greetingKnown() string {
 func (s *step) intent(n, name string) bool {
 	t := strings.TrimSpace(n)
 	t = strings.TrimSpace(strings.Trim(t, "?! "))
-	for _, p := range s.e.protocol.Intents[name] {
-		if strings.TrimSpace(s.e.protocol.phrase(p)) == t && t != "" {
+	for _, p := range s.p.Intents[name] {
+		if strings.TrimSpace(s.p.phrase(p)) == t && t != "" {
 			return true
 		}
 		if p == "?" && strings.TrimSpace(n) == "?" {
@@ -266,7 +266,7 @@ func (s *step) ask(stepID string, kind Kind, intro ...string) {
 
 // question finds the question of a step ID.
 func (s *step) question(stepID string) (Question, bool) {
-	p := s.e.protocol
+	p := s.p
 	kind, idx, _ := strings.Cut(stepID, ".")
 	switch kind {
 	case "intake":
@@ -359,7 +359,7 @@ func (s *step) answer(n, choice, text string, f Finding, prefix []string) bool {
 	if choice == "" && (strings.Contains(n, "?") || s.readinessIntent(n)) && (s.readinessIntent(n) || s.faq(n) != "") && q.Scale == nil {
 		return false // a question of the patient's own, not an answer
 	}
-	i := match(q, n, choice, s.e.protocol)
+	i := match(q, n, choice, s.p)
 	switch kind {
 	case "intake":
 		return s.intakeAnswer(idx, q, i, n, text, prefix)
@@ -509,14 +509,14 @@ var questionCues = []string{"?", "can i", "could i", "should i", "may i", "shall
 
 // readinessIntent spots "can I work out / run / lift today?" questions.
 func (s *step) readinessIntent(n string) bool {
-	if normsScore(n, s.e.protocol.triggersNorm) == 0 {
+	if normsScore(n, s.p.triggersNorm) == 0 {
 		return false
 	}
 	if len(strings.Fields(n)) <= 4 {
 		return true // "gym today" / "workout?"
 	}
 	for _, c := range questionCues {
-		if hasPhrase(n, c, s.e.protocol) || (c == "?" && strings.Contains(n, "?")) {
+		if hasPhrase(n, c, s.p) || (c == "?" && strings.Contains(n, "?")) {
 			return true
 		}
 	}
@@ -525,7 +525,7 @@ func (s *step) readinessIntent(n string) bool {
 
 func (s *step) startReadiness() {
 	s.st.Ready = map[string]string{}
-	s.ask("readiness.0", KindReply, s.vars().Replace(s.e.protocol.Readiness.Intro))
+	s.ask("readiness.0", KindReply, s.vars().Replace(s.p.Readiness.Intro))
 }
 
 func (s *step) readinessAnswer(idx string, q Question, i int, f Finding) {
@@ -543,7 +543,7 @@ func (s *step) readinessAnswer(idx string, q Question, i int, f Finding) {
 		s.escalate(Watch, f.Signs, f.Subject, c.Label, "")
 	}
 	k, _ := strconv.Atoi(idx)
-	if k+1 < len(s.e.protocol.Readiness.Questions) {
+	if k+1 < len(s.p.Readiness.Questions) {
 		s.ask(fmt.Sprintf("readiness.%d", k+1), KindReply)
 		return
 	}
@@ -563,7 +563,7 @@ const (
 // advice turns readiness answers, treatment and time since the session into
 // one advice level with its reasons.
 func (s *step) advice() string {
-	p := s.e.protocol
+	p := s.p
 	lvl := advNormal
 	var reasons []string
 	var waits, strong []string
@@ -632,7 +632,7 @@ func (s *step) advice() string {
 			}
 		}
 	}
-	parts := []string{p.Advice.Levels[advLevels[lvl]], "Why: " + strings.Join(reasons, " ")}
+	parts := []string{p.Advice.Levels[advLevels[lvl]], s.text("why") + " " + strings.Join(reasons, " ")}
 	if v != nil {
 		if note := p.Advice.TreatmentNotes[string(v.Treatment)]; note != "" {
 			parts = append(parts, strings.ReplaceAll(note, "{hours}", fmtHours(h)))
@@ -662,7 +662,7 @@ func (s *step) checkinAnswer(idx string, q Question, i int, f Finding, text stri
 	case "soreness":
 		v, _ := strconv.Atoi(ch.ID)
 		c.Soreness = &v
-		r := s.e.protocol.Checkin.Rules
+		r := s.p.Checkin.Rules
 		if r.SevereSoreness > 0 && v >= r.SevereSoreness && r.SevereSorenessLevel >= Watch {
 			c.Outcome = r.SevereSorenessLevel.String()
 			s.escalate(max(r.SevereSorenessLevel, f.Level), append([]string{"severe_soreness"}, f.Signs...), f.Subject, fmt.Sprintf("soreness %d/10 at the %v h check-in", v, c.Hours), "")
@@ -680,7 +680,7 @@ func (s *step) checkinAnswer(idx string, q Question, i int, f Finding, text stri
 		signs = append(signs, f.Signs...)
 		// Compare with the previous check-in: soreness that persists or
 		// worsens, or feeling worse, late in recovery is a watch sign.
-		r := s.e.protocol.Checkin.Rules
+		r := s.p.Checkin.Rules
 		if h >= r.PersistingAfterHours {
 			if prev := s.previousCheckin(ci); prev != nil && c.Soreness != nil && prev.Soreness != nil &&
 				*c.Soreness >= r.PersistingSorenessMin && *c.Soreness >= *prev.Soreness {
@@ -707,9 +707,9 @@ func (s *step) checkinAnswer(idx string, q Question, i int, f Finding, text stri
 			return
 		}
 		c.Outcome = "ok"
-		tip := s.e.protocol.Tips["general"]
+		tip := s.p.Tips["general"]
 		if c.Soreness != nil && *c.Soreness > 0 {
-			if t := s.e.protocol.Tips["soreness"]; t != "" {
+			if t := s.p.Tips["soreness"]; t != "" {
 				tip = t
 			}
 		}
@@ -761,15 +761,15 @@ func dedupe(xs []string) []string {
 // faq returns the answer to a common aftercare question, or "".
 func (s *step) faq(n string) string {
 	best, bestLen := -1, 0
-	for i := range s.e.protocol.FAQ {
-		if l := normsScore(n, s.e.protocol.faqNorm[i]); l > bestLen {
+	for i := range s.p.FAQ {
+		if l := normsScore(n, s.p.faqNorm[i]); l > bestLen {
 			best, bestLen = i, l
 		}
 	}
 	if best < 0 {
 		return ""
 	}
-	return s.vars().Replace(s.e.protocol.FAQ[best].Answer)
+	return s.vars().Replace(s.p.FAQ[best].Answer)
 }
 
 // reason is how advice names a wait signal.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"slices"
 	"sync"
 	"time"
 )
@@ -50,7 +51,10 @@ func (c Clinic) Open(t time.Time, loc *time.Location) bool {
 // use; callers must serialise steps for one patient themselves, because
 // each step consumes the state the previous one returned.
 type Engine struct {
+	// protocol is the clinic's language: staff texts, and patients with no
+	// other language; langs holds every loaded language by code.
 	protocol *Protocol
+	langs    map[string]*Protocol
 	triage   Triager
 	clinic   Clinic
 	clinicTZ *time.Location
@@ -60,9 +64,11 @@ type Engine struct {
 	vars *strings.Replacer
 }
 
-// New returns an engine for the protocol, triage and clinic. It fails when
-// the clinic's time zone is unknown.
-func New(p *Protocol, t Triager, c Clinic) (*Engine, error) {
+// New returns an engine for the protocol, triage and clinic; more adds
+// protocols in other languages, one per language code. p's language is the
+// clinic's: staff alerts use it, and so do patients with no other. It fails
+// when the clinic's time zone is unknown or two protocols share a language.
+func New(p *Protocol, t Triager, c Clinic, more ...*Protocol) (*Engine, error) {
 	if p == nil || t == nil {
 		return nil, fmt.Errorf("engine: protocol and triage are required")
 	}
@@ -73,15 +79,38 @@ func New(p *Protocol, t Triager, c Clinic) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: clinic time zone %q: %w", c.TimeZone, err)
 	}
-	if p.phrases == nil {
-		p.index() // built in code rather than loaded: index it once here
+	langs := map[string]*Protocol{}
+	for _, q := range append([]*Protocol{p}, more...) {
+		if q == nil {
+			return nil, fmt.Errorf("engine: nil protocol")
+		}
+		if q.phrases == nil {
+			q.index() // built in code rather than loaded: index it once here
+		}
+		lang := q.lang()
+		if _, dup := langs[lang]; dup {
+			return nil, fmt.Errorf("engine: two protocols for language %q", lang)
+		}
+		langs[lang] = q
 	}
 	vars := strings.NewReplacer("{clinic}", c.Name, "{clinic_phone}", c.Phone, "{emergency_number}", c.EmergencyNumber)
-	return &Engine{protocol: p, triage: t, clinic: c, clinicTZ: loc, vars: vars}, nil
+	return &Engine{protocol: p, langs: langs, triage: t, clinic: c, clinicTZ: loc, vars: vars}, nil
 }
 
-// Protocol returns the engine's protocol.
+// Protocol returns the engine's protocol in the clinic's language.
 func (e *Engine) Protocol() *Protocol { return e.protocol }
+
+// Languages lists the language codes the engine speaks, the clinic's first.
+func (e *Engine) Languages() []string {
+	out := []string{e.protocol.lang()}
+	for l := range e.langs {
+		if l != out[0] {
+			out = append(out, l)
+		}
+	}
+	slices.Sort(out[1:])
+	return out
+}
 
 // Clinic returns the engine's clinic settings.
 func (e *Engine) Clinic() Clinic { return e.clinic }
@@ -89,6 +118,7 @@ func (e *Engine) Clinic() Clinic { return e.clinic }
 // step accumulates one step's output.
 type step struct {
 	e   *Engine
+	p   *Protocol // the patient's language
 	now time.Time
 	st  State
 	res Result
@@ -103,6 +133,7 @@ func (e *Engine) Step(id PatientID, st State, ev Event, now time.Time) Result {
 	}
 	st.Handled++
 	s := &step{e: e, now: now, st: st}
+	s.chooseLanguage(ev)
 	switch ev.Kind {
 	case EventMessage:
 		if ev.DisplayName != "" {
@@ -132,7 +163,7 @@ func (e *Engine) Step(id PatientID, st State, ev Event, now time.Time) Result {
 
 func (s *step) vars() *strings.Replacer { return s.e.vars }
 
-func (s *step) text(key string) string { return s.vars().Replace(s.e.protocol.Texts[key]) }
+func (s *step) text(key string) string { return s.vars().Replace(s.p.Texts[key]) }
 
 func (s *step) send(kind Kind, text string, choices []Choice) {
 	s.sendLevel(kind, None, text, choices)
@@ -279,7 +310,7 @@ func (s *step) scheduleCheckins() {
 	if v == nil || s.st.Consent != "yes" {
 		return
 	}
-	for _, h := range s.e.protocol.Timing.CheckinsHours {
+	for _, h := range s.p.Timing.CheckinsHours {
 		due := v.At.Add(time.Duration(h * float64(time.Hour)))
 		if due.Before(s.now) {
 			continue // the session is older than this check-in
@@ -300,7 +331,7 @@ func (s *step) upcoming() []time.Time {
 	if s.st.Visit == nil {
 		return nil
 	}
-	for _, h := range s.e.protocol.Timing.CheckinsHours {
+	for _, h := range s.p.Timing.CheckinsHours {
 		due := s.st.Visit.At.Add(time.Duration(h * float64(time.Hour)))
 		if due.Before(s.now) {
 			continue
@@ -318,31 +349,12 @@ func (s *step) upcoming() []time.Time {
 	return out
 }
 
-func (s *step) when(t time.Time) string {
-	lt := t.In(s.loc())
-	ln := s.now.In(s.loc())
-	y1, m1, d1 := ln.Date()
-	y2, m2, d2 := lt.Date()
-	switch {
-	case y1 == y2 && m1 == m2 && d1 == d2:
-		return "today at " + lt.Format("15:04")
-	case ln.AddDate(0, 0, 1).Day() == d2 && lt.Sub(ln) < 48*time.Hour:
-		return "tomorrow (" + lt.Format("Mon 2 Jan") + ") at " + lt.Format("15:04")
-	}
-	return "on " + lt.Format("Mon 2 Jan") + " at " + lt.Format("15:04")
-}
-
 func (s *step) checkinTimesText(key string) string {
 	ts := s.upcoming()
 	if len(ts) == 0 || s.st.Stopped || s.st.Consent != "yes" {
 		return s.text("intake_done_no_checkins")
 	}
-	parts := make([]string, len(ts))
-	for i, t := range ts {
-		parts[i] = s.when(t)
-	}
-	list := strings.Join(parts, " and ")
-	return strings.ReplaceAll(s.text(key), "{checkin_times}", list)
+	return strings.ReplaceAll(s.text(key), "{checkin_times}", s.joinTimes(ts))
 }
 
 func (s *step) due(key string) {
@@ -403,11 +415,11 @@ func (s *step) checkinDue(h float64) {
 	s.st.Checkins = append(s.st.Checkins, Checkin{Hours: h, Sent: s.now})
 	s.st.Current = len(s.st.Checkins) - 1
 	s.st.Clarify = nil
-	intro := s.e.protocol.Checkin.Intro24
+	intro := s.p.Checkin.Intro24
 	if h >= 36 {
-		intro = s.e.protocol.Checkin.Intro48
+		intro = s.p.Checkin.Intro48
 	}
-	q := s.e.protocol.Checkin.Questions[0]
+	q := s.p.Checkin.Questions[0]
 	s.st.Step = "checkin.0"
 	if !s.st.Greeted {
 		// The first message a clinic-enrolled patient gets says who is
@@ -417,7 +429,7 @@ func (s *step) checkinDue(h float64) {
 	}
 	s.send(KindCheckin, strings.Join(append(prefix, s.vars().Replace(intro), q.Text), "\n\n"), choices(q))
 	s.audit("checkin_sent", fmt.Sprintf("%vh", h))
-	if n := s.e.protocol.Timing.NudgeAfterHours; n > 0 {
+	if n := s.p.Timing.NudgeAfterHours; n > 0 {
 		s.timer(nudgeKey(h), s.allowed(s.now.Add(time.Duration(n*float64(time.Hour)))))
 	}
 }
@@ -448,7 +460,7 @@ func (s *step) unreachable(platform string) {
 		return
 	}
 	s.st.Unreachable = true
-	t := strings.NewReplacer("{patient}", s.patientLabel(), "{platform}", platform).Replace(s.text("unreachable_notice"))
+	t := strings.NewReplacer("{patient}", s.patientLabel(), "{platform}", platform).Replace(s.staffText("unreachable_notice"))
 	s.res.Messages = append(s.res.Messages, Outbound{To: StaffAddress, Kind: KindNotice, Patient: s.st.Patient, Text: t, Created: s.now})
 	s.audit("unreachable", platform)
 }
@@ -468,7 +480,7 @@ func (s *step) escalate(l Level, signs []string, subject, said, note string) {
 	if l < Watch {
 		return
 	}
-	p := s.e.protocol.Escalation
+	p := s.p.Escalation
 	var body string
 	open := s.e.clinic.Open(s.now, s.e.clinicTZ)
 	switch {
@@ -483,9 +495,9 @@ func (s *step) escalate(l Level, signs []string, subject, said, note string) {
 	default:
 		body = p.WatchClosed
 	}
-	afterHours := "if it can't wait until the clinic opens, call " + s.e.clinic.EmergencyNumber + " or go to urgent care"
+	afterHours := s.text("after_hours")
 	if s.e.clinic.AfterHoursPhone != "" {
-		afterHours = "call the after-hours line at " + s.e.clinic.AfterHoursPhone + " now"
+		afterHours = strings.ReplaceAll(s.text("after_hours_line"), "{after_hours_phone}", s.e.clinic.AfterHoursPhone)
 	}
 	body = s.vars().Replace(strings.ReplaceAll(body, "{after_hours}", afterHours))
 	if subject == "child" || (s.st.Visit != nil && s.st.Visit.Child) {
@@ -498,7 +510,7 @@ func (s *step) escalate(l Level, signs []string, subject, said, note string) {
 // alertStaff alerts the clinic team and records the escalation, without a
 // message to the patient (escalate sends that first).
 func (s *step) alertStaff(l Level, signs []string, subject, said, note string) {
-	p := s.e.protocol.Escalation
+	p := s.e.protocol.Escalation // staff read the clinic's language
 	if len(signs) == 0 {
 		signs = []string{"unspecified"}
 	}
@@ -571,7 +583,7 @@ func (s *step) startClarify(f Finding, said string) {
 		cs[i] = Choice{ID: "clarify:" + c.ID, Label: c.Label}
 	}
 	s.send(KindReply, f.Ask.Text, cs)
-	s.timer("clarify", s.now.Add(time.Duration(s.e.protocol.Timing.ClarifyTimeoutMinutes*float64(time.Minute))))
+	s.timer("clarify", s.now.Add(time.Duration(s.p.Timing.ClarifyTimeoutMinutes*float64(time.Minute))))
 	s.audit("clarify_asked", strings.Join(f.Signs, ","))
 }
 
@@ -590,9 +602,9 @@ func (s *step) answerClarify(n, choice string) (string, Level, bool) {
 	}
 	best, bestLen, tie := -1, 0, false
 	for i, ch := range c.Ask.Choices {
-		l := phraseScore(n, []string{ch.Label, ch.ID}, s.e.protocol)
+		l := phraseScore(n, []string{ch.Label, ch.ID}, s.p)
 		if c.Net {
-			l = max(l, phraseScore(n, s.e.protocol.Words.Net[ch.ID], s.e.protocol))
+			l = max(l, phraseScore(n, s.p.Words.Net[ch.ID], s.p))
 		}
 		if l > bestLen {
 			best, bestLen, tie = i, l, false
@@ -631,18 +643,18 @@ func (s *step) clarifyDue() {
 		return
 	}
 	s.st.Clarify = nil
-	note := s.vars().Replace(strings.ReplaceAll(s.text("clarify_timeout_alert"), "{patient}", "The patient"))
+	note := s.vars().Replace(strings.ReplaceAll(s.staffText("clarify_timeout_alert"), "{patient}", s.staffText("the_patient")))
 	switch {
 	case c.Net && c.Fallback >= Watch:
 		// The patient already has the numbers from the safety net; the
 		// team now needs to look.
-		s.alertStaff(c.Fallback, c.Signs, c.Subject, c.Said, s.text("safety_net_timeout_note"))
+		s.alertStaff(c.Fallback, c.Signs, c.Subject, c.Said, s.staffText("safety_net_timeout_note"))
 	case c.Fallback >= Watch:
 		s.escalate(c.Fallback, c.Signs, c.Subject, c.Said, note)
 	case c.Net:
 		// Nothing hinted at a red flag, but nobody has read the message
 		// yet: a person follows up.
-		s.alertStaff(Watch, c.Signs, c.Subject, c.Said, s.text("safety_net_timeout_note"))
+		s.alertStaff(Watch, c.Signs, c.Subject, c.Said, s.staffText("safety_net_timeout_note"))
 	}
 	s.audit("clarify_timeout", c.Fallback.String())
 }
@@ -651,13 +663,13 @@ func (s *step) clarifyDue() {
 func (s *step) reassure(signs []string) {
 	tip := ""
 	for _, sg := range signs {
-		if t, ok := s.e.protocol.AfterEffects[sg]; ok {
+		if t, ok := s.p.AfterEffects[sg]; ok {
 			tip = t
 			break
 		}
 	}
 	if tip == "" {
-		tip = s.e.protocol.AfterEffects["default"]
+		tip = s.p.AfterEffects["default"]
 	}
 	s.reply(s.vars().Replace(tip))
 }

@@ -50,6 +50,9 @@ type Inbound struct {
 	// DisplayName is the platform's display name for the patient, shown to
 	// staff in alerts only. It is personal data: never log it.
 	DisplayName string
+	// Lang is the platform's language for the user (Telegram
+	// language_code, Discord locale), a hint for the bot's language.
+	Lang string
 }
 
 // Kind says what an outbound message is, so adapters and the outbox can

@@ -2,7 +2,7 @@ package engine
 
 import (
 	"bytes"
-	_ "embed"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +13,13 @@ import (
 
 //go:embed protocol/default.json
 var defaultProtocol []byte
+
+// protocolFiles holds the embedded protocols of every language: default.json
+// (English) and one file per further language (es.json, ...). Adding a
+// language is adding a file here and a triage rules file; no Go changes.
+//
+//go:embed protocol/*.json
+var protocolFiles embed.FS
 
 // DefaultProtocolJSON returns a copy of the embedded default protocol, so a
 // clinic can start its own file from it (`aftercare protocol > mine.json`).
@@ -43,6 +50,10 @@ type Protocol struct {
 	Timing       Timing              `json:"timing"`
 	// Words are the small vocabularies the safety net reads with.
 	Words Words `json:"words"`
+	// Calendar says dates and times in the protocol's language.
+	Calendar Calendar `json:"calendar"`
+	// Treatments names each treatment for patients ("dry needling").
+	Treatments map[Treatment]string `json:"treatments"`
 
 	// phrases caches the normalised form of every phrase above, built once
 	// at load, so matching a message does not re-normalise keywords;
@@ -52,7 +63,27 @@ type Protocol struct {
 	faqNorm      [][]string
 	triggersNorm []string
 	// Sets built from Words, normalised.
-	positive, negators, questionWords, benign map[string]bool
+	positive, negators, questionWords, benign, common map[string]bool
+}
+
+// Calendar holds how a language says when the bot will write. Today,
+// Tomorrow and Other are templates with {date} and {time}; Days start on
+// Sunday; And joins two times.
+type Calendar struct {
+	Today    string   `json:"today"`
+	Tomorrow string   `json:"tomorrow"`
+	Other    string   `json:"other"`
+	Days     []string `json:"days"`
+	Months   []string `json:"months"`
+	And      string   `json:"and"`
+}
+
+// treatmentLabel is how the protocol names t for patients.
+func (p *Protocol) treatmentLabel(t Treatment) string {
+	if l := p.Treatments[t]; l != "" {
+		return l
+	}
+	return t.Label()
 }
 
 // Words are vocabularies the engine needs to tell small talk from a report
@@ -69,6 +100,9 @@ type Words struct {
 	// normal reaction when triage puts them at level none ("pain" that is
 	// mild).
 	Benign []string `json:"benign"`
+	// Common are frequent words of the language, used to recognise a
+	// first message written in it.
+	Common []string `json:"common"`
 	// Net holds typed answers to the safety-net question, by choice id
 	// ("net_call": "call", "yes please"; "net_fine": "not urgent").
 	Net map[string][]string `json:"net"`
@@ -133,6 +167,7 @@ func (p *Protocol) index() {
 	p.positive = set(p.Words.Positive)
 	p.negators = set(p.Words.Negators)
 	p.questionWords = set(p.Words.QuestionWords)
+	p.common = set(p.Words.Common)
 	p.benign = map[string]bool{}
 	for _, b := range p.Words.Benign {
 		p.benign[b] = true
@@ -281,6 +316,32 @@ func DefaultProtocol() *Protocol {
 	return p
 }
 
+// DefaultProtocols returns the embedded protocol of every language, the
+// English one first. It panics only if an embedded file is invalid, which
+// the package tests rule out.
+func DefaultProtocols() []*Protocol {
+	out := []*Protocol{DefaultProtocol()}
+	ents, err := protocolFiles.ReadDir("protocol")
+	if err != nil {
+		panic(fmt.Sprintf("engine: embedded protocols: %v", err))
+	}
+	for _, e := range ents {
+		if e.Name() == "default.json" || !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		b, err := protocolFiles.ReadFile("protocol/" + e.Name())
+		if err != nil {
+			panic(fmt.Sprintf("engine: embedded protocol %s: %v", e.Name(), err))
+		}
+		p, err := ParseProtocol(e.Name(), b)
+		if err != nil {
+			panic(fmt.Sprintf("engine: embedded protocol: %v", err))
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 // LoadProtocolFile reads and validates a clinic's protocol file.
 func LoadProtocolFile(path string) (*Protocol, error) {
 	b, err := os.ReadFile(path)
@@ -343,6 +404,7 @@ var requiredTexts = []string{
 	"paused", "resumed", "next_checkins", "after_intake_note",
 	"safety_net", "safety_net_call", "safety_net_fine", "safety_net_ask", "safety_net_fine_reply",
 	"safety_net_question_reply", "safety_net_timeout_note", "cannot_answer", "good_news", "ack", "unsure",
+	"treated_area", "why", "after_hours", "after_hours_line", "the_patient", "language_set",
 }
 
 func (p *Protocol) validate() error {
@@ -353,6 +415,9 @@ func (p *Protocol) validate() error {
 		if strings.TrimSpace(p.Texts[k]) == "" {
 			return fmt.Errorf("texts.%s: missing; copy it from the default protocol", k)
 		}
+	}
+	if c := p.Calendar; len(c.Days) != 7 || len(c.Months) != 12 || c.Today == "" || c.Tomorrow == "" || c.Other == "" || c.And == "" {
+		return fmt.Errorf("calendar: today, tomorrow, other and and are required, with 7 days (Sunday first) and 12 months")
 	}
 	for k, v := range map[string]string{"emergency": p.Escalation.Emergency, "urgent": p.Escalation.Urgent, "watch": p.Escalation.Watch, "alert": p.Escalation.Alert} {
 		if strings.TrimSpace(v) == "" {

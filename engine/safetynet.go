@@ -47,7 +47,7 @@ func (s *step) safetyNet(f Finding, text string) {
 		cs[i] = Choice{ID: "clarify:" + c.ID, Label: c.Label}
 	}
 	s.send(KindReply, ask.Text, cs)
-	s.timer("clarify", s.now.Add(time.Duration(s.e.protocol.Timing.ClarifyTimeoutMinutes*float64(time.Minute))))
+	s.timer("clarify", s.now.Add(time.Duration(s.p.Timing.ClarifyTimeoutMinutes*float64(time.Minute))))
 	s.audit("safety_net_asked", fallback.String())
 }
 
@@ -72,7 +72,7 @@ func (s *step) benignOnly(f Finding) bool {
 		return false
 	}
 	for _, sg := range f.Signs {
-		if _, ok := s.e.protocol.AfterEffects[sg]; !ok && !s.e.protocol.benign[sg] {
+		if _, ok := s.p.AfterEffects[sg]; !ok && !s.p.benign[sg] {
 			return false
 		}
 	}
@@ -93,7 +93,7 @@ func (s *step) smallTalk(n, text string, f Finding) string {
 		}
 		if strings.TrimSpace(n) == "" {
 			// Emoji only: "👍" is no word at all once normalised.
-			for _, p := range s.e.protocol.Intents[k] {
+			for _, p := range s.p.Intents[k] {
 				if p == raw {
 					return k
 				}
@@ -114,7 +114,7 @@ func (s *step) goodNews(n string) bool {
 	if len(words) == 0 || len(words) > 40 {
 		return false
 	}
-	pr := s.e.protocol
+	pr := s.p
 	pos := false
 	for _, w := range words {
 		if pr.negators[w] {
@@ -143,7 +143,7 @@ func (s *step) isQuestion(n, text string) bool {
 	// A clause that starts with a question word: "my dog ate the leaflet,
 	// can you resend it".
 	for _, clause := range strings.FieldsFunc(text, func(r rune) bool { return strings.ContainsRune(".,;!:\n", r) }) {
-		if words := strings.Fields(norm(clause)); len(words) > 1 && s.e.protocol.questionWords[words[0]] {
+		if words := strings.Fields(norm(clause)); len(words) > 1 && s.p.questionWords[words[0]] {
 			return true
 		}
 	}

@@ -44,7 +44,8 @@ type Visit struct {
 	Child bool `json:"child,omitempty"`
 	// TZ is the patient's IANA time zone; empty means the clinic's.
 	TZ string `json:"tz,omitempty"`
-	// Lang is the patient's language ("en"); reserved for translations.
+	// Lang is the language staff recorded for the patient ("es"); it picks
+	// the protocol the bot speaks unless the patient asks for another.
 	Lang string `json:"lang,omitempty"`
 	// Source says who recorded the visit: "clinic" or "patient".
 	Source string `json:"source,omitempty"`
@@ -89,6 +90,12 @@ type State struct {
 	Greeted bool `json:"greeted,omitempty"`
 	// LastActive is when the patient last wrote.
 	LastActive time.Time `json:"last_active,omitempty"`
+	// Lang is the language the bot speaks with the patient ("en", "es"),
+	// settled on the first message and remembered.
+	Lang string `json:"lang,omitempty"`
+	// LangChosen is set when the patient asked for Lang themselves; only
+	// another request changes it then.
+	LangChosen bool `json:"lang_chosen,omitempty"`
 	// Handled counts the events applied, for the audit trail and tests.
 	Handled int `json:"handled"`
 }
@@ -147,6 +154,9 @@ type Event struct {
 	Choice string `json:"choice,omitempty"`
 	// DisplayName is refreshed from the platform with each message.
 	DisplayName string `json:"display_name,omitempty"`
+	// Lang is the platform's language for the patient (Telegram
+	// language_code, Discord locale), a hint when nothing else says.
+	Lang string `json:"lang,omitempty"`
 	// Visit is the recorded visit (EventVisit).
 	Visit *Visit `json:"visit,omitempty"`
 	// Timer is the key of the timer that came due (EventDue).

@@ -184,7 +184,7 @@ func (s *Service) Receive(ctx context.Context, in engine.Inbound) error {
 		return errors.New("service: inbound without patient")
 	}
 	s.cfg.Observer.Received(in.Patient.Platform())
-	ev := engine.Event{Kind: engine.EventMessage, Text: in.Text, Choice: in.Choice, DisplayName: in.DisplayName}
+	ev := engine.Event{Kind: engine.EventMessage, Text: in.Text, Choice: in.Choice, DisplayName: in.DisplayName, Lang: in.Lang}
 	_, err := s.applyInvite(ctx, in.Patient, in.DedupeKey, nil, InvitePayload(in.Text), ev)
 	return err
 }

@@ -135,6 +135,7 @@ func (b *Bot) onInteractionCreate(_ *discordgo.Session, ic *discordgo.Interactio
 				Choice:      data.CustomID,
 				DedupeKey:   key,
 				DisplayName: displayName(user, i.Member),
+				Lang:        string(i.Locale),
 			}})
 		case i.ChannelID == b.cfg.StaffChannelID && b.isStaff(user.ID, roles):
 			b.enqueue(staffQueueKey, item{userID: user.ID, ack: b.respond(i, componentAck(i.Message, data.CustomID)), staff: &engine.StaffInbound{
@@ -165,6 +166,7 @@ func (b *Bot) onInteractionCreate(_ *discordgo.Session, ic *discordgo.Interactio
 				Text:        text,
 				DedupeKey:   key,
 				DisplayName: displayName(user, i.Member),
+				Lang:        string(i.Locale),
 			}})
 		case cmdStaff:
 			switch {

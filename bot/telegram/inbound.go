@@ -121,6 +121,7 @@ func translateMessage(m *tgbotapi.Message, key string, isStaffChat, isStaffUser 
 		Text:        normalizeCommandText(text),
 		DedupeKey:   key,
 		DisplayName: displayName(m.From),
+		Lang:        languageCode(m.From),
 	}
 	return r
 }
@@ -165,6 +166,7 @@ func translateCallback(q *tgbotapi.CallbackQuery, key string, isStaffChat, isSta
 		Choice:      q.Data,
 		DedupeKey:   key,
 		DisplayName: displayName(q.From),
+		Lang:        languageCode(q.From),
 	}
 	return r
 }
@@ -176,4 +178,13 @@ func displayName(u *tgbotapi.User) string {
 		return ""
 	}
 	return strings.TrimSpace(u.FirstName + " " + u.LastName)
+}
+
+// languageCode is the user's Telegram client language ("es", "en-GB"), a
+// hint for the bot's language; "" when unknown.
+func languageCode(u *tgbotapi.User) string {
+	if u == nil {
+		return ""
+	}
+	return u.LanguageCode
 }

@@ -103,7 +103,15 @@ func buildEngine(c Config) (*engine.Engine, error) {
 		}
 		tr = cl
 	}
-	return engine.New(p, tr, c.clinic())
+	// Every embedded language the clinic's protocol is not in comes along,
+	// so a patient can be answered in Spanish by an English-speaking clinic.
+	var more []*engine.Protocol
+	for _, q := range engine.DefaultProtocols() {
+		if q.Language != p.Language {
+			more = append(more, q)
+		}
+	}
+	return engine.New(p, tr, c.clinic(), more...)
 }
 
 func (m *Main) run(ctx context.Context, args []string) error {
