@@ -229,7 +229,16 @@ func (b *Bot) liveDM(user string, it item) {
 // readBack reads one DM channel's missed messages and queues them, oldest
 // first, followed by the live ones held meanwhile.
 func (b *Bot) readBack(ctx context.Context, t dmTarget) {
-	items, err := b.history(ctx, &t)
+	items, newest, err := b.history(ctx, &t)
+	switch {
+	case len(items) > 0:
+		// Once the last of them is committed, the mark moves past our own
+		// replies too, so they are not read again and again.
+		items[len(items)-1].markTo = newest
+	case newest != "" && err == nil:
+		// Nothing of the patient's: nothing to commit before moving on.
+		b.marks.advance(t.user, t.channel, newest)
+	}
 	if err != nil {
 		b.log.Warn("discord: reading back a DM channel failed; it is read again at the next session", "user", t.user, "channel", t.channel, "read", len(items), "err", b.describe(err))
 	} else if len(items) > 0 {
@@ -287,12 +296,13 @@ func (b *Bot) finishReadBack(t dmTarget, items []item) {
 }
 
 // history reads t's channel after t.after, oldest first, at most
-// maxHistoryPages pages, and returns the patient's own messages.
-func (b *Bot) history(ctx context.Context, t *dmTarget) ([]item, error) {
+// maxHistoryPages pages, and returns the patient's own messages and the
+// newest message ID read (ours included; "" when none).
+func (b *Bot) history(ctx context.Context, t *dmTarget) (_ []item, newest string, _ error) {
 	if t.channel == "" {
 		ch, err := b.dmChannel(ctx, t.user)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		t.channel = ch
 	}
@@ -301,14 +311,14 @@ func (b *Bot) history(ctx context.Context, t *dmTarget) ([]item, error) {
 	for range maxHistoryPages {
 		page, err := b.historyPage(ctx, t.channel, after)
 		if err != nil {
-			return out, err
+			return out, newest, err
 		}
 		slices.SortFunc(page, func(x, y *discordgo.Message) int { return compareIDs(x.ID, y.ID) })
 		for _, m := range page {
 			if !newerID(m.ID, after) {
 				continue
 			}
-			after = m.ID
+			after, newest = m.ID, m.ID
 			if m.GuildID != "" || m.ChannelID != t.channel || m.Author == nil || m.Author.ID != t.user {
 				continue // our own messages, and anything not the patient's
 			}
@@ -317,11 +327,11 @@ func (b *Bot) history(ctx context.Context, t *dmTarget) ([]item, error) {
 			}
 		}
 		if len(page) < historyPage {
-			return out, nil
+			return out, newest, nil
 		}
 	}
 	b.log.Warn("discord: more missed direct messages than one read-back takes; the rest is read at the next session", "user", t.user, "channel", t.channel, "read", len(out))
-	return out, nil
+	return out, newest, nil
 }
 
 // historyPage fetches one page of messages after the snowflake after,

@@ -209,6 +209,14 @@ func TestRedFlagSentWhileDownIsAnswered(t *testing.T) {
 	if got := readFrom(fake, chB); len(got) != len(readsB)+1 || got[len(got)-1] != redB {
 		t.Errorf("B's channel read after %v, want the last read after %s", got, redB)
 	}
+	// Only our replies came after the red flag: the mark moves past them,
+	// so the next start does not read them again.
+	replies := fake.MessagesIn(chA)
+	last := replies[len(replies)-1].ID
+	eventually(t, 10*time.Second, "A's read mark past our replies", func() bool {
+		m, err := st.ReadMarks(Platform)
+		return err == nil && m[patient(patientA)] == chA+"/"+last
+	})
 }
 
 // memMarks is an in-memory ReadMarks.
@@ -312,4 +320,47 @@ func prepareWith(t *testing.T, opts ...Option) *harness {
 	}
 	h.bot = bot
 	return h
+}
+
+// TestReadMarkStaysBeforeAMessageNotCommitted has the Receiver fail on a
+// DM until the adapter gives up: the read mark must not move past it, even
+// when a later DM is committed, so the next session reads it back and it
+// is committed then.
+func TestReadMarkStaysBeforeAMessageNotCommitted(t *testing.T) {
+	marks := &memMarks{ids: []engine.PatientID{patient(patientA)}, marks: map[engine.PatientID]string{}}
+	h := prepareWith(t, WithReadMarks(marks))
+	h.run()
+	eventually(t, 10*time.Second, "first read-back done", h.bot.caughtUp)
+	seeded := h.bot.marks.snapshot()[patientA]
+
+	h.rec.mu.Lock()
+	h.rec.fail = 3 // every attempt at the next message
+	h.rec.mu.Unlock()
+	first := h.fake.DM(patientA, "first")
+	eventually(t, 10*time.Second, "first given up", func() bool {
+		h.rec.mu.Lock()
+		defer h.rec.mu.Unlock()
+		return h.rec.fail == 0 && h.bot.caughtUp()
+	})
+	second := h.fake.DM(patientA, "second")
+	eventually(t, 10*time.Second, "second committed", func() bool { return len(h.rec.inbound()) == 1 && h.bot.caughtUp() })
+	if got := h.bot.marks.snapshot()[patientA]; got != seeded {
+		t.Fatalf("read mark moved to %+v past a message not committed (want %+v)", got, seeded)
+	}
+
+	// A new session reads it back.
+	identifies := h.fake.Identifies()
+	h.fake.InvalidSession(false)
+	eventually(t, 10*time.Second, "new session", func() bool { return h.fake.Identifies() > identifies && h.fake.Connected() })
+	eventually(t, 10*time.Second, "first committed after the read-back", func() bool {
+		for _, in := range h.rec.inbound() {
+			if in.DedupeKey == "discord:msg:"+first {
+				return true
+			}
+		}
+		return false
+	})
+	eventually(t, 10*time.Second, "read mark at the second message", func() bool {
+		return h.bot.caughtUp() && h.bot.marks.snapshot()[patientA].last == second
+	})
 }

@@ -1,6 +1,7 @@
 package discord
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"sync"
@@ -32,6 +33,7 @@ type item struct {
 	userID  string        // who sent it, for logs and the resend apology
 	channel string        // the DM channel of a patient's message, for its read mark
 	msgID   string        // the message ID of a patient's DM, for its read mark
+	markTo  string        // once committed, the read mark may move here (>= msgID); "" means msgID
 	ack     chan struct{} // closed once the interaction was answered; nil for messages
 }
 
@@ -451,6 +453,10 @@ func (b *Bot) deliver(ctx context.Context, it item) {
 	key := it.key()
 	if !b.seen.add(key) {
 		b.log.Info("discord: duplicate update skipped", "dedupe_key", key)
+		if it.msgID != "" {
+			// The copy before it, in the same user's queue, was committed.
+			b.marks.advance(it.userID, it.channel, cmp.Or(it.markTo, it.msgID))
+		}
 		return
 	}
 	wait := b.opts.receiveBackoff
@@ -475,7 +481,7 @@ func (b *Bot) deliver(ctx context.Context, it item) {
 		if err == nil {
 			b.log.Debug("discord: update delivered", "dedupe_key", key)
 			if it.msgID != "" {
-				b.marks.advance(it.userID, it.channel, it.msgID)
+				b.marks.advance(it.userID, it.channel, cmp.Or(it.markTo, it.msgID))
 			}
 			return
 		}
