@@ -23,6 +23,8 @@
 //	audit       seq(8) -> engine.Audit (JSON)
 //	dedupe      key -> unix ns(8) when applied
 //	invites     token -> Invite (JSON): one-time enrollment links
+//	read_marks  patient -> adapter's read mark (opaque): how far the
+//	            patient's platform conversation was read (see SetReadMarks)
 //
 // Timers sort by due time, so the next due timer is the first key and the
 // due ones are a prefix: finding them costs O(log n + due), never a scan.
@@ -83,7 +85,8 @@ var (
 	bAudit       = []byte("audit")
 	bDedupe      = []byte("dedupe")
 	bInvites     = []byte("invites")
-	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites}
+	bReadMarks   = []byte("read_marks")
+	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites, bReadMarks}
 )
 
 // Options tune Open.
@@ -857,13 +860,16 @@ func AckChoice(id uint64) engine.Choice {
 }
 
 // erase deletes everything stored about a patient inside tx: state,
-// timers, visits, escalations and their ladders, audit lines, queued
-// messages and used invites. Dedupe keys hold no personal data and stay.
+// timers, read mark, visits, escalations and their ladders, audit lines,
+// queued messages and used invites. Dedupe keys hold no personal data and stay.
 func erase(tx *bolt.Tx, p engine.PatientID) error {
 	if err := tx.Bucket(bStates).Delete([]byte(p)); err != nil {
 		return err
 	}
 	if err := deleteTimers(tx, p); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bReadMarks).Delete([]byte(p)); err != nil {
 		return err
 	}
 	vc := tx.Bucket(bVisits).Cursor()
@@ -1126,6 +1132,61 @@ func (s *Store) Patients(fn func(engine.State) error) error {
 			}
 			return fn(st)
 		})
+	})
+}
+
+// PatientIDs returns the IDs of the stored patients on platform, in ID
+// order, without decoding their states (so one unreadable state does not
+// hide the others). Escalation ladders are not patients and are not listed.
+func (s *Store) PatientIDs(platform string) ([]engine.PatientID, error) {
+	var out []engine.PatientID
+	pre := []byte(platform + ":")
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bStates).Cursor()
+		for k, _ := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = c.Next() {
+			out = append(out, engine.PatientID(k))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ReadMarks returns the read marks of platform's patients (see
+// SetReadMarks), keyed by patient.
+func (s *Store) ReadMarks(platform string) (map[engine.PatientID]string, error) {
+	out := make(map[engine.PatientID]string)
+	pre := []byte(platform + ":")
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bReadMarks).Cursor()
+		for k, v := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = c.Next() {
+			out[engine.PatientID(k)] = string(v)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SetReadMarks stores, in one transaction, how far each patient's platform
+// conversation was read. A mark is the adapter's own string (for Discord
+// the DM channel and the newest message committed from it); the store keeps
+// it without interpreting it, so a platform that loses messages while the
+// bot is down can read them back from where it stopped. Marks of patients
+// without a stored state are not kept: an erased patient stays erased.
+func (s *Store) SetReadMarks(marks map[engine.PatientID]string) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		states, b := tx.Bucket(bStates), tx.Bucket(bReadMarks)
+		for p, m := range marks {
+			if states.Get([]byte(p)) == nil {
+				continue
+			}
+			if err := b.Put([]byte(p), []byte(m)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

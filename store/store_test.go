@@ -297,3 +297,47 @@ func TestPreparedResultOnlyWhenStateUnchanged(t *testing.T) {
 		t.Fatalf("committed %v", texts)
 	}
 }
+
+// TestReadMarksKeptForKnownPatientsAndErasedWithThem checks that read marks
+// are kept only for stored patients, listed per platform, survive a reopen,
+// and go when the patient's data is erased.
+func TestReadMarksKeptForKnownPatientsAndErasedWithThem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.db")
+	s := open(t, path)
+	ctx := context.Background()
+	put := func(p engine.PatientID, erase bool) {
+		t.Helper()
+		if _, err := s.Apply(ctx, step(p, ""), func(in store.Input) (engine.Result, error) {
+			st := in.State
+			st.Patient = p
+			r := result(st, 0)
+			if erase {
+				r = engine.Result{Erase: true}
+			}
+			return r, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("discord:1", false)
+	put("discord:2", false)
+	put("telegram:1", false)
+	if err := s.SetReadMarks(map[engine.PatientID]string{"discord:1": "10/11", "discord:2": "20/21", "discord:3": "30/31"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, path)
+	defer s.Close()
+	ids, err := s.PatientIDs("discord")
+	if err != nil || len(ids) != 2 || ids[0] != "discord:1" || ids[1] != "discord:2" {
+		t.Fatalf("PatientIDs = %v, %v", ids, err)
+	}
+	marks, err := s.ReadMarks("discord")
+	if err != nil || len(marks) != 2 || marks["discord:1"] != "10/11" || marks["discord:2"] != "20/21" {
+		t.Fatalf("marks = %v, %v; want those of the two stored patients", marks, err)
+	}
+	put("discord:2", true)
+	if marks, _ := s.ReadMarks("discord"); len(marks) != 1 || marks["discord:2"] != "" {
+		t.Fatalf("after erasing discord:2, marks = %v", marks)
+	}
+}

@@ -50,6 +50,7 @@ type options struct {
 	receiveRetries int
 	receiveBackoff time.Duration
 	drainTimeout   time.Duration
+	marks          ReadMarks
 }
 
 // WithHTTPClient makes every REST call go through client instead of a
@@ -92,6 +93,9 @@ type Bot struct {
 	closing  bool // no reconnecting: Run is shutting down
 	draining bool // no new work: the gateway is closed and queues drain
 	runCtx   context.Context
+	liveCtx  context.Context // Run's own: the read-back stops with it
+	cu       catchUp
+	marks    *readMarks // nil without WithReadMarks: nothing is read back
 
 	wg     sync.WaitGroup // queue workers and interaction acks
 	discon chan struct{}  // signalled (buffered, 1) when the gateway drops
@@ -144,6 +148,11 @@ func New(cfg Config, token string, recv Receiver, logger *slog.Logger, opts ...O
 		seen:     newSeenSet(8192),
 		queues:   make(map[string]*queue),
 		discon:   make(chan struct{}, 1),
+		cu:       catchUp{pending: make(map[string]dmTarget), running: make(map[string]*chase)},
+	}
+	if o.marks != nil {
+		b.marks = newReadMarks(o.marks)
+		b.marks.log = b.log.Warn
 	}
 	s, err := discordgo.New(b.token)
 	if err != nil {
@@ -200,8 +209,9 @@ func (b *Bot) Platform() string { return Platform }
 // Run connects to the gateway, keeps the connection up (reopening and
 // resuming it after a drop, within a minute) until ctx is done, then closes
 // the gateway and waits, for a bounded time, until every update already
-// received has been handed to the Receiver. It returns an error only if the
-// token is rejected at start.
+// received has been handed to the Receiver. With WithReadMarks, every new
+// session first reads back the DMs sent while there was none (see
+// planCatchUp). It returns an error only if the token is rejected at start.
 func (b *Bot) Run(ctx context.Context) error {
 	b.mu.Lock()
 	if b.runCtx != nil {
@@ -213,6 +223,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	b.runCtx = workCtx
+	b.liveCtx = ctx
 	b.mu.Unlock()
 
 	// Check the token over REST first: a bad token is a configuration error
@@ -227,6 +238,18 @@ func (b *Bot) Run(ctx context.Context) error {
 		b.log.Warn("discord: checking the token failed; connecting anyway", "err", b.describe(err))
 	}
 
+	if b.marks != nil {
+		if n, err := b.marks.load(); err != nil {
+			// Channels are still read back, from the fallback window.
+			b.log.Error("discord: reading the read marks failed", "err", b.scrub(err.Error()))
+		} else {
+			b.log.Info("discord: read marks loaded", "channels", n)
+		}
+		stop, done := make(chan struct{}), make(chan struct{})
+		go b.marks.run(stop, done)
+		// Runs after shutdown: the marks of the last commits are kept.
+		defer func() { close(stop); <-done }()
+	}
 	if !b.open(ctx) {
 		b.shutdown(cancelWork)
 		return nil
@@ -315,9 +338,12 @@ func (b *Bot) onReady(_ *discordgo.Session, r *discordgo.Ready) {
 	}
 	b.mu.Unlock()
 	b.log.Info("discord: gateway ready", "bot_user", botID)
+	// A new session: whatever was sent while there was none is read back.
+	b.planCatchUp()
 }
 
-// onResumed only logs: a resume means missed events are being replayed.
+// onResumed only logs: a resume means Discord replays the missed events,
+// so nothing needs reading back.
 func (b *Bot) onResumed(_ *discordgo.Session, _ *discordgo.Resumed) {
 	b.connected.Store(true)
 	b.log.Info("discord: gateway resumed")

@@ -38,6 +38,26 @@
 // is retried; if it keeps failing the patient is asked to send the message
 // again rather than silently losing it.
 //
+// # Messages sent while the bot is down
+//
+// The gateway delivers nothing to a session that does not exist yet: a DM
+// sent while the bot is stopped or restarting, or between a dropped session
+// and a new one, never arrives as an event. With WithReadMarks, every READY
+// (a new session) starts a read-back: the DM channel of every stored Discord
+// patient is read (GET /channels/{id}/messages?after=) from its read mark,
+// the newest message committed from it, kept in the store and so surviving
+// restarts; a channel without a mark is read from two days back, inside the
+// service's dedupe horizon. Pages of 100 are read oldest first (at most
+// 1,000 messages a channel and session), four channels at a time, each
+// request through the global pacer, so alerts still go out meanwhile. Read
+// messages take the same path and dedupe keys as live ones; a live DM of a
+// channel not yet read back starts its read-back at once and is queued
+// after the missed ones, so each patient's messages are handled in order.
+// A mark only moves past a message once the Receiver committed it (and
+// stays before a message that could not be committed), so a crash at any
+// point reads a message again, and the dedupe applies it once. A RESUMED
+// session needs no read-back: Discord replays its missed events.
+//
 // # Rate limits
 //
 // Every REST call first waits on a global pacer (requests_per_second,

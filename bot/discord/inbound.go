@@ -1,6 +1,7 @@
 package discord
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"sync"
@@ -30,6 +31,9 @@ type item struct {
 	patient *engine.Inbound
 	staff   *engine.StaffInbound
 	userID  string        // who sent it, for logs and the resend apology
+	channel string        // the DM channel of a patient's message, for its read mark
+	msgID   string        // the message ID of a patient's DM, for its read mark
+	markTo  string        // once committed, the read mark may move here (>= msgID); "" means msgID
 	ack     chan struct{} // closed once the interaction was answered; nil for messages
 }
 
@@ -58,13 +62,10 @@ func (b *Bot) onMessageCreate(_ *discordgo.Session, m *discordgo.MessageCreate) 
 		return
 	}
 	if m.GuildID == "" {
-		b.rememberDM(m.Author.ID, m.ChannelID)
-		b.enqueue(m.Author.ID, item{userID: m.Author.ID, patient: &engine.Inbound{
-			Patient:     engine.NewPatientID(Platform, m.Author.ID),
-			Text:        m.Content,
-			DedupeKey:   "discord:msg:" + m.ID,
-			DisplayName: displayName(m.Author, m.Member),
-		}})
+		if it, ok := b.patientDM(m.Message); ok {
+			b.rememberDM(m.Author.ID, m.ChannelID)
+			b.liveDM(m.Author.ID, it)
+		}
 		return
 	}
 	if !b.cfg.StaffMessages || m.ChannelID != b.cfg.StaffChannelID {
@@ -402,6 +403,11 @@ func (b *Bot) background(f func(ctx context.Context)) bool {
 func (b *Bot) enqueue(key string, it item) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.enqueueLocked(key, it)
+}
+
+// enqueueLocked is enqueue with b.mu held.
+func (b *Bot) enqueueLocked(key string, it item) {
 	if b.draining || b.runCtx == nil {
 		b.log.Error("discord: update arrived while shutting down; not handled", "dedupe_key", it.key())
 		return
@@ -449,6 +455,10 @@ func (b *Bot) deliver(ctx context.Context, it item) {
 	key := it.key()
 	if !b.seen.add(key) {
 		b.log.Info("discord: duplicate update skipped", "dedupe_key", key)
+		if it.msgID != "" {
+			// The copy before it, in the same user's queue, was committed.
+			b.marks.advance(it.userID, it.channel, cmp.Or(it.markTo, it.msgID))
+		}
 		return
 	}
 	wait := b.opts.receiveBackoff
@@ -472,11 +482,17 @@ func (b *Bot) deliver(ctx context.Context, it item) {
 		}
 		if err == nil {
 			b.log.Debug("discord: update delivered", "dedupe_key", key)
+			if it.msgID != "" {
+				b.marks.advance(it.userID, it.channel, cmp.Or(it.markTo, it.msgID))
+			}
 			return
 		}
 		b.log.Warn("discord: receiver failed", "dedupe_key", key, "attempt", attempt+1, "err", b.scrub(err.Error()))
 	}
 	b.seen.remove(key) // a redelivery may try again
+	if it.msgID != "" {
+		b.marks.stick(it.userID) // the next read-back reads it again
+	}
 	b.log.Error("discord: update not committed", "dedupe_key", key, "user", it.userID, "err", b.scrub(err.Error()))
 	if it.patient == nil {
 		return

@@ -250,7 +250,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		goRun("telegram", tg.Run)
 	}
 	if dcToken != "" {
-		dc, err := discord.New(*cfg.Discord, dcToken, svc, log)
+		dc, err := discord.New(*cfg.Discord, dcToken, svc, log, discord.WithReadMarks(st))
 		if err != nil {
 			return err
 		}

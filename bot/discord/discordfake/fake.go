@@ -21,7 +21,14 @@
 // GET /api/v*/gateway and /gateway/bot return the fake's own ws:// URL.
 // GET /users/@me, POST /users/@me/channels, POST /channels/{id}/messages,
 // POST /interactions/{id}/{token}/callback and the application command
-// routes are served and recorded. Tests can force 429s (with retry_after
+// routes are served and recorded. GET /channels/{id}/messages serves the
+// channel's history (the users' DMs and the bot's posts) with Discord's
+// semantics: limit 1-100 (default 50), at most one of after, before and
+// around, and the page always sorted newest first; with after it is the
+// messages just after that ID. Message IDs are real snowflakes (time-based),
+// so a client can compute one from a time. DMs sent while no client is
+// connected are kept in the history but, as on Discord, never dispatched
+// to a later session. Tests can force 429s (with retry_after
 // and X-RateLimit-* headers, optionally global), close a user's DMs (error
 // 50007), and enable an honest per-route limit to check that the client's
 // buckets hold. Every request must carry "Authorization: Bot <token>".
@@ -94,6 +101,7 @@ type Server struct {
 	closedDMs   map[string]bool
 	forced      []forced
 	messages    []Message
+	history     map[string][]stored // channel ID -> messages, oldest first
 	attempts    int
 	nonces      map[string]Message
 	callbacks   []Callback
@@ -106,6 +114,12 @@ type Server struct {
 	unsolicited int
 	resend      int64
 	zframes     int
+}
+
+// stored is one message of a channel's history, as Discord returns it.
+type stored struct {
+	id  string
+	raw json.RawMessage
 }
 
 type forced struct {
@@ -188,6 +202,7 @@ type Commands struct {
 type Request struct {
 	Method string
 	Path   string
+	Query  string // the raw query string
 	Body   []byte
 	At     time.Time
 }
@@ -207,6 +222,7 @@ func New(token string, opts ...Option) *Server {
 		pending:   make(map[string]time.Time),
 		answered:  make(map[string]bool),
 		buckets:   make(map[string]*bucket),
+		history:   make(map[string][]stored),
 	}
 	for _, o := range opts {
 		o(s)
@@ -218,6 +234,7 @@ func New(token string, opts ...Option) *Server {
 	mux.HandleFunc("GET /api/{v}/users/@me", s.rest(s.getMe))
 	mux.HandleFunc("POST /api/{v}/users/@me/channels", s.rest(s.postDM))
 	mux.HandleFunc("POST /api/{v}/channels/{id}/messages", s.rest(s.postMessage))
+	mux.HandleFunc("GET /api/{v}/channels/{id}/messages", s.rest(s.getMessages))
 	mux.HandleFunc("POST /api/{v}/interactions/{id}/{token}/callback", s.rest(s.postCallback))
 	mux.HandleFunc("PUT /api/{v}/applications/{app}/guilds/{guild}/commands", s.rest(s.putCommands))
 	mux.HandleFunc("PUT /api/{v}/applications/{app}/commands", s.rest(s.putCommands))
@@ -243,9 +260,18 @@ func (s *Server) Close() {
 	s.srv.Close()
 }
 
+// discordEpoch is the first millisecond of 2015, where snowflakes start.
+const discordEpoch = 1420070400000
+
+// id returns a new snowflake: the current time, made unique and
+// increasing; s.mu is held.
 func (s *Server) id() string {
-	s.nextID++
-	return strconv.FormatUint(s.nextID, 10)
+	next := uint64(time.Now().UnixMilli()-discordEpoch) << 22
+	if next <= s.nextID {
+		next = s.nextID + 1
+	}
+	s.nextID = next
+	return strconv.FormatUint(next, 10)
 }
 
 // ---- gateway ----
@@ -516,17 +542,24 @@ func (s *Server) dmLocked(userID string) string {
 	return ch
 }
 
-// DM dispatches MESSAGE_CREATE for a direct message from userID and
-// returns the message ID.
+// DM records a direct message from userID in the DM channel's history,
+// dispatches MESSAGE_CREATE for it to the current session, and returns the
+// message ID. When no client is connected the message stays in the history
+// only: Discord does not deliver it to a later session.
 func (s *Server) DM(userID, content string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := s.id()
-	s.dispatchLocked(s.mustSession(), "MESSAGE_CREATE", mustJSON(map[string]any{
-		"id": id, "type": 0, "channel_id": s.dmLocked(userID), "author": user(userID),
+	ch := s.dmLocked(userID)
+	msg := mustJSON(map[string]any{
+		"id": id, "type": 0, "channel_id": ch, "author": user(userID),
 		"content": content, "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 		"mentions": []any{}, "attachments": []any{}, "embeds": []any{},
-	}))
+	})
+	s.history[ch] = append(s.history[ch], stored{id: id, raw: msg})
+	if s.cur != nil {
+		s.dispatchLocked(s.cur, "MESSAGE_CREATE", msg)
+	}
 	return id
 }
 
@@ -625,7 +658,7 @@ func (s *Server) rest(h func(w http.ResponseWriter, r *http.Request, body []byte
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
-		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Body: body, At: time.Now()})
+		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: body, At: time.Now()})
 		s.mu.Unlock()
 		if r.Header.Get("Authorization") != "Bot "+s.token {
 			writeJSON(w, http.StatusUnauthorized, apiError{"401: Unauthorized", 0})
@@ -747,15 +780,109 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request, body []byte
 		s.nonces[channelID+"/"+nonce] = m
 	}
 	bot := map[string]any{"id": BotUserID, "username": "aftercare", "bot": true}
+	echo := mustJSON(map[string]any{
+		"id": m.ID, "type": 0, "channel_id": channelID, "author": bot, "content": m.Content,
+		"timestamp": m.At.UTC().Format(time.RFC3339Nano), "mentions": []any{}, "attachments": []any{}, "embeds": []any{},
+	})
+	s.history[channelID] = append(s.history[channelID], stored{id: m.ID, raw: echo})
 	if _, dm := s.dmUser[channelID]; dm && s.cur != nil {
 		// Discord echoes the bot's own DMs over the gateway.
-		s.dispatchLocked(s.cur, "MESSAGE_CREATE", mustJSON(map[string]any{
-			"id": m.ID, "type": 0, "channel_id": channelID, "author": bot, "content": m.Content,
-			"timestamp": m.At.UTC().Format(time.RFC3339Nano), "mentions": []any{}, "attachments": []any{}, "embeds": []any{},
-		}))
+		s.dispatchLocked(s.cur, "MESSAGE_CREATE", echo)
 	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"id": m.ID, "channel_id": channelID, "content": m.Content, "author": bot})
+}
+
+// getMessages serves a channel's history like Discord's Get Channel
+// Messages: at most limit messages, newest first, after, before or around
+// a message ID (or the latest ones).
+func (s *Server) getMessages(w http.ResponseWriter, r *http.Request, _ []byte) {
+	channelID := r.PathValue("id")
+	q := r.URL.Query()
+	limit := 50
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			writeJSON(w, http.StatusBadRequest, apiError{"Invalid Form Body", 50035})
+			return
+		}
+		limit = n
+	}
+	after, before, around := q.Get("after"), q.Get("before"), q.Get("around")
+	set := 0
+	for _, v := range []string{after, before, around} {
+		if v != "" {
+			set++
+			if _, err := strconv.ParseUint(v, 10, 64); err != nil {
+				writeJSON(w, http.StatusBadRequest, apiError{"Invalid Form Body", 50035})
+				return
+			}
+		}
+	}
+	if set > 1 {
+		writeJSON(w, http.StatusBadRequest, apiError{"Invalid Form Body", 50035})
+		return
+	}
+	s.mu.Lock()
+	all := s.history[channelID] // oldest first; IDs increase
+	_, dm := s.dmUser[channelID]
+	s.mu.Unlock()
+	if !dm && all == nil {
+		writeJSON(w, http.StatusNotFound, apiError{"Unknown Channel", 10003})
+		return
+	}
+	num := func(id string) uint64 { n, _ := strconv.ParseUint(id, 10, 64); return n }
+	var page []stored
+	switch {
+	case after != "":
+		a := num(after)
+		for _, m := range all {
+			if num(m.id) > a && len(page) < limit {
+				page = append(page, m)
+			}
+		}
+	case before != "":
+		b := num(before)
+		for i := len(all) - 1; i >= 0 && len(page) < limit; i-- {
+			if num(all[i].id) < b {
+				page = append([]stored{all[i]}, page...)
+			}
+		}
+	case around != "":
+		c := num(around)
+		mid := len(all)
+		for i, m := range all {
+			if num(m.id) >= c {
+				mid = i
+				break
+			}
+		}
+		lo := max(0, mid-limit/2)
+		page = all[lo:min(len(all), lo+limit)]
+	default:
+		page = all[max(0, len(all)-limit):]
+	}
+	out := make([]json.RawMessage, 0, len(page))
+	for i := len(page) - 1; i >= 0; i-- { // newest first, as Discord sends it
+		out = append(out, page[i].raw)
+	}
+	w.Header().Set("X-RateLimit-Limit", "5")
+	w.Header().Set("X-RateLimit-Remaining", "4")
+	w.Header().Set("X-RateLimit-Reset-After", "1")
+	w.Header().Set("X-RateLimit-Bucket", "fake-history")
+	writeJSON(w, http.StatusOK, out)
+}
+
+// HistoryReads returns the GET /channels/{id}/messages requests received,
+// in order, so tests can check where a client read from.
+func (s *Server) HistoryReads() []Request {
+	var out []Request
+	for _, r := range s.Requests() {
+		if r.Method == http.MethodGet && strings.Contains(r.Path, "/channels/") && strings.HasSuffix(r.Path, "/messages") {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func seconds(d time.Duration) string {
