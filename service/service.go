@@ -167,12 +167,16 @@ func New(c Config) (*Service, error) {
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
 	}
-	return &Service{
+	s := &Service{
 		engine: c.Engine, store: c.Store, clock: c.Clock, log: c.Logger, staff: c.StaffChannels, cfg: c,
 		locks:  locks{m: map[engine.PatientID]*plock{}},
 		states: newStateCache(stateCacheSize),
 		wake:   make(chan struct{}, 1),
-	}, nil
+	}
+	if qn, ok := c.Store.(quarantineNotifier); ok {
+		qn.SetQuarantineNotice(s.quarantineNotice)
+	}
+	return s, nil
 }
 
 // Receive applies a patient's message or button press. It returns once the

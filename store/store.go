@@ -25,6 +25,8 @@
 //	invites     token -> Invite (JSON): one-time enrollment links
 //	read_marks  patient -> adapter's read mark (opaque): how far the
 //	            patient's platform conversation was read (see SetReadMarks)
+//	quarantine  patient | 0x00 | seq(8) -> Quarantined (JSON): records
+//	            that could not be decoded, set aside (see Quarantined)
 //
 // Timers sort by due time, so the next due timer is the first key and the
 // due ones are a prefix: finding them costs O(log n + due), never a scan.
@@ -53,6 +55,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -86,7 +89,7 @@ var (
 	bDedupe      = []byte("dedupe")
 	bInvites     = []byte("invites")
 	bReadMarks   = []byte("read_marks")
-	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites, bReadMarks}
+	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites, bReadMarks, bQuarantine}
 )
 
 // Options tune Open.
@@ -112,6 +115,7 @@ type Store struct {
 	db     *bolt.DB
 	path   string
 	commit *committer
+	notice atomic.Pointer[QuarantineNotice]
 }
 
 // Open opens or creates the database at path (mode 0600).
@@ -320,7 +324,13 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 		found := raw != nil
 		if found {
 			if err := json.Unmarshal(raw, &state); err != nil {
-				return fmt.Errorf("%w: state of %s: %v", ErrCorrupt, st.Patient, err)
+				// Set the unreadable state aside and go on from a fresh
+				// one: the message is still triaged, a red flag escalates.
+				q := Quarantined{Patient: st.Patient, Kind: QuarantineState, Key: []byte(st.Patient), Value: raw, At: st.Now, Reason: err.Error()}
+				if err := s.quarantine(tx, bStates, q); err != nil {
+					return err
+				}
+				state, found = engine.State{}, false
 			}
 		}
 		in := Input{State: state, Found: found}
@@ -580,41 +590,63 @@ func (s *Store) State(id engine.PatientID) (engine.State, bool, error) {
 }
 
 // NextDue returns the earliest timer, without scanning the others.
+// A malformed timer key is quarantined and passed over.
 func (s *Store) NextDue() (Due, bool, error) {
 	var d Due
 	ok := false
+	var bad []badRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
-		k, _ := tx.Bucket(bTimers).Cursor().First()
-		if k == nil {
+		ok, bad = false, nil
+		c := tx.Bucket(bTimers).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			var err error
+			if d, err = parseTimer(k); err != nil {
+				bad = append(bad, badRecord{key: bytes.Clone(k), reason: err.Error()})
+				continue
+			}
+			ok = true
 			return nil
 		}
-		var err error
-		d, err = parseTimer(k)
-		ok = err == nil
-		return err
+		return nil
 	})
-	return d, ok, err
+	if err != nil {
+		return Due{}, false, err
+	}
+	return d, ok, s.quarantineTimers(bad)
 }
 
-// DueBefore returns up to limit timers due at or before now, earliest first.
+// DueBefore returns up to limit timers due at or before now, earliest
+// first. Malformed timer keys are quarantined and passed over, so they
+// cannot hold up the timers behind them.
 func (s *Store) DueBefore(now time.Time, limit int) ([]Due, error) {
 	var out []Due
+	var bad []badRecord
 	end := timeKey(now)
 	err := s.db.View(func(tx *bolt.Tx) error {
+		out, bad = nil, nil
 		c := tx.Bucket(bTimers).Cursor()
 		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
-			if bytes.Compare(k[:8], end) > 0 {
+			if len(k) >= 8 && bytes.Compare(k[:8], end) > 0 {
 				break
 			}
 			d, err := parseTimer(k)
 			if err != nil {
-				return err
+				bad = append(bad, badRecord{key: bytes.Clone(k), reason: err.Error()})
+				continue
 			}
 			out = append(out, d)
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, s.quarantineTimers(bad)
+}
+
+// quarantineTimers quarantines malformed timer keys (a timer is all key).
+func (s *Store) quarantineTimers(bad []badRecord) error {
+	return s.quarantineFound(QuarantineTimer, bTimers, bad, nil)
 }
 
 func parseTimer(k []byte) (Due, error) {
@@ -657,9 +689,14 @@ func (s *Store) Outbox(platform string, limit int) ([]engine.Outbound, error) {
 // delivery order, leaving out those whose destination skip rejects. skip
 // sees only the destination, read from the key, so held-back messages cost
 // no decoding; at most maxKeys keys are looked at.
+//
+// An entry that cannot be decoded is left out and quarantined (see
+// Quarantined), so it cannot hold up the messages queued behind it.
 func (s *Store) OutboxScan(platform string, limit, maxKeys int, skip func(engine.PatientID) bool) ([]engine.Outbound, error) {
 	var out []engine.Outbound
+	var bad []badRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
+		out, bad = nil, nil
 		c := tx.Bucket(bOutbox).Cursor()
 		p := outboxPrefix(platform)
 		n := 0
@@ -670,13 +707,25 @@ func (s *Store) OutboxScan(platform string, limit, maxKeys int, skip func(engine
 			}
 			m, err := decodeOutbound(k, v)
 			if err != nil {
-				return err
+				bad = append(bad, badRecord{key: bytes.Clone(k), patient: outboxDestination(platform, k), reason: err.Error()})
+				continue
 			}
 			out = append(out, m)
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, s.quarantineOutbox(bad)
+}
+
+// quarantineOutbox quarantines outbox entries a scan could not decode.
+func (s *Store) quarantineOutbox(bad []badRecord) error {
+	return s.quarantineFound(QuarantineOutbox, bOutbox, bad, func(v []byte) bool {
+		var m engine.Outbound
+		return json.Unmarshal(v, &m) != nil
+	})
 }
 
 // OutboxDepth counts queued messages across platforms.
@@ -832,20 +881,28 @@ func (s *Store) BackupFile(path string) error {
 
 // OutboxAll returns up to limit queued messages of every platform, in key
 // order (platform, priority, sequence).
+// Entries that cannot be decoded are left out and quarantined.
 func (s *Store) OutboxAll(limit int) ([]engine.Outbound, error) {
 	var out []engine.Outbound
+	var bad []badRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
+		out, bad = nil, nil
 		c := tx.Bucket(bOutbox).Cursor()
 		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
 			m, err := decodeOutbound(k, v)
 			if err != nil {
-				return err
+				platform, _, _ := bytes.Cut(k, []byte{0})
+				bad = append(bad, badRecord{key: bytes.Clone(k), patient: outboxDestination(string(platform), k), reason: err.Error()})
+				continue
 			}
 			out = append(out, m)
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, s.quarantineOutbox(bad)
 }
 
 // Enqueue queues messages that belong to no patient step (answers to
@@ -872,11 +929,13 @@ func erase(tx *bolt.Tx, p engine.PatientID) error {
 	if err := tx.Bucket(bReadMarks).Delete([]byte(p)); err != nil {
 		return err
 	}
-	vc := tx.Bucket(bVisits).Cursor()
 	pre := idxKey(p, "")
-	for k, _ := vc.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = vc.Seek(pre) {
-		if err := vc.Delete(); err != nil {
-			return err
+	for _, b := range [][]byte{bVisits, bQuarantine} {
+		c := tx.Bucket(b).Cursor()
+		for k, _ := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = c.Seek(pre) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
 		}
 	}
 	escs, err := matching(tx.Bucket(bEscalations), func(v []byte) bool {
@@ -976,10 +1035,10 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *Due, now ti
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	applied := false
+	applied, quarantined := false, false
 	p := EscalationPatient(id)
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		applied = false
+		applied, quarantined = false, false
 		timers, idx := tx.Bucket(bTimers), tx.Bucket(bTimerIdx)
 		if due != nil {
 			k := timerKey(due.At, p, due.Key)
@@ -1004,7 +1063,18 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *Due, now ti
 		}
 		var e engine.Escalation
 		if err := json.Unmarshal(raw, &e); err != nil {
-			return fmt.Errorf("%w: escalation %d: %v", ErrCorrupt, id, err)
+			// Set it aside and end its ladder: a ladder step that fails
+			// every time would hold up every timer due after it.
+			q := Quarantined{Patient: p, Kind: QuarantineEscalation, Key: u64(id), Value: raw, At: now, Reason: err.Error()}
+			if err := s.quarantine(tx, bEscalations, q); err != nil {
+				return err
+			}
+			if err := deleteTimers(tx, p); err != nil {
+				return err
+			}
+			applied = due != nil
+			quarantined = true
+			return nil
 		}
 		up, err := fn(&e)
 		if err != nil {
@@ -1040,6 +1110,9 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *Due, now ti
 	})
 	if err != nil {
 		return false, fmt.Errorf("escalation %d: %w", id, err)
+	}
+	if quarantined && due == nil {
+		return false, fmt.Errorf("escalation %d: %w (its record could not be read and was quarantined)", id, ErrNotFound)
 	}
 	return applied, nil
 }
@@ -1120,18 +1193,30 @@ func (s *Store) Escalation(id uint64) (engine.Escalation, error) {
 // Patients calls fn with every stored patient state, in ID order. fn must
 // not call back into the store. Escalation ladders are not patients and
 // are not listed.
+//
+// A state that cannot be decoded is passed over and quarantined (the
+// patient continues from a fresh state at their next step).
 func (s *Store) Patients(fn func(engine.State) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	var bad []badRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bStates).ForEach(func(k, v []byte) error {
 			if strings.HasPrefix(string(k), "escalation:") {
 				return nil
 			}
 			var st engine.State
 			if err := json.Unmarshal(v, &st); err != nil {
-				return fmt.Errorf("%w: state of %s: %v", ErrCorrupt, k, err)
+				bad = append(bad, badRecord{key: bytes.Clone(k), patient: engine.PatientID(k), reason: err.Error()})
+				return nil
 			}
 			return fn(st)
 		})
+	})
+	if err != nil {
+		return err
+	}
+	return s.quarantineFound(QuarantineState, bStates, bad, func(v []byte) bool {
+		var st engine.State
+		return json.Unmarshal(v, &st) != nil
 	})
 }
 
@@ -1244,6 +1329,9 @@ type Report struct {
 	Schema   uint64
 	Counts   map[string]int
 	Problems []string
+	// Quarantined lists the records set aside because they could not be
+	// decoded (kept, not problems of the file: the bot runs on without them).
+	Quarantined []Quarantined
 }
 
 // OK reports whether no problem was found.
@@ -1261,6 +1349,12 @@ func (r Report) String() string {
 	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(&b, "PROBLEM: %s\n", p)
+	}
+	if len(r.Quarantined) > 0 {
+		fmt.Fprintf(&b, "%d record(s) in quarantine (unreadable, set aside with their bytes; see the audit trail):\n", len(r.Quarantined))
+	}
+	for _, q := range r.Quarantined {
+		fmt.Fprintf(&b, "QUARANTINED: %s\n", q)
 	}
 	return b.String()
 }
@@ -1303,6 +1397,11 @@ func Check(path string) (Report, error) {
 				}
 				return nil
 			})
+		}
+		if q, err := listQuarantine(tx); err != nil {
+			r.Problems = append(r.Problems, err.Error())
+		} else {
+			r.Quarantined = q
 		}
 		timers := tx.Bucket(bTimers)
 		return tx.Bucket(bTimerIdx).ForEach(func(k, v []byte) error {

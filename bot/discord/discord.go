@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
+	"aftercare/backoff"
 	"aftercare/engine"
 	"aftercare/service"
 )
@@ -61,8 +62,8 @@ func WithHTTPClient(client *http.Client) Option {
 }
 
 // WithMinReconnectDelay sets the first wait before reopening the gateway
-// after a disconnect (default 1 s); each failed attempt doubles it up to
-// Config.MaxReconnectDelay. Tests shorten it.
+// after a disconnect or a failed attempt (default 1 s); each failed attempt
+// doubles it up to Config.MaxReconnectDelay, with jitter. Tests shorten it.
 func WithMinReconnectDelay(d time.Duration) Option {
 	return func(o *options) { o.minReconnect = d }
 }
@@ -270,21 +271,13 @@ func (b *Bot) Run(ctx context.Context) error {
 	}
 }
 
-// open opens (or resumes) the gateway session, retrying with a backoff
-// capped at MaxReconnectDelay. It returns false if ctx ended first.
+// open opens (or resumes) the gateway session, retrying with a jittered
+// backoff from the minimum reconnect delay up to MaxReconnectDelay (so
+// Discord down at start-up only keeps Discord down: Send, and the rest of
+// the process, carry on). It returns false if ctx ended first.
 func (b *Bot) open(ctx context.Context) bool {
-	wait := b.opts.minReconnect
-	first := true
-	for {
-		if !first {
-			select {
-			case <-ctx.Done():
-				return false
-			case <-time.After(wait):
-			}
-			wait = min(2*wait, time.Duration(b.cfg.MaxReconnectDelay))
-		}
-		first = false
+	retry := backoff.Policy{Min: b.opts.minReconnect, Max: time.Duration(b.cfg.MaxReconnectDelay)}
+	for n := 1; ; n++ {
 		if ctx.Err() != nil {
 			return false
 		}
@@ -293,7 +286,13 @@ func (b *Bot) open(ctx context.Context) bool {
 			// A drop during Open may have been signalled already; keep it.
 			return true
 		}
-		b.log.Warn("discord: opening the gateway failed", "err", b.describe(err), "retry_in", wait)
+		wait := retry.Delay(n)
+		b.log.Warn("discord: opening the gateway failed", "err", b.describe(err), "retry_in", wait, "failures", n)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
 	}
 }
 

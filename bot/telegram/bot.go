@@ -15,6 +15,7 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
+	"aftercare/backoff"
 	"aftercare/engine"
 	"aftercare/service"
 )
@@ -38,6 +39,8 @@ type Bot struct {
 	// lastOK is when getUpdates last succeeded (unix ns), or, in webhook
 	// mode, when the webhook was set; Ready reads it.
 	lastOK atomic.Int64
+	// self is the bot's own user from getMe; nil until Telegram answered.
+	self   atomic.Pointer[tgbotapi.User]
 	cfg    Config
 	recv   Receiver
 	log    *slog.Logger
@@ -61,15 +64,32 @@ type Bot struct {
 	// turn it off to play a crash.
 	confirmOnStop bool
 
-	// retryBase is the first backoff after a failed Receive or getUpdates;
-	// it doubles up to retryMax. Tests shorten them.
-	retryBase, retryMax time.Duration
+	// retry spaces the attempts after a failed getMe, getUpdates or
+	// Receive. Tests shorten it (WithBackoff).
+	retry backoff.Policy
 }
 
-// New checks the token with getMe and returns a Bot ready to Run and Send.
-// The token comes from the environment (TokenEnv) and never appears in the
-// errors or logs the Bot produces. logger may be nil.
-func New(cfg Config, token string, recv Receiver, logger *slog.Logger) (*Bot, error) {
+// ErrTokenRejected means Telegram refused the bot token (HTTP 401): a
+// configuration error that retrying cannot fix.
+var ErrTokenRejected = errors.New("bot token rejected")
+
+// Option changes how New builds the Bot.
+type Option func(*Bot)
+
+// WithBackoff sets the waits between attempts after a failed getMe,
+// getUpdates or Receive (default 200 ms doubling to 30 s, jittered). Tests
+// shorten them so an outage they stage does not make them sleep.
+func WithBackoff(p backoff.Policy) Option { return func(b *Bot) { b.retry = p } }
+
+// New returns a Bot ready to Run and Send, checking the token with getMe.
+// A token Telegram rejects is an error (ErrTokenRejected). When Telegram
+// cannot be reached at all, New still returns the Bot (after at most
+// request_timeout): Run keeps calling getMe with backoff until Telegram
+// answers, Ready reports false meanwhile, and Send fails (so messages wait
+// in the outbox), so an outage at start-up takes down Telegram only, not
+// the process. The token comes from the environment (TokenEnv) and never
+// appears in the errors or logs the Bot produces. logger may be nil.
+func New(cfg Config, token string, recv Receiver, logger *slog.Logger, opts ...Option) (*Bot, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -96,25 +116,66 @@ func New(cfg Config, token string, recv Receiver, logger *slog.Logger) (*Bot, er
 		progress:      map[uint64]int{},
 		answered:      map[string]bool{},
 		seen:          map[int]struct{}{},
-		retryBase:     200 * time.Millisecond,
+		retry:         backoff.Policy{Min: 200 * time.Millisecond, Max: 30 * time.Second},
 		confirmOnStop: true,
-		retryMax:      30 * time.Second,
 	}
 	for _, id := range cfg.StaffUserIDs {
 		b.staffUsers[id] = true
 	}
-	api, err := tgbotapi.NewBotAPIWithClient(token, cfg.APIEndpoint, doer{client: b.client, red: b.red})
+	for _, o := range opts {
+		o(b)
+	}
+	// Built without the library's getMe, which would make an unreachable
+	// Telegram an error here.
+	b.api = &tgbotapi.BotAPI{Token: token, Client: doer{client: b.client, red: b.red}, Buffer: 100}
+	b.api.SetAPIEndpoint(cfg.APIEndpoint)
+	if err := b.getMe(context.Background()); err != nil {
+		if errors.Is(err, ErrTokenRejected) {
+			return nil, err
+		}
+		b.log.Warn("telegram: Bot API not reachable at start; Telegram stays down and keeps trying, the rest runs", "err", err)
+	}
+	return b, nil
+}
+
+// getMe asks Telegram who the bot is, which also checks the token.
+func (b *Bot) getMe(ctx context.Context) error {
+	self, err := b.apiFor(ctx, b.client).GetMe()
 	if err != nil {
 		err = b.red.err(err)
 		var te *tgbotapi.Error
 		if errors.As(err, &te) && te.Code == http.StatusUnauthorized {
-			return nil, fmt.Errorf("telegram: the bot token in %s was rejected (getMe: %s); copy it again from @BotFather", TokenEnv, te.Message)
+			return fmt.Errorf("telegram: the bot token in %s was rejected (getMe: %s); copy it again from @BotFather: %w", TokenEnv, te.Message, ErrTokenRejected)
 		}
-		return nil, fmt.Errorf("telegram: getMe failed (check %s and telegram.api_endpoint): %w", TokenEnv, err)
+		return fmt.Errorf("telegram: getMe failed (check %s and telegram.api_endpoint): %w", TokenEnv, err)
 	}
-	b.api = api
-	b.log.Info("telegram bot ready", "bot_id", api.Self.ID, "mode", cfg.Mode)
-	return b, nil
+	b.self.Store(&self)
+	b.log.Info("telegram bot ready", "bot_id", self.ID, "mode", b.cfg.Mode)
+	return nil
+}
+
+// connect calls getMe until Telegram answers (unless New already got an
+// answer), with backoff. It reports false when ctx ended first.
+func (b *Bot) connect(ctx context.Context) bool {
+	for n := 1; b.self.Load() == nil; n++ {
+		err := b.getMe(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		wait := b.retry.Delay(n)
+		if errors.Is(err, ErrTokenRejected) {
+			b.log.Error("telegram: token rejected; check "+TokenEnv, "err", err, "retry_in", wait)
+		} else {
+			b.log.Warn("telegram: Bot API not reachable; retrying", "err", err, "retry_in", wait, "failures", n)
+		}
+		if !sleep(ctx, wait) {
+			return false
+		}
+	}
+	return true
 }
 
 func newHTTPClient(timeout time.Duration) *http.Client {
@@ -137,11 +198,23 @@ func (b *Bot) apiFor(ctx context.Context, client *http.Client) *tgbotapi.BotAPI 
 func (b *Bot) Platform() string { return PlatformName }
 
 // BotID returns the bot's own Telegram user ID, from getMe.
-func (b *Bot) BotID() int64 { return b.api.Self.ID }
+// It is 0 until Telegram answered getMe.
+func (b *Bot) BotID() int64 {
+	if u := b.self.Load(); u != nil {
+		return u.ID
+	}
+	return 0
+}
 
 // Username returns the bot's @username, from getMe, for deep links
 // (https://t.me/<username>?start=<payload>).
-func (b *Bot) Username() string { return b.api.Self.UserName }
+// It is "" until Telegram answered getMe.
+func (b *Bot) Username() string {
+	if u := b.self.Load(); u != nil {
+		return u.UserName
+	}
+	return ""
+}
 
 func (b *Bot) isStaffChat(id int64) bool {
 	b.mu.Lock()
@@ -151,13 +224,17 @@ func (b *Bot) isStaffChat(id int64) bool {
 
 func (b *Bot) isStaffUser(id int64) bool { return b.staffUsers[id] }
 
-// Run receives updates until ctx is cancelled, then returns nil. In polling
+// Run receives updates until ctx is cancelled, then returns nil. It first
+// waits, calling getMe with backoff, until Telegram answers. In polling
 // mode it long-polls getUpdates with an explicit offset that only moves past
 // an update once the Receiver returned nil for it; in webhook mode it
 // registers the webhook and serves it on webhook_listen. It returns an error
 // only when it cannot start (the webhook address cannot be listened on, or
 // Telegram refuses the webhook).
 func (b *Bot) Run(ctx context.Context) error {
+	if !b.connect(ctx) {
+		return nil
+	}
 	if b.cfg.Mode == ModeWebhook {
 		return b.runWebhook(ctx)
 	}
@@ -362,15 +439,8 @@ func (b *Bot) markPressed(ctx context.Context, q *tgbotapi.CallbackQuery, label 
 	}
 }
 
-// backoff returns the wait before retry n (1-based): retryBase doubling up
-// to retryMax.
-func (b *Bot) backoff(n int) time.Duration {
-	d := b.retryBase
-	for i := 1; i < n && d < b.retryMax; i++ {
-		d *= 2
-	}
-	return min(d, b.retryMax)
-}
+// backoff returns the wait before retry n (1-based), from b.retry.
+func (b *Bot) backoff(n int) time.Duration { return b.retry.Delay(n) }
 
 // sleep waits d or until ctx is done; it reports whether the full wait passed.
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"aftercare/backoff"
 	"aftercare/engine"
 )
 
@@ -288,8 +289,7 @@ func newTestBotWithToken(t *testing.T, cfg Config, token string, recv Receiver, 
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	b.retryBase = 20 * time.Millisecond
-	b.retryMax = 200 * time.Millisecond
+	b.retry = backoff.Policy{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("bot logs:\n%s", logs.String())

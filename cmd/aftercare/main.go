@@ -26,6 +26,7 @@ import (
 
 	_ "time/tzdata" // patients' zones work on machines without tzdata
 
+	"aftercare/backoff"
 	"aftercare/clock"
 )
 
@@ -61,6 +62,11 @@ type Main struct {
 	Config *Config
 	// Started, when set, is called once the bot runs, with its parts (tests).
 	Started func(*Running)
+	// Backoff, when set, spaces the attempts to reach a platform that is
+	// down (getMe, the Discord gateway, restarting a stopped platform);
+	// the zero value keeps each part's defaults. Tests shorten it so an
+	// outage they stage does not make them sleep.
+	Backoff backoff.Policy
 }
 
 // usageError marks errors in how the command was called (exit code 2).

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"aftercare/backoff"
 	"aftercare/bot/console"
 	"aftercare/bot/discord"
 	"aftercare/bot/telegram"
@@ -240,23 +241,41 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		goRun(s.Platform()+" outbox", d.Run)
 	}
 
+	// Each platform starts, fails and recovers on its own: Telegram or
+	// Discord down at start-up (or later) keeps only that platform down,
+	// with backoff, and /readyz names it; the console, webhooks, the
+	// scheduler and the other platform run on. Only configuration errors
+	// (a malformed or rejected token at start) stop the process.
+	plats := newParts()
+	retry := backoff.Policy{Min: time.Second, Max: time.Minute}
+	var tgOpts []telegram.Option
+	var dcOpts []discord.Option
+	if m.Backoff != (backoff.Policy{}) {
+		retry = m.Backoff
+		tgOpts = append(tgOpts, telegram.WithBackoff(m.Backoff))
+		dcOpts = append(dcOpts, discord.WithMinReconnectDelay(m.Backoff.Min))
+	}
 	if tgToken != "" {
-		tg, err := telegram.New(*cfg.Telegram, tgToken, svc, log)
+		tg, err := telegram.New(*cfg.Telegram, tgToken, svc, log, tgOpts...)
 		if err != nil {
 			return err
 		}
 		run.Telegram = tg
+		plats.add(telegram.PlatformName, tg)
 		addSender(tg)
-		goRun("telegram", tg.Run)
+		goRun("telegram", supervise(telegram.PlatformName, plats, log, retry, true, tg.Run))
 	}
 	if dcToken != "" {
-		dc, err := discord.New(*cfg.Discord, dcToken, svc, log, discord.WithReadMarks(st))
+		dc, err := discord.New(*cfg.Discord, dcToken, svc, log, append(dcOpts, discord.WithReadMarks(st))...)
 		if err != nil {
 			return err
 		}
 		run.Discord = dc
+		plats.add(discord.Platform, dc)
 		addSender(dc)
-		goRun("discord", dc.Run)
+		// discord.Bot.Run reconnects by itself and returns early only
+		// for a rejected token; it may not be called twice.
+		goRun("discord", supervise(discord.Platform, plats, log, retry, false, dc.Run))
 	}
 	var con *console.Console
 	if consoleOn {
@@ -271,24 +290,12 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	if hook != nil {
 		addSender(hook)
 	}
-	var readies []readiness
-	if run.Telegram != nil {
-		readies = append(readies, run.Telegram)
-	}
-	if run.Discord != nil {
-		readies = append(readies, run.Discord)
-	}
 	if cfg.HTTP.Listen != "" {
 		ready := func() error {
 			if _, err := st.OutboxDepth(); err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
-			for _, r := range readies {
-				if !r.Ready() {
-					return errors.New("a platform is not connected")
-				}
-			}
-			return nil
+			return plats.down()
 		}
 		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 		if err != nil {

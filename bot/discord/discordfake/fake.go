@@ -13,7 +13,7 @@
 // and the server was built WithCompression, dispatches are sent as
 // zlib-compressed binary frames. Tests can drop the connection (Drop), ask
 // the client to reconnect (op 7, Reconnect) or invalidate its session
-// (op 9, InvalidSession). A client closing with code 1000 or 1001
+// (op 9, InvalidSession), or refuse new connections (RefuseGateway). A client closing with code 1000 or 1001
 // invalidates its session, as on Discord.
 //
 // # REST
@@ -114,6 +114,8 @@ type Server struct {
 	unsolicited int
 	resend      int64
 	zframes     int
+	refusing    bool // the gateway answers 503 (Discord's gateway down)
+	refused     int
 }
 
 // stored is one message of a channel's history, as Discord returns it.
@@ -286,6 +288,16 @@ type payload struct {
 }
 
 func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	refusing := s.refusing
+	if refusing {
+		s.refused++
+	}
+	s.mu.Unlock()
+	if refusing {
+		http.Error(w, "gateway unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	ws, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
@@ -1039,6 +1051,17 @@ func (s *Server) ResendOnResume(n int) {
 	defer s.mu.Unlock()
 	s.resend = int64(n)
 }
+
+// RefuseGateway makes the gateway's websocket answer 503 (on) instead of
+// connecting, as when Discord's gateway is down; REST keeps working.
+func (s *Server) RefuseGateway(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refusing = on
+}
+
+// GatewayRefusals counts connection attempts refused by RefuseGateway.
+func (s *Server) GatewayRefusals() int { s.mu.Lock(); defer s.mu.Unlock(); return s.refused }
 
 // CompressedFrames counts dispatches sent as zlib-compressed binary frames.
 func (s *Server) CompressedFrames() int { s.mu.Lock(); defer s.mu.Unlock(); return s.zframes }

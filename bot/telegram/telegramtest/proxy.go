@@ -83,6 +83,7 @@ type Proxy struct {
 	// webhookDup delivers every webhook update this many extra times.
 	webhookDup int
 	relaying   int // webhook deliveries in flight
+	down       bool
 }
 
 // NewProxy starts a proxy in front of the emulator and stops it when the
@@ -119,6 +120,14 @@ func (p *Proxy) Inject(method string, faults ...Fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.faults[method] = append(p.faults[method], faults...)
+}
+
+// Down makes every bot API request fail with a dropped connection (on),
+// as when Telegram cannot be reached, until Down(false).
+func (p *Proxy) Down(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = on
 }
 
 // Block makes every sendMessage to chatID answer 403 "bot was blocked by
@@ -254,7 +263,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.calls[method]++
 	var fault *Fault
-	if q := p.faults[method]; len(q) > 0 {
+	if p.down {
+		f := FaultDrop()
+		fault = &f
+	} else if q := p.faults[method]; len(q) > 0 {
 		f := q[0]
 		p.faults[method] = q[1:]
 		fault = &f
