@@ -125,7 +125,8 @@ type lexicon struct {
 	notTypos  map[string]bool
 	collapsed map[string]string // word with double letters collapsed -> word
 	typos     typoIndex
-	vocab     []bool // lexeme id -> a word of a sign's own vocabulary (for Unread)
+	vocab     []bool          // lexeme id -> a word of a sign's own vocabulary (for Unread)
+	everyday  map[string]bool // words never counted as unread, even as a typo of a sign word
 }
 
 // ruleset is everything compiled from the rule files; it is read-only once built.

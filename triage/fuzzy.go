@@ -229,6 +229,7 @@ func (rs *ruleset) signVocab(m *mergedRules) {
 			everyday[w[0]] = true
 		}
 	}
+	lx.everyday = everyday
 	words := make([]string, 0, len(lx.exact))
 	for w := range lx.exact {
 		words = append(words, w)
@@ -243,7 +244,7 @@ func (rs *ruleset) signVocab(m *mergedRules) {
 		if len(w) >= 5 && !lx.notTypos[w] {
 			lx.typos.add(w, lx.resolve(nil, w))
 		}
-		if !inOther[id] && len(w) >= 3 && lx.flags[w] == 0 && !everyday[w] && !isNumeric(w) {
+		if !inOther[id] && len(w) >= 4 && lx.flags[w] == 0 && !everyday[w] && !isNumeric(w) {
 			lx.vocab[id] = true
 		}
 	}
