@@ -43,12 +43,14 @@ func TestGenNotTypos(t *testing.T) {
 			}
 			w := ws[0]
 			// A rule word is read as itself; only the others can be misread.
-			// An inflection of the target ("palpitating", "breathes")
-			// shares its first five letters and may be read as it.
+			// An inflection of the target ("breathes", "palpitating")
+			// starts with it or shares its first seven letters, and may
+			// be read as it.
 			seen[w] = false
 			if len(lx.resolve(nil, w)) == 0 {
 				if ti := lx.typos.lookup([]byte(w), &buf); ti >= 0 {
-					seen[w] = commonPrefix(w, lx.typos.targets[ti]) < 5
+					tw := lx.typos.targets[ti]
+					seen[w] = !strings.HasPrefix(w, tw) && commonPrefix(w, tw) < 7
 				}
 			}
 		}
