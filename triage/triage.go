@@ -402,6 +402,7 @@ func (rs *ruleset) claim(sc *scratch) {
 			first: pos[0], lastL: pos[len(pos)-1], posOff: c.posOff, posN: c.posN})
 		for _, t := range pos {
 			sc.toks[t].timeClaim = true
+			sc.toks[t].timeLen = max(sc.toks[t].timeLen, int8(c.nEl))
 		}
 	}
 	for _, c := range sc.cands {
@@ -414,7 +415,8 @@ func (rs *ruleset) claim(sc *scratch) {
 		for _, t := range pos {
 			tk := &sc.toks[t]
 			switch {
-			case p.role == rScore && tk.timeClaim:
+			case p.role == rScore && tk.timeClaim && int8(c.nEl) <= tk.timeLen:
+				// "at 3" is a time, but "at 8 out of 10" a score.
 				ok = false
 			case tk.claim == 0:
 				free++
