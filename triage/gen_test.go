@@ -44,13 +44,17 @@ func TestGenNotTypos(t *testing.T) {
 			w := ws[0]
 			// A rule word is read as itself; only the others can be misread.
 			// An inflection of the target ("breathes", "palpitating")
-			// starts with it or shares its first seven letters, and may
-			// be read as it.
+			// adds -s, -ed or -ing to it or shares its first seven
+			// letters, and may be read as it.
 			seen[w] = false
 			if len(lx.resolve(nil, w)) == 0 {
 				if ti := lx.typos.lookup([]byte(w), &buf); ti >= 0 {
 					tw := lx.typos.targets[ti]
-					seen[w] = !strings.HasPrefix(w, tw) && commonPrefix(w, tw) < 7
+					inflected := false
+					for _, suf := range []string{"s", "es", "d", "ed", "ing"} {
+						inflected = inflected || w == tw+suf
+					}
+					seen[w] = !inflected && commonPrefix(w, tw) < 7
 				}
 			}
 		}
