@@ -111,3 +111,19 @@ func TestUnreadAndSuspect(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTriage500 measures a 500-character message full of the words
+// the typo index has to look up: unknown words, typos and Spanish.
+func BenchmarkTriage500(b *testing.B) {
+	c := Default()
+	msg := "hi so yesterday after the dry needling on my shoulder i went home and felt kinda wierd, my chset was a bit tight and " +
+		"i had some numbess in my fingers, no fever or chills though. this morning the swelling near the needle spot is getting " +
+		"bigger and its warm. also my mom says i looked pale. anyway the traffic was killing me on the way to work lol. " +
+		"tengo un poco de mareo y la mano dormida, pero sin dolor de pecho. is this normal or should i come in? thx!!"
+	msg = (msg + " " + msg)[:500]
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for i := 0; i < b.N; i++ {
+		c.Triage(msg, 20)
+	}
+}
