@@ -116,17 +116,17 @@ type score struct {
 // lexicon maps normalised words to lexeme ids. A lexeme is one alternative
 // of a pattern element: an exact word, or a stem written "word*".
 type lexicon struct {
-	exact      map[string]int32
-	stems      map[string]int32
-	stemLens   []int
-	n          int32
-	numbers    map[string]float64
-	flags      map[string]uint8
-	fuzzyDel   map[string]string // one-letter deletion of a fuzzy word -> the word
-	fuzzyWords map[string]bool
-	notTypos   map[string]bool
-	collapsed  map[string]string // word with double letters collapsed -> word
-	fuzzyIDs   map[string][]int32
+	exact     map[string]int32
+	stems     map[string]int32
+	stemLens  []int
+	n         int32
+	numbers   map[string]float64
+	flags     map[string]uint8
+	notTypos  map[string]bool
+	collapsed map[string]string // word with double letters collapsed -> word
+	typos     typoIndex
+	vocab     []bool          // lexeme id -> a word of a sign's own vocabulary (for Unread)
+	everyday  map[string]bool // words never counted as unread, even as a typo of a sign word
 }
 
 // ruleset is everything compiled from the rule files; it is read-only once built.
@@ -304,11 +304,8 @@ func compile(m *mergedRules, el *errList) *ruleset {
 	lx.stems = map[string]int32{}
 	lx.numbers = m.numbers
 	lx.flags = map[string]uint8{}
-	lx.fuzzyDel = map[string]string{}
-	lx.fuzzyWords = map[string]bool{}
 	lx.notTypos = map[string]bool{}
 	lx.collapsed = map[string]string{}
-	lx.fuzzyIDs = map[string][]int32{}
 	for k := range m.numbers {
 		if w, _ := normWords(k); len(w) != 1 {
 			el.add("rules", "numbers."+k, "want a single word")
@@ -505,24 +502,16 @@ func compile(m *mergedRules, el *errList) *ruleset {
 	}
 	for _, tr := range m.fuzzy {
 		w, _ := normWords(tr.term)
-		if len(w) != 1 || len(w[0]) < 6 {
-			el.add(tr.at.file, tr.at.key, "%q: want a single word of at least 6 letters", tr.term)
+		if len(w) != 1 || len(w[0]) < 5 {
+			el.add(tr.at.file, tr.at.key, "%q: want a single word of at least 5 letters", tr.term)
 			continue
 		}
-		word := w[0]
-		ids := lx.resolve(nil, word)
-		if len(ids) == 0 {
-			continue // not used by any term (perhaps a clinic removed it): nothing to correct to
+		if ids := lx.resolve(nil, w[0]); len(ids) > 0 {
+			lx.typos.add(w[0], ids)
 		}
-		lx.fuzzyWords[word] = true
-		lx.fuzzyIDs[word] = ids
-		for i := 0; i < len(word); i++ {
-			d := word[:i] + word[i+1:]
-			if _, ok := lx.fuzzyDel[d]; !ok {
-				lx.fuzzyDel[d] = word
-			}
-		}
+		// else: not used by any term (perhaps a clinic removed it): nothing to correct to
 	}
+	rs.signVocab(m)
 	for w := range lx.exact {
 		if len(w) >= 4 {
 			c := collapseDoubles(w)
@@ -583,7 +572,7 @@ func (lx *lexicon) resolve(dst []int32, w string) []int32 {
 }
 
 // resolveBytes is resolve for a token, falling back to a stretched-word
-// reading ("dizzzyyy") and to one-letter typos of the fuzzy words.
+// reading ("dizzzyyy") and to typos of sign words (see fuzzy.go).
 func (lx *lexicon) resolveToken(dst []int32, w []byte, stretched bool, buf *[]byte) []int32 {
 	n0 := len(dst)
 	if id, ok := lx.exact[string(w)]; ok {
@@ -613,25 +602,11 @@ func (lx *lexicon) resolveToken(dst []int32, w []byte, stretched bool, buf *[]by
 			return lx.resolve(dst, word)
 		}
 	}
-	if len(w) < 5 || len(lx.fuzzyWords) == 0 || lx.notTypos[string(w)] {
+	if len(w) < 4 || lx.notTypos[string(w)] {
 		return dst
 	}
-	if word, ok := lx.fuzzyDel[string(w)]; ok {
-		return append(dst, lx.fuzzyIDs[word]...)
+	if t := lx.typos.lookup(w, buf); t >= 0 {
+		return append(dst, lx.typos.ids[t]...)
 	}
-	b := (*buf)[:0]
-	for i := 0; i < len(w); i++ {
-		b = append(b[:0], w[:i]...)
-		b = append(b, w[i+1:]...)
-		if lx.fuzzyWords[string(b)] {
-			*buf = b
-			return append(dst, lx.fuzzyIDs[string(b)]...)
-		}
-		if word, ok := lx.fuzzyDel[string(b)]; ok {
-			*buf = b
-			return append(dst, lx.fuzzyIDs[word]...)
-		}
-	}
-	*buf = b
 	return dst
 }

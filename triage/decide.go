@@ -228,9 +228,11 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 				L = min(L, lv[catChecked])
 			}
 		}
-		if s.subj == subjAcq && (m.historical || (hearsay && asked)) {
-			// "my friend said she fainted once, is that common?": a story
-			// about someone who is not the patient, not a report.
+		if (s.subj == subjAcq && hearsay && asked) || (s.subj != subjSelf && m.historical) {
+			// "my friend said she fainted once, is that common?", "my mom
+			// fainted once years ago": a story about someone who is not
+			// the patient, not a report. Someone present now ("my son is
+			// shaking") still counts.
 			m.live = false
 			continue
 		}

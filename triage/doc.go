@@ -27,6 +27,12 @@
 // overlapping matches are settled longest first, so "can't breathe" is a sign
 // and not a negated "breathe", and "not sure" negates nothing.
 //
+// A word that matches no rule word is tried as a typo of a sign word:
+// Damerau-Levenshtein distance 1 for sign words of 5 to 8 letters, 2 for
+// longer ones, and a cheap phonetic fold ("chset", "numbess", "inchado");
+// ordinary words near a sign word ("paint") are listed as not typos in
+// rules/*_words.json (see fuzzy.go).
+//
 // Each sign mention is then read in its context:
 //
 //   - negation ("no", "denies", "haven't had") reaches forward to the end of
@@ -62,6 +68,10 @@
 //   - a number in context maps to a band: a pain score ("8/10", "9 out of
 //     10"), a temperature ("temp 38.5"), a pulse ("heart rate 130");
 //   - a checklist answer negates the line before it ("chest pain? no").
+//
+// A word of a sign's vocabulary that no phrase read is counted in
+// Finding.Unread; one outside any negation or hypothetical sets
+// Finding.Suspect, so the engine asks instead of reassuring.
 //
 // The highest level wins. When the top level comes only from an ambiguous
 // mention (a bare "I feel dizzy"), the Finding carries one short question

@@ -121,6 +121,9 @@ type timeSpec struct {
 type fuzzySpec struct {
 	Words    []string `json:"words"`
 	NotTypos []string `json:"not_typos"`
+	// Everyday words appear in sign terms but say nothing alone ("floor",
+	// "like"): left unread, they do not make a message suspect.
+	Everyday []string `json:"everyday"`
 }
 
 type questionSpec struct {
@@ -345,6 +348,7 @@ type mergedRules struct {
 	numbers   map[string]float64
 	fuzzy     []termRef
 	notTypos  []termRef
+	everyday  []termRef
 	langs     []string
 }
 
@@ -577,6 +581,9 @@ func (m *mergedRules) merge(f File, rf *ruleFile, el *errList) {
 	}
 	for i, t := range rf.Fuzzy.NotTypos {
 		m.notTypos = append(m.notTypos, termRef{t, origin{f.Name, fmt.Sprintf("fuzzy.not_typos[%d]", i)}})
+	}
+	for i, t := range rf.Fuzzy.Everyday {
+		m.everyday = append(m.everyday, termRef{t, origin{f.Name, fmt.Sprintf("fuzzy.everyday[%d]", i)}})
 	}
 	for i, q := range rf.Questions {
 		key := fmt.Sprintf("questions[%d]", i)

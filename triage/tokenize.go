@@ -32,6 +32,9 @@ type token struct {
 	stretched bool // had a letter repeated three or more times ("sooo")
 	poss      bool // ended in 's ("foot's", "it's"): also read without the s
 	timeClaim bool // part of a time expression, so not a score
+	timeLen   int8 // elements of the longest time expression claiming it
+	vocab     bool // a word of a sign's vocabulary, or a typo of one
+	scoped    bool // inside the reach of a negation or a hypothetical
 	flags     uint8
 }
 

@@ -217,7 +217,45 @@ func (rs *ruleset) run(sc *scratch, text string, hours float64) engine.Finding {
 	rs.clauses(sc)
 	rs.scopes(sc)
 	rs.answers(sc)
-	return rs.decide(sc, hours)
+	f := rs.decide(sc, hours)
+	rs.unread(sc, &f)
+	return f
+}
+
+// unread counts the words of a sign's vocabulary (or typos of them) that no
+// matched phrase reads: "my chest ... something" where no chest rule
+// matched. Such a word outside any negation or hypothetical makes the
+// finding Suspect, so the engine asks rather than reassures.
+func (rs *ruleset) unread(sc *scratch, f *engine.Finding) {
+	n := 0
+	live := false
+	si := 0
+	for t := range sc.toks {
+		tk := &sc.toks[t]
+		if !tk.vocab || tk.claim != 0 || tk.timeClaim {
+			continue
+		}
+		// A word inside the gap of a matched phrase is read with it.
+		for si < len(sc.spans) && sc.spans[si].end <= int32(t) {
+			si++
+		}
+		inside := false
+		for j := si; j < len(sc.spans) && sc.spans[j].start <= int32(t); j++ {
+			if s := &sc.spans[j]; s.role != rTime && s.start <= int32(t) && int32(t) < s.end {
+				inside = true
+				break
+			}
+		}
+		if inside {
+			continue
+		}
+		n++
+		if !tk.scoped {
+			live = true
+		}
+	}
+	f.Unread = n
+	f.Suspect = f.Suspect || live
 }
 
 // lexemes resolves each token's lexeme ids and flags.
@@ -232,6 +270,12 @@ func (rs *ruleset) lexemes(sc *scratch) {
 			sc.lex = lx.resolveToken(sc.lex, w, t.stretched, &sc.buf)
 			if t.poss && len(w) > 2 {
 				sc.lex = lx.resolveToken(sc.lex, w[:len(w)-1], false, &sc.buf)
+			}
+			for _, id := range sc.lex[t.lexOff:] {
+				if lx.vocab[id] {
+					t.vocab = !lx.everyday[string(w)]
+					break
+				}
 			}
 			if t.kind == tWord {
 				if v, ok := lx.numbers[string(w)]; ok {
@@ -369,6 +413,7 @@ func (rs *ruleset) claim(sc *scratch) {
 			first: pos[0], lastL: pos[len(pos)-1], posOff: c.posOff, posN: c.posN})
 		for _, t := range pos {
 			sc.toks[t].timeClaim = true
+			sc.toks[t].timeLen = max(sc.toks[t].timeLen, int8(c.nEl))
 		}
 	}
 	for _, c := range sc.cands {
@@ -381,7 +426,8 @@ func (rs *ruleset) claim(sc *scratch) {
 		for _, t := range pos {
 			tk := &sc.toks[t]
 			switch {
-			case p.role == rScore && tk.timeClaim:
+			case p.role == rScore && tk.timeClaim && int8(c.nEl) <= tk.timeLen:
+				// "at 3" is a time, but "at 8 out of 10" a score.
 				ok = false
 			case tk.claim == 0:
 				free++
@@ -664,6 +710,11 @@ func (rs *ruleset) scopes(sc *scratch) {
 			continue
 		default:
 			continue
+		}
+		if tr.role != rQuestion {
+			for t := lo; t < hi; t++ {
+				sc.toks[t].scoped = true
+			}
 		}
 		// Spans are ordered by start: those in scope follow the trigger, and
 		// a phrase the trigger sits inside ("face is not swelling") starts at
