@@ -132,6 +132,10 @@ func (s *step) message(raw, choice string) {
 		s.reply(append(prefix, s.text("cannot_answer"))...)
 	case s.allClear(f):
 		s.reply(append(prefix, s.text("good_news"))...)
+	case f.Quiet:
+		// Nothing in it resembles a sign (logistics, chat): a plain answer
+		// that still gives both numbers.
+		s.reply(append(prefix, s.text("noted"))...)
 	default:
 		// Nothing here could be accounted for: never dismiss it.
 		s.flush(prefix)

@@ -46,6 +46,13 @@ type Finding struct {
 	// is gone") or about someone else's past. A message whose every
 	// mention is settled, with nothing unread, is an all-clear report.
 	Settled int `json:"settled,omitempty"`
+	// Quiet is set when nothing in the message resembles a warning sign to
+	// either reader: no sign, no settled mention, no unread sign word, and
+	// a second-opinion score far below its threshold ("running 10 min
+	// late", "parking was a nightmare"). Such a message the engine cannot
+	// otherwise place gets a plain answer with both numbers instead of the
+	// safety-net question.
+	Quiet bool `json:"quiet,omitempty"`
 }
 
 // Clarify is a short question with choices that settles an ambiguous report.

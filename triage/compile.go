@@ -362,7 +362,7 @@ func compile(m *mergedRules, el *errList) *ruleset {
 		base, _ := engine.ParseLevel(s.Level)
 		for c := range e.adult {
 			switch c {
-			case catImproving, catResolved, catHistorical:
+			case catImproving, catResolved, catHistorical, catPast:
 				e.adult[c] = engine.None
 			default:
 				e.adult[c] = base

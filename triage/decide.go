@@ -185,6 +185,10 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 		var L engine.Level
 		amb := false
 		switch {
+		case has(catPast) && !has(catWorse) && !has(catPersistent) && !has(catRecurring):
+			// Long before this treatment ("years ago", "as a child"): the
+			// patient's history, not a report.
+			L, m.resolved, m.historical = lv[catPast], true, true
 		case has(catHistorical) && !has(catWorse) && !has(catSevere) && !has(catPersistent):
 			L, m.resolved, m.historical = lv[catHistorical], true, true
 		case has(catResolved):
@@ -375,7 +379,7 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 	cl := sp[md.span].clause
 	bit := uint16(1) << md.cat
 	raise := md.cat == catPersistent || md.cat == catWorse || md.cat == catRecurring
-	lower := md.cat == catMild || md.cat == catImproving || md.cat == catHistorical || md.cat == catResolved
+	lower := md.cat == catMild || md.cat == catImproving || md.cat == catHistorical || md.cat == catResolved || md.cat == catPast
 	// Mentions are ordered by start, so clause numbers rise with them.
 	lo, _ := slices.BinarySearchFunc(ments, cl, func(m mention, c int32) int { return int(m.clause - c) })
 	hi := lo

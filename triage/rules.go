@@ -159,10 +159,11 @@ const (
 	catRecurring
 	catPleasant
 	catChecked
+	catPast
 	nCat
 )
 
-var catNames = [nCat]string{"base", "mild", "very", "severe", "persistent", "worse", "improving", "resolved", "historical", "recurring", "pleasant", "checked"}
+var catNames = [nCat]string{"base", "mild", "very", "severe", "persistent", "worse", "improving", "resolved", "historical", "recurring", "pleasant", "checked", "past"}
 
 func catWant(withBase bool) string {
 	names := catNames[1:]

@@ -21,6 +21,15 @@ type Classifier struct {
 
 var _ engine.Triager = (*Classifier)(nil)
 
+// unreadBar is the share of the model's threshold a message with an unread
+// sign word must reach to be Suspect.
+var unreadBar float32 = 0.3
+
+// quietBar is the share of the model's threshold below which a message with
+// no sign vocabulary at all is Quiet. On the development corpus no red-flag
+// or watch message was Quiet (0 of 1,433).
+var quietBar float32 = 0.3
+
 // Limits on the work done for one message. A message longer than maxInput
 // bytes is read as its first headInput bytes plus its last tailInput bytes,
 // so an attack of megabytes costs the same as a long letter while a red flag
@@ -180,12 +189,18 @@ func (c *Classifier) Triage(text string, hoursSinceSession float64) (f engine.Fi
 	sc := c.pool.Get().(*scratch)
 	sc.reset()
 	f = c.rs.run(sc, text, hoursSinceSession)
+	unreadLive := f.Suspect
+	f.Suspect = false
 	if f.Level < engine.Urgent || f.Ask != nil {
 		// The second opinion only ever raises: it asks the safety-net
-		// question about what the rules left at watch or below.
-		if c.model.Score(text) >= c.model.Threshold {
-			f.Suspect = true
-		}
+		// question about what the rules left at watch or below. A word of
+		// a sign's vocabulary that no rule read lowers the bar it must
+		// reach, so a misspelt sign with little else around it is asked
+		// about while an everyday word near a sign word is not.
+		p := c.model.Score(text)
+		f.Suspect = p >= c.model.Threshold || (unreadLive && p >= unreadBar*c.model.Threshold)
+		f.Quiet = !f.Suspect && p < quietBar*c.model.Threshold && f.Level == engine.None && f.Ask == nil &&
+			len(f.Signs) == 0 && f.Settled == 0 && f.Unread == 0
 	}
 	if cap(sc.toks) > 1<<14 || cap(sc.norm) > 1<<16 {
 		return f // don't keep huge buffers around
