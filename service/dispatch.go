@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -27,7 +28,9 @@ type Pace struct {
 // taken in priority order (escalations and alerts, then replies, then
 // check-ins), paced to the platform's limits, and deleted from the outbox
 // only once the platform accepted them: a crash between sending and
-// deleting resends at most the messages in flight, never loses one.
+// deleting resends at most the messages in flight, never loses one. When
+// the deletion itself fails, the dispatcher remembers the message and
+// retries the deletion, never the send.
 type Dispatcher struct {
 	svc    *Service
 	sender Sender
@@ -35,6 +38,10 @@ type Dispatcher struct {
 	global *rate.Limiter
 	chats  map[engine.PatientID]*rate.Limiter
 	held   map[engine.PatientID]time.Time // destinations held back, until when
+	// accepted holds a message the platform took but whose removal from
+	// the outbox failed: the next pass removes it before scanning, so it is
+	// never sent twice. Only the dispatcher's goroutine touches it.
+	accepted []engine.Outbound
 	// OnUnreachable is called after a patient is marked unreachable (tests, metrics).
 	OnUnreachable func(engine.PatientID)
 	// Sent counts messages accepted by the platform (read after Run returns, or in tests).
@@ -119,6 +126,14 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // the others nor costs a pass more than a key scan.
 func (d *Dispatcher) Pass(ctx context.Context) (time.Duration, error) {
 	platform := d.sender.Platform()
+	if len(d.accepted) > 0 {
+		// Sent earlier, but still in the outbox: finish the removal
+		// instead of sending them again.
+		if err := d.svc.store.Delivered(d.accepted...); err != nil {
+			return time.Second, fmt.Errorf("removing %d sent messages from the outbox: %w", len(d.accepted), err)
+		}
+		d.accepted = d.accepted[:0]
+	}
 	batch := max(8, int(d.pace.PerSecond))
 	now := time.Now()
 	for dest, until := range d.held {
@@ -221,7 +236,13 @@ func (d *Dispatcher) deliver(ctx context.Context, m engine.Outbound) (done bool,
 	case serr == nil:
 		d.Sent++
 		d.svc.cfg.Observer.Sent(platform, m.Kind)
-		return true, 0, d.svc.store.Delivered(m)
+		if err := d.svc.store.Delivered(m); err != nil {
+			// The platform has it: remember it, so the retry of the
+			// removal cannot turn into a second send.
+			d.accepted = append(d.accepted, m)
+			return false, 0, fmt.Errorf("removing sent message %d from the outbox: %w", m.ID, err)
+		}
+		return true, 0, nil
 	case errors.Is(serr, engine.ErrUnreachable):
 		d.svc.log.Warn("recipient unreachable; message dropped", "platform", platform, "to", dest, "kind", m.Kind, "id", m.ID)
 		if err := d.svc.store.Delivered(m); err != nil {
