@@ -24,6 +24,11 @@ type Pace struct {
 	PerChatBurst int
 }
 
+// Burst is how many messages the platform-wide limit lets out at once
+// after a quiet spell: a fifth of a second's worth, at least one. Tests
+// derive their bounds on the busiest second from it.
+func (p Pace) Burst() int { return max(1, int(p.PerSecond/5)) }
+
 // Dispatcher drains one platform's outbox through its Sender. Messages are
 // taken in priority order (escalations and alerts, then replies, then
 // check-ins), paced to the platform's limits, and deleted from the outbox
@@ -58,7 +63,7 @@ func (s *Service) NewDispatcher(sender Sender, pace Pace) *Dispatcher {
 	}
 	return &Dispatcher{
 		svc: s, sender: sender, pace: pace,
-		global: rate.NewLimiter(rate.Limit(pace.PerSecond), max(1, int(pace.PerSecond/5))),
+		global: rate.NewLimiter(rate.Limit(pace.PerSecond), pace.Burst()),
 		chats:  map[engine.PatientID]*rate.Limiter{},
 		held:   map[engine.PatientID]time.Time{},
 	}
@@ -286,6 +291,17 @@ func (d *Dispatcher) chat(dest engine.PatientID) *rate.Limiter {
 		d.chats[dest] = l
 	}
 	return l
+}
+
+// MaxRetryWait bounds how long a message that kept failing through an
+// outage of length outage waits, once the platform is back, before its
+// next attempt. Attempt a waits between half and all of min(2^(a-1) s,
+// 5 min); the attempts before it waited at least half of each earlier
+// step, so an attempt that failed inside the outage has a backoff of at
+// most twice the outage plus the first step. Tests use it to bound the
+// delay after a recovery; a change to backoff must keep it true.
+func MaxRetryWait(outage time.Duration) time.Duration {
+	return min(2*max(outage, 0)+time.Second, 5*time.Minute)
 }
 
 // backoff grows from 1 s to 5 min with jitter; messages are never dropped
