@@ -313,6 +313,17 @@ func TestCrashSafety(t *testing.T) {
 		deadline := time.Now().Add(2 * time.Minute)
 		for !cond() {
 			if time.Now().After(deadline) {
+				api.mu.Lock()
+				refused := map[int64]int{}
+				for k, n := range api.refused {
+					refused[k.chat] += n
+				}
+				t.Logf("down %v, polls %d, confirmed %d of %d, refused sends per chat %v", api.down, api.polls, api.confirmed, api.nextID, refused)
+				api.mu.Unlock()
+				if b, err := os.ReadFile(logf.Name()); err == nil {
+					lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+					t.Logf("last lines of the bot's log:\n%s", strings.Join(lines[max(0, len(lines)-25):], "\n"))
+				}
 				t.Fatalf("%s: not within 2 minutes; see %s", what, logf.Name())
 			}
 			time.Sleep(5 * time.Millisecond)
@@ -357,16 +368,19 @@ func TestCrashSafety(t *testing.T) {
 				}
 			}
 		}
-		// Stay down until each escalation has failed at least once, so the
-		// recovery runs the retry path for every one of them (the staff
-		// chat keeps its order: only the message at its head is tried while
-		// sending fails, the alerts wait behind it).
-		waitUntil("every urgent reply and a staff message refused during the outage", func() bool {
+		// Stay down until the palpitations were handled and every chat
+		// that must get an escalation has failed at least once, so the
+		// recovery runs the retry path for every one of them. A chat keeps
+		// its order while it fails: the staff chat tries only its head,
+		// and an escalation waits out the backoff of an earlier failed
+		// message to its chat, so the condition is on chats, not texts.
+		waitConfirmed()
+		waitUntil("every chat with an escalation refused during the outage", func() bool {
 			if !api.wasRefused(-100, "") {
 				return false
 			}
 			for i := 0; i < patients; i++ {
-				if outage(i) && !api.wasRefused(chat(i), urgentReply) {
+				if outage(i) && !api.wasRefused(chat(i), "") {
 					return false
 				}
 			}
