@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -23,11 +24,18 @@ type Pace struct {
 	PerChatBurst int
 }
 
+// Burst is how many messages the platform-wide limit lets out at once
+// after a quiet spell: a fifth of a second's worth, at least one. Tests
+// derive their bounds on the busiest second from it.
+func (p Pace) Burst() int { return max(1, int(p.PerSecond/5)) }
+
 // Dispatcher drains one platform's outbox through its Sender. Messages are
 // taken in priority order (escalations and alerts, then replies, then
 // check-ins), paced to the platform's limits, and deleted from the outbox
 // only once the platform accepted them: a crash between sending and
-// deleting resends at most the messages in flight, never loses one.
+// deleting resends at most the messages in flight, never loses one. When
+// the deletion itself fails, the dispatcher remembers the message and
+// retries the deletion, never the send.
 type Dispatcher struct {
 	svc    *Service
 	sender Sender
@@ -35,6 +43,10 @@ type Dispatcher struct {
 	global *rate.Limiter
 	chats  map[engine.PatientID]*rate.Limiter
 	held   map[engine.PatientID]time.Time // destinations held back, until when
+	// accepted holds a message the platform took but whose removal from
+	// the outbox failed: the next pass removes it before scanning, so it is
+	// never sent twice. Only the dispatcher's goroutine touches it.
+	accepted []engine.Outbound
 	// OnUnreachable is called after a patient is marked unreachable (tests, metrics).
 	OnUnreachable func(engine.PatientID)
 	// Sent counts messages accepted by the platform (read after Run returns, or in tests).
@@ -51,7 +63,7 @@ func (s *Service) NewDispatcher(sender Sender, pace Pace) *Dispatcher {
 	}
 	return &Dispatcher{
 		svc: s, sender: sender, pace: pace,
-		global: rate.NewLimiter(rate.Limit(pace.PerSecond), max(1, int(pace.PerSecond/5))),
+		global: rate.NewLimiter(rate.Limit(pace.PerSecond), pace.Burst()),
 		chats:  map[engine.PatientID]*rate.Limiter{},
 		held:   map[engine.PatientID]time.Time{},
 	}
@@ -119,6 +131,14 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // the others nor costs a pass more than a key scan.
 func (d *Dispatcher) Pass(ctx context.Context) (time.Duration, error) {
 	platform := d.sender.Platform()
+	if len(d.accepted) > 0 {
+		// Sent earlier, but still in the outbox: finish the removal
+		// instead of sending them again.
+		if err := d.svc.store.Delivered(d.accepted...); err != nil {
+			return time.Second, fmt.Errorf("removing %d sent messages from the outbox: %w", len(d.accepted), err)
+		}
+		d.accepted = d.accepted[:0]
+	}
 	batch := max(8, int(d.pace.PerSecond))
 	now := time.Now()
 	for dest, until := range d.held {
@@ -221,7 +241,13 @@ func (d *Dispatcher) deliver(ctx context.Context, m engine.Outbound) (done bool,
 	case serr == nil:
 		d.Sent++
 		d.svc.cfg.Observer.Sent(platform, m.Kind)
-		return true, 0, d.svc.store.Delivered(m)
+		if err := d.svc.store.Delivered(m); err != nil {
+			// The platform has it: remember it, so the retry of the
+			// removal cannot turn into a second send.
+			d.accepted = append(d.accepted, m)
+			return false, 0, fmt.Errorf("removing sent message %d from the outbox: %w", m.ID, err)
+		}
+		return true, 0, nil
 	case errors.Is(serr, engine.ErrUnreachable):
 		d.svc.log.Warn("recipient unreachable; message dropped", "platform", platform, "to", dest, "kind", m.Kind, "id", m.ID)
 		if err := d.svc.store.Delivered(m); err != nil {
@@ -265,6 +291,17 @@ func (d *Dispatcher) chat(dest engine.PatientID) *rate.Limiter {
 		d.chats[dest] = l
 	}
 	return l
+}
+
+// MaxRetryWait bounds how long a message that kept failing through an
+// outage of length outage waits, once the platform is back, before its
+// next attempt. Attempt a waits between half and all of min(2^(a-1) s,
+// 5 min); the attempts before it waited at least half of each earlier
+// step, so an attempt that failed inside the outage has a backoff of at
+// most twice the outage plus the first step. Tests use it to bound the
+// delay after a recovery; a change to backoff must keep it true.
+func MaxRetryWait(outage time.Duration) time.Duration {
+	return min(2*max(outage, 0)+time.Second, 5*time.Minute)
 }
 
 // backoff grows from 1 s to 5 min with jitter; messages are never dropped

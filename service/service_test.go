@@ -556,3 +556,63 @@ func TestCatchUpManyPatientsConcurrently(t *testing.T) {
 		t.Fatalf("fired %d again", again)
 	}
 }
+
+// flakyDelivered is the store with Delivered failing the first failures
+// times, as when a commit fails (disk full, I/O error) right after the
+// platform accepted a message.
+type flakyDelivered struct {
+	*store.Store
+	mu       sync.Mutex
+	failures int
+}
+
+func (f *flakyDelivered) Delivered(ms ...engine.Outbound) error {
+	f.mu.Lock()
+	fail := f.failures > 0
+	if fail {
+		f.failures--
+	}
+	f.mu.Unlock()
+	if fail {
+		return errors.New("commit failed: input/output error")
+	}
+	return f.Store.Delivered(ms...)
+}
+
+// TestDeliveredFailureDoesNotResend: when removing a sent message from the
+// outbox fails, the next passes must retry the removal, not the send, so
+// the patient sees the message once.
+func TestDeliveredFailureDoesNotResend(t *testing.T) {
+	for _, failures := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d failed removals", failures), func(t *testing.T) {
+			h := newHarness(t)
+			st := &flakyDelivered{Store: h.store, failures: failures}
+			svc, err := service.New(service.Config{Engine: enginetest.New(), Store: st, Clock: h.clock, StaffChannels: []engine.PatientID{"console:staff"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Enqueue(engine.Outbound{To: "telegram:1", Kind: engine.KindCheckin, Text: "check-in"}); err != nil {
+				t.Fatal(err)
+			}
+			s := &fakeSender{platform: "telegram"}
+			d := svc.NewDispatcher(s, service.Pace{PerSecond: 1000})
+			ctx := context.Background()
+			errs := 0
+			// Each failed removal costs one pass; then one pass succeeds.
+			for pass := 0; pass <= failures; pass++ {
+				if _, err := d.Pass(ctx); err != nil {
+					errs++
+				}
+			}
+			if errs != failures {
+				t.Errorf("%d passes reported an error, want %d (one per failed removal)", errs, failures)
+			}
+			if q, _ := h.store.Outbox("telegram", 10); len(q) != 0 {
+				t.Fatalf("the sent message is still queued: %+v", q)
+			}
+			if len(s.got) != 1 {
+				t.Fatalf("the platform got the message %d times, want 1", len(s.got))
+			}
+		})
+	}
+}

@@ -308,9 +308,21 @@ func TestTokenNeverLeaks(t *testing.T) {
 			t.Fatal("want an error")
 		}
 		assertNoSecrets(t, "error", err.Error())
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		// Run until a failed getUpdates was logged (a condition, not a
+		// guessed duration: a busy machine only makes it take longer).
+		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		if err := b.Run(ctx); err != nil {
+		done := make(chan error, 1)
+		go func() { done <- b.Run(ctx) }()
+		for !strings.Contains(logs.String(), "getUpdates failed") {
+			select {
+			case err := <-done:
+				t.Fatalf("Run returned before a getUpdates failure was logged: %v", err)
+			case <-time.After(10 * time.Millisecond): // poll interval
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
 		assertNoSecrets(t, "logs", logs.String())

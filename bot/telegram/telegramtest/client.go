@@ -184,6 +184,9 @@ type BotMessage struct {
 	Keyboard [][]Button
 	// ParseMode is the parse_mode the bot asked for ("" for plain text).
 	ParseMode string
+	// At is when the emulator stored the message, to the millisecond: the
+	// moment "Telegram" accepted it, which is what its rate limits count.
+	At time.Time
 }
 
 // Choices returns the keyboard's callback data, row by row, flattened.
@@ -213,8 +216,9 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 }
 
 type storedBotMessage struct {
-	UpdateID  int `json:"updateId"`
-	MessageID int `json:"messageId"`
+	Time      int64 `json:"time"` // unix milliseconds
+	UpdateID  int   `json:"updateId"`
+	MessageID int   `json:"messageId"`
 	Message   struct {
 		ChatID      flexInt `json:"chat_id"`
 		Text        string  `json:"text"`
@@ -226,7 +230,8 @@ type storedBotMessage struct {
 }
 
 func (s storedBotMessage) convert() BotMessage {
-	m := BotMessage{MessageID: s.MessageID, UpdateID: s.UpdateID, ChatID: int64(s.Message.ChatID), Text: s.Message.Text, ParseMode: s.Message.ParseMode}
+	m := BotMessage{MessageID: s.MessageID, UpdateID: s.UpdateID, ChatID: int64(s.Message.ChatID), Text: s.Message.Text,
+		ParseMode: s.Message.ParseMode, At: time.UnixMilli(s.Time)}
 	if s.Message.ReplyMarkup != nil {
 		m.Keyboard = s.Message.ReplyMarkup.InlineKeyboard
 	}
