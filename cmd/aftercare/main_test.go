@@ -211,10 +211,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{`{"clinic":{"name":"X","phone":"+1-555-0100","emergency_number":"911","time_zone":"Mars/Base","quiet_hours":{"start":"21:00","end":"08:00"}}}`, "clinic.time_zone"},
 		{`{"clinic":{"name":"X","phone":"+1-555-0100","emergency_number":"911","time_zone":"UTC","quiet_hours":{"start":"9pm","end":"08:00"}}}`, "clinic.quiet_hours.start"},
 		{`{"clinic":{"name":"","phone":"+1-555-0100"}}`, "clinic.name"},
-		{`{"clinik":{}}`, `unknown field "clinik"`},
+		{`{"clinik":{}}`, `clinik: not a configuration key; did you mean "clinic"?`},
 		{`{"telegram":{"token":"123:abc"}}`, "environment"},
 		{`{"log":{"level":"loud"}}`, "log.level"},
-		{`{"data_dir": 5}`, `"data_dir"`},
+		{`{"data_dir": 5}`, `data_dir: expected a string`},
 		{`{"clinic": `, "invalid JSON"},
 	}
 	for i, tc := range cases {
