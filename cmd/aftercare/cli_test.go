@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestHelpListsTheCommands: --help, -h and help print the commands and what
+// each does, and succeed (exit 0), also after a command's name.
+func TestHelpListsTheCommands(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"-help"}, {"help"}, {"visit", "--help"}, {"--config", "x.json", "--help"}} {
+		out, _, err := runMain(t, "", nil, args...)
+		if err != nil {
+			t.Errorf("%v: %v", args, err)
+			continue
+		}
+		for _, want := range []string{"aftercare init", "aftercare visit", "aftercare replay", "aftercare backup", "record a visit and print a one-time invite", "run the bot"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v: output lacks %q:\n%s", args, want, out)
+			}
+		}
+	}
+}
+
+// TestInitInteractiveAsksAgainUntilValid: each answer is checked at once,
+// a bad one is explained and asked again, and the file written starts the
+// bot with exactly those answers.
+func TestInitInteractiveAsksAgainUntilValid(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "aftercare.json")
+	answers := strings.Join([]string{
+		"",                       // name: empty
+		"Lakeside Needling",      // name
+		"555",                    // phone: too short
+		"+1-555-0100",            // phone: the sample's fictional number
+		"+1 312 555 2368",        // phone
+		"112",                    // emergency
+		"Mars/Base",              // zone: not IANA
+		"Europe/Berlin",          // zone
+		"mon-fri 8-18",           // hours: bad span
+		"mon-fri 08:00-18:00, sat 09:00-13:00",
+		"@LakesideCareBot",
+	}, "\n") + "\n"
+	out, _, err := runMain(t, answers, nil, "init", "--out", p)
+	if err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	for _, want := range []string{"the clinic's name is needed", `"555" is not a phone number`, "fictional sample number", `"Mars/Base" is not an IANA time zone`, `"8-18"`, "Wrote " + p} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	c, err := LoadConfig(p, func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("written config: %v", err)
+	}
+	if c.Clinic.Name != "Lakeside Needling" || c.Clinic.Phone != "+1 312 555 2368" || c.Clinic.EmergencyNumber != "112" ||
+		c.Clinic.TimeZone != "Europe/Berlin" || c.Invites.TelegramBotUsername != "LakesideCareBot" {
+		t.Errorf("written clinic %+v, invites %+v", c.Clinic, c.Invites)
+	}
+	if len(c.Clinic.Hours) != 6 || c.Clinic.Hours["wed"] != "08:00-18:00" || c.Clinic.Hours["sat"] != "09:00-13:00" || c.Clinic.Hours["sun"] != "" {
+		t.Errorf("hours %v", c.Clinic.Hours)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("file mode: %v %v", fi, err)
+	}
+
+	// An existing file is kept unless --force.
+	before, _ := os.ReadFile(p)
+	_, _, err = runMain(t, answers, nil, "init", "--out", p)
+	var ue *usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("overwrite without --force: %v", err)
+	}
+	if after, _ := os.ReadFile(p); string(after) != string(before) {
+		t.Fatal("file changed without --force")
+	}
+	flags := []string{"init", "--out", p, "--force", "--name", "Hillside Clinic", "--phone", "(312) 555-2368", "--emergency-number", "911",
+		"--time-zone", "America/Chicago", "--hours", "always"}
+	if _, _, err := runMain(t, "", nil, flags...); err != nil {
+		t.Fatalf("--force: %v", err)
+	}
+	if c, err := LoadConfig(p, func(string) string { return "" }); err != nil || c.Clinic.Name != "Hillside Clinic" || c.Clinic.Hours != nil {
+		t.Fatalf("after --force: %+v %v", c.Clinic, err)
+	}
+}
+
+// TestInitFlagsAreChecked: with flags nothing is asked; a bad flag value
+// or a missing answer is a usage error (exit 2) naming what to fix, and no
+// file is written.
+func TestInitFlagsAreChecked(t *testing.T) {
+	base := map[string]string{"name": "Hillside Clinic", "phone": "+1 312 555 2368", "emergency-number": "911", "time-zone": "America/Chicago", "hours": "mon-fri 09:00-17:00"}
+	cases := []struct{ flag, value, want string }{
+		{"phone", "+1-555-0100", "--phone: \"+1-555-0100\" is a fictional sample number"},
+		{"phone", "555", "--phone: \"555\" is not a phone number"},
+		{"time-zone", "CST", "--time-zone:"},
+		{"hours", "weekdays 9-5", "--hours:"},
+		{"name", "Sample Acupuncture Clinic", "--name: that is the sample"},
+		{"telegram-bot", "not a bot", "--telegram-bot:"},
+		{"emergency-number", "", "no answer"}, // left out: asked, and stdin is empty
+	}
+	for _, tc := range cases {
+		t.Run(tc.flag+"="+tc.value, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.json")
+			args := []string{"init", "--out", p}
+			for k, v := range base {
+				if k != tc.flag {
+					args = append(args, "--"+k, v)
+				}
+			}
+			if tc.value != "" {
+				args = append(args, "--"+tc.flag, tc.value)
+			}
+			_, _, err := runMain(t, "", nil, args...)
+			var ue *usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want a usage error with %q", err, tc.want)
+			}
+			if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("a file was written: %v", err)
+			}
+		})
+	}
+}
