@@ -32,15 +32,15 @@ func TestInitInteractiveAsksAgainUntilValid(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "aftercare.json")
 	answers := strings.Join([]string{
-		"",                       // name: empty
-		"Lakeside Needling",      // name
-		"555",                    // phone: too short
-		"+1-555-0100",            // phone: the sample's fictional number
-		"+1 312 555 2368",        // phone
-		"112",                    // emergency
-		"Mars/Base",              // zone: not IANA
-		"Europe/Berlin",          // zone
-		"mon-fri 8-18",           // hours: bad span
+		"",                  // name: empty
+		"Lakeside Needling", // name
+		"555",               // phone: too short
+		"+1-555-0100",       // phone: the sample's fictional number
+		"+1 312 555 2368",   // phone
+		"112",               // emergency
+		"Mars/Base",         // zone: not IANA
+		"Europe/Berlin",     // zone
+		"mon-fri 8-18",      // hours: bad span
 		"mon-fri 08:00-18:00, sat 09:00-13:00",
 		"@LakesideCareBot",
 	}, "\n") + "\n"
