@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"aftercare/clock"
 )
 
 // TestHelpListsTheCommands: --help, -h and help print the commands and what
@@ -123,5 +128,50 @@ func TestInitFlagsAreChecked(t *testing.T) {
 				t.Fatalf("a file was written: %v", err)
 			}
 		})
+	}
+}
+
+// TestVisitInANewFolder: the first `aftercare visit` of a new clinic
+// creates the data directory (0700), shows the expiry in the clinic's time
+// zone, warns when the QR code would hold only a code, and refuses a visit
+// without an area with the usage line.
+func TestVisitInANewFolder(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "aftercare-data")
+	cfgPath := filepath.Join(dir, "aftercare.json")
+	os.WriteFile(cfgPath, []byte(`{"clinic":{"name":"Lakeside Needling","phone":"+1 312 555 2368","time_zone":"America/Chicago"},"data_dir":"`+data+`"}`), 0o600)
+	visit := func(args ...string) (string, string, error) {
+		var out, errb bytes.Buffer
+		m := &Main{Args: append([]string{"visit", "--config", cfgPath}, args...), Stdout: &out, Stderr: &errb,
+			Getenv: func(string) string { return "" }, Clock: clock.NewFake(time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC))}
+		err := m.Run(context.Background())
+		return out.String(), errb.String(), err
+	}
+
+	_, _, err := visit("acupuncture")
+	var ue *usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "AREA is missing") || !strings.Contains(err.Error(), "usage: aftercare visit") {
+		t.Fatalf("visit without area: %v", err)
+	}
+	out, stderr, err := visit("dry_needling", "lower", "back")
+	if err != nil {
+		t.Fatalf("visit in a new folder: %v", err)
+	}
+	if fi, err := os.Stat(data); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("data directory: %v %v", fi, err)
+	}
+	// 7 days after 10:00 UTC on 5 Jan is 04:00 in Chicago on 12 Jan.
+	if !strings.Contains(out, "valid until Mon 12 Jan 2026 04:00 CST") {
+		t.Errorf("expiry not in the clinic's zone:\n%s", out)
+	}
+	if !strings.Contains(stderr, "warning: invites.telegram_bot_username is not set") {
+		t.Errorf("no warning about the code-only QR:\n%s", stderr)
+	}
+
+	os.WriteFile(cfgPath, []byte(`{"clinic":{"name":"Lakeside Needling","phone":"+1 312 555 2368","time_zone":"America/Chicago"},"data_dir":"`+data+`",
+		"invites":{"telegram_bot_username":"LakesideCareBot"}}`), 0o600)
+	out, stderr, err = visit("dry_needling", "neck")
+	if err != nil || !strings.Contains(out, "https://t.me/LakesideCareBot?start=") || strings.Contains(stderr, "warning") {
+		t.Fatalf("with a bot name: %v\n%s\n%s", err, out, stderr)
 	}
 }
