@@ -140,9 +140,27 @@ func TestReplayScriptErrorsNameTheLine(t *testing.T) {
 			t.Errorf("script %q: err %v, want a usage error (exit 2) naming %q", tc.script, err, tc.want)
 		}
 	}
-	// Unknown fields are fine.
-	if _, _, err := runMain(t, `{"at":"1m","patient":"p1","says":"hi","mood":"ok"}`, nil, "replay", "-"); err != nil {
-		t.Fatalf("unknown field rejected: %v", err)
+}
+
+// TestReplayUnknownKeyIsAnError: per the replay contract a bad line is an
+// error naming its line (exit code 2); a misspelt key would otherwise drop
+// the patient's message without a word.
+func TestReplayUnknownKeyIsAnError(t *testing.T) {
+	cases := []struct{ script, want string }{
+		{`{"at":"0s","visit":{"patient":"p1","treatment":"acupuncture","area":"neck"}}` + "\n" + `{"at":"1m","patient":"p1","sayz":"I fainted"}`,
+			`script line 2: "sayz" is not a script key; did you mean "says"?`},
+		{`{"at":"1m","patient":"p1","says":"hi","mood":"ok"}`, `script line 1: "mood" is not a script key`},
+		{`{"at":"0s","visit":{"patient":"p1","treatment":"acupuncture","aera":"neck"}}`, `script line 1: "aera" is not a script key; did you mean "area"?`},
+	}
+	for _, tc := range cases {
+		out, _, err := runMain(t, tc.script, nil, "replay", "-")
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("script %q: err %v, want a usage error (exit 2) with %q", tc.script, err, tc.want)
+		}
+		if out != "" {
+			t.Errorf("script %q: ran before failing:\n%s", tc.script, out)
+		}
 	}
 }
 
