@@ -175,3 +175,35 @@ func TestVisitInANewFolder(t *testing.T) {
 		t.Fatalf("with a bot name: %v\n%s\n%s", err, out, stderr)
 	}
 }
+
+// TestConsoleDemoLogsAndStaff runs the console as a newcomer would, stdout
+// and stderr on one terminal: no log line lands in the conversation (logs
+// go to a file in the data directory), the alert's level is shown once,
+// and the staff can list and acknowledge the alert.
+func TestConsoleDemoLogsAndStaff(t *testing.T) {
+	dir := t.TempDir()
+	var term lockedBuffer
+	m := &Main{Stdin: strings.NewReader("hi\nI fainted\n/open\n/ack 1\n"), Stdout: &term, Stderr: &term,
+		Getenv: func(k string) string { return map[string]string{EnvDataDir: dir}[k] }}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out := term.String()
+	for _, want := range []string{"(logs go to " + filepath.Join(dir, "aftercare.log") + ")", "[STAFF ALERT EMERGENCY] console:local",
+		"Open escalations:\n#1 EMERGENCY console:local", "Escalation #1 (console:local) acknowledged", "/ack 1 to acknowledge"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console lacks %q:\n%s", want, out)
+		}
+	}
+	for _, bad := range []string{"level=", "msg=", "[STAFF ALERT EMERGENCY] [EMERGENCY]"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("console shows %q:\n%s", bad, out)
+		}
+	}
+	logs, err := os.ReadFile(filepath.Join(dir, "aftercare.log"))
+	if err != nil || !strings.Contains(string(logs), "aftercare running") {
+		t.Fatalf("log file: %v\n%s", err, logs)
+	}
+}

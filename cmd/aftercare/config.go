@@ -110,6 +110,10 @@ type PaceConfig struct {
 type LogConfig struct {
 	Level  string `json:"level"`  // debug, info, warn, error
 	Format string `json:"format"` // text or json
+	// File is where logs go: a path, or "stderr". Default: stderr, except
+	// with the console on, where logs go to aftercare.log in data_dir so
+	// they never land between the lines of the conversation.
+	File string `json:"file,omitempty"`
 }
 
 // Environment variables read by aftercare.
