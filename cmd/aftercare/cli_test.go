@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"aftercare/clock"
+	"aftercare/service"
 )
 
 // TestHelpListsTheCommands: --help, -h and help print the commands and what
@@ -205,5 +207,37 @@ func TestConsoleDemoLogsAndStaff(t *testing.T) {
 	logs, err := os.ReadFile(filepath.Join(dir, "aftercare.log"))
 	if err != nil || !strings.Contains(string(logs), "aftercare running") {
 		t.Fatalf("log file: %v\n%s", err, logs)
+	}
+}
+
+// TestReadmeAndSampleMatchTheCode: the README states the dedupe horizon
+// the code keeps and how to get past the first compile; the sample config
+// names the bot field, and a copy of it with only the name changed does
+// not start (its phone and bot are the sample's).
+func TestReadmeAndSampleMatchTheCode(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	days := int(service.DedupeHorizon / (24 * time.Hour))
+	for _, want := range []string{fmt.Sprintf("pruned after %d days", days), fmt.Sprintf("kept %d days (`service.DedupeHorizon`)", days),
+		"The first `go run` compiles", "go install ./cmd/aftercare", "aftercare init"} {
+		if !strings.Contains(strings.ReplaceAll(string(readme), "\n", " "), want) {
+			t.Errorf("README lacks %q", want)
+		}
+	}
+	c, err := LoadConfig("../../aftercare.sample.json", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Invites.TelegramBotUsername == "" {
+		t.Error("the sample config does not show invites.telegram_bot_username")
+	}
+	b, _ := os.ReadFile("../../aftercare.sample.json")
+	p := filepath.Join(t.TempDir(), "c.json")
+	os.WriteFile(p, []byte(strings.Replace(string(b), "Riverside Acupuncture (sample)", "Riverside Acupuncture", 1)), 0o600)
+	_, err = LoadConfig(p, func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "clinic.phone:") || !strings.Contains(err.Error(), "invites.telegram_bot_username:") {
+		t.Fatalf("a renamed sample: %v", err)
 	}
 }
