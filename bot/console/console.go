@@ -78,7 +78,7 @@ func (c *Console) Send(_ context.Context, m engine.Outbound) error {
 	defer c.mu.Unlock()
 	var b strings.Builder
 	if m.Channel != "" || m.To == engine.StaffAddress {
-		fmt.Fprintf(&b, "\n  %s\n", staffLine(m))
+		fmt.Fprintf(&b, "\n  %s\n", strings.ReplaceAll(strings.TrimRight(staffLine(m), "\n"), "\n", "\n    "))
 		for _, ch := range m.Choices {
 			if id, ok := strings.CutPrefix(ch.ID, "ack:"); ok {
 				fmt.Fprintf(&b, "  (staff: /ack %s to acknowledge, /open to list open alerts)\n", id)

@@ -194,7 +194,7 @@ func TestConsoleDemoLogsAndStaff(t *testing.T) {
 	}
 	out := term.String()
 	for _, want := range []string{"(logs go to " + filepath.Join(dir, "aftercare.log") + ")", "[STAFF ALERT EMERGENCY] console:local",
-		"Open escalations:\n#1 EMERGENCY console:local", "Escalation #1 (console:local) acknowledged", "/ack 1 to acknowledge"} {
+		"Open escalations:\n    #1 EMERGENCY console:local", "Escalation #1 (console:local) acknowledged", "/ack 1 to acknowledge"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("console lacks %q:\n%s", want, out)
 		}
