@@ -5,7 +5,10 @@
 //
 // Typing a choice's label presses that button; anything else is free text.
 // `/skip 24h` moves the bot's clock forward so the automatic check-ins can
-// be seen without waiting a day; `/quit` ends the session.
+// be seen without waiting a day; `/quit` ends the session. The console also
+// stands in for the clinic's staff: `/open`, `/ack N`, `/resolve N` and
+// `/today` go to the staff commands, so an alert raised in a demo can be
+// acknowledged and stops being sent again.
 package console
 
 import (
@@ -33,6 +36,17 @@ const Staff engine.PatientID = "console:staff"
 type Receiver interface {
 	Receive(ctx context.Context, in engine.Inbound) error
 }
+
+// StaffReceiver takes staff commands (the service). When the Receiver
+// given to New also implements it, the console accepts the staff commands
+// in staffCommands, so a demo can acknowledge the alerts it raises.
+type StaffReceiver interface {
+	ReceiveStaff(ctx context.Context, in engine.StaffInbound) error
+}
+
+// staffCommands are typed at the console on the staff's behalf; anything
+// else is the patient's.
+var staffCommands = map[string]bool{"/ack": true, "/open": true, "/resolve": true, "/today": true}
 
 // Skipper moves time forward (an *clock.Offset plus a scheduler wake-up).
 type Skipper func(d time.Duration)
@@ -64,11 +78,12 @@ func (c *Console) Send(_ context.Context, m engine.Outbound) error {
 	defer c.mu.Unlock()
 	var b strings.Builder
 	if m.Channel != "" || m.To == engine.StaffAddress {
-		label := "STAFF"
-		if m.Kind == engine.KindAlert {
-			label = "STAFF ALERT " + strings.ToUpper(m.Level.String())
+		fmt.Fprintf(&b, "\n  %s\n", strings.ReplaceAll(strings.TrimRight(staffLine(m), "\n"), "\n", "\n    "))
+		for _, ch := range m.Choices {
+			if id, ok := strings.CutPrefix(ch.ID, "ack:"); ok {
+				fmt.Fprintf(&b, "  (staff: /ack %s to acknowledge, /open to list open alerts)\n", id)
+			}
 		}
-		fmt.Fprintf(&b, "\n  [%s] %s\n", label, m.Text)
 	} else {
 		fmt.Fprintf(&b, "\nbot> %s\n", indent(m.Text))
 		if len(m.Choices) > 0 {
@@ -84,12 +99,33 @@ func (c *Console) Send(_ context.Context, m engine.Outbound) error {
 	return err
 }
 
+// staffLine labels a staff message. An alert's text starts with its own
+// level ("[EMERGENCY] ...", "[EMERGENCY, NOT ACKNOWLEDGED for 10 min] ..."),
+// which the label takes over instead of repeating it.
+func staffLine(m engine.Outbound) string {
+	if m.Kind != engine.KindAlert {
+		return "[STAFF] " + m.Text
+	}
+	level := strings.ToUpper(m.Level.String())
+	label := "STAFF ALERT " + level
+	if rest, ok := strings.CutPrefix(m.Text, "["+level+"]"); ok {
+		return "[" + label + "] " + strings.TrimLeft(rest, " ")
+	}
+	if rest, ok := strings.CutPrefix(m.Text, "["+level+", "); ok {
+		return "[" + label + ", " + rest
+	}
+	return "[" + label + "] " + m.Text
+}
+
 func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n     ") }
 
 // Run reads lines until EOF, /quit or ctx is done.
 func (c *Console) Run(ctx context.Context) error {
 	fmt.Fprintln(c.out, "Aftercare console. You are the patient: type a message (try \"hi\" or \"can I work out today?\").")
 	fmt.Fprintln(c.out, "Type a button's label to press it, /skip 24h to jump ahead in time, /quit to leave.")
+	if _, ok := c.recv.(StaffReceiver); ok {
+		fmt.Fprintln(c.out, "As the clinic's staff: /open lists open alerts, /ack N acknowledges alert N, /resolve N closes it.")
+	}
 	sc := bufio.NewScanner(c.in)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	lines := make(chan string)
@@ -141,6 +177,14 @@ func (c *Console) line(ctx context.Context, line string) (bool, error) {
 		c.skip(d)
 		fmt.Fprintf(c.out, "(skipped %s ahead)\n", d)
 		return false, nil
+	}
+	if f := strings.Fields(t); len(f) > 0 && staffCommands[strings.ToLower(f[0])] {
+		if sr, ok := c.recv.(StaffReceiver); ok {
+			if err := sr.ReceiveStaff(ctx, engine.StaffInbound{Staff: string(Staff), Channel: Staff, Text: t}); err != nil {
+				fmt.Fprintln(c.out, "(sorry, that staff command could not be saved; please try again)")
+			}
+			return false, nil
+		}
 	}
 	c.mu.Lock()
 	c.seq++

@@ -49,9 +49,65 @@ func TestConsoleTranslatesBothWays(t *testing.T) {
 		t.Fatalf("skipped %v", skipped)
 	}
 	o := out.String()
-	for _, want := range []string{"bot> How is your energy?\n     Pick one.", "[Energized] [Tired]", "[STAFF ALERT URGENT] [URGENT] console:local", "usage: /skip 24h"} {
+	for _, want := range []string{"bot> How is your energy?\n     Pick one.", "[Energized] [Tired]", "[STAFF ALERT URGENT] console:local", "usage: /skip 24h"} {
 		if !strings.Contains(o, want) {
 			t.Errorf("output lacks %q:\n%s", want, o)
 		}
+	}
+}
+
+type staffRecorder struct {
+	recorder
+	staff []engine.StaffInbound
+}
+
+func (r *staffRecorder) ReceiveStaff(_ context.Context, in engine.StaffInbound) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.staff = append(r.staff, in)
+	return nil
+}
+
+// TestConsoleStaffSide: the console stands in for staff, so a demo's alert
+// can be listed and acknowledged; the alert's level is shown once.
+func TestConsoleStaffSide(t *testing.T) {
+	var out bytes.Buffer
+	rec := &staffRecorder{}
+	c := console.New(strings.NewReader("/open\n/ack 3\n/ACK 4\n/resolve 3 called back\nI still feel dizzy\n"), &out, rec, nil)
+	ctx := context.Background()
+	c.Send(ctx, engine.Outbound{To: engine.StaffAddress, Channel: console.Staff, Kind: engine.KindAlert, Level: engine.Emergency,
+		Text: "[EMERGENCY] console:local after dry needling: fainting", Choices: []engine.Choice{{ID: "ack:3", Label: "Acknowledge"}}})
+	c.Send(ctx, engine.Outbound{To: engine.StaffAddress, Channel: console.Staff, Kind: engine.KindAlert, Level: engine.Emergency,
+		Text: "[EMERGENCY, NOT ACKNOWLEDGED for 10 min] #3 console:local"})
+	c.Send(ctx, engine.Outbound{To: engine.StaffAddress, Channel: console.Staff, Kind: engine.KindNotice, Text: "Escalation #3 acknowledged."})
+	if err := c.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var cmds []string
+	for _, in := range rec.staff {
+		if in.Channel != console.Staff || in.Staff == "" {
+			t.Errorf("staff inbound without channel or staff: %+v", in)
+		}
+		cmds = append(cmds, in.Text)
+	}
+	if got := strings.Join(cmds, "|"); got != "/open|/ack 3|/ACK 4|/resolve 3 called back" {
+		t.Errorf("staff commands %q", got)
+	}
+	if len(rec.got) != 1 || rec.got[0].Text != "I still feel dizzy" {
+		t.Errorf("patient inbound %+v", rec.got)
+	}
+	o := out.String()
+	for _, want := range []string{
+		"[STAFF ALERT EMERGENCY] console:local after dry needling: fainting\n  (staff: /ack 3 to acknowledge",
+		"[STAFF ALERT EMERGENCY, NOT ACKNOWLEDGED for 10 min] #3 console:local",
+		"[STAFF] Escalation #3 acknowledged.",
+		"/ack N acknowledges",
+	} {
+		if !strings.Contains(o, want) {
+			t.Errorf("output lacks %q:\n%s", want, o)
+		}
+	}
+	if strings.Contains(o, "[EMERGENCY]") {
+		t.Errorf("level shown twice:\n%s", o)
 	}
 }

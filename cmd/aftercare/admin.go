@@ -35,8 +35,8 @@ func (m *Main) visit(ctx context.Context, args []string) error {
 		return err
 	}
 	clk := m.clock()
-	if _, err := service.ParseVisitArgs(fs.Args(), clk.Now()); err != nil {
-		return &usageError{err.Error()}
+	if _, err := parseCLIVisit(fs.Args(), clk.Now()); err != nil {
+		return err
 	}
 	var resp inviteResponse
 	err = m.withStore(cfg, func(st *store.Store) error {
@@ -66,10 +66,7 @@ func (m *Main) visit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "Invite for the patient (one use, valid until %s):\n", resp.Expires.Format("Mon 2 Jan 2006 15:04 MST"))
-	for _, l := range resp.Links {
-		fmt.Fprintln(m.Stdout, "  "+l)
-	}
+	m.printInvite(cfg, resp)
 	if *qrOut != "" {
 		png, err := base64.StdEncoding.DecodeString(resp.QRPNG)
 		if err != nil || len(png) == 0 {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -109,6 +110,10 @@ type PaceConfig struct {
 type LogConfig struct {
 	Level  string `json:"level"`  // debug, info, warn, error
 	Format string `json:"format"` // text or json
+	// File is where logs go: a path, or "stderr". Default: stderr, except
+	// with the console on, where logs go to aftercare.log in data_dir so
+	// they never land between the lines of the conversation.
+	File string `json:"file,omitempty"`
 }
 
 // Environment variables read by aftercare.
@@ -155,55 +160,132 @@ func (e *ConfigError) Error() string {
 	return fmt.Sprintf("%s: %s: %s", f, e.Key, e.Msg)
 }
 
+// ConfigErrors is every problem found in one configuration, so a clinic
+// fixes its file in one pass. Error prints one problem a line; errors.As
+// finds each *ConfigError.
+type ConfigErrors []*ConfigError
+
+func (es ConfigErrors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the single errors, for errors.Is and errors.As.
+func (es ConfigErrors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// asConfigErrors flattens err into ConfigErrors, giving each the file.
+func asConfigErrors(err error, file string) ConfigErrors {
+	var out ConfigErrors
+	var add func(error)
+	add = func(err error) {
+		var ce *ConfigError
+		switch x := err.(type) {
+		case nil:
+		case ConfigErrors:
+			for _, e := range x {
+				add(e)
+			}
+		case interface{ Unwrap() []error }:
+			for _, e := range x.Unwrap() {
+				add(e)
+			}
+		default:
+			if !errors.As(err, &ce) {
+				ce = &ConfigError{Msg: err.Error()}
+			}
+			ce.File = file
+			out = append(out, ce)
+		}
+	}
+	add(err)
+	return out
+}
+
 var secretKey = regexp.MustCompile(`(?i)"[a-z_]*(token|secret|password)"\s*:`)
 
 // LoadConfig reads path over the defaults (path "" means defaults only),
-// applies the environment and validates.
+// applies the environment and validates. It reports every problem at once
+// as ConfigErrors, each naming its full key path.
 func LoadConfig(path string, getenv func(string) string) (Config, error) {
 	c := DefaultConfig()
+	var errs ConfigErrors
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return c, &ConfigError{File: path, Msg: fmt.Sprintf("cannot read: %v", err)}
 		}
-		if m := secretKey.FindString(string(b)); m != "" {
-			return c, &ConfigError{File: path, Key: strings.Trim(strings.TrimSuffix(strings.TrimSpace(m), ":"), `" `),
-				Msg: "secrets are read from the environment only; remove it from the file and set " + EnvTelegramToken + " / " + EnvDiscordToken}
+		if err := decodeSyntax(b); err != nil {
+			if m := secretKey.FindString(string(b)); m != "" {
+				errs = append(errs, &ConfigError{File: path, Key: strings.Trim(strings.TrimSuffix(strings.TrimSpace(m), ":"), `" `),
+					Msg: "secrets are read from the environment only; remove it from the file and set " + EnvTelegramToken + " / " + EnvDiscordToken})
+			}
+			return c, append(errs, &ConfigError{File: path, Msg: err.Error()})
 		}
-		if err := decodeStrict(b, &c); err != nil {
+		for _, e := range checkKeys(b) {
+			e.File = path
+			errs = append(errs, e)
+		}
+		if len(errs) > 0 {
+			// Decode what can be decoded, so the values' own checks below
+			// still run for keys that are not at fault.
+			json.Unmarshal(b, &c)
+		} else if err := decodeStrict(b, &c); err != nil {
 			return c, &ConfigError{File: path, Msg: err.Error()}
 		}
 	}
 	if d := getenv(EnvDataDir); d != "" {
 		c.DataDir = d
 	}
-	if err := c.Validate(); err != nil {
-		var ce *ConfigError
-		if errors.As(err, &ce) {
-			ce.File = path
+	for _, e := range asConfigErrors(c.Validate(), path) {
+		if !coveredBy(e.Key, errs) {
+			errs = append(errs, e)
 		}
-		return c, err
+	}
+	if len(errs) > 0 {
+		return c, errs
 	}
 	return c, nil
 }
 
-func decodeStrict(b []byte, v any) error {
+// coveredBy reports whether key (or a key above or below it) already has an
+// error, so one mistake is not reported twice.
+func coveredBy(key string, errs ConfigErrors) bool {
+	for _, e := range errs {
+		if e.Key == "" || key == "" {
+			continue
+		}
+		if e.Key == key || strings.HasPrefix(key, e.Key+".") || strings.HasPrefix(e.Key, key+".") || strings.HasPrefix(key, e.Key+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeSyntax reports a file that is not one JSON object, with its line.
+func decodeSyntax(b []byte) error {
+	var v any
 	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := dec.Decode(&v); err != nil {
 		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &se):
 			return fmt.Errorf("line %d: invalid JSON: %v", bytes.Count(b[:min(int(se.Offset), len(b))], []byte("\n"))+1, se)
-		case errors.As(err, &te):
-			return fmt.Errorf("key %q: expected %s, got JSON %s", te.Field, te.Type, te.Value)
-		case errors.Is(err, io.ErrUnexpectedEOF):
+		case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 			return errors.New("invalid JSON: the file ends before the configuration object is closed")
-		case strings.HasPrefix(err.Error(), "json: unknown field"):
-			return fmt.Errorf("%s: not a configuration key (check the spelling against aftercare.sample.json)", strings.TrimPrefix(err.Error(), "json: "))
 		}
-		return err
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return errors.New("invalid JSON: the configuration must be one object {...}")
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
 		return errors.New("unexpected data after the configuration object")
@@ -211,130 +293,268 @@ func decodeStrict(b []byte, v any) error {
 	return nil
 }
 
-// Validate checks every key and names the first bad one.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return fmt.Errorf("key %q: expected %s, got JSON %s", te.Field, te.Type, te.Value)
+		}
+		return err
+	}
+	return nil
+}
+
+// Validate checks every key and returns every problem found, as
+// ConfigErrors naming each key's full path.
 func (c Config) Validate() error {
-	bad := func(key, msg string) error { return &ConfigError{Key: key, Msg: msg} }
+	var errs ConfigErrors
+	bad := func(key, msg string) { errs = append(errs, &ConfigError{Key: key, Msg: msg}) }
+	other := func(err error) {
+		for _, e := range asConfigErrors(err, "") {
+			if e.Key == "" {
+				// The adapters' errors start with their key path.
+				if k, msg, ok := strings.Cut(e.Msg, ": "); ok && !strings.ContainsAny(k, " \"") {
+					e.Key, e.Msg = k, msg
+				}
+			}
+			errs = append(errs, e)
+		}
+	}
 	if strings.TrimSpace(c.Clinic.Name) == "" {
-		return bad("clinic.name", `must be set, e.g. "Riverside Acupuncture"`)
+		bad("clinic.name", `must be set, e.g. "Riverside Acupuncture"`)
 	}
-	if !validPhone(c.Clinic.Phone) {
-		return bad("clinic.phone", `must be a phone number patients can call, e.g. "+1-555-0100"`)
+	if msg := c.checkClinicPhone(c.Clinic.Phone); msg != "" {
+		bad("clinic.phone", msg)
 	}
-	if !validPhone(c.Clinic.EmergencyNumber) {
-		return bad("clinic.emergency_number", `must be the local emergency number, e.g. "911" or "112"`)
+	if !validEmergencyNumber(c.Clinic.EmergencyNumber) {
+		bad("clinic.emergency_number", `must be the local emergency number, e.g. "911" or "112"`)
 	}
 	if _, err := time.LoadLocation(c.Clinic.TimeZone); err != nil || c.Clinic.TimeZone == "" {
-		return bad("clinic.time_zone", fmt.Sprintf("%q is not an IANA time zone; use a name like \"America/Chicago\"", c.Clinic.TimeZone))
+		bad("clinic.time_zone", fmt.Sprintf("%q is not an IANA time zone; use a name like \"America/Chicago\"", c.Clinic.TimeZone))
 	}
 	if _, err := parseHHMM(c.Clinic.QuietHours.Start); err != nil {
-		return bad("clinic.quiet_hours.start", err.Error())
+		bad("clinic.quiet_hours.start", err.Error())
 	}
 	if _, err := parseHHMM(c.Clinic.QuietHours.End); err != nil {
-		return bad("clinic.quiet_hours.end", err.Error())
+		bad("clinic.quiet_hours.end", err.Error())
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
-		return bad("data_dir", "must be a directory for the database, e.g. \"/var/lib/aftercare\"")
+		bad("data_dir", "must be a directory for the database, e.g. \"/var/lib/aftercare\"")
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
-		return bad("log.level", fmt.Sprintf("%q: use debug, info, warn or error", c.Log.Level))
+		bad("log.level", fmt.Sprintf("%q: use debug, info, warn or error", c.Log.Level))
 	}
 	switch c.Log.Format {
 	case "", "text", "json":
 	default:
-		return bad("log.format", fmt.Sprintf("%q: use text or json", c.Log.Format))
+		bad("log.format", fmt.Sprintf("%q: use text or json", c.Log.Format))
 	}
 	if c.Telegram != nil {
-		if err := c.Telegram.Validate(); err != nil {
-			return &ConfigError{Msg: err.Error()}
-		}
+		other(c.Telegram.Validate())
 	}
 	if c.Discord != nil {
-		if err := c.Discord.Validate(); err != nil {
-			return &ConfigError{Msg: err.Error()}
+		other(c.Discord.Validate())
+	}
+	for _, p := range sortedPacing(c.Pacing) {
+		if pc := c.Pacing[p]; pc.PerSecond < 0 || pc.PerChatPerSecond < 0 {
+			bad("pacing."+p, "rates must be positive")
 		}
 	}
-	for p, pc := range c.Pacing {
-		if pc.PerSecond < 0 || pc.PerChatPerSecond < 0 {
-			return bad("pacing."+p, "rates must be positive")
+	if c.Clinic.AfterHoursPhone != "" {
+		if msg := c.checkClinicPhone(c.Clinic.AfterHoursPhone); msg != "" {
+			bad("clinic.after_hours_phone", msg)
 		}
-	}
-	if c.Clinic.AfterHoursPhone != "" && !validPhone(c.Clinic.AfterHoursPhone) {
-		return bad("clinic.after_hours_phone", `must be a phone number, e.g. "+1-555-0101"`)
 	}
 	if _, err := c.hours(); err != nil {
-		return err
+		other(err)
 	}
 	if d, err := time.ParseDuration(c.Escalation.AckTimeout); err != nil || d < time.Minute {
-		return bad("escalation.ack_timeout", fmt.Sprintf("%q: use a duration of at least a minute, e.g. \"10m\"", c.Escalation.AckTimeout))
+		bad("escalation.ack_timeout", fmt.Sprintf("%q: use a duration of at least a minute, e.g. \"10m\"", c.Escalation.AckTimeout))
 	}
 	for i, ct := range c.Escalation.Contacts {
 		pl, addr, ok := strings.Cut(ct, ":")
 		if !ok || addr == "" || (pl != "telegram" && pl != "discord" && pl != "webhook" && pl != "console") {
-			return bad(fmt.Sprintf("escalation.contacts[%d]", i), fmt.Sprintf("%q: use platform:address, e.g. \"telegram:123456\" or \"webhook:sms\"", ct))
+			bad(fmt.Sprintf("escalation.contacts[%d]", i), fmt.Sprintf("%q: use platform:address, e.g. \"telegram:123456\" or \"webhook:sms\"", ct))
 		}
 	}
 	if c.RetentionDays < 1 || c.RetentionDays > 3650 {
-		return bad("retention_days", "must be between 1 and 3650")
+		bad("retention_days", "must be between 1 and 3650")
 	}
 	if c.Invites.TTLDays < 1 || c.Invites.TTLDays > 90 {
-		return bad("invites.ttl_days", "must be between 1 and 90")
+		bad("invites.ttl_days", "must be between 1 and 90")
+	}
+	if msg := c.checkBotUsername(); msg != "" {
+		bad("invites.telegram_bot_username", msg)
 	}
 	for i, w := range c.Webhooks {
-		if err := w.Validate(i); err != nil {
-			return &ConfigError{Msg: err.Error()}
-		}
+		other(w.Validate(i))
 	}
 	if c.HTTP.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-			return bad("http.listen", fmt.Sprintf("%q: use host:port, e.g. \"127.0.0.1:8089\"", c.HTTP.Listen))
+			bad("http.listen", fmt.Sprintf("%q: use host:port, e.g. \"127.0.0.1:8089\"", c.HTTP.Listen))
 		}
 	}
-	return nil
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
+
+func sortedPacing(m map[string]PaceConfig) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
 }
 
 var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
 	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
 
-// hours parses clinic.hours; nil means always open.
+// hours parses clinic.hours; nil means always open. Its error lists every
+// bad day.
 func (c Config) hours() (map[time.Weekday][2]int, error) {
 	if len(c.Clinic.Hours) == 0 {
 		return nil, nil
 	}
+	days := make([]string, 0, len(c.Clinic.Hours))
+	for day := range c.Clinic.Hours {
+		days = append(days, day)
+	}
+	sort.Strings(days)
 	out := map[time.Weekday][2]int{}
-	for day, span := range c.Clinic.Hours {
+	var errs ConfigErrors
+	for _, day := range days {
+		span := c.Clinic.Hours[day]
 		wd, ok := weekdays[strings.ToLower(day)]
 		if !ok {
-			return nil, &ConfigError{Key: "clinic.hours." + day, Msg: "use mon, tue, wed, thu, fri, sat or sun"}
+			errs = append(errs, &ConfigError{Key: "clinic.hours." + day, Msg: "use mon, tue, wed, thu, fri, sat or sun"})
+			continue
 		}
 		if strings.TrimSpace(span) == "" || strings.EqualFold(span, "closed") {
 			continue
 		}
-		a, b, ok := strings.Cut(span, "-")
-		o, err1 := parseHHMM(strings.TrimSpace(a))
-		cl, err2 := parseHHMM(strings.TrimSpace(b))
-		if !ok || err1 != nil || err2 != nil || cl <= o {
-			return nil, &ConfigError{Key: "clinic.hours." + day, Msg: fmt.Sprintf("%q: use \"08:00-18:00\" or \"closed\"", span)}
+		o, cl, err := parseSpan(span)
+		if err != nil {
+			errs = append(errs, &ConfigError{Key: "clinic.hours." + day, Msg: err.Error()})
+			continue
 		}
 		out[wd] = [2]int{o, cl}
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return out, nil
 }
 
-func validPhone(s string) bool {
-	digits := 0
-	for _, r := range s {
-		switch {
-		case r >= '0' && r <= '9':
-			digits++
-		case strings.ContainsRune("+-() .", r):
-		default:
-			return false
+// parseSpan reads opening hours like "08:00-18:00" as minutes after midnight.
+func parseSpan(span string) (open, close int, err error) {
+	a, b, ok := strings.Cut(span, "-")
+	o, err1 := parseHHMM(strings.TrimSpace(a))
+	cl, err2 := parseHHMM(strings.TrimSpace(b))
+	if !ok || err1 != nil || err2 != nil || cl <= o {
+		return 0, 0, fmt.Errorf("%q: use \"08:00-18:00\" or \"closed\"", span)
+	}
+	return o, cl, nil
+}
+
+// SampleClinicNames are the names of the built-in sample clinic and of
+// aftercare.sample.json: only these may give patients the fictional sample
+// phone numbers and bot name.
+var SampleClinicNames = []string{"Sample Acupuncture Clinic", "Riverside Acupuncture (sample)"}
+
+// SampleBotUsername is the placeholder bot name in aftercare.sample.json.
+const SampleBotUsername = "RiversideAftercareSampleBot"
+
+// isSample reports whether the config is one of the samples.
+func (c Config) isSample() bool {
+	for _, n := range SampleClinicNames {
+		if strings.TrimSpace(c.Clinic.Name) == n {
+			return true
 		}
 	}
-	return digits >= 2 && digits <= 20
+	return false
 }
+
+// checkClinicPhone says what is wrong with a number patients are told to
+// call, "" when it is fine. A real clinic must not send patients to the
+// fictional 555-01xx numbers of the samples.
+func (c Config) checkClinicPhone(s string) string {
+	digits, ok := phoneDigits(s)
+	switch {
+	case strings.TrimSpace(s) == "":
+		return `must be set to the number patients should call, e.g. "+1 312 555 2368" or "(312) 555-2368"`
+	case !ok || len(digits) < 7 || len(digits) > 15:
+		return fmt.Sprintf("%q is not a phone number: use international (+country code) or national format with 7 to 15 digits, e.g. \"+44 20 7946 1234\"", s)
+	case fictional555(digits) && !c.isSample():
+		return fmt.Sprintf("%q is a fictional sample number (555-01xx): patients would be told to call a number that reaches nobody; set the clinic's real number", s)
+	}
+	return ""
+}
+
+// phoneDigits returns a phone number's digits, and false when it holds
+// anything but digits, spaces, dashes, dots, parentheses and one leading +.
+func phoneDigits(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == '+' && i == 0:
+		case strings.ContainsRune("-() .", r):
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
+}
+
+// fictional555 reports a North American 555-0100..555-0199 number, the
+// range reserved for fiction (and used by the samples).
+func fictional555(digits string) bool {
+	if (len(digits) == 8 || len(digits) == 11) && digits[0] == '1' {
+		digits = digits[1:] // "+1-555-0100", "+1 312 555 0100"
+	}
+	switch len(digits) {
+	case 7:
+		return strings.HasPrefix(digits, "55501")
+	case 10:
+		return strings.HasPrefix(digits[3:], "55501")
+	}
+	return false
+}
+
+// validEmergencyNumber accepts short emergency numbers ("911", "112",
+// "000") as well as full ones.
+func validEmergencyNumber(s string) bool {
+	d, ok := phoneDigits(s)
+	return ok && len(d) >= 2 && len(d) <= 15
+}
+
+// checkBotUsername says what is wrong with invites.telegram_bot_username,
+// "" when it is fine or unset.
+func (c Config) checkBotUsername() string {
+	u := c.Invites.TelegramBotUsername
+	switch {
+	case u == "":
+		return ""
+	case strings.HasPrefix(u, "@"):
+		return fmt.Sprintf("%q: write the name without the @, e.g. %q", u, strings.TrimPrefix(u, "@"))
+	case !telegramUsername.MatchString(u):
+		return fmt.Sprintf("%q is not a Telegram bot username: 5 to 32 letters, digits or _, ending in \"bot\"", u)
+	case u == SampleBotUsername && !c.isSample():
+		return fmt.Sprintf("%q is the sample's bot; set your own bot's username (BotFather shows it), or remove the key", u)
+	}
+	return ""
+}
+
+var telegramUsername = regexp.MustCompile(`(?i)^[a-z][a-z0-9_]{1,29}bot$`)
 
 // parseHHMM reads "21:00" as minutes after midnight.
 func parseHHMM(s string) (int, error) {

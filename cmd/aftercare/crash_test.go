@@ -242,7 +242,7 @@ func TestCrashSafety(t *testing.T) {
 	clockFile := filepath.Join(dir, "now")
 	clock.SetFile(clockFile, t0)
 	cfg := fmt.Sprintf(`{
-  "clinic": {"name": "Crash Test Clinic", "phone": "+1-555-0100", "emergency_number": "911", "time_zone": "America/Chicago",
+  "clinic": {"name": "Crash Test Clinic", "phone": "+1 312 555 2368", "emergency_number": "911", "time_zone": "America/Chicago",
              "quiet_hours": {"start": "00:00", "end": "00:00"}},
   "data_dir": %q,
   "escalation": {"ack_timeout": "100h"},

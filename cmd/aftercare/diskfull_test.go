@@ -27,7 +27,7 @@ func TestDiskWriteFailure(t *testing.T) {
 	clock.SetFile(clockFile, time.Date(2026, 3, 2, 15, 0, 0, 0, time.UTC))
 	cfgPath := filepath.Join(dir, "config.json")
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`{
-  "clinic": {"name": "Disk Test Clinic", "phone": "+1-555-0100", "emergency_number": "911", "time_zone": "UTC",
+  "clinic": {"name": "Disk Test Clinic", "phone": "+1 312 555 2368", "emergency_number": "911", "time_zone": "UTC",
              "quiet_hours": {"start": "00:00", "end": "00:00"}},
   "data_dir": %q,
   "telegram": {"api_endpoint": %q, "staff_chat_id": -100, "poll_interval": "5ms", "poll_timeout": "0s", "request_timeout": "2s"},

@@ -3,6 +3,7 @@
 // Usage:
 //
 //	aftercare [--config FILE]            run the bot (console when no platform token is set)
+//	aftercare init                       write a clinic's config (asks, or takes flags)
 //	aftercare triage                     classify messages from stdin, one JSON line each
 //	aftercare replay [--config FILE] SCRIPT  run a JSON-lines script on a virtual clock
 //	aftercare protocol                   print the default protocol, to start a clinic's own
@@ -89,6 +90,10 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Stdin = eofReader{}
 	}
 	args := m.Args
+	if wantsHelp(args) {
+		fmt.Fprint(m.Stdout, usage)
+		return nil
+	}
 	cmd := "run"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
@@ -110,15 +115,35 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.export(ctx, args)
 	case "check":
 		return m.check(args)
-	case "help", "-h", "--help":
+	case "init":
+		return m.init(args)
+	case "help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil
 	}
 	return &usageError{fmt.Sprintf("unknown command %q\n%s", cmd, usage)}
 }
 
+// wantsHelp reports a -h, -help or --help anywhere before a "--": the
+// answer is the list of commands (exit 0), not the flag package's list of
+// one command's flags.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
 const usage = `usage:
   aftercare [--config FILE]                 run the bot (console when no platform token is set)
+  aftercare init [--out FILE] [--force] [--name N --phone P --time-zone Z --hours H ...]
+                                            write a clinic's config, asking for (and checking) each answer
+  aftercare help                            print this list
   aftercare triage                          classify messages from stdin, one JSON line each
   aftercare replay [--config FILE] SCRIPT   run a JSON-lines script (or - for stdin) on a virtual clock
   aftercare protocol                        print the default protocol

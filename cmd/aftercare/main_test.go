@@ -140,9 +140,27 @@ func TestReplayScriptErrorsNameTheLine(t *testing.T) {
 			t.Errorf("script %q: err %v, want a usage error (exit 2) naming %q", tc.script, err, tc.want)
 		}
 	}
-	// Unknown fields are fine.
-	if _, _, err := runMain(t, `{"at":"1m","patient":"p1","says":"hi","mood":"ok"}`, nil, "replay", "-"); err != nil {
-		t.Fatalf("unknown field rejected: %v", err)
+}
+
+// TestReplayUnknownKeyIsAnError: per the replay contract a bad line is an
+// error naming its line (exit code 2); a misspelt key would otherwise drop
+// the patient's message without a word.
+func TestReplayUnknownKeyIsAnError(t *testing.T) {
+	cases := []struct{ script, want string }{
+		{`{"at":"0s","visit":{"patient":"p1","treatment":"acupuncture","area":"neck"}}` + "\n" + `{"at":"1m","patient":"p1","sayz":"I fainted"}`,
+			`script line 2: "sayz" is not a script key; did you mean "says"?`},
+		{`{"at":"1m","patient":"p1","says":"hi","mood":"ok"}`, `script line 1: "mood" is not a script key`},
+		{`{"at":"0s","visit":{"patient":"p1","treatment":"acupuncture","aera":"neck"}}`, `script line 1: "aera" is not a script key; did you mean "area"?`},
+	}
+	for _, tc := range cases {
+		out, _, err := runMain(t, tc.script, nil, "replay", "-")
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("script %q: err %v, want a usage error (exit 2) with %q", tc.script, err, tc.want)
+		}
+		if out != "" {
+			t.Errorf("script %q: ran before failing:\n%s", tc.script, out)
+		}
 	}
 }
 
@@ -211,10 +229,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{`{"clinic":{"name":"X","phone":"+1-555-0100","emergency_number":"911","time_zone":"Mars/Base","quiet_hours":{"start":"21:00","end":"08:00"}}}`, "clinic.time_zone"},
 		{`{"clinic":{"name":"X","phone":"+1-555-0100","emergency_number":"911","time_zone":"UTC","quiet_hours":{"start":"9pm","end":"08:00"}}}`, "clinic.quiet_hours.start"},
 		{`{"clinic":{"name":"","phone":"+1-555-0100"}}`, "clinic.name"},
-		{`{"clinik":{}}`, `unknown field "clinik"`},
+		{`{"clinik":{}}`, `clinik: not a configuration key; did you mean "clinic"?`},
 		{`{"telegram":{"token":"123:abc"}}`, "environment"},
 		{`{"log":{"level":"loud"}}`, "log.level"},
-		{`{"data_dir": 5}`, `"data_dir"`},
+		{`{"data_dir": 5}`, `data_dir: expected a string`},
 		{`{"clinic": `, "invalid JSON"},
 	}
 	for i, tc := range cases {

@@ -257,6 +257,11 @@ func adminDo(ctx context.Context, cfg Config, method, path string, body any, tim
 // withStore runs fn on the database when no bot holds it; with ErrLocked it
 // returns errRunning so the caller can go through the admin endpoint.
 func (m *Main) withStore(cfg Config, fn func(*store.Store) error) error {
+	// A first command in a new folder (aftercare visit) creates the data
+	// directory as the bot would, private to the clinic's user.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return &ConfigError{Key: "data_dir", Msg: err.Error()}
+	}
 	st, err := store.Open(dbPath(cfg), store.Options{Timeout: 300 * time.Millisecond})
 	if errors.Is(err, store.ErrLocked) {
 		return errRunning
@@ -271,3 +276,42 @@ func (m *Main) withStore(cfg Config, fn func(*store.Store) error) error {
 var errRunning = errors.New("bot running")
 
 func dbPath(cfg Config) string { return cfg.DataDir + string(os.PathSeparator) + "aftercare.db" }
+
+// visitUsage is the usage line of `aftercare visit`, shown with its errors.
+const visitUsage = "usage: aftercare visit [--config FILE] [--qr FILE.png] TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone]\n" +
+	"  e.g. aftercare visit dry_needling lower back"
+
+// parseCLIVisit reads `aftercare visit` arguments. Unlike a quick /visit
+// in the staff chat, the front desk must name the area: the patient's
+// advice and the staff alerts name it.
+func parseCLIVisit(args []string, now time.Time) (engine.Visit, error) {
+	v, err := service.ParseVisitArgs(args, now)
+	if err != nil {
+		return v, &usageError{"visit: " + err.Error() + "\n" + visitUsage}
+	}
+	if strings.TrimSpace(v.Area) == "" {
+		return v, &usageError{"visit: AREA is missing (where the needles went, e.g. \"lower back\")\n" + visitUsage}
+	}
+	return v, nil
+}
+
+// printInvite shows the front desk the invite: its expiry in the clinic's
+// time zone, its links, and a warning when the QR code would hold only a
+// code that opens nothing when scanned.
+func (m *Main) printInvite(cfg Config, resp inviteResponse) {
+	exp := resp.Expires
+	if loc, err := time.LoadLocation(cfg.Clinic.TimeZone); err == nil {
+		exp = exp.In(loc)
+	}
+	fmt.Fprintf(m.Stdout, "Invite for the patient (one use, valid until %s):\n", exp.Format("Mon 2 Jan 2006 15:04 MST"))
+	for _, l := range resp.Links {
+		fmt.Fprintln(m.Stdout, "  "+l)
+	}
+	for _, l := range resp.Links {
+		if strings.HasPrefix(l, "https://") {
+			return
+		}
+	}
+	fmt.Fprintln(m.Stderr, "warning: invites.telegram_bot_username is not set, so the invite (and its QR code) is only a code that opens nothing when scanned; "+
+		"set it to your Telegram bot's username in the config to get a t.me link")
+}

@@ -15,7 +15,7 @@ import (
 func TestLogsNeverHoldHealthData(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(dir)
-	cfg.Log = LogConfig{Level: "debug", Format: "json"}
+	cfg.Log = LogConfig{Level: "debug", Format: "json", File: "stderr"} // the console would log to a file
 	secrets := []string{
 		"Jane Quinlan", "+1-555-0142", "555-0142", "left breast", "I fainted", "stabbing pain",
 		"chest hurts", "my husband", "Sample Acupuncture Clinic", "+1-555-0100",

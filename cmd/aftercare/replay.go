@@ -33,7 +33,8 @@ type scriptStep struct {
 	restart bool
 }
 
-// rawLine is the JSON shape of a script line. Unknown fields are ignored.
+// rawLine is the JSON shape of a script line. An unknown key is an error:
+// a misspelt "says" would otherwise drop the patient's message silently.
 type rawLine struct {
 	Start   *string   `json:"start"`
 	At      *string   `json:"at"`
@@ -55,6 +56,20 @@ type rawVisit struct {
 	// Consent defaults to true: a visit recorded by the clinic carries the
 	// patient's agreement given in person. false makes the bot ask first.
 	Consent *bool `json:"consent"`
+}
+
+// scriptKeys are the keys a script line may use, at the top or inside
+// "visit" (the decoder names an unknown key without its parent).
+var scriptKeys = []string{"start", "at", "visit", "patient", "says", "presses", "restart",
+	"treatment", "area", "acute", "child", "tz", "lang", "consent"}
+
+// unknownScriptKey explains an unknown key, with the closest known one.
+func unknownScriptKey(key string) string {
+	msg := fmt.Sprintf("%q is not a script key", key)
+	if s := suggestKey(key, scriptKeys); s != "" {
+		msg += fmt.Sprintf("; did you mean %q?", s)
+	}
+	return msg + " (keys: start, at, visit, patient, says, presses, restart)"
 }
 
 // ScriptError names the script line at fault.
@@ -89,7 +104,11 @@ func parseScript(r io.Reader) (time.Time, []scriptStep, error) {
 		}
 		var l rawLine
 		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
 		if err := dec.Decode(&l); err != nil {
+			if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+				return start, nil, &ScriptError{n, unknownScriptKey(strings.Trim(f, `"`))}
+			}
 			return start, nil, &ScriptError{n, "not a JSON object: " + err.Error()}
 		}
 		if dec.More() {
