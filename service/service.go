@@ -322,7 +322,9 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	}
 	if esc != nil {
 		s.cfg.Observer.Escalated(esc.Level)
-		s.log.Warn("escalation", "patient", id, "level", esc.Level.String(), "signs", esc.Signs)
+		// The level and a count only: sign names beside a patient ID are
+		// health data, and logs are not the place for it.
+		s.log.Warn("escalation", "patient", id, "level", esc.Level.String(), "signs", len(esc.Signs))
 	}
 	if due != nil && strings.HasPrefix(due.Key, "checkin:") {
 		s.cfg.Observer.CheckinFired(now.Sub(due.At))
