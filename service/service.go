@@ -57,6 +57,8 @@ type Store interface {
 	Retry(m engine.Outbound) error
 	Enqueue(ms ...engine.Outbound) error
 	PruneDedupe(before time.Time) (int, error)
+	Applied(key string) (bool, error)
+	ApplyStaff(ctx context.Context, st store.StaffStep) (bool, error)
 }
 
 // DedupeHorizon is how long platform update keys are remembered.
@@ -211,6 +213,19 @@ func InvitePayload(text string) string {
 // returns its token (128 random bits, base64url, 22 characters). The token
 // says nothing about the patient.
 func (s *Service) CreateInvite(ctx context.Context, v engine.Visit, ttl time.Duration) (engine.Invite, error) {
+	inv, err := s.newInvite(v, ttl)
+	if err != nil {
+		return engine.Invite{}, err
+	}
+	if err := s.store.PutInvite(inv); err != nil {
+		return engine.Invite{}, err
+	}
+	s.log.Info("invite created", "expires", inv.Expires)
+	return inv, nil
+}
+
+// newInvite makes an invite for v with a fresh token, without storing it.
+func (s *Service) newInvite(v engine.Visit, ttl time.Duration) (engine.Invite, error) {
 	if !v.Treatment.Valid() {
 		return engine.Invite{}, fmt.Errorf("service: unknown treatment %q (want acupuncture, electroacupuncture or dry_needling)", v.Treatment)
 	}
@@ -222,12 +237,7 @@ func (s *Service) CreateInvite(ctx context.Context, v engine.Visit, ttl time.Dur
 		return engine.Invite{}, err
 	}
 	now := s.clock.Now()
-	inv := engine.Invite{Token: base64.RawURLEncoding.EncodeToString(b[:]), Visit: v, Created: now, Expires: now.Add(ttl)}
-	if err := s.store.PutInvite(inv); err != nil {
-		return engine.Invite{}, err
-	}
-	s.log.Info("invite created", "expires", inv.Expires)
-	return inv, nil
+	return engine.Invite{Token: base64.RawURLEncoding.EncodeToString(b[:]), Visit: v, Created: now, Expires: now.Add(ttl)}, nil
 }
 
 // RecordVisit records a visit for a patient as the clinic would, and
