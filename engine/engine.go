@@ -105,8 +105,9 @@ func (e *Engine) Step(id PatientID, st State, ev Event, now time.Time) Result {
 	s := &step{e: e, now: now, st: st}
 	switch ev.Kind {
 	case EventMessage:
-		if ev.DisplayName != "" {
-			s.st.DisplayName = truncate(ev.DisplayName, 64)
+		if name, _ := Sanitize(ev.DisplayName); name != "" {
+			// Sanitized like message text: a name is the patient's text too.
+			s.st.DisplayName = truncate(name, 64)
 		}
 		if ev.Invite.Status != "" {
 			s.invite(ev.Invite)
@@ -454,10 +455,15 @@ func (s *step) unreachable(platform string) {
 }
 
 func (s *step) patientLabel() string {
+	return string(s.st.Patient) + s.quotedName()
+}
+
+// quotedName is the patient's display name as staff see it, quoted, or "".
+func (s *step) quotedName() string {
 	if s.st.DisplayName != "" {
-		return string(s.st.Patient) + " (" + s.st.DisplayName + ")"
+		return " (\"" + StaffQuote(s.st.DisplayName) + "\")"
 	}
-	return string(s.st.Patient)
+	return ""
 }
 
 // ---- escalation ----
@@ -504,7 +510,7 @@ func (s *step) alertStaff(l Level, signs []string, subject, said, note string) {
 	}
 	visit := "no visit on record"
 	if v := s.st.Visit; v != nil {
-		area := v.Area
+		area := StaffQuote(v.Area)
 		if area == "" {
 			area = "area not given"
 		}
@@ -526,13 +532,9 @@ func (s *step) alertStaff(l Level, signs []string, subject, said, note string) {
 	if note != "" {
 		subj += " " + note
 	}
-	name := ""
-	if s.st.DisplayName != "" {
-		name = " (" + s.st.DisplayName + ")"
-	}
 	said = truncate(said, 300)
-	alert := strings.NewReplacer("{level}", strings.ToUpper(l.String()), "{patient}", string(s.st.Patient), "{name}", name,
-		"{visit}", visit, "{signs}", strings.Join(signs, ", "), "{subject}", subj, "{said}", said).Replace(p.Alert)
+	alert := strings.NewReplacer("{level}", strings.ToUpper(l.String()), "{patient}", string(s.st.Patient), "{name}", s.quotedName(),
+		"{visit}", visit, "{signs}", strings.Join(signs, ", "), "{subject}", subj, "{said}", StaffQuote(said)).Replace(p.Alert)
 	s.res.Messages = append(s.res.Messages, Outbound{
 		To: StaffAddress, Kind: KindAlert, Level: l, Patient: s.st.Patient, Text: truncate(alert, MaxOutputRunes), Created: s.now,
 	})

@@ -36,7 +36,7 @@ func (s *Service) fireLadder(ctx context.Context, d store.Due) (bool, error) {
 		}
 		waited := fmtMinutes(now.Sub(e.At))
 		text := fmt.Sprintf("[%s, NOT ACKNOWLEDGED for %s] #%d %s: %s. Signs: %s. Said: \"%s\"",
-			strings.ToUpper(e.Level.String()), waited, e.ID, e.Patient, e.Visit, strings.Join(e.Signs, ", "), e.Said)
+			strings.ToUpper(e.Level.String()), waited, e.ID, e.Patient, e.Visit, strings.Join(e.Signs, ", "), engine.StaffQuote(e.Said))
 		to := append([]engine.PatientID(nil), s.staff...)
 		action := "alert_resent"
 		if n >= 2 {
@@ -381,7 +381,7 @@ func (s *Service) timeline(args []string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Patient %s\n", r.State.Patient)
 	for _, v := range r.Visits {
-		fmt.Fprintf(&b, "%s visit: %s, %s (%s)\n", v.At.Format("2006-01-02 15:04"), v.Treatment.Label(), v.Area, v.Source)
+		fmt.Fprintf(&b, "%s visit: %s, %s (%s)\n", v.At.Format("2006-01-02 15:04"), v.Treatment.Label(), engine.StaffQuote(v.Area), v.Source)
 	}
 	for _, c := range r.State.Checkins {
 		so := "-"
