@@ -309,3 +309,43 @@ func TestStaffUpdateRedeliveredAppliesOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestSilentPatientInToday lets two patients go through both check-ins,
+// one answering and one silent: staff get one watch-level alert about the
+// silent one, and /today shows who it is.
+func TestSilentPatientInToday(t *testing.T) {
+	h := newStaffHarness(t)
+	ctx := context.Background()
+	for _, p := range []engine.PatientID{"telegram:1", "telegram:2"} {
+		if err := h.svc.RecordVisit(ctx, p, engine.Visit{At: t0, Treatment: engine.DryNeedling, Area: "back", Consent: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.tick(24*time.Hour+time.Minute, time.Minute)
+	if err := h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:2", Choice: "better", DedupeKey: "telegram:update:1"}); err != nil {
+		t.Fatal(err)
+	}
+	h.tick(40*time.Hour, 10*time.Minute)
+	var reports []engine.Outbound
+	for _, m := range h.sent {
+		if m.To == engine.StaffAddress && strings.Contains(m.Text, "No answer to") {
+			reports = append(reports, m)
+		}
+	}
+	if len(reports) != 1 || reports[0].Patient != "telegram:1" || reports[0].Level != engine.Watch || reports[0].Kind != engine.KindAlert {
+		t.Fatalf("silence reports %+v, want one watch alert about telegram:1", reports)
+	}
+	out := h.staff("/today")
+	var silent, answered string
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(line, "telegram:1:"):
+			silent = line
+		case strings.HasPrefix(line, "telegram:2:"):
+			answered = line
+		}
+	}
+	if !strings.Contains(silent, "NO ANSWER to any check-in (staff alerted") || strings.Contains(answered, "NO ANSWER to any") {
+		t.Fatalf("/today does not single out the silent patient:\n%s", out)
+	}
+}
