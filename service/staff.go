@@ -353,6 +353,9 @@ func (s *Service) listToday() (string, error) {
 		case st.Consent != "yes":
 			flags = " (no consent to check-ins)"
 		}
+		if !st.Silent.IsZero() && st.LastActive.Before(st.Silent) {
+			flags += fmt.Sprintf("; NO ANSWER to any check-in (staff alerted %s ago)", fmtMinutes(now.Sub(st.Silent)))
+		}
 		lines = append(lines, fmt.Sprintf("%s: %s, %s ago; %s%s", st.Patient, st.Visit.Treatment.Label(),
 			now.Sub(st.Visit.At).Round(time.Hour), strings.Join(cks, ", "), flags))
 		return nil

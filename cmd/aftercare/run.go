@@ -141,11 +141,6 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return &ConfigError{File: *cfgPath, Key: "data_dir", Msg: err.Error()}
 	}
-	log, closeLog, err := m.openLog(cfg, consoleOn, log)
-	if err != nil {
-		return &ConfigError{File: *cfgPath, Key: "log.file", Msg: err.Error()}
-	}
-	defer closeLog()
 	st, err := store.Open(dbPath(cfg), store.Options{})
 	if err != nil {
 		return err
