@@ -456,8 +456,9 @@ func (s *step) silentAt(sent time.Time) time.Time {
 // answered none of the visit's check-ins, not even after the nudge: without
 // it a patient who went quiet (too unwell to answer, or the messages never
 // seen) would be invisible. Nothing is sent to the patient. A patient who
-// answered or wrote anything, stopped check-ins, was paused by staff or
-// cannot be reached (staff were told already) is not reported.
+// answered or wrote anything, stopped check-ins, was paused by staff, was
+// escalated since the visit or cannot be reached (staff were told already)
+// is not reported.
 func (s *step) silentDue() {
 	cs := s.st.Checkins
 	switch {
@@ -468,6 +469,9 @@ func (s *step) silentDue() {
 		return
 	case !s.st.LastActive.Before(cs[0].Sent):
 		s.audit("silent_skipped", "the patient wrote since the first check-in")
+		return
+	case !s.st.Escalated.Before(s.st.Visit.At):
+		s.audit("silent_skipped", "staff were alerted about the patient since the visit")
 		return
 	}
 	for _, c := range cs {
@@ -617,6 +621,7 @@ func (s *step) alertStaff(l Level, signs []string, subject, said, note string) {
 	s.res.Messages = append(s.res.Messages, Outbound{
 		To: StaffAddress, Kind: KindAlert, Level: l, Patient: s.st.Patient, Text: truncate(alert, MaxOutputRunes), Created: s.now,
 	})
+	s.st.Escalated = s.now
 	s.res.Escalation = &Escalation{Patient: s.st.Patient, Level: l, Signs: signs, Subject: subject, Said: said, Visit: visit, At: s.now, Status: "open"}
 	s.audit("escalation", l.String()+": "+strings.Join(signs, ","))
 }

@@ -43,6 +43,10 @@ func TestSilentPatientReportedOnce(t *testing.T) {
 			c.advance(30 * time.Hour)
 			c.say("I fainted")
 		}, 0},
+		{"escalated before the check-ins", -1, func(c *convo) {
+			c.advance(10 * time.Hour)
+			c.say("I fainted")
+		}, 0},
 		{"paused by staff", -1, func(c *convo) {
 			c.advance(49 * time.Hour)
 			c.apply(engine.Event{Kind: engine.EventStaff, Action: "pause", Actor: "telegram:42"})

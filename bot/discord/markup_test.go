@@ -25,7 +25,7 @@ func TestStaffMessagesShowPatientTextAsTyped(t *testing.T) {
 		{"masked link and emphasis in an alert",
 			engine.Outbound{ID: 81, To: engine.StaffAddress, Channel: staff, Kind: engine.KindAlert, Level: engine.Watch,
 				Text: `[WATCH] discord:1 ("**Eve**"): Said: "[Acknowledge](https://evil.example/ack) ||ok|| ` + "`x`" + ` <@&1> @everyone"`},
-			`\[WATCH\] discord\:1 \("\*\*Eve\*\*"\)\: Said\: "\[Acknowledge\]\(https://evil.example/ack) \|\|ok\|\| ` + "\\`x\\`" + ` \<\@&1\> \@everyone"`},
+			`\[WATCH\] discord:1 ("\*\*Eve\*\*"): Said: "\[Acknowledge\](https://evil.example/ack) \|\|ok\|\| ` + "\\`x\\`" + ` \<@&1\> @everyone"`},
 		{"header and quote lines in a notice",
 			engine.Outbound{ID: 82, To: engine.StaffAddress, Channel: staff, Kind: engine.KindNotice,
 				Text: "# All clear\n> fine\n- item\n~~gone~~ __u__ a\\b"},
@@ -33,7 +33,7 @@ func TestStaffMessagesShowPatientTextAsTyped(t *testing.T) {
 		{"the bot's invite link stays a link",
 			engine.Outbound{ID: 83, To: staff, Kind: engine.KindNotice,
 				Text: "Visit recorded (dry needling, back). One-time invite:\nhttps://t.me/clinic_bot?start=a_B-c_D"},
-			"Visit recorded \\(dry needling, back\\). One\\-time invite\\:\nhttps://t.me/clinic_bot?start=a_B-c_D"},
+			"Visit recorded (dry needling, back). One\\-time invite:\nhttps://t.me/clinic_bot?start=a_B-c_D"},
 	}
 	for _, tt := range tests {
 		if err := h.bot.Send(context.Background(), tt.m); err != nil {

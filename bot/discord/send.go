@@ -223,10 +223,11 @@ func (b *Bot) payloads(m engine.Outbound, staff bool) []messagePayload {
 	return out
 }
 
-// markdownSpecial are the characters Discord's markdown gives a meaning
-// (emphasis, code, spoilers, quotes, headers, lists, masked links,
-// mentions and timestamps). A backslash before any of them shows it as is.
-const markdownSpecial = "\\*_~`|>#-[]()<:@"
+// markdownSpecial are the characters Discord's markdown gives a meaning:
+// emphasis, code, spoilers, quotes, headers, lists, masked links ("[" is
+// enough to break one) and mentions or timestamps (they need "<"). A
+// backslash before any of them shows it as is.
+const markdownSpecial = "\\*_~`|>#-[]<"
 
 // escapeMarkdown makes Discord show text exactly as written: every markdown
 // character gets a backslash, except inside http(s) links, which Discord
