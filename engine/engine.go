@@ -136,8 +136,9 @@ func (e *Engine) Step(id PatientID, st State, ev Event, now time.Time) Result {
 	s.chooseLanguage(ev)
 	switch ev.Kind {
 	case EventMessage:
-		if ev.DisplayName != "" {
-			s.st.DisplayName = truncate(ev.DisplayName, 64)
+		if name, _ := Sanitize(ev.DisplayName); name != "" {
+			// Sanitized like message text: a name is the patient's text too.
+			s.st.DisplayName = truncate(name, 64)
 		}
 		if ev.Invite.Status != "" {
 			s.invite(ev.Invite)
@@ -292,6 +293,8 @@ func (s *step) setVisit(v *Visit) {
 		s.timer(checkinKey(c.Hours), time.Time{})
 		s.timer(nudgeKey(c.Hours), time.Time{})
 	}
+	s.timer(silentKey, time.Time{})
+	s.st.Silent = time.Time{}
 	s.st.Visit = v
 	s.st.Draft = nil
 	s.st.Checkins = nil
@@ -371,6 +374,8 @@ func (s *step) due(key string) {
 		s.nudgeDue(h)
 	case key == "clarify":
 		s.clarifyDue()
+	case key == silentKey:
+		s.silentDue()
 	default:
 		s.audit("ignored", "unknown timer "+key)
 	}
@@ -432,6 +437,10 @@ func (s *step) checkinDue(h float64) {
 	if n := s.p.Timing.NudgeAfterHours; n > 0 {
 		s.timer(nudgeKey(h), s.allowed(s.now.Add(time.Duration(n*float64(time.Hour)))))
 	}
+	hs := s.e.protocol.Timing.CheckinsHours
+	if n := s.e.protocol.Timing.SilentAfterHours; n > 0 && len(hs) > 0 && h == hs[len(hs)-1] {
+		s.timer(silentKey, s.silentAt(s.now))
+	}
 }
 
 func (s *step) nudgeDue(h float64) {
@@ -466,10 +475,15 @@ func (s *step) unreachable(platform string) {
 }
 
 func (s *step) patientLabel() string {
+	return string(s.st.Patient) + s.quotedName()
+}
+
+// quotedName is the patient's display name as staff see it, quoted, or "".
+func (s *step) quotedName() string {
 	if s.st.DisplayName != "" {
-		return string(s.st.Patient) + " (" + s.st.DisplayName + ")"
+		return " (\"" + StaffQuote(s.st.DisplayName) + "\")"
 	}
-	return string(s.st.Patient)
+	return ""
 }
 
 // ---- escalation ----
@@ -516,7 +530,7 @@ func (s *step) alertStaff(l Level, signs []string, subject, said, note string) {
 	}
 	visit := "no visit on record"
 	if v := s.st.Visit; v != nil {
-		area := v.Area
+		area := StaffQuote(v.Area)
 		if area == "" {
 			area = "area not given"
 		}
@@ -538,16 +552,18 @@ func (s *step) alertStaff(l Level, signs []string, subject, said, note string) {
 	if note != "" {
 		subj += " " + note
 	}
-	name := ""
-	if s.st.DisplayName != "" {
-		name = " (" + s.st.DisplayName + ")"
-	}
 	said = truncate(said, 300)
-	alert := strings.NewReplacer("{level}", strings.ToUpper(l.String()), "{patient}", string(s.st.Patient), "{name}", name,
-		"{visit}", visit, "{signs}", strings.Join(signs, ", "), "{subject}", subj, "{said}", said).Replace(p.Alert)
+	tmpl := p.Alert
+	if said == "" {
+		// Nothing the patient said to quote (a report on silence).
+		tmpl = strings.Replace(tmpl, ` Said: "{said}"`, "", 1)
+	}
+	alert := strings.NewReplacer("{level}", strings.ToUpper(l.String()), "{patient}", string(s.st.Patient), "{name}", s.quotedName(),
+		"{visit}", visit, "{signs}", strings.Join(signs, ", "), "{subject}", subj, "{said}", StaffQuote(said)).Replace(tmpl)
 	s.res.Messages = append(s.res.Messages, Outbound{
 		To: StaffAddress, Kind: KindAlert, Level: l, Patient: s.st.Patient, Text: truncate(alert, MaxOutputRunes), Created: s.now,
 	})
+	s.st.Escalated = s.now
 	s.res.Escalation = &Escalation{Patient: s.st.Patient, Level: l, Signs: signs, Subject: subject, Said: said, Visit: visit, At: s.now, Status: "open"}
 	s.audit("escalation", l.String()+": "+strings.Join(signs, ","))
 }

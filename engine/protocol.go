@@ -302,6 +302,12 @@ type Timing struct {
 	CheckinsHours         []float64 `json:"checkins_hours"`
 	NudgeAfterHours       float64   `json:"nudge_after_hours"`
 	ClarifyTimeoutMinutes float64   `json:"clarify_timeout_minutes"`
+	// SilentAfterHours is how long after the last check-in was sent staff
+	// are told, once, about a patient who answered none of the check-ins
+	// (not even after the nudge), so a patient who went quiet is looked
+	// after by a person. It must be longer than NudgeAfterHours; 0 (the
+	// value when a clinic's file predates it) disables the report.
+	SilentAfterHours float64 `json:"silent_after_hours"`
 }
 
 var advLevels = []string{"rest", "light", "moderate", "normal"}
@@ -542,6 +548,14 @@ func (p *Protocol) validate() error {
 	}
 	if p.Timing.NudgeAfterHours < 0 || p.Timing.ClarifyTimeoutMinutes <= 0 {
 		return errors.New("timing: nudge_after_hours must be >= 0 and clarify_timeout_minutes > 0")
+	}
+	if t := p.Timing; t.SilentAfterHours != 0 {
+		if t.SilentAfterHours < 0 || t.SilentAfterHours > 24*14 || t.SilentAfterHours <= t.NudgeAfterHours {
+			return fmt.Errorf("timing.silent_after_hours: %v, want 0 (off) or more than nudge_after_hours (%v) and at most 336", t.SilentAfterHours, t.NudgeAfterHours)
+		}
+		if strings.TrimSpace(p.Texts["silent_note"]) == "" {
+			return errors.New("texts.silent_note: missing (needed when timing.silent_after_hours is set); copy it from the default protocol")
+		}
 	}
 	return nil
 }

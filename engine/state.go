@@ -86,6 +86,11 @@ type State struct {
 	Paused bool `json:"paused,omitempty"`
 	// Unreachable is set when the platform says the patient can no longer be messaged.
 	Unreachable bool `json:"unreachable,omitempty"`
+	// Escalated is when staff were last alerted about the patient.
+	Escalated time.Time `json:"escalated,omitempty"`
+	// Silent is when staff were told that the patient answered none of the
+	// visit's check-ins; zero when not (a new visit clears it).
+	Silent time.Time `json:"silent,omitempty"`
 	// Greeted is set once the introduction was sent.
 	Greeted bool `json:"greeted,omitempty"`
 	// LastActive is when the patient last wrote.

@@ -51,6 +51,23 @@ func Sanitize(s string) (string, bool) {
 	return strings.TrimSpace(b.String()), cut
 }
 
+// staffQuoteReplacer takes out of patient text what could close the quotes
+// around it or pose as the bot's own markers.
+var staffQuoteReplacer = strings.NewReplacer(`"`, "'", "[", "(", "]", ")")
+
+// StaffQuote makes patient-supplied text (a display name, a message, an
+// area) safe to quote in a message to staff. It is sanitized like message
+// text, so it stays on one line and carries no control or bidirectional
+// formatting characters that could reorder what staff read; double quotes
+// become single quotes and square brackets parentheses, so the text can
+// neither close the quotes it stands in nor forge a "[URGENT]" tag or an
+// "[Acknowledge](link)". Platform markup (Discord markdown) is escaped by
+// the adapter that renders the message.
+func StaffQuote(s string) string {
+	s, _ = Sanitize(s)
+	return staffQuoteReplacer.Replace(s)
+}
+
 // truncate cuts s to at most n runes, marking the cut with an ellipsis.
 func truncate(s string, n int) string {
 	if utf8.RuneCountInString(s) <= n {

@@ -58,6 +58,8 @@ type Store interface {
 	Retry(m engine.Outbound) error
 	Enqueue(ms ...engine.Outbound) error
 	PruneDedupe(before time.Time) (int, error)
+	Applied(key string) (bool, error)
+	ApplyStaff(ctx context.Context, st store.StaffStep) (bool, error)
 }
 
 // DedupeHorizon is how long platform update keys are remembered.
@@ -216,6 +218,19 @@ func InvitePayload(text string) string {
 // returns its token (128 random bits, base64url, 22 characters). The token
 // says nothing about the patient.
 func (s *Service) CreateInvite(ctx context.Context, v engine.Visit, ttl time.Duration) (engine.Invite, error) {
+	inv, err := s.newInvite(v, ttl)
+	if err != nil {
+		return engine.Invite{}, err
+	}
+	if err := s.store.PutInvite(inv); err != nil {
+		return engine.Invite{}, err
+	}
+	s.log.Info("invite created", "expires", inv.Expires)
+	return inv, nil
+}
+
+// newInvite makes an invite for v with a fresh token, without storing it.
+func (s *Service) newInvite(v engine.Visit, ttl time.Duration) (engine.Invite, error) {
 	if !v.Treatment.Valid() {
 		return engine.Invite{}, fmt.Errorf("service: unknown treatment %q (want acupuncture, electroacupuncture or dry_needling)", v.Treatment)
 	}
@@ -227,12 +242,7 @@ func (s *Service) CreateInvite(ctx context.Context, v engine.Visit, ttl time.Dur
 		return engine.Invite{}, err
 	}
 	now := s.clock.Now()
-	inv := engine.Invite{Token: base64.RawURLEncoding.EncodeToString(b[:]), Visit: v, Created: now, Expires: now.Add(ttl)}
-	if err := s.store.PutInvite(inv); err != nil {
-		return engine.Invite{}, err
-	}
-	s.log.Info("invite created", "expires", inv.Expires)
-	return inv, nil
+	return engine.Invite{Token: base64.RawURLEncoding.EncodeToString(b[:]), Visit: v, Created: now, Expires: now.Add(ttl)}, nil
 }
 
 // RecordVisit records a visit for a patient as the clinic would, and
@@ -327,7 +337,9 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	}
 	if esc != nil {
 		s.cfg.Observer.Escalated(esc.Level)
-		s.log.Warn("escalation", "patient", id, "level", esc.Level.String(), "signs", esc.Signs)
+		// The level and a count only: sign names beside a patient ID are
+		// health data, and logs are not the place for it.
+		s.log.Warn("escalation", "patient", id, "level", esc.Level.String(), "signs", len(esc.Signs))
 	}
 	if due != nil && strings.HasPrefix(due.Key, "checkin:") {
 		s.cfg.Observer.CheckinFired(now.Sub(due.At))

@@ -36,7 +36,7 @@ func (s *Service) fireLadder(ctx context.Context, d store.Due) (bool, error) {
 		}
 		waited := fmtMinutes(now.Sub(e.At))
 		text := fmt.Sprintf("[%s, NOT ACKNOWLEDGED for %s] #%d %s: %s. Signs: %s. Said: \"%s\"",
-			strings.ToUpper(e.Level.String()), waited, e.ID, e.Patient, e.Visit, strings.Join(e.Signs, ", "), e.Said)
+			strings.ToUpper(e.Level.String()), waited, e.ID, e.Patient, e.Visit, strings.Join(e.Signs, ", "), engine.StaffQuote(e.Said))
 		to := append([]engine.PatientID(nil), s.staff...)
 		action := "alert_resent"
 		if n >= 2 {
@@ -100,13 +100,31 @@ var ErrNotStaff = errors.New("not configured as staff")
 //	/visit TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone] [lang=xx]
 //	                          record a visit; answers with a one-time invite
 //	/audit [N]                the last N audit lines
+//
+// A command is applied once per platform update: an update whose
+// DedupeKey was already applied (a redelivery after a lost confirmation or
+// a restart) is ignored, and the command's answer, any invite it created
+// and the key are committed in one transaction, exactly as for patient
+// updates. Commands that change a patient or an escalation commit that
+// change first; run again after a crash in between they find it done
+// ("already acknowledged"), so nothing happens twice.
 func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) error {
 	if in.Channel == "" {
 		return errors.New("service: staff inbound without channel")
 	}
+	if in.DedupeKey != "" {
+		done, err := s.store.Applied(in.DedupeKey)
+		if err != nil {
+			return fmt.Errorf("service: staff command: %w", err)
+		}
+		if done {
+			s.log.Debug("staff command skipped (already applied)", "from", in.Staff)
+			return nil
+		}
+	}
 	if len(s.cfg.StaffIDs) > 0 && !contains(s.cfg.StaffIDs, in.Staff) {
 		s.log.Warn("staff command refused", "from", in.Staff)
-		return s.notice(in.Channel, "Sorry, only the clinic's staff can use staff commands.")
+		return s.answerStaff(ctx, in, "Sorry, only the clinic's staff can use staff commands.", nil)
 	}
 	text, _ := engine.Sanitize(in.Text)
 	if in.Choice != "" {
@@ -115,7 +133,7 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 	}
 	f := strings.Fields(text)
 	if len(f) == 0 {
-		return s.notice(in.Channel, staffHelp)
+		return s.answerStaff(ctx, in, staffHelp, nil)
 	}
 	cmd := strings.ToLower(strings.TrimPrefix(f[0], "/"))
 	if i := strings.IndexByte(cmd, '@'); i >= 0 {
@@ -123,6 +141,7 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 	}
 	args := f[1:]
 	var reply string
+	var inv *engine.Invite
 	var err error
 	switch cmd {
 	case "open":
@@ -142,7 +161,7 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 	case "pause", "resume":
 		reply, err = s.pause(ctx, args, cmd, in.Staff)
 	case "visit":
-		reply, err = s.staffVisit(ctx, args, in.Staff)
+		reply, inv, err = s.staffVisit(args)
 	case "audit":
 		reply, err = s.auditTail(args)
 	default:
@@ -151,11 +170,37 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 	if err != nil {
 		s.log.Error("staff command failed", "command", cmd, "err", err)
 		reply = "That didn't work: " + userError(err)
+		inv = nil
 	}
-	if reply == "" {
-		return nil // answered by a notice to every staff channel
+	// An empty reply: answered by a notice to every staff channel; the
+	// update key is still recorded.
+	return s.answerStaff(ctx, in, reply, inv)
+}
+
+// answerStaff commits a staff command's answer (if any), the invite it
+// created (if any) and the update's dedupe key in one transaction, and
+// wakes the dispatcher.
+func (s *Service) answerStaff(ctx context.Context, in engine.StaffInbound, reply string, inv *engine.Invite) error {
+	now := s.clock.Now()
+	st := store.StaffStep{Dedupe: in.DedupeKey, Invite: inv, Now: now}
+	if reply != "" {
+		st.Messages = []engine.Outbound{s.noticeTo(in.Channel, reply, now)}
 	}
-	return s.notice(in.Channel, reply)
+	applied, err := s.store.ApplyStaff(ctx, st)
+	if err != nil {
+		return fmt.Errorf("service: staff command: %w", err)
+	}
+	if !applied {
+		s.log.Debug("staff command skipped (already applied)", "from", in.Staff)
+		return nil
+	}
+	if inv != nil {
+		s.log.Info("invite created", "expires", inv.Expires)
+	}
+	if reply != "" {
+		s.kick(in.Channel.Platform())
+	}
+	return nil
 }
 
 const staffHelp = `Staff commands:
@@ -190,14 +235,13 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-func (s *Service) notice(ch engine.PatientID, text string) error {
-	m := engine.Outbound{To: engine.StaffAddress, Channel: ch, Kind: engine.KindNotice, Text: truncateRunes(text, 3800), Created: s.clock.Now()}
+// noticeTo builds a notice to one staff channel.
+func (s *Service) noticeTo(ch engine.PatientID, text string, now time.Time) engine.Outbound {
+	m := engine.Outbound{To: engine.StaffAddress, Channel: ch, Kind: engine.KindNotice, Text: truncateRunes(text, 3800), Created: now}
 	if ch == engine.StaffAddress {
 		m.Channel = ""
 	}
-	err := s.store.Enqueue(m)
-	s.kick(ch.Platform())
-	return err
+	return m
 }
 
 func truncateRunes(s string, n int) string {
@@ -309,6 +353,9 @@ func (s *Service) listToday() (string, error) {
 		case st.Consent != "yes":
 			flags = " (no consent to check-ins)"
 		}
+		if !st.Silent.IsZero() && st.LastActive.Before(st.Silent) {
+			flags += fmt.Sprintf("; NO ANSWER to any check-in (staff alerted %s ago)", fmtMinutes(now.Sub(st.Silent)))
+		}
 		lines = append(lines, fmt.Sprintf("%s: %s, %s ago; %s%s", st.Patient, st.Visit.Treatment.Label(),
 			now.Sub(st.Visit.At).Round(time.Hour), strings.Join(cks, ", "), flags))
 		return nil
@@ -342,7 +389,7 @@ func (s *Service) timeline(ctx context.Context, args []string, who string) (stri
 	var b strings.Builder
 	fmt.Fprintf(&b, "Patient %s\n", r.State.Patient)
 	for _, v := range r.Visits {
-		fmt.Fprintf(&b, "%s visit: %s, %s (%s)\n", v.At.Format("2006-01-02 15:04"), v.Treatment.Label(), v.Area, v.Source)
+		fmt.Fprintf(&b, "%s visit: %s, %s (%s)\n", v.At.Format("2006-01-02 15:04"), v.Treatment.Label(), engine.StaffQuote(v.Area), v.Source)
 	}
 	for _, c := range r.State.Checkins {
 		so := "-"
@@ -374,21 +421,23 @@ func (s *Service) pause(ctx context.Context, args []string, action, who string) 
 	return fmt.Sprintf("Check-ins for %s: %sd.", id, action), nil
 }
 
-func (s *Service) staffVisit(ctx context.Context, args []string, who string) (string, error) {
+// staffVisit prepares the invite for a visit; the caller commits it with
+// the answer, so a redelivered /visit cannot create a second one.
+func (s *Service) staffVisit(args []string) (string, *engine.Invite, error) {
 	v, err := ParseVisitArgs(args, s.clock.Now())
 	if err != nil {
-		return "", &staffError{err.Error()}
+		return "", nil, &staffError{err.Error()}
 	}
-	inv, err := s.CreateInvite(ctx, v, s.cfg.InviteTTL)
+	inv, err := s.newInvite(v, s.cfg.InviteTTL)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	links := []string{"code: " + inv.Token}
 	if s.cfg.InviteLinks != nil {
 		links = s.cfg.InviteLinks(inv.Token)
 	}
 	return fmt.Sprintf("Visit recorded (%s, %s). One-time invite for the patient, valid until %s:\n%s",
-		v.Treatment.Label(), v.Area, inv.Expires.Format("Mon 2 Jan 15:04 MST"), strings.Join(links, "\n")), nil
+		v.Treatment.Label(), v.Area, inv.Expires.Format("Mon 2 Jan 15:04 MST"), strings.Join(links, "\n")), &inv, nil
 }
 
 // ParseVisitArgs reads "TREATMENT AREA... [acute] [child] [ago=2h]

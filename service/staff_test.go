@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -235,5 +236,116 @@ func TestRetentionPurge(t *testing.T) {
 	}
 	if _, found, _ := h.store.State("telegram:new"); !found {
 		t.Fatal("recent patient purged")
+	}
+}
+
+// TestStaffUpdateRedeliveredAppliesOnce delivers the same staff update
+// twice, one after the other and concurrently, as a platform does after a
+// lost confirmation or a restart: the command runs once, so a /visit makes
+// one invite and one answer.
+func TestStaffUpdateRedeliveredAppliesOnce(t *testing.T) {
+	tests := []struct {
+		name       string
+		text       string
+		concurrent bool
+	}{
+		{"visit, redelivered", "/visit dry_needling lower back", false},
+		{"visit, delivered twice at once", "/visit acupuncture neck", true},
+		{"open, redelivered", "/open", false},
+	}
+	tokenRE := regexp.MustCompile(`start=([A-Za-z0-9_-]{22})`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newStaffHarness(t)
+			ctx := context.Background()
+			in := engine.StaffInbound{Staff: "telegram:42", Channel: "console:staff", Text: tt.text, DedupeKey: "telegram:update:4711"}
+			errs := make(chan error, 2)
+			deliver := func() { errs <- h.svc.ReceiveStaff(ctx, in) }
+			if tt.concurrent {
+				go deliver()
+				go deliver()
+			} else {
+				deliver()
+				deliver()
+			}
+			for range 2 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			var answers []string
+			for _, m := range h.drain() {
+				answers = append(answers, m.Text)
+			}
+			if len(answers) != 1 {
+				t.Fatalf("%d answers to one staff update, want 1: %q", len(answers), answers)
+			}
+			if !strings.HasPrefix(tt.text, "/visit") {
+				return
+			}
+			tokens := tokenRE.FindAllStringSubmatch(answers[0], -1)
+			if len(tokens) != 1 {
+				t.Fatalf("answer holds %d invites, want 1: %q", len(tokens), answers[0])
+			}
+			// The one invite is stored and works.
+			if err := h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:5", Text: "/start " + tokens[0][1], DedupeKey: "telegram:update:4712"}); err != nil {
+				t.Fatal(err)
+			}
+			if st, _, _ := h.store.State("telegram:5"); st.Visit == nil {
+				t.Fatal("the invite did not enroll the patient")
+			}
+			// A new update with the same command is a new command.
+			in.DedupeKey = "telegram:update:4713"
+			if err := h.svc.ReceiveStaff(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+			var again strings.Builder
+			for _, m := range h.drain() {
+				again.WriteString(m.Text)
+			}
+			if n := len(tokenRE.FindAllString(again.String(), -1)); n != 1 {
+				t.Fatalf("a second /visit update made %d invites, want 1", n)
+			}
+		})
+	}
+}
+
+// TestSilentPatientInToday lets two patients go through both check-ins,
+// one answering and one silent: staff get one watch-level alert about the
+// silent one, and /today shows who it is.
+func TestSilentPatientInToday(t *testing.T) {
+	h := newStaffHarness(t)
+	ctx := context.Background()
+	for _, p := range []engine.PatientID{"telegram:1", "telegram:2"} {
+		if err := h.svc.RecordVisit(ctx, p, engine.Visit{At: t0, Treatment: engine.DryNeedling, Area: "back", Consent: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.tick(24*time.Hour+time.Minute, time.Minute)
+	if err := h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:2", Choice: "better", DedupeKey: "telegram:update:1"}); err != nil {
+		t.Fatal(err)
+	}
+	h.tick(40*time.Hour, 10*time.Minute)
+	var reports []engine.Outbound
+	for _, m := range h.sent {
+		if m.To == engine.StaffAddress && strings.Contains(m.Text, "No answer to") {
+			reports = append(reports, m)
+		}
+	}
+	if len(reports) != 1 || reports[0].Patient != "telegram:1" || reports[0].Level != engine.Watch || reports[0].Kind != engine.KindAlert {
+		t.Fatalf("silence reports %+v, want one watch alert about telegram:1", reports)
+	}
+	out := h.staff("/today")
+	var silent, answered string
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(line, "telegram:1:"):
+			silent = line
+		case strings.HasPrefix(line, "telegram:2:"):
+			answered = line
+		}
+	}
+	if !strings.Contains(silent, "NO ANSWER to any check-in (staff alerted") || strings.Contains(answered, "NO ANSWER to any") {
+		t.Fatalf("/today does not single out the silent patient:\n%s", out)
 	}
 }

@@ -911,6 +911,78 @@ func (s *Store) Enqueue(ms ...engine.Outbound) error {
 	return s.commit.do(context.Background(), func(tx *bolt.Tx) error { return putOutbound(tx, ms, nil) })
 }
 
+// Applied reports whether a step or staff command with the platform update
+// key was already committed (and its key not yet pruned).
+func (s *Store) Applied(key string) (bool, error) {
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bDedupe).Get([]byte(key)) != nil
+		return nil
+	})
+	return found, err
+}
+
+// StaffStep is what a staff command leaves behind, committed together by
+// ApplyStaff.
+type StaffStep struct {
+	// Dedupe is the platform update's key; empty for commands without one
+	// (the console), which are then never recognised as redelivered.
+	Dedupe string
+	// Invite, when set, is a new invite the command created.
+	Invite *engine.Invite
+	// Messages are the command's answers to staff.
+	Messages []engine.Outbound
+	// Now stamps the dedupe key.
+	Now time.Time
+}
+
+// ApplyStaff commits a staff command's invite, answers and update key in
+// one transaction, once per key: when the key was already committed (the
+// platform redelivered the update, or two deliveries raced) it commits
+// nothing and returns false, so a redelivered /visit never creates a second
+// invite. It may run its transaction function twice inside a group commit;
+// the key check makes that harmless.
+func (s *Store) ApplyStaff(ctx context.Context, st StaffStep) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	applied := false
+	err := s.commit.do(context.Background(), func(tx *bolt.Tx) error {
+		applied = false
+		db := tx.Bucket(bDedupe)
+		if st.Dedupe != "" && db.Get([]byte(st.Dedupe)) != nil {
+			return nil
+		}
+		if inv := st.Invite; inv != nil {
+			b := tx.Bucket(bInvites)
+			if b.Get([]byte(inv.Token)) != nil {
+				return errors.New("invite token collision")
+			}
+			v, err := json.Marshal(inv)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(inv.Token), v); err != nil {
+				return err
+			}
+		}
+		if err := putOutbound(tx, append([]engine.Outbound(nil), st.Messages...), nil); err != nil {
+			return err
+		}
+		if st.Dedupe != "" {
+			if err := db.Put([]byte(st.Dedupe), timeKey(st.Now)); err != nil {
+				return err
+			}
+		}
+		applied = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("apply staff command: %w", err)
+	}
+	return applied, nil
+}
+
 // AckChoice is the button on a staff alert that acknowledges it.
 func AckChoice(id uint64) engine.Choice {
 	return engine.Choice{ID: "ack:" + strconv.FormatUint(id, 10), Label: "Acknowledge"}

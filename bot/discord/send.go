@@ -185,6 +185,11 @@ func (b *Bot) rememberDM(userID, channelID string) {
 // payloads turns one outbound message into the Discord messages to post.
 func (b *Bot) payloads(m engine.Outbound, staff bool) []messagePayload {
 	text := strings.ToValidUTF8(m.Text, "\uFFFD")
+	if staff {
+		// Staff messages quote patients (names, what they said): shown as
+		// typed, so no patient can forge a header, a link or a button.
+		text = escapeMarkdown(text)
+	}
 	mentions := &discordgo.MessageAllowedMentions{Parse: []discordgo.AllowedMentionType{}}
 	if staff && m.Kind == engine.KindAlert && m.Level.Escalates() && len(b.cfg.StaffRoleIDs) > 0 {
 		var ping strings.Builder
@@ -216,6 +221,39 @@ func (b *Bot) payloads(m engine.Outbound, staff bool) []messagePayload {
 		out[len(out)-1].Components = rows
 	}
 	return out
+}
+
+// markdownSpecial are the characters Discord's markdown gives a meaning:
+// emphasis, code, spoilers, quotes, headers, lists, masked links ("[" is
+// enough to break one) and mentions or timestamps (they need "<"). A
+// backslash before any of them shows it as is.
+const markdownSpecial = "\\*_~`|>#-[]<"
+
+// escapeMarkdown makes Discord show text exactly as written: every markdown
+// character gets a backslash, except inside http(s) links, which Discord
+// shows as links without reading markdown in them (an escape there would
+// break the link, and the bot's invite links must stay usable).
+func escapeMarkdown(text string) string {
+	var b strings.Builder
+	b.Grow(len(text) + len(text)/8)
+	for len(text) > 0 {
+		if strings.HasPrefix(text, "https://") || strings.HasPrefix(text, "http://") {
+			end := strings.IndexAny(text, " \t\n")
+			if end < 0 {
+				end = len(text)
+			}
+			b.WriteString(text[:end])
+			text = text[end:]
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(text)
+		if r < utf8.RuneSelf && strings.ContainsRune(markdownSpecial, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteString(text[:size])
+		text = text[size:]
+	}
+	return b.String()
 }
 
 // nonce identifies part i of outbox message id (Discord allows 25 characters).

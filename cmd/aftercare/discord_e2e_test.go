@@ -200,7 +200,7 @@ func TestDiscordEndToEnd(t *testing.T) {
 		n := len(w.dm(dcPatientA))
 		w.fake.DM(dcPatientA, "shortness of breath and chest pain")
 		w.next(t, w.fake.DMChannel(dcPatientA), n, "Call 911 now")
-		alert := w.next(t, dcStaffCh, 0, "[EMERGENCY]")
+		alert := w.next(t, dcStaffCh, 0, `\[EMERGENCY\]`) // markdown escaped for staff
 		for _, want := range []string{"<@&" + dcStaffRole + ">", "discord:" + dcPatientA, "chest pain"} {
 			if !strings.Contains(alert.Content, want) {
 				t.Errorf("alert %q lacks %q", alert.Content, want)

@@ -3,11 +3,63 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
 	"aftercare/engine"
 )
+
+// ruleSigns lists every sign ID the triage rule files can report (rule
+// signs and the signs score bands map to), read from the files themselves
+// so a sign added later is checked too.
+func ruleSigns(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "..", "triage", "rules", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no triage rule files found: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rf struct {
+			Signs []struct {
+				ID   string `json:"id"`
+				Sign string `json:"sign"`
+			} `json:"signs"`
+			Scores map[string]struct {
+				Bands []struct {
+					Use string `json:"use"`
+				} `json:"bands"`
+			} `json:"scores"`
+		}
+		if err := json.Unmarshal(b, &rf); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, s := range rf.Signs {
+			seen[s.ID], seen[s.Sign] = true, true
+		}
+		for _, sc := range rf.Scores {
+			for _, b := range sc.Bands {
+				seen[b.Use] = true
+			}
+		}
+	}
+	delete(seen, "")
+	var out []string
+	for s := range seen {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
 
 // TestLogsNeverHoldHealthData runs a conversation full of health data, a
 // name and a phone number with debug JSON logs, then checks that none of
@@ -46,6 +98,20 @@ func TestLogsNeverHoldHealthData(t *testing.T) {
 	for _, s := range secrets {
 		if strings.Contains(logs.String(), s) {
 			t.Errorf("log holds %q:\n%s", s, logs.String())
+		}
+	}
+	// A sign name next to a patient ID is health data too: no sign the
+	// triage rules know may appear in the log, as a word of its own.
+	signs := ruleSigns(t)
+	if len(signs) < 10 {
+		t.Fatalf("found only %d sign IDs in the triage rules: %v", len(signs), signs)
+	}
+	for _, sg := range signs {
+		re := regexp.MustCompile(`\b` + regexp.QuoteMeta(sg) + `\b`)
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if re.MatchString(line) {
+				t.Errorf("log holds the sign %q: %s", sg, line)
+			}
 		}
 	}
 }
