@@ -43,6 +43,8 @@ type BotAPI struct {
 	perChat  map[int64]int
 	limited  int
 	nextID   int
+	// watched chats' acceptances are recorded here and left out of Stats.
+	watched map[int64][]time.Time
 }
 
 // NewBotAPI starts a fake Bot API enforcing l.
@@ -52,6 +54,7 @@ func NewBotAPI(l Limits) *BotAPI {
 		global:  rate.NewLimiter(rate.Limit(l.PerSecond), max(1, l.Burst)),
 		chats:   map[int64]*rate.Limiter{},
 		perChat: map[int64]int{},
+		watched: map[int64][]time.Time{},
 	}
 	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
 	return a
@@ -74,6 +77,9 @@ type BotAPIStats struct {
 	// Chats counts the chats that got messages; Duplicates counts the
 	// messages beyond the first in a chat.
 	Chats, Duplicates int
+	// Watched counts the messages accepted for watched chats (not in the
+	// figures above).
+	Watched int
 }
 
 // Stats returns what the server saw so far.
@@ -86,6 +92,9 @@ func (a *BotAPI) Stats() BotAPIStats {
 	}
 	for _, n := range a.perChat {
 		s.Duplicates += n - 1
+	}
+	for _, ts := range a.watched {
+		s.Watched += len(ts)
 	}
 	return s
 }
@@ -149,9 +158,32 @@ func (a *BotAPI) admit(chat int64, now time.Time) (int, time.Duration) {
 		return 0, wait
 	}
 	a.nextID++
+	if w, ok := a.watched[chat]; ok {
+		a.watched[chat] = append(w, now)
+		return a.nextID, 0
+	}
 	a.accepted = append(a.accepted, now)
 	a.perChat[chat]++
 	return a.nextID, 0
+}
+
+// Watch records when each message to chat is accepted (see AcceptedAt)
+// and leaves the chat out of Stats, so red flags measured during a burst
+// do not count as check-ins.
+func (a *BotAPI) Watch(chat int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.watched[chat]; !ok {
+		a.watched[chat] = nil
+	}
+}
+
+// AcceptedAt returns when the messages to a watched chat were accepted,
+// in order.
+func (a *BotAPI) AcceptedAt(chat int64) []time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]time.Time(nil), a.watched[chat]...)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

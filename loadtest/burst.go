@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sync"
 	"time"
@@ -26,7 +27,23 @@ type BurstConfig struct {
 	Pace service.Pace
 	// Limits are what the fake Bot API enforces (default TelegramLimits).
 	Limits Limits
+	// RedFlagEvery is how often, during the drain, a further patient
+	// reports a red flag (default 1.5 s, within the staff chat's 1/s
+	// limit); negative sends none. The escalation and the staff alert of
+	// each are timed from Receive to acceptance by the fake Bot API.
+	RedFlagEvery time.Duration
 }
+
+// TargetRedFlagP99 is the goal for a red flag during a burst: received →
+// escalation and staff alert accepted by the platform, 99th percentile.
+const TargetRedFlagP99 = 250 * time.Millisecond
+
+// staffChat is the staff chat of scenario e; redFlagChat is the first chat
+// of the patients who report red flags during it (outside the check-ins').
+const (
+	staffChat   = -1001
+	redFlagChat = 900000000
+)
 
 // Burst is scenario e: Checkins patients' 24 h check-ins fall due at the
 // same moment, and the service's scheduler and dispatcher deliver them
@@ -59,7 +76,7 @@ func Burst(ctx context.Context, c BurstConfig) (Result, error) {
 	p, err := Start(ctx, Options{
 		Path: path, Clock: clk, Pace: c.Pace, Observer: obs,
 		NewSender: func(svc *service.Service) (service.Sender, error) {
-			return telegram.New(telegram.Config{APIEndpoint: api.Endpoint(), StaffChatID: -1001}, "4242:loadtest", svc, slog.New(slog.DiscardHandler))
+			return telegram.New(telegram.Config{APIEndpoint: api.Endpoint(), StaffChatID: staffChat}, "4242:loadtest", svc, slog.New(slog.DiscardHandler))
 		},
 	})
 	if err != nil {
@@ -70,11 +87,21 @@ func Burst(ctx context.Context, c BurstConfig) (Result, error) {
 		return r, err
 	}
 	api.Reset()
+	api.Watch(staffChat)
+	if c.RedFlagEvery == 0 {
+		c.RedFlagEvery = 1500 * time.Millisecond
+	}
 
 	mw := watchMemory()
 	start := time.Now()
 	clk.Skip(24*time.Hour + time.Minute)
 	p.Service.Wake()
+	flags := &redFlags{api: api, svc: p.Service}
+	if c.RedFlagEvery > 0 {
+		flagCtx, stopFlags := context.WithCancel(ctx)
+		defer stopFlags()
+		go flags.drive(flagCtx, c.RedFlagEvery, func() bool { return api.Stats().Accepted >= c.Checkins })
+	}
 	limit := time.Duration(float64(c.Checkins)/c.Pace.PerSecond*float64(time.Second))*2 + time.Minute
 	deadline := time.NewTimer(limit)
 	defer deadline.Stop()
@@ -91,6 +118,7 @@ wait:
 		}
 	}
 	r.Memory = mw.finish()
+	esc, alerts := flags.wait(ctx, 30*time.Second)
 	delivered, err := p.Stop()
 	if err != nil {
 		return r, err
@@ -99,7 +127,8 @@ wait:
 	elapsed := s.Last.Sub(start)
 	r.Seconds = elapsed.Seconds()
 	if s.Accepted > 0 && elapsed > 0 {
-		r.PerSecond = float64(s.Accepted) / elapsed.Seconds()
+		// Red flags and staff alerts sent during the drain share the pace.
+		r.PerSecond = float64(s.Accepted+s.Watched) / elapsed.Seconds()
 	}
 	fired, lastFired := obs.get()
 	r.figure("configured rate", c.Pace.PerSecond, "msg/s")
@@ -113,6 +142,25 @@ wait:
 	r.figure("time to fire them all", lastFired.Sub(start).Seconds(), "s")
 	r.figure("429 answers", float64(s.Limited), "")
 	r.figure("delivered per dispatcher", float64(delivered), "messages")
+	if c.RedFlagEvery > 0 {
+		el, al := latencyOf(esc), latencyOf(alerts)
+		if el == nil {
+			el = &Latency{P99: math.Inf(1)}
+		}
+		if al == nil {
+			al = &Latency{P99: math.Inf(1)}
+		}
+		r.figure("red flags during the drain", float64(flags.n()), "")
+		r.figure("red flag received → escalation sent p50", el.P50, "ms")
+		r.figure("red flag received → escalation sent p99", el.P99, "ms")
+		r.figure("red flag received → staff alert sent p50", al.P50, "ms")
+		r.figure("red flag received → staff alert sent p99", al.P99, "ms")
+		target := fmt.Sprintf("< %d ms p99, every one sent", TargetRedFlagP99.Milliseconds())
+		r.check("red flag → escalation sent, during the drain", target, fmt.Sprintf("%.1f ms p99, %d of %d sent", el.P99, len(esc), flags.n()),
+			len(esc) == flags.n() && flags.n() > 0 && el.P99 < float64(TargetRedFlagP99.Milliseconds()))
+		r.check("red flag → staff alert sent, during the drain", target, fmt.Sprintf("%.1f ms p99, %d of %d sent", al.P99, len(alerts), flags.n()),
+			len(alerts) == flags.n() && flags.n() > 0 && al.P99 < float64(TargetRedFlagP99.Milliseconds()))
+	}
 
 	want := TargetBurstShare * c.Pace.PerSecond
 	r.check("burst rate", fmt.Sprintf("≥ %.2f msg/s (95%% of %g)", want, c.Pace.PerSecond), fmt.Sprintf("%.2f msg/s", r.PerSecond), r.PerSecond >= want)
@@ -147,3 +195,69 @@ func (o *firedObserver) Step(time.Duration)       {}
 func (o *firedObserver) Escalated(engine.Level)   {}
 func (o *firedObserver) Sent(string, engine.Kind) {}
 func (o *firedObserver) SendFailed(string, bool)  {}
+
+// redFlags sends red flags from further patients while a burst drains and
+// times each from Receive to the fake Bot API accepting the patient's
+// escalation and the staff alert.
+type redFlags struct {
+	api *BotAPI
+	svc *service.Service
+
+	mu       sync.Mutex
+	received []time.Time
+}
+
+func (f *redFlags) n() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.received)
+}
+
+// drive reports one red flag every interval until done or ctx ends.
+func (f *redFlags) drive(ctx context.Context, every time.Duration, done func() bool) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for i := 0; !done(); i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		chat := int64(redFlagChat + i)
+		f.api.Watch(chat)
+		at := time.Now() // as an adapter receives the update
+		err := f.svc.Receive(ctx, engine.Inbound{Patient: engine.NewPatientID(Platform, fmt.Sprint(chat)),
+			Text: "I fainted", DedupeKey: fmt.Sprintf("loadtest:redflag:%d", i)})
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.received = append(f.received, at)
+		f.mu.Unlock()
+	}
+}
+
+// wait waits (at most bound) until every red flag's escalation and alert
+// were accepted and returns their latencies, in the order received.
+func (f *redFlags) wait(ctx context.Context, bound time.Duration) (esc, alerts []time.Duration) {
+	deadline := time.Now().Add(bound)
+	for {
+		f.mu.Lock()
+		recv := append([]time.Time(nil), f.received...)
+		f.mu.Unlock()
+		esc, alerts = esc[:0], alerts[:0]
+		for i, at := range recv {
+			if sent := f.api.AcceptedAt(int64(redFlagChat + i)); len(sent) > 0 {
+				esc = append(esc, sent[0].Sub(at))
+			}
+		}
+		staff := f.api.AcceptedAt(staffChat)
+		for i := 0; i < len(recv) && i < len(staff); i++ {
+			alerts = append(alerts, staff[i].Sub(recv[i]))
+		}
+		if (len(esc) == len(recv) && len(alerts) == len(recv)) || time.Now().After(deadline) || ctx.Err() != nil {
+			return esc, alerts
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -40,6 +40,7 @@ type Metrics struct {
 	late        prometheus.Counter
 	lateness    prometheus.Histogram
 	txTime      prometheus.Histogram
+	staffDown   *prometheus.GaugeVec
 }
 
 // New registers the collectors. g may be nil (no store gauges).
@@ -63,8 +64,10 @@ func New(g Gauges) *Metrics {
 		txTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "aftercare_store_step_seconds",
 			Help:    "Time to commit one conversation step to the store (group commit included).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		staffDown: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aftercare_staff_destination_unreachable",
+			Help: "1 while the platform refuses a staff destination (bot removed, wrong id), by its configuration key; its alerts are kept, retried and sent to the other staff destinations."}, []string{"key"}),
 	}
-	m.reg.MustRegister(m.in, m.out, m.sendErrors, m.escalations, m.checkins, m.late, m.lateness, m.txTime,
+	m.reg.MustRegister(m.in, m.out, m.sendErrors, m.escalations, m.checkins, m.late, m.lateness, m.txTime, m.staffDown,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if g != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aftercare_outbox_depth",
@@ -138,4 +141,14 @@ func (m *Metrics) SendFailed(platform string, rateLimited bool) {
 		reason = "rate_limited"
 	}
 	m.sendErrors.WithLabelValues(platform, reason).Inc()
+}
+
+// StaffDestination sets the unreachable gauge of the staff destination
+// configured under key. It implements service.StaffObserver.
+func (m *Metrics) StaffDestination(key string, reachable bool) {
+	v := 1.0
+	if reachable {
+		v = 0
+	}
+	m.staffDown.WithLabelValues(key).Set(v)
 }

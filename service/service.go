@@ -84,6 +84,8 @@ type Service struct {
 	states *stateCache
 	wake   chan struct{} // scheduler
 	out    sync.Map      // platform -> chan struct{} (dispatcher wake-ups)
+	urgent sync.Map      // platform -> chan struct{} (an escalation or alert was queued)
+	health staffHealth
 }
 
 // Config holds what New needs.
@@ -116,8 +118,19 @@ type Config struct {
 	InviteLinks func(token string) []string
 	// InviteTTL is how long an invite stays valid (default 7 days).
 	InviteTTL time.Duration
-	// Observer, when set, is told what happens, for metrics.
+	// Observer, when set, is told what happens, for metrics. When it also
+	// implements StaffObserver it is told about unreachable staff
+	// destinations.
 	Observer Observer
+	// StaffKeys names the configuration key of each staff channel and
+	// escalation contact ("telegram.staff_chat_id"), so logs and /readyz
+	// can say what to fix without showing chat IDs. Optional.
+	StaffKeys map[engine.PatientID]string
+	// UrgentRetry is how soon a failed escalation or staff alert is tried
+	// again (default 3 s). It is short and fixed, not a backoff: after an
+	// outage a red flag must go out as soon as the platform is back. Other
+	// messages back off exponentially up to 5 minutes.
+	UrgentRetry time.Duration
 }
 
 // Observer receives counts of what the service does. Calls are made from
@@ -169,7 +182,11 @@ func New(c Config) (*Service, error) {
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
 	}
+	if c.UrgentRetry <= 0 {
+		c.UrgentRetry = 3 * time.Second
+	}
 	s := &Service{
+		health: staffHealth{down: map[engine.PatientID]string{}},
 		engine: c.Engine, store: c.Store, clock: c.Clock, log: c.Logger, staff: c.StaffChannels, cfg: c,
 		locks:  locks{m: map[engine.PatientID]*plock{}},
 		states: newStateCache(stateCacheSize),
@@ -328,12 +345,17 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 		s.log.Debug("step skipped (already applied)", "patient", id, "event", ev.Kind)
 		return false, nil
 	}
-	platforms := map[string]bool{}
+	platforms := map[string]bool{} // platform -> an escalation or alert is among the messages
 	for _, m := range sent {
-		platforms[m.Destination().Platform()] = true
+		pl := m.Destination().Platform()
+		platforms[pl] = platforms[pl] || m.Kind.Priority() == 0
 	}
-	for pl := range platforms {
-		s.kick(pl)
+	for pl, urgent := range platforms {
+		if urgent {
+			s.kickUrgent(pl)
+		} else {
+			s.kick(pl)
+		}
 	}
 	if esc != nil {
 		s.cfg.Observer.Escalated(esc.Level)

@@ -29,6 +29,14 @@ func (s *Service) fireLadder(ctx context.Context, d store.Due) (bool, error) {
 	}
 	n, _ := strconv.Atoi(strings.TrimPrefix(d.Key, "ladder:"))
 	now := s.clock.Now()
+	var kick []engine.PatientID
+	// Wake the dispatchers once the alerts are committed, not before: an
+	// early wake-up finds nothing and the alert waits for the next pass.
+	defer func() {
+		for _, ch := range kick {
+			s.kickUrgent(ch.Platform())
+		}
+	}()
 	return s.store.ApplyEscalation(ctx, id, &d, now, func(e *engine.Escalation) (store.EscalationUpdate, error) {
 		var up store.EscalationUpdate
 		if e.Status != "open" {
@@ -66,9 +74,7 @@ func (s *Service) fireLadder(ctx context.Context, d store.Due) (bool, error) {
 			up.Audit = append(up.Audit, engine.Audit{At: now, Actor: "system", Action: "ladder_exhausted", Patient: e.Patient,
 				Detail: fmt.Sprintf("escalation %d still open after %d reminders", e.ID, n)})
 		}
-		for _, ch := range dedupeIDs(to) {
-			s.kick(ch.Platform())
-		}
+		kick = dedupeIDs(to)
 		return up, nil
 	})
 }

@@ -947,7 +947,7 @@ func (s *Store) ApplyStaff(ctx context.Context, st StaffStep) (bool, error) {
 		return false, err
 	}
 	applied := false
-	err := s.commit.do(context.Background(), func(tx *bolt.Tx) error {
+	err := s.commit.do(ctx, func(tx *bolt.Tx) error {
 		applied = false
 		db := tx.Bucket(bDedupe)
 		if st.Dedupe != "" && db.Get([]byte(st.Dedupe)) != nil {

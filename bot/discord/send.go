@@ -394,3 +394,35 @@ func (b *Bot) scrub(s string) string {
 	}
 	return strings.ReplaceAll(s, raw, "[token]")
 }
+
+// Discord's codes for a channel the bot cannot use.
+const (
+	codeUnknownChannel = 10003
+	codeMissingAccess  = 50001
+)
+
+// CheckStaff fetches a staff channel (GET /channels/{id}) so a wrong ID or
+// a bot without access is found at start-up, not by the first alert. It
+// implements service.StaffChecker: a 404 or 403 wraps
+// engine.ErrUnreachable.
+func (b *Bot) CheckStaff(ctx context.Context, dest engine.PatientID) error {
+	if dest.Platform() != Platform {
+		return fmt.Errorf("discord: %s is not a Discord channel", dest)
+	}
+	id := dest.Address()
+	if !isSnowflake(id) {
+		return fmt.Errorf("discord: staff channel id is not a Discord id: %w", engine.ErrUnreachable)
+	}
+	endpoint := discordgo.EndpointChannel(id)
+	err := b.call(ctx, "channels", func(o ...discordgo.RequestOption) error {
+		_, err := b.s.RequestWithBucketID(http.MethodGet, endpoint, nil, discordgo.EndpointChannels, o...)
+		return err
+	})
+	if err == nil {
+		return nil
+	}
+	if code := restCode(err); code == codeUnknownChannel || code == codeMissingAccess || isHTTPStatus(err, http.StatusNotFound) || isHTTPStatus(err, http.StatusForbidden) {
+		return fmt.Errorf("discord: channel fetch answered %d: %w", code, engine.ErrUnreachable)
+	}
+	return fmt.Errorf("discord: channel fetch failed: %s", b.describe(err))
+}

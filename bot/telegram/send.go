@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -197,4 +198,26 @@ func (b *Bot) setSentParts(id uint64, n int) {
 		clear(b.progress) // only a bound; losing it means a duplicate part, never a lost one
 	}
 	b.progress[id] = n
+}
+
+// CheckStaff asks Telegram for a staff chat (getChat) so a wrong chat ID or
+// a bot removed from the group is found at start-up, not by the first
+// alert. It implements service.StaffChecker: 403 and "chat not found" wrap
+// engine.ErrUnreachable; other failures are returned as they are.
+func (b *Bot) CheckStaff(ctx context.Context, dest engine.PatientID) error {
+	chatID, err := chatIDOf(dest)
+	if err != nil {
+		return fmt.Errorf("%w: %w", err, engine.ErrUnreachable)
+	}
+	chatID = b.currentChat(chatID)
+	_, err = b.apiFor(ctx, b.client).MakeRequest("getChat", tgbotapi.Params{"chat_id": strconv.FormatInt(chatID, 10)})
+	if err == nil {
+		return nil
+	}
+	err = b.red.err(err)
+	var te *tgbotapi.Error
+	if errors.As(err, &te) && (te.Code == http.StatusForbidden || unreachable400(te)) {
+		return fmt.Errorf("telegram: getChat: %w: %s", engine.ErrUnreachable, te.Message)
+	}
+	return fmt.Errorf("telegram: getChat failed: %w", err)
 }

@@ -61,6 +61,10 @@ type EscalationConfig struct {
 	AckTimeout string `json:"ack_timeout"`
 	// Contacts are tried in order: "telegram:<chat id>", "discord:<channel id>", "webhook:<name>".
 	Contacts []string `json:"contacts,omitempty"`
+	// RetryInterval is how soon a failed escalation or staff alert is
+	// sent again (default "3s"): fixed and short, so a red flag goes out
+	// within seconds of a platform coming back.
+	RetryInterval string `json:"retry_interval,omitempty"`
 }
 
 // InviteConfig configures enrollment invites.
@@ -374,6 +378,11 @@ func (c Config) Validate() error {
 	}
 	if d, err := time.ParseDuration(c.Escalation.AckTimeout); err != nil || d < time.Minute {
 		bad("escalation.ack_timeout", fmt.Sprintf("%q: use a duration of at least a minute, e.g. \"10m\"", c.Escalation.AckTimeout))
+	}
+	if c.Escalation.RetryInterval != "" {
+		if d, err := time.ParseDuration(c.Escalation.RetryInterval); err != nil || d < 100*time.Millisecond || d > time.Minute {
+			bad("escalation.retry_interval", fmt.Sprintf("%q: use a duration between 100ms and 1m, e.g. \"3s\"", c.Escalation.RetryInterval))
+		}
 	}
 	for i, ct := range c.Escalation.Contacts {
 		pl, addr, ok := strings.Cut(ct, ":")

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -176,14 +177,19 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	}
 
 	var staff []engine.PatientID
+	staffKeys := map[engine.PatientID]string{}
 	if consoleOn {
 		staff = append(staff, console.Staff)
 	}
 	if tgToken != "" {
-		staff = append(staff, engine.NewPatientID(telegram.PlatformName, strconv.FormatInt(cfg.Telegram.StaffChatID, 10)))
+		id := engine.NewPatientID(telegram.PlatformName, strconv.FormatInt(cfg.Telegram.StaffChatID, 10))
+		staff = append(staff, id)
+		staffKeys[id] = "telegram.staff_chat_id"
 	}
 	if dcToken != "" {
-		staff = append(staff, engine.NewPatientID(discord.Platform, cfg.Discord.StaffChannelID))
+		id := engine.NewPatientID(discord.Platform, cfg.Discord.StaffChannelID)
+		staff = append(staff, id)
+		staffKeys[id] = "discord.staff_channel_id"
 	}
 	if len(staff) == 0 {
 		return &ConfigError{File: *cfgPath, Key: "console", Msg: "no platform is on and the console is off: alerts would reach nobody; set a platform token or remove \"console\": false"}
@@ -194,12 +200,19 @@ func (m *Main) run(ctx context.Context, args []string) error {
 			return &ConfigError{File: *cfgPath, Msg: err.Error()}
 		}
 		staff = append(staff, hook.Channels()...)
+		for i, w := range cfg.Webhooks {
+			staffKeys[engine.NewPatientID(webhook.Platform, w.Name)] = fmt.Sprintf("webhooks[%d]", i)
+		}
 	}
 	var contacts []engine.PatientID
-	for _, c := range cfg.Escalation.Contacts {
+	for i, c := range cfg.Escalation.Contacts {
 		contacts = append(contacts, engine.PatientID(c))
+		if _, ok := staffKeys[engine.PatientID(c)]; !ok {
+			staffKeys[engine.PatientID(c)] = fmt.Sprintf("escalation.contacts[%d]", i)
+		}
 	}
 	ackTimeout, _ := time.ParseDuration(cfg.Escalation.AckTimeout)
+	urgentRetry, _ := time.ParseDuration(cfg.Escalation.RetryInterval)
 	mets := metrics.New(st)
 	run := &Running{Config: cfg, Store: st, Engine: eng, Clock: clk, Metrics: mets}
 	links := inviteLinks(func() string {
@@ -210,7 +223,8 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	}, dcToken != "")
 	svc, err := service.New(service.Config{Engine: eng, Store: st, Clock: clk, Logger: log, StaffChannels: staff,
 		AckTimeout: ackTimeout, EscalationContacts: contacts, Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour,
-		InviteTTL: time.Duration(cfg.Invites.TTLDays) * 24 * time.Hour, InviteLinks: links, Observer: mets})
+		InviteTTL: time.Duration(cfg.Invites.TTLDays) * 24 * time.Hour, InviteLinks: links, Observer: mets,
+		StaffKeys: staffKeys, UrgentRetry: urgentRetry})
 	if err != nil {
 		return err
 	}
@@ -295,12 +309,25 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	if hook != nil {
 		addSender(hook)
 	}
+	checkers := map[string]service.StaffChecker{}
+	if run.Telegram != nil {
+		checkers[telegram.PlatformName] = run.Telegram
+	}
+	if run.Discord != nil {
+		checkers[discord.Platform] = run.Discord
+	}
 	if cfg.HTTP.Listen != "" {
 		ready := func() error {
 			if _, err := st.OutboxDepth(); err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
-			return plats.down()
+			if err := plats.down(); err != nil {
+				return err
+			}
+			if p := svc.StaffProblems(); len(p) > 0 {
+				return errors.New("staff destination unreachable: " + strings.Join(p, "; "))
+			}
+			return nil
 		}
 		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 		if err != nil {
@@ -333,6 +360,20 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		}()
 	}
 	goRun("scheduler", svc.RunScheduler)
+	// Check every staff destination now, not when the first red flag needs
+	// it. A refusal is logged with its config key and fails /readyz; the
+	// bot keeps running so patients are still answered.
+	if len(checkers) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, done := context.WithTimeout(ctx, 30*time.Second)
+			defer done()
+			if err := svc.CheckStaff(cctx, checkers); err != nil {
+				log.Error("start-up check: alerts cannot reach a staff destination; fix the config key named", "err", err)
+			}
+		}()
+	}
 	log.Info("aftercare running", "console", consoleOn, "telegram", tgToken != "", "discord", dcToken != "", "data_dir", cfg.DataDir)
 	if m.Started != nil {
 		m.Started(run)

@@ -90,6 +90,8 @@ type Server struct {
 	routeN      int
 	routeWindow time.Duration
 
+	gone map[string]bool // channels GET /channels/{id} answers 404 Unknown Channel for
+
 	mu          sync.Mutex
 	nextID      uint64
 	sessions    map[string]*session
@@ -237,6 +239,7 @@ func New(token string, opts ...Option) *Server {
 	mux.HandleFunc("POST /api/{v}/users/@me/channels", s.rest(s.postDM))
 	mux.HandleFunc("POST /api/{v}/channels/{id}/messages", s.rest(s.postMessage))
 	mux.HandleFunc("GET /api/{v}/channels/{id}/messages", s.rest(s.getMessages))
+	mux.HandleFunc("GET /api/{v}/channels/{id}", s.rest(s.getChannel))
 	mux.HandleFunc("POST /api/{v}/interactions/{id}/{token}/callback", s.rest(s.postCallback))
 	mux.HandleFunc("PUT /api/{v}/applications/{app}/guilds/{guild}/commands", s.rest(s.putCommands))
 	mux.HandleFunc("PUT /api/{v}/applications/{app}/commands", s.rest(s.putCommands))
@@ -1134,4 +1137,27 @@ func (s *Server) Unexpected() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Request(nil), s.unexpected...)
+}
+
+// RemoveChannel makes GET /channels/{id} answer 404 Unknown Channel (code
+// 10003), as Discord does for a deleted channel or a wrong ID.
+func (s *Server) RemoveChannel(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone == nil {
+		s.gone = map[string]bool{}
+	}
+	s.gone[id] = true
+}
+
+func (s *Server) getChannel(w http.ResponseWriter, r *http.Request, _ []byte) {
+	id := r.PathValue("id")
+	s.mu.Lock()
+	gone := s.gone[id]
+	s.mu.Unlock()
+	if gone {
+		writeJSON(w, http.StatusNotFound, apiError{"Unknown Channel", 10003})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "type": 0, "name": "staff"})
 }
