@@ -165,7 +165,7 @@ func TestRedFlagSentWhileDownIsAnswered(t *testing.T) {
 			if n := count(fake.MessagesIn(p.ch), "Call 911 now"); n != 1 {
 				t.Errorf("patient %s got %d emergency replies, want 1", p.user, n)
 			}
-			if n := count(fake.MessagesIn(staffCh), "[EMERGENCY]", "discord:"+p.user); n != 1 {
+			if n := count(fake.MessagesIn(staffCh), `\[EMERGENCY\]`, "discord:"+p.user); n != 1 {
 				t.Errorf("staff got %d alerts for %s, want 1", n, p.user)
 			}
 		}
