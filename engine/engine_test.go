@@ -28,6 +28,8 @@ type convo struct {
 	timers map[string]time.Time
 	last   engine.Result
 	esc    []engine.Escalation
+	// onResult, when set, sees every result, timers' included.
+	onResult func(engine.Result)
 }
 
 func newConvo(t testing.TB) *convo {
@@ -57,6 +59,9 @@ func (c *convo) apply(ev engine.Event) engine.Result {
 		}
 	}
 	c.last = r
+	if c.onResult != nil {
+		c.onResult(r)
+	}
 	return r
 }
 

@@ -106,7 +106,9 @@ func (s *step) detectLanguage(text string) string {
 			best, bestN = code, n
 		}
 	}
-	if best != def && bestN >= 2 && bestN > defN {
+	// Two common words decide; so does a short message made only of
+	// one language's words ("hola", "gracias").
+	if best != def && bestN > defN && (bestN >= 2 || bestN == len(words)) {
 		return best
 	}
 	return def

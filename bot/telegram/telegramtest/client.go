@@ -19,6 +19,9 @@ type User struct {
 	FirstName string
 	LastName  string
 	Username  string
+	// LanguageCode is the language of the user's Telegram app ("es"),
+	// sent as from.language_code when set.
+	LanguageCode string
 }
 
 // Chat is where a user writes: their private chat with the bot (ID equal to
@@ -82,13 +85,17 @@ func (c *Client) message(from User, chat Chat, text string) map[string]any {
 	if title == "" {
 		title = from.FirstName
 	}
+	f := map[string]any{
+		"id": from.ID, "is_bot": false, "first_name": from.FirstName,
+		"last_name": from.LastName, "username": from.Username,
+	}
+	if from.LanguageCode != "" {
+		f["language_code"] = from.LanguageCode
+	}
 	return map[string]any{
 		"botToken": c.Token,
 		"date":     time.Now().Unix(),
-		"from": map[string]any{
-			"id": from.ID, "is_bot": false, "first_name": from.FirstName,
-			"last_name": from.LastName, "username": from.Username,
-		},
+		"from":     f,
 		"chat": map[string]any{
 			"id": chat.ID, "type": chat.Type, "title": title,
 			"first_name": from.FirstName, "username": from.Username,
