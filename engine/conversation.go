@@ -32,6 +32,12 @@ func (s *step) message(raw, choice string) {
 	s.st.LastActive = s.now
 	n := norm(text)
 
+	if text == "" && choice != "" {
+		// A button of a question that is no longer open.
+		s.reply(s.text("not_an_answer"))
+		s.reask("")
+		return
+	}
 	if text == "" {
 		s.reply(s.text("empty"))
 		s.reask("")
@@ -159,7 +165,7 @@ func (s *step) greetingKnown() string {
 		area = s.text("treated_area")
 	}
 	var times string
-	if ts := s.upcoming(); len(ts) > 0 && !s.st.Stopped {
+	if ts := s.upcoming(); len(ts) > 0 && !s.st.Stopped && s.st.Consent == "yes" {
 		times = s.joinTimes(ts)
 	} else {
 		return strings.Join([]string{s.text("hello")}, "")

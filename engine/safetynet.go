@@ -172,5 +172,7 @@ func (s *step) plainAnswer(n string, f Finding) bool {
 			return true
 		}
 	}
-	return false
+	// A short reply that picks a choice by its keywords ("más suelta" for
+	// "smoother") with no sign in it is an answer too.
+	return len(f.Signs) == 0 && len(strings.Fields(t)) <= 4 && match(q, n, "", s.p) >= 0
 }
