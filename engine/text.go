@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -405,4 +407,26 @@ func clockTime(w []string) (int, int, bool) {
 		return h, m, true
 	}
 	return 0, 0, false
+}
+
+func fmtHours(h float64) string {
+	if h < 0 {
+		return "unknown time"
+	}
+	if h < 1 {
+		return fmt.Sprintf("%d min", int(math.Round(h*60)))
+	}
+	return fmt.Sprintf("%d h", int(math.Round(h)))
+}
+
+func dedupe(xs []string) []string {
+	seen := map[string]bool{}
+	out := xs[:0]
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
 }

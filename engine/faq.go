@@ -1,0 +1,30 @@
+package engine
+
+// reassure answers a normal after-effect with its care tip.
+func (s *step) reassure(signs []string) {
+	tip := ""
+	for _, sg := range signs {
+		if t, ok := s.p.AfterEffects[sg]; ok {
+			tip = t
+			break
+		}
+	}
+	if tip == "" {
+		tip = s.p.AfterEffects["default"]
+	}
+	s.reply(s.vars().Replace(tip))
+}
+
+// faq returns the answer to a common aftercare question, or "".
+func (s *step) faq(n string) string {
+	best, bestLen := -1, 0
+	for i := range s.p.FAQ {
+		if l := normsScore(n, s.p.faqNorm[i]); l > bestLen {
+			best, bestLen = i, l
+		}
+	}
+	if best < 0 {
+		return ""
+	}
+	return s.vars().Replace(s.p.FAQ[best].Answer)
+}

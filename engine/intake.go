@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"strings"
+	"time"
+)
+
+// invite links the patient to the clinic's visit from a deep link, or says
+// politely that the link did not work.
+func (s *step) invite(r InviteResult) {
+	s.st.LastActive = s.now
+	var prefix []string
+	if !s.st.Greeted {
+		s.st.Greeted = true
+		prefix = append(prefix, s.text("greeting"))
+	}
+	if r.Status != InviteOK || r.Visit == nil {
+		s.audit("invite_rejected", string(r.Status))
+		s.reply(append(prefix, s.text("invite_unknown"))...)
+		if s.st.Visit == nil && s.st.Draft == nil {
+			s.startIntake(nil)
+		}
+		return
+	}
+	v := *r.Visit
+	v.Source = "clinic"
+	s.st.Stopped = false
+	s.st.Step = ""
+	s.setVisit(&v)
+	s.res.InviteUsed = true
+	s.audit("visit_recorded", "invite: "+string(v.Treatment))
+	if s.st.Consent != "yes" {
+		s.flush(prefix)
+		s.ask("intake.consent", KindReply)
+		return
+	}
+	s.reply(append(prefix, s.checkinTimesText("intake_done"))...)
+}
+
+// visit records a visit from the clinic.
+func (s *step) visit(v *Visit) {
+	if v == nil || !v.Treatment.Valid() {
+		s.audit("visit_rejected", "missing or unknown treatment")
+		return
+	}
+	vv := *v
+	if vv.Source == "" {
+		vv.Source = "clinic"
+	}
+	s.setVisit(&vv)
+	s.audit("visit_recorded", string(vv.Treatment))
+	if s.st.Greeted {
+		s.reply(s.checkinTimesText("intake_done"))
+	}
+}
+
+// setVisit makes v the current visit and (re)schedules its check-ins.
+func (s *step) setVisit(v *Visit) {
+	for _, c := range s.st.Checkins {
+		s.timer(checkinKey(c.Hours), time.Time{})
+		s.timer(nudgeKey(c.Hours), time.Time{})
+	}
+	s.timer(silentKey, time.Time{})
+	s.st.Silent = time.Time{}
+	s.st.Visit = v
+	s.st.Draft = nil
+	s.st.Checkins = nil
+	s.st.Current = -1
+	if v.Consent && s.st.Consent == "" {
+		s.st.Consent = "yes"
+	}
+	s.scheduleCheckins()
+}
+
+func (s *step) startIntake(prefix []string) {
+	s.st.Draft = &Visit{Source: "patient"}
+	s.st.Ready = nil
+	s.ask("intake.when", KindReply, append(prefix, s.text("intake_intro"))...)
+}
+
+func (s *step) intakeAnswer(id string, q Question, i int, n, text string, prefix []string) bool {
+	if s.st.Draft == nil {
+		s.st.Draft = &Visit{Source: "patient"}
+	}
+	d := s.st.Draft
+	switch id {
+	case "when":
+		var at time.Time
+		if i >= 0 {
+			at = s.now.Add(-time.Duration(*q.Choices[i].HoursAgo * float64(time.Hour)))
+		} else {
+			t, ok := ParseWhen(text, s.now, s.loc())
+			if !ok {
+				if s.readinessIntent(n) || s.faq(n) != "" || s.intent(n, "hello") || s.intent(n, "thanks") {
+					return false
+				}
+				s.reply(append(prefix, s.text("intake_bad_time"))...)
+				s.reask("")
+				return true
+			}
+			at = t
+		}
+		d.At = at
+		s.flush(prefix)
+		s.ask("intake.treatment", KindReply)
+	case "treatment":
+		if i < 0 {
+			return false
+		}
+		d.Treatment = Treatment(q.Choices[i].ID)
+		s.flush(prefix)
+		s.ask("intake.area", KindReply)
+	case "area":
+		switch {
+		case i >= 0:
+			d.Area = q.Choices[i].Label
+		case len([]rune(text)) <= 60 && len(strings.Fields(text)) <= 8 && !s.readinessIntent(n) && s.faq(n) == "" && !strings.Contains(n, "?"):
+			d.Area = text
+		default:
+			return false
+		}
+		s.flush(prefix)
+		s.ask("intake.acute", KindReply)
+	case "acute":
+		if i < 0 {
+			return false
+		}
+		d.Acute = q.Choices[i].ID == "yes"
+		s.flush(prefix)
+		s.ask("intake.child", KindReply)
+	case "child":
+		if i < 0 {
+			return false
+		}
+		d.Child = q.Choices[i].ID == "yes"
+		v := *d
+		s.st.Step = ""
+		s.setVisit(&v)
+		s.audit("visit_recorded", "patient: "+string(v.Treatment))
+		if s.st.Consent == "" {
+			s.flush(prefix)
+			s.ask("intake.consent", KindReply)
+			return true
+		}
+		s.reply(append(prefix, s.checkinTimesText("intake_done"))...)
+		s.afterIntake()
+	case "consent":
+		if i < 0 {
+			return false
+		}
+		s.st.Step = ""
+		if q.Choices[i].ID == "yes" {
+			s.st.Consent = "yes"
+			s.st.Stopped = false
+			s.scheduleCheckins()
+			s.audit("consent", "yes")
+			s.reply(append(prefix, s.checkinTimesText("intake_done"))...)
+		} else {
+			s.st.Consent = "no"
+			s.audit("consent", "no")
+			s.reply(append(prefix, s.text("consent_no"))...)
+		}
+		s.afterIntake()
+	default:
+		return false
+	}
+	return true
+}
+
+// afterIntake continues with what the patient asked for before intake.
+func (s *step) afterIntake() {
+	if s.st.Then == "readiness" {
+		s.st.Then = ""
+		s.startReadiness()
+	}
+}
