@@ -28,7 +28,7 @@ func (s *step) checkinDue(h float64) {
 		return
 	}
 	// Don't cut into a conversation the patient is in the middle of.
-	if s.st.Step != "" && !strings.HasPrefix(s.st.Step, "checkin.") && s.now.Sub(s.st.LastActive) < 10*time.Minute {
+	if s.st.Step != StepNone && !s.st.Step.inCheckin() && s.now.Sub(s.st.LastActive) < 10*time.Minute {
 		s.timer(checkinKey(h), s.now.Add(15*time.Minute))
 		s.audit("checkin_deferred", fmt.Sprintf("%vh: patient mid-conversation", h))
 		return
@@ -51,7 +51,7 @@ func (s *step) checkinDue(h float64) {
 		intro = s.p.Checkin.Intro48
 	}
 	q := s.p.Checkin.Questions[0]
-	s.st.Step = "checkin.0"
+	s.st.Step = checkinStep(0)
 	if !s.st.Greeted {
 		// The first message a clinic-enrolled patient gets says who is
 		// writing, that this is no emergency service, and how to stop.
@@ -93,7 +93,7 @@ func (s *step) nudgeDue(h float64) {
 func (s *step) checkinAnswer(idx string, q Question, i int, f Finding, text string) {
 	ci := s.st.Current
 	if ci < 0 || ci >= len(s.st.Checkins) {
-		s.st.Step = ""
+		s.st.Step = StepNone
 		return
 	}
 	c := &s.st.Checkins[ci]
@@ -142,11 +142,11 @@ func (s *step) checkinAnswer(idx string, q Question, i int, f Finding, text stri
 		if text != "" && text != ch.Label {
 			said += "; wrote: " + text
 		}
-		s.st.Step = ""
+		s.st.Step = StepNone
 		if l >= Watch {
 			c.Outcome = l.String()
 			s.escalate(l, dedupe(signs), f.Subject, said, "")
-			s.st.Step = ""
+			s.st.Step = StepNone
 			return
 		}
 		c.Outcome = "ok"
@@ -168,7 +168,7 @@ func (s *step) checkinAnswer(idx string, q Question, i int, f Finding, text stri
 		s.escalate(Watch, f.Signs, f.Subject, text, "")
 	}
 	k, _ := strconv.Atoi(idx)
-	s.ask(fmt.Sprintf("checkin.%d", k+1), KindReply)
+	s.ask(checkinStep(k+1), KindReply)
 }
 
 func (s *step) previousCheckin(ci int) *Checkin {

@@ -86,7 +86,7 @@ func (s *step) message(raw, choice string) {
 		s.safetyNet(f, text)
 		return
 	}
-	if s.st.Step != "" && s.answer(n, choice, text, f, prefix) {
+	if s.st.Step != StepNone && s.answer(n, choice, text, f, prefix) {
 		return
 	}
 	// Not an answer to the open question (or none is open).
@@ -110,7 +110,7 @@ func (s *step) message(raw, choice string) {
 		return
 	}
 	switch {
-	case wantsReadiness && !strings.HasPrefix(s.st.Step, "intake."):
+	case wantsReadiness && !s.st.Step.inIntake():
 		s.flush(prefix)
 		s.startReadiness()
 		return
@@ -123,12 +123,12 @@ func (s *step) message(raw, choice string) {
 		s.flush(prefix)
 		s.reassure(f.Signs)
 	case small == "hello":
-		if s.st.Visit != nil && s.st.Step == "" {
+		if s.st.Visit != nil && s.st.Step == StepNone {
 			s.reply(append(prefix, s.greetingKnown())...)
 			return
 		}
 		s.flush(prefix)
-	case small == "unsure" && s.st.Step != "":
+	case small == "unsure" && s.st.Step != StepNone:
 		s.reply(append(prefix, s.text("not_an_answer"))...)
 	case small != "":
 		s.reply(append(prefix, s.text(small))...)
@@ -227,7 +227,7 @@ func (s *step) command(n string, prefix []string) bool {
 		return true
 	case s.intent(n, "forget"):
 		s.flush(prefix)
-		s.ask("forget", KindReply)
+		s.ask(StepForget, KindReply)
 		return true
 	case s.intent(n, "help"):
 		s.reply(append(prefix, s.text("help"))...)
@@ -246,12 +246,12 @@ func (s *step) command(n string, prefix []string) bool {
 
 // reask repeats the open question, so the patient knows where they are.
 func (s *step) reask(prefix string) {
-	if s.st.Step == "" || s.st.Clarify != nil {
+	if s.st.Step == StepNone || s.st.Clarify != nil {
 		return
 	}
 	q, ok := s.question(s.st.Step)
 	if !ok {
-		s.st.Step = ""
+		s.st.Step = StepNone
 		return
 	}
 	p := s.text("reask_prefix")
@@ -262,10 +262,10 @@ func (s *step) reask(prefix string) {
 }
 
 // ask sends a question and makes it the open step.
-func (s *step) ask(stepID string, kind Kind, intro ...string) {
+func (s *step) ask(stepID StepID, kind Kind, intro ...string) {
 	q, ok := s.question(stepID)
 	if !ok {
-		s.st.Step = ""
+		s.st.Step = StepNone
 		return
 	}
 	s.st.Step = stepID
@@ -273,9 +273,9 @@ func (s *step) ask(stepID string, kind Kind, intro ...string) {
 }
 
 // question finds the question of a step ID.
-func (s *step) question(stepID string) (Question, bool) {
+func (s *step) question(stepID StepID) (Question, bool) {
 	p := s.p
-	kind, idx, _ := strings.Cut(stepID, ".")
+	kind, idx := stepID.flow()
 	switch kind {
 	case "intake":
 		switch idx {
@@ -358,10 +358,10 @@ func match(q Question, n, choice string, pr *Protocol) int {
 // answer applies the message to the open question. It returns false when
 // the message is not an answer, so the caller handles it otherwise.
 func (s *step) answer(n, choice, text string, f Finding, prefix []string) bool {
-	kind, idx, _ := strings.Cut(s.st.Step, ".")
+	kind, idx := s.st.Step.flow()
 	q, ok := s.question(s.st.Step)
 	if !ok {
-		s.st.Step = ""
+		s.st.Step = StepNone
 		return false
 	}
 	if choice == "" && (strings.Contains(n, "?") || s.readinessIntent(n)) && (s.readinessIntent(n) || s.faq(n) != "") && q.Scale == nil {
@@ -388,7 +388,7 @@ func (s *step) answer(n, choice, text string, f Finding, prefix []string) bool {
 			s.reply(s.text("forget_done"))
 			return true
 		}
-		s.st.Step = ""
+		s.st.Step = StepNone
 		s.reply(append(prefix, s.text("forget_kept"))...)
 		return true
 	case "checkin":

@@ -186,7 +186,7 @@ func TestRedFlagInEveryState(t *testing.T) {
 			if !strings.Contains(txt, "911") || !strings.Contains(txt, "+1-555-0100") {
 				t.Fatalf("escalation text lacks the numbers: %s", txt)
 			}
-			if c.st.Step != "" && !strings.HasPrefix(c.st.Step, "intake.") {
+			if c.st.Step != "" && !strings.HasPrefix(string(c.st.Step), "intake.") {
 				t.Fatalf("flow not interrupted: step %q", c.st.Step)
 			}
 			if c.st.Clarify != nil {
@@ -305,7 +305,7 @@ func TestReadinessAdvice(t *testing.T) {
 			c.now = c.now.Add(tc.after)
 			c.timers = map[string]time.Time{}
 			r := c.say("can I lift weights tonight?")
-			if !strings.HasPrefix(c.st.Step, "readiness.") {
+			if !strings.HasPrefix(string(c.st.Step), "readiness.") {
 				t.Fatalf("readiness not started: %s", allText(r))
 			}
 			for _, a := range tc.answers {

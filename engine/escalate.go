@@ -91,7 +91,7 @@ func (s *step) abortFlow(outcome string) {
 	if i := s.st.Current; i >= 0 && i < len(s.st.Checkins) && s.st.Checkins[i].Open() {
 		s.st.Checkins[i].Outcome = outcome
 	}
-	s.st.Step = ""
+	s.st.Step = StepNone
 	s.st.Then = ""
 	s.st.Ready = nil
 	s.st.Clarify = nil

@@ -25,13 +25,13 @@ func (s *step) invite(r InviteResult) {
 	v := *r.Visit
 	v.Source = "clinic"
 	s.st.Stopped = false
-	s.st.Step = ""
+	s.st.Step = StepNone
 	s.setVisit(&v)
 	s.res.InviteUsed = true
 	s.audit("visit_recorded", "invite: "+string(v.Treatment))
 	if s.st.Consent != "yes" {
 		s.flush(prefix)
-		s.ask("intake.consent", KindReply)
+		s.ask(StepIntakeConsent, KindReply)
 		return
 	}
 	s.reply(append(prefix, s.checkinTimesText("intake_done"))...)
@@ -75,7 +75,7 @@ func (s *step) setVisit(v *Visit) {
 func (s *step) startIntake(prefix []string) {
 	s.st.Draft = &Visit{Source: "patient"}
 	s.st.Ready = nil
-	s.ask("intake.when", KindReply, append(prefix, s.text("intake_intro"))...)
+	s.ask(StepIntakeWhen, KindReply, append(prefix, s.text("intake_intro"))...)
 }
 
 func (s *step) intakeAnswer(id string, q Question, i int, n, text string, prefix []string) bool {
@@ -102,14 +102,14 @@ func (s *step) intakeAnswer(id string, q Question, i int, n, text string, prefix
 		}
 		d.At = at
 		s.flush(prefix)
-		s.ask("intake.treatment", KindReply)
+		s.ask(nextIntake(s.st.Step), KindReply) // intakeOrder
 	case "treatment":
 		if i < 0 {
 			return false
 		}
 		d.Treatment = Treatment(q.Choices[i].ID)
 		s.flush(prefix)
-		s.ask("intake.area", KindReply)
+		s.ask(nextIntake(s.st.Step), KindReply) // intakeOrder
 	case "area":
 		switch {
 		case i >= 0:
@@ -120,26 +120,26 @@ func (s *step) intakeAnswer(id string, q Question, i int, n, text string, prefix
 			return false
 		}
 		s.flush(prefix)
-		s.ask("intake.acute", KindReply)
+		s.ask(nextIntake(s.st.Step), KindReply) // intakeOrder
 	case "acute":
 		if i < 0 {
 			return false
 		}
 		d.Acute = q.Choices[i].ID == "yes"
 		s.flush(prefix)
-		s.ask("intake.child", KindReply)
+		s.ask(nextIntake(s.st.Step), KindReply) // intakeOrder
 	case "child":
 		if i < 0 {
 			return false
 		}
 		d.Child = q.Choices[i].ID == "yes"
 		v := *d
-		s.st.Step = ""
+		s.st.Step = StepNone
 		s.setVisit(&v)
 		s.audit("visit_recorded", "patient: "+string(v.Treatment))
 		if s.st.Consent == "" {
 			s.flush(prefix)
-			s.ask("intake.consent", KindReply)
+			s.ask(StepIntakeConsent, KindReply)
 			return true
 		}
 		s.reply(append(prefix, s.checkinTimesText("intake_done"))...)
@@ -148,7 +148,7 @@ func (s *step) intakeAnswer(id string, q Question, i int, n, text string, prefix
 		if i < 0 {
 			return false
 		}
-		s.st.Step = ""
+		s.st.Step = StepNone
 		if q.Choices[i].ID == "yes" {
 			s.st.Consent = "yes"
 			s.st.Stopped = false

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -27,7 +26,7 @@ func (s *step) readinessIntent(n string) bool {
 
 func (s *step) startReadiness() {
 	s.st.Ready = map[string]string{}
-	s.ask("readiness.0", KindReply, s.vars().Replace(s.p.Readiness.Intro))
+	s.ask(readinessStep(0), KindReply, s.vars().Replace(s.p.Readiness.Intro))
 }
 
 func (s *step) readinessAnswer(idx string, q Question, i int, f Finding) {
@@ -46,10 +45,10 @@ func (s *step) readinessAnswer(idx string, q Question, i int, f Finding) {
 	}
 	k, _ := strconv.Atoi(idx)
 	if k+1 < len(s.p.Readiness.Questions) {
-		s.ask(fmt.Sprintf("readiness.%d", k+1), KindReply)
+		s.ask(readinessStep(k+1), KindReply)
 		return
 	}
-	s.st.Step = ""
+	s.st.Step = StepNone
 	s.reply(s.advice())
 	s.st.Ready = nil
 }

@@ -59,7 +59,7 @@ func (s *step) netAnswered(id string) {
 	} else {
 		s.reply(s.text("safety_net_fine_reply"))
 	}
-	if s.st.Visit == nil && s.st.Draft == nil && !s.st.Stopped && s.st.Step == "" {
+	if s.st.Visit == nil && s.st.Draft == nil && !s.st.Stopped && s.st.Step == StepNone {
 		s.startIntake(nil)
 	}
 }
@@ -160,7 +160,7 @@ func (s *step) plainAnswer(n string, f Finding) bool {
 		return false
 	}
 	t := strings.TrimSpace(n)
-	if strings.HasPrefix(s.st.Step, "intake.") && len(f.Signs) == 0 && f.Unread == 0 && len(strings.Fields(t)) <= 6 {
+	if s.st.Step.inIntake() && len(f.Signs) == 0 && f.Unread == 0 && len(strings.Fields(t)) <= 6 {
 		return true // "my left calf", "about 2 hours ago": intake's free-text answers
 	}
 	if q.Scale != nil {

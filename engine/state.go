@@ -64,9 +64,10 @@ type State struct {
 	Visit       *Visit `json:"visit,omitempty"`
 	// Draft is a visit being described by the patient during intake.
 	Draft *Visit `json:"draft,omitempty"`
-	// Step is the open question: "" when none, else "intake.when",
-	// "readiness.2", "checkin.1" and so on.
-	Step string `json:"step,omitempty"`
+	// Step is the open question: StepNone when none, else an intake
+	// question, a readiness or check-in question by index, or the erase
+	// confirmation (see steps.go).
+	Step StepID `json:"step,omitempty"`
 	// Then is what to do once intake is finished ("readiness").
 	Then string `json:"then,omitempty"`
 	// Ready holds readiness answers by question ID.
