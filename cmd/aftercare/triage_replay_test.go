@@ -118,14 +118,26 @@ func replayOutcomes(t testing.TB, msgs []labelled) []outcome {
 		t.Fatalf("replay: %v", err)
 	}
 
-	p := engine.DefaultProtocol()
-	greeting := strings.Fields(p.Texts["greeting"])[0:4]
-	notUnderstood := p.Texts["not_understood"]
-	reassure := []string{}
-	for _, v := range p.AfterEffects {
-		reassure = append(reassure, v)
+	// The patient may be answered in any language the engine speaks.
+	var greetings, notUnderstood, reassure, netLabels []string
+	for _, p := range engine.DefaultProtocols() {
+		greetings = append(greetings, strings.Join(strings.Fields(p.Texts["greeting"])[0:4], " "))
+		notUnderstood = append(notUnderstood, p.Texts["not_understood"])
+		netLabels = append(netLabels, p.Texts["safety_net_call"])
+		for _, v := range p.AfterEffects {
+			if v != "" {
+				reassure = append(reassure, strings.TrimSpace(v[:min(len(v), 60)]))
+			}
+		}
 	}
-	netLabel := p.Texts["safety_net_call"]
+	hasAny := func(s string, subs []string) bool {
+		for _, x := range subs {
+			if strings.Contains(s, x) {
+				return true
+			}
+		}
+		return false
+	}
 
 	res := make([]outcome, len(msgs))
 	msgAt := make([]time.Duration, len(msgs))
@@ -169,7 +181,10 @@ func replayOutcomes(t testing.TB, msgs []labelled) []outcome {
 		if !immediate {
 			continue
 		}
-		isGreeting := strings.HasPrefix(r.Text, strings.Join(greeting, " "))
+		isGreeting := false
+		for _, g := range greetings {
+			isGreeting = isGreeting || strings.HasPrefix(r.Text, g)
+		}
 		if !seenFirst[i] && !isGreeting {
 			seenFirst[i] = true
 			o.firstText = r.Text
@@ -178,16 +193,16 @@ func replayOutcomes(t testing.TB, msgs []labelled) []outcome {
 		if r.Kind == string(engine.KindEscalation) {
 			o.escalated = max(o.escalated, lvl)
 		}
-		if slices.Contains(r.Choices, netLabel) {
-			o.net = true
+		for _, c := range r.Choices {
+			if slices.Contains(netLabels, c) {
+				o.net = true
+			}
 		}
-		if strings.Contains(r.Text, notUnderstood) {
+		if hasAny(r.Text, notUnderstood) {
 			o.dismissed = true
 		}
-		for _, rt := range reassure {
-			if rt != "" && strings.Contains(r.Text, strings.TrimSpace(rt[:min(len(rt), 60)])) {
-				o.reassured = true
-			}
+		if hasAny(r.Text, reassure) {
+			o.reassured = true
 		}
 	}
 	return res
