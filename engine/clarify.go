@@ -11,7 +11,16 @@ func (s *step) startClarify(f Finding, said string) {
 	for i, c := range f.Ask.Choices {
 		cs[i] = Choice{ID: "clarify:" + c.ID, Label: c.Label}
 	}
-	s.send(KindReply, f.Ask.Text, cs)
+	// A possible red flag is asked about, never left without the numbers:
+	// the question comes with what to do if it is an emergency.
+	text := f.Ask.Text
+	for _, c := range f.Ask.Choices {
+		if c.Level >= Urgent {
+			text += "\n\n" + s.text("clarify_numbers")
+			break
+		}
+	}
+	s.send(KindReply, text, cs)
 	s.timer("clarify", s.now.Add(time.Duration(s.p.Timing.ClarifyTimeoutMinutes*float64(time.Minute))))
 	s.audit("clarify_asked", strings.Join(f.Signs, ","))
 }

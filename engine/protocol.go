@@ -410,7 +410,7 @@ var requiredTexts = []string{
 	"paused", "resumed", "next_checkins", "after_intake_note",
 	"safety_net", "safety_net_call", "safety_net_fine", "safety_net_ask", "safety_net_fine_reply",
 	"safety_net_question_reply", "safety_net_timeout_note", "cannot_answer", "good_news", "ack", "unsure",
-	"treated_area", "why", "after_hours", "after_hours_line", "the_patient", "language_set", "noted",
+	"treated_area", "why", "after_hours", "after_hours_line", "the_patient", "language_set", "noted", "clarify_numbers",
 }
 
 func (p *Protocol) validate() error {

@@ -26,7 +26,7 @@ type labelled struct {
 // outcome is what the product did with one message, read from replay output.
 type outcome struct {
 	escalated   engine.Level // highest level escalated to the patient at once, or -1
-	net         bool         // answered with the safety-net question
+	net         bool         // answered with the safety-net question or a clarifying question about a red flag
 	netAlert    engine.Level // level staff were alerted at when the net went unanswered, or -1
 	firstNumber bool         // the first reply (after the greeting) holds the emergency number
 	dismissed   bool         // "didn't get that"
@@ -119,11 +119,12 @@ func replayOutcomes(t testing.TB, msgs []labelled) []outcome {
 	}
 
 	// The patient may be answered in any language the engine speaks.
-	var greetings, notUnderstood, reassure, netLabels []string
+	var greetings, notUnderstood, reassure, netLabels, clarifyNumbers []string
 	for _, p := range engine.DefaultProtocols() {
 		greetings = append(greetings, strings.Join(strings.Fields(p.Texts["greeting"])[0:4], " "))
 		notUnderstood = append(notUnderstood, p.Texts["not_understood"])
 		netLabels = append(netLabels, p.Texts["safety_net_call"])
+		clarifyNumbers = append(clarifyNumbers, strings.Join(strings.Fields(p.Texts["clarify_numbers"])[0:5], " "))
 		for _, v := range p.AfterEffects {
 			if v != "" {
 				reassure = append(reassure, strings.TrimSpace(v[:min(len(v), 60)]))
@@ -194,7 +195,7 @@ func replayOutcomes(t testing.TB, msgs []labelled) []outcome {
 			o.escalated = max(o.escalated, lvl)
 		}
 		for _, c := range r.Choices {
-			if slices.Contains(netLabels, c) {
+			if slices.Contains(netLabels, c) || hasAny(r.Text, clarifyNumbers) {
 				o.net = true
 			}
 		}
