@@ -33,6 +33,7 @@ type outcome struct {
 	reassured   bool         // "a normal reaction" / an after-effect tip
 	staff       bool         // any staff alert at all
 	firstText   string
+	spanish     bool // the bot answered in Spanish
 }
 
 // caught reports whether a red flag was handled as the issue requires.
@@ -119,8 +120,9 @@ func replayOutcomes(t testing.TB, msgs []labelled) []outcome {
 	}
 
 	// The patient may be answered in any language the engine speaks.
-	var greetings, notUnderstood, reassure, netLabels, clarifyNumbers []string
+	var greetings, greetLang, notUnderstood, reassure, netLabels, clarifyNumbers []string
 	for _, p := range engine.DefaultProtocols() {
+		greetLang = append(greetLang, p.Language)
 		greetings = append(greetings, strings.Join(strings.Fields(p.Texts["greeting"])[0:4], " "))
 		notUnderstood = append(notUnderstood, p.Texts["not_understood"])
 		netLabels = append(netLabels, p.Texts["safety_net_call"])
@@ -183,8 +185,11 @@ func replayOutcomes(t testing.TB, msgs []labelled) []outcome {
 			continue
 		}
 		isGreeting := false
-		for _, g := range greetings {
-			isGreeting = isGreeting || strings.HasPrefix(r.Text, g)
+		for k, g := range greetings {
+			if strings.HasPrefix(r.Text, g) {
+				isGreeting = true
+				o.spanish = greetLang[k] == "es"
+			}
 		}
 		if !seenFirst[i] && !isGreeting {
 			seenFirst[i] = true
@@ -329,4 +334,57 @@ func TestTriageReplayDev(t *testing.T) {
 		return
 	}
 	t.Skip("no set named")
+}
+
+// TestTriageReplayByLanguage reports a labelled set's figures per language
+// (the language the bot answered in), without asserting, when
+// AFTERCARE_TRIAGE_LANG names the files.
+func TestTriageReplayByLanguage(t *testing.T) {
+	files := os.Getenv("AFTERCARE_TRIAGE_LANG")
+	if files == "" {
+		t.Skip("no set named")
+	}
+	for _, f := range strings.Split(files, ",") {
+		msgs := readLabelled(t, f)
+		outs := replayOutcomes(t, msgs)
+		by := map[string][]int{}
+		for i, o := range outs {
+			lang := "en"
+			if o.spanish {
+				lang = "es"
+			}
+			by[lang] = append(by[lang], i)
+		}
+		for _, lang := range []string{"en", "es"} {
+			var ms []labelled
+			var os []outcome
+			for _, i := range by[lang] {
+				ms = append(ms, msgs[i])
+				os = append(os, outs[i])
+			}
+			t.Logf("%s [%s] %d messages: %s", f, lang, len(ms), scoreOutcomes(ms, os))
+			levels := map[string][2]int{}
+			for i, m := range ms {
+				c := levels[m.level]
+				c[0]++
+				switch m.level {
+				case "emergency", "urgent":
+					if os[i].caught() {
+						c[1]++
+					}
+				case "watch":
+					if os[i].staff || os[i].net || os[i].escalated >= engine.Watch {
+						c[1]++
+					}
+				case "none":
+					if os[i].escalated < engine.Watch && !os[i].net {
+						c[1]++
+					}
+				}
+				levels[m.level] = c
+			}
+			t.Logf("   per level (handled as required / messages): emergency %v urgent %v watch %v none (neither escalated nor asked) %v",
+				levels["emergency"], levels["urgent"], levels["watch"], levels["none"])
+		}
+	}
 }
