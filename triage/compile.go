@@ -602,6 +602,14 @@ func (lx *lexicon) resolveToken(dst []int32, w []byte, stretched bool, buf *[]by
 			return lx.resolve(dst, word)
 		}
 	}
+	if base, ok := superlativeBase(w, buf); ok {
+		// Spanish superlatives: "cansadísima" reads as "cansada". base
+		// lives in buf, so it is resolved with a scratch of its own.
+		var tmp []byte
+		if out := lx.resolveToken(dst, base, false, &tmp); len(out) > len(dst) {
+			return out
+		}
+	}
 	if len(w) < 4 || lx.notTypos[string(w)] {
 		return dst
 	}
@@ -609,4 +617,26 @@ func (lx *lexicon) resolveToken(dst []int32, w []byte, stretched bool, buf *[]by
 		return append(dst, lx.typos.ids[t]...)
 	}
 	return dst
+}
+
+// superlativeBase turns a Spanish absolute superlative into its base
+// ("cansadisima" -> "cansada", "muchisimo" -> "mucho"), accents already
+// folded; ok is false for any other word.
+func superlativeBase(w []byte, buf *[]byte) ([]byte, bool) {
+	n := len(w)
+	if n < 8 {
+		return nil, false
+	}
+	end := w[n-1]
+	stem := n - 5
+	if end == 's' {
+		end, stem = w[n-2], n-6
+	}
+	if (end != 'a' && end != 'o') || string(w[stem:stem+4]) != "isim" {
+		return nil, false
+	}
+	b := append((*buf)[:0], w[:stem]...)
+	b = append(b, end)
+	*buf = b
+	return b, true
 }
