@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -29,9 +28,12 @@ import (
 
 // Running is the assembled bot, handed to Main.Started (tests).
 type Running struct {
-	Config   Config
-	Service  *service.Service
-	Store    *store.Store
+	Config  Config
+	Service *service.Service
+	// Store is the bbolt store; nil when the store is PostgreSQL.
+	Store *store.Store
+	// DB is the store in use, whichever the backend.
+	DB       appStore
 	Engine   *engine.Engine
 	Clock    clock.Clock
 	Telegram *telegram.Bot
@@ -147,10 +149,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		consoleOn = *cfg.Console
 	}
 
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return &ConfigError{File: *cfgPath, Key: "data_dir", Msg: err.Error()}
-	}
-	st, err := store.Open(dbPath(cfg), store.Options{})
+	st, bolt, err := m.openStore(ctx, cfg, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -196,7 +195,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	}
 	ackTimeout, _ := time.ParseDuration(cfg.Escalation.AckTimeout)
 	mets := metrics.New(st)
-	run := &Running{Config: cfg, Store: st, Engine: eng, Clock: clk, Metrics: mets}
+	run := &Running{Config: cfg, Store: bolt, DB: st, Engine: eng, Clock: clk, Metrics: mets}
 	links := inviteLinks(func() string {
 		if run.Telegram != nil {
 			return run.Telegram.Username()
@@ -328,7 +327,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		}()
 	}
 	goRun("scheduler", svc.RunScheduler)
-	log.Info("aftercare running", "console", consoleOn, "telegram", tgToken != "", "discord", dcToken != "", "data_dir", cfg.DataDir)
+	log.Info("aftercare running", "console", consoleOn, "telegram", tgToken != "", "discord", dcToken != "", "store", cfg.Store.Backend, "data_dir", cfg.DataDir)
 	if m.Started != nil {
 		m.Started(run)
 	}
@@ -370,7 +369,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 }
 
 // drain waits until a platform's outbox is empty or the bound passes.
-func (m *Main) drain(st *store.Store, platform string, bound time.Duration) {
+func (m *Main) drain(st appStore, platform string, bound time.Duration) {
 	deadline := time.Now().Add(bound)
 	for time.Now().Before(deadline) {
 		if q, err := st.Outbox(platform, 1); err != nil || len(q) == 0 {
