@@ -110,6 +110,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.export(ctx, args)
 	case "check":
 		return m.check(args)
+	case "migrate":
+		return m.migrate(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil
@@ -127,6 +129,8 @@ const usage = `usage:
   aftercare visit [--config FILE] [--qr FILE.png] TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone]
                                             record a visit and print a one-time invite for the patient
   aftercare export [--config FILE] PATIENT  write a patient's record as JSON (check-ins as FHIR R4)
+  aftercare migrate [--config FILE]         copy the bbolt database into PostgreSQL (AFTERCARE_POSTGRES_DSN);
+                                            idempotent, verified by counts; stop the bot first
 `
 
 type eofReader struct{}

@@ -60,3 +60,29 @@ func TestPostgresBackendErrorsNameTheSetting(t *testing.T) {
 		t.Errorf("unknown backend: %v, want it to name store.backend", err)
 	}
 }
+
+// TestMigrateCopiesTheBboltDatabase runs the console on bbolt, then
+// `aftercare migrate` twice (idempotent), then the console on PostgreSQL:
+// the escalation made on bbolt is there.
+func TestMigrateCopiesTheBboltDatabase(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{EnvDataDir: dir}
+	if _, _, err := runMain(t, "hi\nI fainted\n", env); err != nil {
+		t.Fatal(err)
+	}
+	env[EnvPostgresDSN] = pgtest.DSN(t)
+	for i := 0; i < 2; i++ {
+		out, _, err := runMain(t, "", env, "migrate")
+		if err != nil || !strings.Contains(out, "every count matches") || !strings.Contains(out, "escalations  bbolt 1  postgres 1") {
+			t.Fatalf("migrate run %d: %v\n%s", i, err, out)
+		}
+	}
+	st, err := postgres.Open(context.Background(), postgres.Options{DSN: env[EnvPostgresDSN]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if es, _ := st.Escalations(); len(es) != 1 {
+		t.Fatalf("escalations after migrate: %v", es)
+	}
+}

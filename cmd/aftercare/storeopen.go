@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"time"
 
 	"aftercare/engine"
 	"aftercare/service"
@@ -53,4 +56,43 @@ func (m *Main) openStore(ctx context.Context, cfg Config, cfgPath string) (appSt
 		return nil, nil, err
 	}
 	return st, st, nil
+}
+
+// migrate copies the bbolt database of data_dir into the PostgreSQL
+// database named by EnvPostgresDSN (see postgres.Store.Import) and prints
+// the counts it verified. The bot must be stopped: the bbolt file's lock
+// makes sure nothing changes during the copy.
+func (m *Main) migrate(ctx context.Context, args []string) error {
+	_, cfgPath, err := m.flags("migrate", args, 0)
+	if err != nil {
+		return err
+	}
+	cfg, err := m.loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	dsn := m.Getenv(EnvPostgresDSN)
+	if dsn == "" {
+		return &ConfigError{File: *cfgPath, Key: "store", Msg: "migrate copies into PostgreSQL: set " + EnvPostgresDSN + " to its connection string"}
+	}
+	src, err := store.Open(dbPath(cfg), store.Options{Timeout: 300 * time.Millisecond})
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("migrate: %w: stop the bot before copying its database", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := postgres.Open(ctx, postgres.Options{DSN: dsn})
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	rep, err := dst.Import(ctx, src)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "copied %s into PostgreSQL; every count matches:\n%s", dbPath(cfg), rep)
+	fmt.Fprintln(m.Stdout, `next: set "store": {"backend": "postgres"} in the config and start the bot`)
+	return nil
 }
