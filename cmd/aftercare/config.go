@@ -26,6 +26,9 @@ type Config struct {
 	Clinic ClinicConfig `json:"clinic"`
 	// DataDir holds the database file (aftercare.db).
 	DataDir string `json:"data_dir"`
+	// Store picks the database: the embedded bbolt file in data_dir (the
+	// default) or PostgreSQL, for several instances on one database.
+	Store StoreConfig `json:"store"`
 	// ProtocolFile replaces the embedded protocol (questions, advice, texts).
 	ProtocolFile string `json:"protocol_file,omitempty"`
 	// TriageRules are extra red-flag rule files loaded on top of the defaults.
@@ -52,6 +55,13 @@ type Config struct {
 	// loopback the admin endpoints). Off unless listen is set.
 	HTTP HTTPConfig `json:"http"`
 	Log  LogConfig  `json:"log"`
+}
+
+// StoreConfig picks the store backend.
+type StoreConfig struct {
+	// Backend is "bbolt" (default: one file in data_dir, one process) or
+	// "postgres" (connection string from AFTERCARE_POSTGRES_DSN, a secret).
+	Backend string `json:"backend,omitempty"`
 }
 
 // EscalationConfig is the ladder for urgent and emergency alerts.
@@ -346,6 +356,11 @@ func (c Config) Validate() error {
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
 		bad("data_dir", "must be a directory for the database, e.g. \"/var/lib/aftercare\"")
+	}
+	switch c.Store.Backend {
+	case "", "bbolt", "postgres":
+	default:
+		bad("store.backend", fmt.Sprintf("%q: use \"bbolt\" (the default) or \"postgres\"", c.Store.Backend))
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

@@ -117,7 +117,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.check(args)
 	case "init":
 		return m.init(args)
-	case "help":
+	case "migrate":
+		return m.migrate(ctx, args)
+	case "help", "-h", "--help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil
 	}
@@ -152,6 +154,8 @@ const usage = `usage:
   aftercare visit [--config FILE] [--qr FILE.png] TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone]
                                             record a visit and print a one-time invite for the patient
   aftercare export [--config FILE] PATIENT  write a patient's record as JSON (check-ins as FHIR R4)
+  aftercare migrate [--config FILE]         copy the bbolt database into PostgreSQL (AFTERCARE_POSTGRES_DSN);
+                                            idempotent, verified by counts; stop the bot first
 `
 
 type eofReader struct{}

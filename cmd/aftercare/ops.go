@@ -99,13 +99,13 @@ func opsHandler(run *Running, m *metrics.Metrics, ready func() error, guard *adm
 	})
 	admin("GET /admin/export", func(w http.ResponseWriter, r *http.Request) {
 		id := engine.PatientID(r.URL.Query().Get("patient"))
-		doc, err := exportPatient(run.Store, run.Engine.Protocol(), id, run.Clock.Now())
+		doc, err := exportPatient(run.DB, run.Engine.Protocol(), id, run.Clock.Now())
 		if errors.Is(err, store.ErrNotFound) {
 			http.Error(w, "no such patient", http.StatusNotFound)
 			return
 		}
 		if err == nil {
-			err = auditRead(r.Context(), run.Store, run.Clock.Now(), adminActor, id)
+			err = auditRead(r.Context(), run.DB, run.Clock.Now(), adminActor, id)
 		}
 		if err != nil {
 			slog.Error("export over http failed", "err", err)
@@ -115,6 +115,10 @@ func opsHandler(run *Running, m *metrics.Metrics, ready func() error, guard *adm
 		writeJSON(w, doc)
 	})
 	admin("GET /admin/backup", func(w http.ResponseWriter, r *http.Request) {
+		if run.Store == nil {
+			http.Error(w, "the store is PostgreSQL: take backups with pg_dump (see the README)", http.StatusNotImplemented)
+			return
+		}
 		if err := auditRead(r.Context(), run.Store, run.Clock.Now(), adminActor, ""); err != nil {
 			slog.Error("backup over http refused: audit failed", "err", err)
 			http.Error(w, "backup failed", http.StatusInternalServerError)
@@ -137,7 +141,7 @@ func opsHandler(run *Running, m *metrics.Metrics, ready func() error, guard *adm
 // auditRead records in the audit trail that actor read patient's record
 // (export), or with no patient the whole database (backup), before the
 // data is handed out: a read that cannot be audited does not happen.
-func auditRead(ctx context.Context, st *store.Store, now time.Time, actor string, patient engine.PatientID) error {
+func auditRead(ctx context.Context, st service.Store, now time.Time, actor string, patient engine.PatientID) error {
 	a := engine.Audit{At: now, Actor: actor, Action: "backup_read", Detail: "copy of the whole database"}
 	if patient != "" {
 		a = engine.Audit{At: now, Actor: actor, Action: "patient_exported", Patient: patient}
@@ -183,7 +187,7 @@ func inviteLinks(username func() string, discord bool) func(string) []string {
 	}
 }
 
-func exportPatient(st *store.Store, p *engine.Protocol, id engine.PatientID, now time.Time) (export.Document, error) {
+func exportPatient(st service.Store, p *engine.Protocol, id engine.PatientID, now time.Time) (export.Document, error) {
 	if id == "" {
 		return export.Document{}, store.ErrNotFound
 	}

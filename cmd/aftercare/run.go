@@ -30,9 +30,12 @@ import (
 
 // Running is the assembled bot, handed to Main.Started (tests).
 type Running struct {
-	Config   Config
-	Service  *service.Service
-	Store    *store.Store
+	Config  Config
+	Service *service.Service
+	// Store is the bbolt store; nil when the store is PostgreSQL.
+	Store *store.Store
+	// DB is the store in use, whichever the backend.
+	DB       appStore
 	Engine   *engine.Engine
 	Clock    clock.Clock
 	Telegram *telegram.Bot
@@ -156,7 +159,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		return &ConfigError{File: *cfgPath, Key: "log.file", Msg: err.Error()}
 	}
 	defer closeLog()
-	st, err := store.Open(dbPath(cfg), store.Options{})
+	st, bolt, err := m.openStore(ctx, cfg, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -214,7 +217,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	ackTimeout, _ := time.ParseDuration(cfg.Escalation.AckTimeout)
 	urgentRetry, _ := time.ParseDuration(cfg.Escalation.RetryInterval)
 	mets := metrics.New(st)
-	run := &Running{Config: cfg, Store: st, Engine: eng, Clock: clk, Metrics: mets}
+	run := &Running{Config: cfg, Store: bolt, DB: st, Engine: eng, Clock: clk, Metrics: mets}
 	links := inviteLinks(func() string {
 		if run.Telegram != nil {
 			return run.Telegram.Username()
@@ -416,7 +419,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 }
 
 // drain waits until a platform's outbox is empty or the bound passes.
-func (m *Main) drain(st *store.Store, platform string, bound time.Duration) {
+func (m *Main) drain(st appStore, platform string, bound time.Duration) {
 	deadline := time.Now().Add(bound)
 	for time.Now().Before(deadline) {
 		if q, err := st.Outbox(platform, 1); err != nil || len(q) == 0 {

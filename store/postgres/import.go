@@ -1,0 +1,171 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"aftercare/engine"
+	"aftercare/store"
+)
+
+// ImportReport is the outcome of Import: the records of each kind in the
+// bbolt database and in PostgreSQL afterwards, by bbolt bucket name.
+type ImportReport struct {
+	Source, Target map[string]int
+}
+
+// String formats the report for people, one line per kind.
+func (r ImportReport) String() string {
+	names := make([]string, 0, len(r.Source))
+	for n := range r.Source {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-12s bbolt %d  postgres %d\n", n, r.Source[n], r.Target[n])
+	}
+	return b.String()
+}
+
+// tables maps bbolt buckets to the query counting their rows here.
+var tables = map[string]string{
+	"states":      `SELECT count(*) FROM patients WHERE state IS NOT NULL`,
+	"timers":      `SELECT count(*) FROM timers`,
+	"outbox":      `SELECT count(*) FROM outbox`,
+	"escalations": `SELECT count(*) FROM escalations`,
+	"visits":      `SELECT count(*) FROM visits`,
+	"audit":       `SELECT count(*) FROM audit`,
+	"dedupe":      `SELECT count(*) FROM dedupe`,
+	"invites":     `SELECT count(*) FROM invites`,
+	"read_marks":  `SELECT count(*) FROM read_marks`,
+	"quarantine":  `SELECT count(*) FROM quarantine`,
+}
+
+// Import copies every record of the bbolt store src into this database in
+// one transaction, keeping IDs (escalation numbers appear in staff
+// buttons and ladder timers), and verifies that each kind of record has
+// as many rows here as src has entries. It is idempotent: records already
+// copied are left as they are, so running it again copies nothing new and
+// verifies again. When the counts differ (this database holds other data)
+// nothing is committed.
+func (s *Store) Import(ctx context.Context, src *store.Store) (ImportReport, error) {
+	rep := ImportReport{Target: map[string]int{}}
+	var err error
+	if rep.Source, err = src.Counts(); err != nil {
+		return rep, err
+	}
+	_, err = s.tx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		flush := func(force bool) error {
+			if b.Len() == 0 || (!force && b.Len() < 500) {
+				return nil
+			}
+			err := tx.SendBatch(ctx, b).Close()
+			b = &pgx.Batch{}
+			return err
+		}
+		q := func(sql string, args ...any) error {
+			b.Queue(sql, args...)
+			return flush(false)
+		}
+		w := store.Walker{
+			State: func(p engine.PatientID, raw []byte) error {
+				var st engine.State
+				var last, visit any
+				if json.Unmarshal(raw, &st) == nil {
+					last = nsOrNil(st.LastActive)
+					if st.Visit != nil {
+						visit = nsOrNil(st.Visit.At)
+					}
+				}
+				return q(`INSERT INTO patients (id, state, last_active_ns, visit_ns) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`,
+					string(p), append([]byte(nil), raw...), last, visit)
+			},
+			Timer: func(d store.Due) error {
+				return q(`INSERT INTO timers (owner, key, due_ns) VALUES ($1, $2, $3) ON CONFLICT (owner, key) DO NOTHING`, string(d.Patient), d.Key, ns(d.At))
+			},
+			Outbox: func(id uint64, raw []byte) error {
+				var m engine.Outbound
+				if err := json.Unmarshal(raw, &m); err != nil {
+					return fmt.Errorf("outbox entry %d cannot be read (run aftercare check): %w", id, err)
+				}
+				d := m.Destination()
+				return q(`INSERT INTO outbox (id, platform, priority, dest, to_id, about, body) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+					int64(id), d.Platform(), m.Kind.Priority(), string(d), string(m.To), string(m.Patient), append([]byte(nil), raw...))
+			},
+			Escalation: func(id uint64, raw []byte) error {
+				var e engine.Escalation
+				if err := json.Unmarshal(raw, &e); err != nil {
+					return fmt.Errorf("escalation %d cannot be read (run aftercare check): %w", id, err)
+				}
+				return q(`INSERT INTO escalations (id, patient, body) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`, int64(id), string(e.Patient), append([]byte(nil), raw...))
+			},
+			Visit: func(id uint64, p engine.PatientID, raw []byte) error {
+				var v engine.Visit
+				if err := json.Unmarshal(raw, &v); err != nil {
+					return fmt.Errorf("visit %d cannot be read: %w", id, err)
+				}
+				return q(`INSERT INTO visits (id, patient, at_ns, body) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`, int64(id), string(p), ns(v.At), append([]byte(nil), raw...))
+			},
+			Audit: func(id uint64, raw []byte) error {
+				var a engine.Audit
+				if err := json.Unmarshal(raw, &a); err != nil {
+					return fmt.Errorf("audit line %d cannot be read: %w", id, err)
+				}
+				return q(`INSERT INTO audit (id, patient, body) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`, int64(id), string(a.Patient), append([]byte(nil), raw...))
+			},
+			Dedupe: func(key string, at time.Time) error {
+				return q(`INSERT INTO dedupe (key, at_ns) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, key, ns(at))
+			},
+			Invite: func(token string, raw []byte) error {
+				var inv engine.Invite
+				json.Unmarshal(raw, &inv) // an unreadable invite is copied as is: it resolves as unknown
+				return q(`INSERT INTO invites (token, used_by, body) VALUES ($1, $2, $3) ON CONFLICT (token) DO NOTHING`, token, string(inv.UsedBy), append([]byte(nil), raw...))
+			},
+			ReadMark: func(p engine.PatientID, mark string) error {
+				return q(`INSERT INTO read_marks (patient, mark) VALUES ($1, $2) ON CONFLICT (patient) DO NOTHING`, string(p), mark)
+			},
+			Quarantine: func(r store.Quarantined) error {
+				return q(`INSERT INTO quarantine (id, patient, kind, key, value, at, reason) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+					int64(r.Seq), string(r.Patient), r.Kind, r.Key, r.Value, r.At, r.Reason)
+			},
+		}
+		if err := src.Walk(w); err != nil {
+			return err
+		}
+		if err := flush(true); err != nil {
+			return err
+		}
+		// New rows continue after the copied IDs.
+		for _, seq := range [][2]string{{"outbox_id_seq", "outbox"}, {"visits_id_seq", "visits"}, {"audit_id_seq", "audit"},
+			{"quarantine_id_seq", "quarantine"}, {"escalations_seq", "escalations"}} {
+			if _, err := tx.Exec(ctx, fmt.Sprintf(`SELECT setval('%s', coalesce((SELECT max(id) FROM %s), 0) + 1, false)`, seq[0], seq[1])); err != nil {
+				return err
+			}
+		}
+		for name, sql := range tables {
+			var n int
+			if err := tx.QueryRow(ctx, sql).Scan(&n); err != nil {
+				return err
+			}
+			rep.Target[name] = n
+		}
+		for name, n := range rep.Source {
+			if rep.Target[name] != n {
+				return fmt.Errorf("copy not verified: %s has %d entries in bbolt and %d rows in PostgreSQL (does the database hold other data?); nothing was committed\n%s", name, n, rep.Target[name], rep)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("import: %w", err)
+	}
+	return rep, nil
+}

@@ -1,0 +1,85 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"aftercare/engine"
+	"aftercare/store"
+	"aftercare/store/postgres/pgtest"
+)
+
+// TestImportCopiesBboltAndIsIdempotent copies a bbolt database with every
+// kind of record, twice: the counts match after each run, the second adds
+// nothing, and the copy works on (a ladder step fires, new IDs continue
+// after the copied ones). A database holding other data is refused.
+func TestImportCopiesBboltAndIsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	src, err := store.Open(filepath.Join(t.TempDir(), "a.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	p := engine.PatientID("telegram:1")
+	src.PutInvite(engine.Invite{Token: "tok", Created: t0, Expires: t0.Add(time.Hour)})
+	if _, err := src.Apply(ctx, store.Step{Patient: p, Dedupe: "u1", Invite: "tok", Now: t0}, func(in store.Input) (engine.Result, error) {
+		st := in.State
+		st.Patient = p
+		st.Visit = &engine.Visit{At: t0, Treatment: engine.Acupuncture}
+		return engine.Result{State: st, InviteUsed: true,
+			Timers:     []engine.Timer{{Key: "checkin:24", At: t0.Add(24 * time.Hour)}, {Key: store.LadderKey, At: t0.Add(10 * time.Minute)}},
+			Escalation: &engine.Escalation{Patient: p, Level: engine.Urgent, Status: "open"},
+			Messages:   []engine.Outbound{{To: p, Kind: engine.KindReply, Text: "hi"}, {To: engine.StaffAddress, Channel: "telegram:-1", Kind: engine.KindAlert, Patient: p, Text: "alert"}},
+			Audit:      []engine.Audit{{At: t0, Actor: "clinic", Action: "visit_recorded", Patient: p}},
+		}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	src.SetReadMarks(map[engine.PatientID]string{p: "m"})
+
+	dst := open(t, pgtest.DSN(t), "a")
+	for run := 0; run < 2; run++ {
+		rep, err := dst.Import(ctx, src)
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		for _, kind := range []string{"states", "timers", "outbox", "escalations", "visits", "audit", "dedupe", "invites", "read_marks"} {
+			if rep.Source[kind] == 0 || rep.Target[kind] != rep.Source[kind] {
+				t.Fatalf("run %d: %s: bbolt %d, postgres %d\n%s", run, kind, rep.Source[kind], rep.Target[kind], rep)
+			}
+		}
+	}
+	_, want, _ := src.StateRaw(p)
+	if _, got, _ := dst.StateRaw(p); !bytes.Equal(got, want) {
+		t.Fatal("state bytes changed in the copy")
+	}
+	// The ladder of the copied escalation steps once.
+	due, _ := dst.DueBefore(t0.Add(time.Hour), 10)
+	if len(due) != 1 || due[0].Patient != store.EscalationPatient(1) {
+		t.Fatalf("due %+v", due)
+	}
+	if ok, err := dst.ApplyEscalation(ctx, 1, &due[0], t0, func(e *engine.Escalation) (store.EscalationUpdate, error) {
+		return store.EscalationUpdate{StopLadder: true}, nil
+	}); !ok || err != nil {
+		t.Fatalf("ladder step on the copy: %v %v", ok, err)
+	}
+	// Dedupe keys came along; new rows number after the copied ones.
+	if ok, _ := dst.Apply(ctx, store.Step{Patient: p, Dedupe: "u1", Now: t0}, func(in store.Input) (engine.Result, error) {
+		return engine.Result{State: in.State}, nil
+	}); ok {
+		t.Fatal("an update applied in bbolt applied again after the copy")
+	}
+	dst.Enqueue(engine.Outbound{To: p, Kind: engine.KindReply, Text: "new"})
+	out, _ := dst.OutboxAll(10)
+	if len(out) != 3 || out[2].ID <= out[1].ID {
+		t.Fatalf("outbox after the copy %+v", out)
+	}
+	// Now the database holds more than the bbolt file: the copy is refused.
+	if _, err := dst.Import(ctx, src); err == nil || !strings.Contains(err.Error(), "outbox") {
+		t.Fatalf("import into a database with other data: %v", err)
+	}
+}

@@ -1,0 +1,1103 @@
+// Package postgres keeps Aftercare's durable data in PostgreSQL, for
+// deployments that outgrow one process and one bbolt file. It implements
+// the store the service consumes (service.Store) with the guarantees the
+// bbolt store gives, and adds what several instances on one database need.
+//
+// # Guarantees
+//
+//   - One transaction per step: Apply commits the state, timer changes,
+//     queued messages, escalation, audit lines, dedupe key and invite use of
+//     one engine step together, or nothing.
+//   - A patient's steps apply in order even when two instances receive
+//     them: each step locks the patient's row (SELECT ... FOR UPDATE) before
+//     it reads the state, checks the dedupe key or the timer. Steps are not
+//     batched across patients, so a transaction holds at most one patient
+//     lock and lock order cannot cycle: patient row, then that patient's
+//     escalations, then timers.
+//   - Timers fire once: DueBefore claims the due timers it returns (FOR
+//     UPDATE SKIP LOCKED, then a lease), so instances share the due timers
+//     instead of racing for them; firing deletes the timer in the step's
+//     transaction, under the patient's (or escalation's) row lock, so a
+//     timer claimed twice (a lease ran out) is still applied once.
+//   - Outbox entries are claimed with a lease (claimed_by, lease_until):
+//     an instance sends only what it claimed, and the claims of an instance
+//     killed mid-send pass to another when the lease runs out, so a kill
+//     costs at most the lease in delay and at most one duplicate per
+//     message in flight. A destination's messages are claimed by one
+//     instance at a time, which keeps a chat's messages in order.
+//
+// # Times
+//
+// Timer due times, dedupe stamps and visit dates are the service clock's
+// (a fake clock in tests) and are stored as unix nanoseconds, like bbolt's
+// keys. Leases are the database server's own time (now()), since they are
+// about instances being alive, not about the schedule.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use, and any number of Stores (in one
+// process or many) may share one database.
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"aftercare/engine"
+	"aftercare/store"
+)
+
+// DSNEnv is the environment variable that holds the connection string (a
+// secret: it may carry a password, so it is never a config file setting).
+const DSNEnv = "AFTERCARE_POSTGRES_DSN"
+
+// ErrUnreachable means the server named by DSNEnv could not be reached.
+var ErrUnreachable = errors.New("PostgreSQL server unreachable")
+
+// Options tune Open.
+type Options struct {
+	// DSN is the connection string (from DSNEnv), either a URL
+	// (postgres://user@host/db) or key=value pairs (host=/run/postgresql).
+	DSN string
+	// Instance names this process in claims; default a random ID. Two
+	// live Stores must never share one.
+	Instance string
+	// Lease is how long a claim on a timer or outbox entry lasts before
+	// another instance may take it (default 30 s). A step or send must
+	// finish well within it.
+	Lease time.Duration
+	// ConnectTimeout bounds the first connection (default 10 s), so a
+	// wrong host fails start-up quickly with a clear error.
+	ConnectTimeout time.Duration
+}
+
+// Store is an open PostgreSQL store. Create it with Open; close it with Close.
+type Store struct {
+	pool     *pgxpool.Pool
+	instance string
+	leaseMS  int64
+	notice   atomic.Pointer[store.QuarantineNotice]
+}
+
+// Open connects, migrates the schema and returns the store. Errors name
+// DSNEnv when the server cannot be reached, and wrap ErrSchema when the
+// database was migrated by a newer program.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if strings.TrimSpace(o.DSN) == "" {
+		return nil, fmt.Errorf("postgres store: %s is not set: set it to the server's connection string, e.g. postgres://aftercare@db.internal/aftercare", DSNEnv)
+	}
+	if o.Lease <= 0 {
+		o.Lease = 30 * time.Second
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	if o.Instance == "" {
+		var b [8]byte
+		rand.Read(b[:])
+		o.Instance = hex.EncodeToString(b[:])
+	}
+	cfg, err := pgxpool.ParseConfig(o.DSN)
+	if err != nil {
+		// pgx leaves the password out of its parse errors.
+		return nil, fmt.Errorf("postgres store: %s is not a valid connection string: %w", DSNEnv, err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > o.ConnectTimeout {
+		cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
+	defer cancel()
+	pool, err := pgxpool.NewWithConfig(cctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: %w: check %s (%w)", ErrUnreachable, DSNEnv, err)
+	}
+	if err := pool.Ping(cctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres store: %w: cannot connect to the server named by %s: %w", ErrUnreachable, DSNEnv, err)
+	}
+	if err := migrate(cctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	return &Store{pool: pool, instance: o.Instance, leaseMS: o.Lease.Milliseconds()}, nil
+}
+
+// Close gives up this instance's claims, so another instance may take them
+// at once, and closes the connections.
+func (s *Store) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.pool.Exec(ctx, `UPDATE timers SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = $1`, s.instance)
+	s.pool.Exec(ctx, `UPDATE outbox SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = $1`, s.instance)
+	s.pool.Close()
+	return nil
+}
+
+// Instance returns the name this store claims work under.
+func (s *Store) Instance() string { return s.instance }
+
+// SetQuarantineNotice sets who is told when a record is quarantined (see
+// store.QuarantineNotice). Safe for concurrent use.
+func (s *Store) SetQuarantineNotice(f store.QuarantineNotice) { s.notice.Store(&f) }
+
+// errSkip rolls a transaction back that committed nothing on purpose.
+var errSkip = errors.New("skip")
+
+// tx runs fn in a transaction; fn returning errSkip rolls back and reports
+// false, nil.
+func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) (bool, error) {
+	err := pgx.BeginFunc(ctx, s.pool, fn)
+	if errors.Is(err, errSkip) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func ns(t time.Time) int64 {
+	n := t.UnixNano()
+	if n < 0 {
+		return 0
+	}
+	return n
+}
+
+// nsOrNil is ns for optional times: the zero time is NULL.
+func nsOrNil(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return ns(t)
+}
+
+func fromNS(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// lockPatient locks p's row, creating it (with no state) when missing,
+// and returns the stored state bytes (nil when none). A row created here
+// that the step does not fill is rolled back with the step.
+func lockPatient(ctx context.Context, tx pgx.Tx, p engine.PatientID) ([]byte, error) {
+	for range 10 {
+		var raw []byte
+		err := tx.QueryRow(ctx, `SELECT state FROM patients WHERE id = $1 FOR UPDATE`, string(p)).Scan(&raw)
+		if err == nil {
+			return raw, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return nil, err
+		}
+		// Missing: create it. A concurrent creator makes this wait for its
+		// outcome; a concurrent erasure makes the next SELECT miss again.
+		if _, err := tx.Exec(ctx, `INSERT INTO patients (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, string(p)); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("patient %s: row lock not obtained (created and erased concurrently ten times)", p)
+}
+
+// Apply loads the patient's state under its row lock, calls fn with it,
+// and commits fn's result in one transaction. It reports whether anything
+// was committed: false when the dedupe key was already applied, the timer
+// was already fired, or fn returned store.ErrSkip. fn runs at most once.
+func (s *Store) Apply(ctx context.Context, st store.Step, fn func(store.Input) (engine.Result, error)) (bool, error) {
+	ok, err := s.tx(ctx, func(tx pgx.Tx) error {
+		raw, err := lockPatient(ctx, tx, st.Patient)
+		if err != nil {
+			return err
+		}
+		if st.Dedupe != "" {
+			var one int
+			err := tx.QueryRow(ctx, `SELECT 1 FROM dedupe WHERE key = $1`, st.Dedupe).Scan(&one)
+			if err == nil {
+				return errSkip
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
+		if d := st.Due; d != nil {
+			var one int
+			err := tx.QueryRow(ctx, `SELECT 1 FROM timers WHERE owner = $1 AND key = $2 AND due_ns = $3 FOR UPDATE SKIP LOCKED`,
+				string(st.Patient), d.Key, ns(d.At)).Scan(&one)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return errSkip // fired already (or being fired under a claim)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if pr := st.Prepared; pr != nil && st.Invite == "" && (raw == nil) == (pr.From == nil) && bytes.Equal(raw, pr.From) {
+			return s.commit(ctx, tx, st, pr.Result, pr.State, pr.Messages)
+		}
+		var state engine.State
+		found := raw != nil
+		if found {
+			if err := json.Unmarshal(raw, &state); err != nil {
+				// Set the unreadable state aside and go on from a fresh
+				// one: the message is still triaged, a red flag escalates.
+				if _, err := tx.Exec(ctx, `UPDATE patients SET state = NULL WHERE id = $1`, string(st.Patient)); err != nil {
+					return err
+				}
+				q := store.Quarantined{Patient: st.Patient, Kind: store.QuarantineState, Key: []byte(st.Patient), Value: raw, At: st.Now, Reason: err.Error()}
+				if err := s.quarantine(ctx, tx, q); err != nil {
+					return err
+				}
+				state, found = engine.State{}, false
+			}
+		}
+		in := store.Input{State: state, Found: found}
+		if st.Invite != "" {
+			if in.Invite, err = resolveInvite(ctx, tx, st.Invite, st.Now); err != nil {
+				return err
+			}
+		}
+		res, err := fn(in)
+		if errors.Is(err, store.ErrSkip) {
+			return errSkip
+		}
+		if err != nil {
+			return err
+		}
+		return s.commit(ctx, tx, st, res, nil, nil)
+	})
+	if err != nil {
+		return false, fmt.Errorf("apply %s: %w", st.Patient, err)
+	}
+	return ok, nil
+}
+
+// commit writes one step; stateBytes and encoded, when set, are res.State
+// and res.Messages already encoded.
+func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
+	// Work on copies: the caller's result (a cached Prepared) stays as is.
+	res.Messages = append([]engine.Outbound(nil), res.Messages...)
+	res.Audit = append([]engine.Audit(nil), res.Audit...)
+	if res.Escalation != nil {
+		e := *res.Escalation
+		res.Escalation = &e
+	}
+	p := string(st.Patient)
+	if res.Erase {
+		if err := erase(ctx, tx, st.Patient); err != nil {
+			return err
+		}
+		res.Audit = append(res.Audit, engine.Audit{At: st.Now, Actor: "system", Action: "erased", Detail: "all data of one patient erased"})
+	}
+	// An erasure with no state left (retention purge) writes none back.
+	if !res.Erase || res.State.Patient != "" {
+		b := stateBytes
+		if b == nil || res.Erase {
+			var err error
+			if b, err = json.Marshal(res.State); err != nil {
+				return err
+			}
+		}
+		var visit any
+		if v := res.State.Visit; v != nil {
+			visit = nsOrNil(v.At)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO patients (id, state, last_active_ns, visit_ns) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (id) DO UPDATE SET state = excluded.state, last_active_ns = excluded.last_active_ns, visit_ns = excluded.visit_ns`,
+			p, b, nsOrNil(res.State.LastActive), visit); err != nil {
+			return err
+		}
+	}
+	if d := st.Due; d != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner = $1 AND key = $2 AND due_ns = $3`, p, d.Key, ns(d.At)); err != nil {
+			return err
+		}
+	}
+	var ladder *engine.Timer
+	for _, t := range res.Timers {
+		if t.Key == store.LadderKey {
+			t := t
+			ladder = &t
+			continue
+		}
+		if err := setTimer(ctx, tx, st.Patient, t); err != nil {
+			return err
+		}
+	}
+	var escID uint64
+	if e := res.Escalation; e != nil {
+		if err := tx.QueryRow(ctx, `SELECT nextval('escalations_seq')`).Scan(&escID); err != nil {
+			return err
+		}
+		e.ID = escID
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO escalations (id, patient, body) VALUES ($1, $2, $3)`, escID, string(e.Patient), b); err != nil {
+			return err
+		}
+		if ladder != nil {
+			if err := setTimer(ctx, tx, store.EscalationPatient(escID), engine.Timer{Key: "ladder:1", At: ladder.At}); err != nil {
+				return err
+			}
+		}
+	}
+	if len(encoded) != len(res.Messages) {
+		encoded = nil
+	}
+	for i, m := range res.Messages {
+		if m.Kind == engine.KindAlert && m.EscalationID == 0 && escID != 0 {
+			res.Messages[i].EscalationID = escID
+			res.Messages[i].Choices = append(append([]engine.Choice(nil), m.Choices...), store.AckChoice(escID))
+			if encoded != nil {
+				encoded = append([][]byte(nil), encoded...)
+				encoded[i] = nil
+			}
+		}
+	}
+	if err := putOutbound(ctx, tx, res.Messages, encoded); err != nil {
+		return err
+	}
+	if err := putAudit(ctx, tx, res.Audit); err != nil {
+		return err
+	}
+	if v := res.State.Visit; v != nil && hasAudit(res.Audit, "visit_recorded") {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO visits (patient, at_ns, body) VALUES ($1, $2, $3)`, p, ns(v.At), b); err != nil {
+			return err
+		}
+	}
+	if st.Dedupe != "" {
+		if _, err := tx.Exec(ctx, `INSERT INTO dedupe (key, at_ns) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET at_ns = excluded.at_ns`, st.Dedupe, ns(st.Now)); err != nil {
+			return err
+		}
+	}
+	if st.Invite != "" && res.InviteUsed {
+		var raw []byte
+		err := tx.QueryRow(ctx, `SELECT body FROM invites WHERE token = $1`, st.Invite).Scan(&raw)
+		var inv engine.Invite
+		if err == nil && json.Unmarshal(raw, &inv) == nil {
+			inv.UsedBy, inv.UsedAt = st.Patient, st.Now
+			b, err := json.Marshal(inv)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE invites SET body = $2, used_by = $3 WHERE token = $1`, st.Invite, b, p); err != nil {
+				return err
+			}
+		} else if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+	}
+	return nil
+}
+
+func hasAudit(as []engine.Audit, action string) bool {
+	for _, a := range as {
+		if a.Action == action {
+			return true
+		}
+	}
+	return false
+}
+
+// setTimer schedules (or, with a zero At, cancels) one of owner's timers,
+// replacing the key's earlier time and any claim on it.
+func setTimer(ctx context.Context, tx pgx.Tx, owner engine.PatientID, t engine.Timer) error {
+	if t.At.IsZero() {
+		_, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner = $1 AND key = $2`, string(owner), t.Key)
+		return err
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO timers (owner, key, due_ns) VALUES ($1, $2, $3)
+		ON CONFLICT (owner, key) DO UPDATE SET due_ns = excluded.due_ns, claimed_by = NULL, lease_until = NULL`,
+		string(owner), t.Key, ns(t.At))
+	return err
+}
+
+// resolveInvite looks up an invite token, locking it so two patients
+// presenting the same token at once cannot both use it.
+func resolveInvite(ctx context.Context, tx pgx.Tx, token string, now time.Time) (engine.InviteResult, error) {
+	var raw []byte
+	err := tx.QueryRow(ctx, `SELECT body FROM invites WHERE token = $1 FOR UPDATE`, token).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return engine.InviteResult{Status: engine.InviteUnknown}, nil
+	}
+	if err != nil {
+		return engine.InviteResult{}, err
+	}
+	var inv engine.Invite
+	if err := json.Unmarshal(raw, &inv); err != nil {
+		return engine.InviteResult{Status: engine.InviteUnknown}, nil
+	}
+	switch {
+	case inv.UsedBy != "":
+		return engine.InviteResult{Status: engine.InviteUsed}, nil
+	case !now.Before(inv.Expires):
+		return engine.InviteResult{Status: engine.InviteExpired}, nil
+	}
+	v := inv.Visit
+	return engine.InviteResult{Status: engine.InviteOK, Visit: &v}, nil
+}
+
+// putOutbound queues ms; encoded, when not nil, holds ms already encoded
+// (without ID); a nil element is encoded here.
+func putOutbound(ctx context.Context, tx pgx.Tx, ms []engine.Outbound, encoded [][]byte) error {
+	for i, m := range ms {
+		var b []byte
+		if i < len(encoded) {
+			b = encoded[i]
+		}
+		if b == nil {
+			m.ID = 0
+			var err error
+			if b, err = json.Marshal(m); err != nil {
+				return err
+			}
+		}
+		d := m.Destination()
+		if _, err := tx.Exec(ctx, `INSERT INTO outbox (platform, priority, dest, to_id, about, body) VALUES ($1, $2, $3, $4, $5, $6)`,
+			d.Platform(), m.Kind.Priority(), string(d), string(m.To), string(m.Patient), b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func putAudit(ctx context.Context, tx pgx.Tx, as []engine.Audit) error {
+	for _, a := range as {
+		b, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO audit (patient, body) VALUES ($1, $2)`, string(a.Patient), b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// erase deletes everything stored about a patient inside tx: state,
+// timers, read mark, visits, quarantined records, escalations and their
+// ladders, audit lines, queued messages and used invites. Dedupe keys hold
+// no personal data and stay.
+func erase(ctx context.Context, tx pgx.Tx, p engine.PatientID) error {
+	for _, q := range []string{
+		`DELETE FROM patients WHERE id = $1`,
+		`DELETE FROM timers WHERE owner = $1`,
+		`DELETE FROM read_marks WHERE patient = $1`,
+		`DELETE FROM visits WHERE patient = $1`,
+		`DELETE FROM quarantine WHERE patient = $1`,
+		`DELETE FROM timers WHERE owner IN (SELECT 'escalation:' || id FROM escalations WHERE patient = $1)`,
+		`DELETE FROM escalations WHERE patient = $1`,
+		`DELETE FROM audit WHERE patient = $1`,
+		`DELETE FROM outbox WHERE to_id = $1 OR about = $1`,
+		`DELETE FROM invites WHERE used_by = $1`,
+	} {
+		if _, err := tx.Exec(ctx, q, string(p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// quarantine records q (the caller has removed the unreadable record),
+// audits it and queues the staff notice, inside tx.
+func (s *Store) quarantine(ctx context.Context, tx pgx.Tx, q store.Quarantined) error {
+	if err := tx.QueryRow(ctx, `INSERT INTO quarantine (patient, kind, key, value, at, reason) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+		string(q.Patient), q.Kind, q.Key, q.Value, q.At, q.Reason).Scan(&q.Seq); err != nil {
+		return err
+	}
+	detail := fmt.Sprintf("%s record could not be read; kept as quarantine #%d", q.Kind, q.Seq)
+	if q.Kind == store.QuarantineState {
+		detail += "; the patient continues from a fresh state"
+	}
+	if err := putAudit(ctx, tx, []engine.Audit{{At: q.At, Actor: "system", Action: "record_quarantined", Patient: q.Patient, Detail: detail}}); err != nil {
+		return err
+	}
+	if f := s.notice.Load(); f != nil && *f != nil {
+		return putOutbound(ctx, tx, (*f)(q), nil)
+	}
+	return nil
+}
+
+// Quarantine returns the records set aside, oldest first.
+func (s *Store) Quarantine() ([]store.Quarantined, error) {
+	rows, err := s.pool.Query(context.Background(), `SELECT id, patient, kind, key, value, at, reason FROM quarantine ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Quarantined, error) {
+		var q store.Quarantined
+		var p string
+		err := r.Scan(&q.Seq, &p, &q.Kind, &q.Key, &q.Value, &q.At, &q.Reason)
+		q.Patient = engine.PatientID(p)
+		return q, err
+	})
+}
+
+// PutInvite stores a new invite; an existing token is never overwritten.
+func (s *Store) PutInvite(inv engine.Invite) error {
+	b, err := json.Marshal(inv)
+	if err != nil {
+		return err
+	}
+	tag, err := s.pool.Exec(context.Background(), `INSERT INTO invites (token, used_by, body) VALUES ($1, $2, $3) ON CONFLICT (token) DO NOTHING`,
+		inv.Token, string(inv.UsedBy), b)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return errors.New("invite token collision")
+	}
+	return nil
+}
+
+// StateRaw returns a patient's stored state and its raw bytes (nil when
+// not stored), for Step.Prepared.
+func (s *Store) StateRaw(id engine.PatientID) (engine.State, []byte, error) {
+	var st engine.State
+	var raw []byte
+	err := s.pool.QueryRow(context.Background(), `SELECT state FROM patients WHERE id = $1 FOR UPDATE`, string(id)).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && raw == nil) {
+		return st, nil, nil
+	}
+	if err != nil {
+		return st, nil, err
+	}
+	return st, raw, json.Unmarshal(raw, &st)
+}
+
+// State returns a patient's stored state.
+func (s *Store) State(id engine.PatientID) (engine.State, bool, error) {
+	st, raw, err := s.StateRaw(id)
+	return st, raw != nil, err
+}
+
+// DueBefore claims and returns up to limit timers due at or before now,
+// earliest first: timers claimed by another live instance are left to it,
+// and those this instance claimed before are returned again (their lease
+// renewed), so a failed step is retried on the next pass.
+func (s *Store) DueBefore(now time.Time, limit int) ([]store.Due, error) {
+	rows, err := s.pool.Query(context.Background(), `WITH c AS (
+			SELECT owner, key FROM timers
+			WHERE due_ns <= $1 AND (claimed_by IS NULL OR claimed_by = $2 OR lease_until < now())
+			ORDER BY due_ns, owner, key LIMIT $3 FOR UPDATE SKIP LOCKED)
+		UPDATE timers t SET claimed_by = $2, lease_until = now() + $4 * interval '1 millisecond'
+		FROM c WHERE t.owner = c.owner AND t.key = c.key
+		RETURNING t.owner, t.key, t.due_ns`, ns(now), s.instance, limit, s.leaseMS)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, scanDue)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if !a.At.Equal(b.At) {
+			return a.At.Before(b.At)
+		}
+		if a.Patient != b.Patient {
+			return a.Patient < b.Patient
+		}
+		return a.Key < b.Key
+	})
+	return out, nil
+}
+
+func scanDue(r pgx.CollectableRow) (store.Due, error) {
+	var d store.Due
+	var owner string
+	var n int64
+	err := r.Scan(&owner, &d.Key, &n)
+	d.Patient, d.At = engine.PatientID(owner), fromNS(n)
+	return d, err
+}
+
+// NextDue returns the earliest timer not claimed by another live instance.
+func (s *Store) NextDue() (store.Due, bool, error) {
+	rows, err := s.pool.Query(context.Background(), `SELECT owner, key, due_ns FROM timers
+		WHERE claimed_by IS NULL OR claimed_by = $1 OR lease_until < now()
+		ORDER BY due_ns, owner, key LIMIT 1`, s.instance)
+	if err != nil {
+		return store.Due{}, false, err
+	}
+	ds, err := pgx.CollectRows(rows, scanDue)
+	if err != nil || len(ds) == 0 {
+		return store.Due{}, false, err
+	}
+	return ds[0], true, nil
+}
+
+// Timers returns the pending timers of a patient (or escalation ladder).
+func (s *Store) Timers(id engine.PatientID) (map[string]time.Time, error) {
+	rows, err := s.pool.Query(context.Background(), `SELECT owner, key, due_ns FROM timers WHERE owner = $1`, string(id))
+	if err != nil {
+		return nil, err
+	}
+	ds, err := pgx.CollectRows(rows, scanDue)
+	out := map[string]time.Time{}
+	for _, d := range ds {
+		out[d.Key] = d.At
+	}
+	return out, err
+}
+
+// Outbox claims and returns up to limit queued messages of one platform,
+// highest priority first and in queue order within a priority.
+func (s *Store) Outbox(platform string, limit int) ([]engine.Outbound, error) {
+	return s.OutboxScan(platform, limit, math.MaxInt32, nil)
+}
+
+// OutboxScan claims and returns up to limit queued messages of one
+// platform in delivery order, leaving out those whose destination skip
+// rejects (at most maxKeys entries are looked at). Messages claimed by
+// another live instance, and every message to a destination another
+// instance holds a claim for, are left to that instance; this instance's
+// own earlier claims are returned again with their lease renewed.
+//
+// An entry that cannot be decoded is quarantined and left out.
+func (s *Store) OutboxScan(platform string, limit, maxKeys int, skip func(engine.PatientID) bool) ([]engine.Outbound, error) {
+	ctx := context.Background()
+	var out []engine.Outbound
+	_, err := s.tx(ctx, func(tx pgx.Tx) error {
+		out = nil
+		rows, err := tx.Query(ctx, `SELECT id, dest FROM outbox o
+			WHERE platform = $1 AND (claimed_by IS NULL OR claimed_by = $2 OR lease_until < now())
+			AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.dest = o.dest AND x.claimed_by IS NOT NULL
+				AND x.claimed_by <> $2 AND x.lease_until >= now())
+			ORDER BY priority, id LIMIT $3 FOR UPDATE SKIP LOCKED`, platform, s.instance, maxKeys)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		var id int64
+		var dest string
+		_, err = pgx.ForEachRow(rows, []any{&id, &dest}, func() error {
+			if len(ids) < limit && (skip == nil || !skip(engine.PatientID(dest))) {
+				ids = append(ids, id)
+			}
+			return nil
+		})
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		rows, err = tx.Query(ctx, `UPDATE outbox SET claimed_by = $2, lease_until = now() + $3 * interval '1 millisecond'
+			WHERE id = ANY($1) RETURNING id, dest, body`, ids, s.instance, s.leaseMS)
+		if err != nil {
+			return err
+		}
+		type entry struct {
+			dest string
+			body []byte
+		}
+		got := map[int64]entry{}
+		var body []byte
+		if _, err := pgx.ForEachRow(rows, []any{&id, &dest, &body}, func() error {
+			got[id] = entry{dest, bytes.Clone(body)}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			e, ok := got[id]
+			if !ok {
+				continue
+			}
+			var m engine.Outbound
+			if err := json.Unmarshal(e.body, &m); err != nil {
+				if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = $1`, id); err != nil {
+					return err
+				}
+				q := store.Quarantined{Patient: engine.PatientID(e.dest), Kind: store.QuarantineOutbox, Key: []byte(fmt.Sprint(id)), Value: e.body, At: time.Now(), Reason: err.Error()}
+				if err := s.quarantine(ctx, tx, q); err != nil {
+					return err
+				}
+				continue
+			}
+			m.ID = uint64(id)
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// OutboxAll returns up to limit queued messages of every platform in
+// (platform, priority, queue) order, without claiming them (tests, tools).
+func (s *Store) OutboxAll(limit int) ([]engine.Outbound, error) {
+	rows, err := s.pool.Query(context.Background(), `SELECT id, body FROM outbox ORDER BY platform, priority, id LIMIT $1`, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (engine.Outbound, error) {
+		var id int64
+		var body []byte
+		var m engine.Outbound
+		if err := r.Scan(&id, &body); err != nil {
+			return m, err
+		}
+		if err := json.Unmarshal(body, &m); err != nil {
+			return m, fmt.Errorf("%w: outbox entry %d: %v", store.ErrCorrupt, id, err)
+		}
+		m.ID = uint64(id)
+		return m, nil
+	})
+}
+
+// OutboxDepth counts queued messages across platforms.
+func (s *Store) OutboxDepth() (int, error) {
+	var n int
+	err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox`).Scan(&n)
+	return n, err
+}
+
+// Delivered removes sent messages from the outbox.
+func (s *Store) Delivered(ms ...engine.Outbound) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(ms))
+	for i, m := range ms {
+		ids[i] = int64(m.ID)
+	}
+	// Not abandoned with a caller's context: the messages were sent.
+	_, err := s.pool.Exec(context.Background(), `DELETE FROM outbox WHERE id = ANY($1)`, ids)
+	return err
+}
+
+// Retry records a failed attempt and when to try again; the claim stays.
+func (s *Store) Retry(m engine.Outbound) error {
+	id := m.ID
+	m.ID = 0
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(context.Background(), `UPDATE outbox SET body = $2 WHERE id = $1`, int64(id), b)
+	return err
+}
+
+// Enqueue queues messages that belong to no patient step.
+func (s *Store) Enqueue(ms ...engine.Outbound) error {
+	_, err := s.tx(context.Background(), func(tx pgx.Tx) error { return putOutbound(context.Background(), tx, ms, nil) })
+	return err
+}
+
+// AppendAudit adds lines to the audit trail, for actions outside a patient
+// step (reads of patient data).
+func (s *Store) AppendAudit(ctx context.Context, as ...engine.Audit) error {
+	if len(as) == 0 {
+		return nil
+	}
+	_, err := s.tx(ctx, func(tx pgx.Tx) error { return putAudit(ctx, tx, as) })
+	return err
+}
+
+// PruneDedupe forgets dedupe keys applied before t.
+func (s *Store) PruneDedupe(t time.Time) (int, error) {
+	tag, err := s.pool.Exec(context.Background(), `DELETE FROM dedupe WHERE at_ns < $1`, ns(t))
+	return int(tag.RowsAffected()), err
+}
+
+// ApplyEscalation loads escalation id under its row lock, calls fn with
+// it, and commits the update in one transaction. With due set, it is
+// skipped (false) when that ladder timer is gone, so a ladder step is
+// never applied twice.
+func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *store.Due, now time.Time, fn func(e *engine.Escalation) (store.EscalationUpdate, error)) (bool, error) {
+	p := store.EscalationPatient(id)
+	quarantined := false
+	ok, err := s.tx(ctx, func(tx pgx.Tx) error {
+		var raw []byte
+		err := tx.QueryRow(ctx, `SELECT body FROM escalations WHERE id = $1 FOR UPDATE`, int64(id)).Scan(&raw)
+		found := err == nil
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if due != nil {
+			tag, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner = $1 AND key = $2 AND due_ns = $3`, string(p), due.Key, ns(due.At))
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return errSkip
+			}
+		}
+		if !found {
+			if due != nil {
+				return nil // the ladder of an erased escalation just ends
+			}
+			return store.ErrNotFound
+		}
+		var e engine.Escalation
+		if err := json.Unmarshal(raw, &e); err != nil {
+			// Set it aside and end its ladder, so it cannot hold up others.
+			if _, err := tx.Exec(ctx, `DELETE FROM escalations WHERE id = $1`, int64(id)); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner = $1`, string(p)); err != nil {
+				return err
+			}
+			q := store.Quarantined{Patient: p, Kind: store.QuarantineEscalation, Key: []byte(fmt.Sprint(id)), Value: raw, At: now, Reason: err.Error()}
+			if err := s.quarantine(ctx, tx, q); err != nil {
+				return err
+			}
+			quarantined = true
+			return nil
+		}
+		up, err := fn(&e)
+		if err != nil {
+			return err
+		}
+		if up.Changed {
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE escalations SET body = $2 WHERE id = $1`, int64(id), b); err != nil {
+				return err
+			}
+		}
+		if up.StopLadder {
+			if _, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner = $1`, string(p)); err != nil {
+				return err
+			}
+		}
+		for _, t := range up.Timers {
+			if err := setTimer(ctx, tx, p, t); err != nil {
+				return err
+			}
+		}
+		if err := putOutbound(ctx, tx, up.Messages, nil); err != nil {
+			return err
+		}
+		return putAudit(ctx, tx, up.Audit)
+	})
+	if err != nil {
+		return false, fmt.Errorf("escalation %d: %w", id, err)
+	}
+	if quarantined && due == nil {
+		return false, fmt.Errorf("escalation %d: %w (its record could not be read and was quarantined)", id, store.ErrNotFound)
+	}
+	return ok, nil
+}
+
+// Escalation returns one escalation record.
+func (s *Store) Escalation(id uint64) (engine.Escalation, error) {
+	var e engine.Escalation
+	var raw []byte
+	err := s.pool.QueryRow(context.Background(), `SELECT body FROM escalations WHERE id = $1`, int64(id)).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, store.ErrNotFound
+	}
+	if err != nil {
+		return e, err
+	}
+	return e, json.Unmarshal(raw, &e)
+}
+
+// Escalations returns the escalation records, oldest first.
+func (s *Store) Escalations() ([]engine.Escalation, error) {
+	return decodeAll[engine.Escalation](s, `SELECT body FROM escalations ORDER BY id`)
+}
+
+// Audit returns the audit trail, oldest first.
+func (s *Store) Audit() ([]engine.Audit, error) {
+	return decodeAll[engine.Audit](s, `SELECT body FROM audit ORDER BY id`)
+}
+
+func decodeAll[T any](s *Store, q string, args ...any) ([]T, error) {
+	rows, err := s.pool.Query(context.Background(), q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) {
+		var x T
+		var b []byte
+		if err := r.Scan(&b); err != nil {
+			return x, err
+		}
+		if err := json.Unmarshal(b, &x); err != nil {
+			return x, fmt.Errorf("%w: %v", store.ErrCorrupt, err)
+		}
+		return x, nil
+	})
+}
+
+// Patients calls fn with every stored patient state, in ID order. fn must
+// not call back into the store. A state that cannot be decoded is passed
+// over and quarantined (the patient continues from a fresh state).
+func (s *Store) Patients(fn func(engine.State) error) error {
+	ctx := context.Background()
+	rows, err := s.pool.Query(ctx, `SELECT id, state FROM patients WHERE state IS NOT NULL ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	type bad struct {
+		id     string
+		raw    []byte
+		reason string
+	}
+	var bads []bad
+	var id string
+	var raw []byte
+	if _, err := pgx.ForEachRow(rows, []any{&id, &raw}, func() error {
+		if strings.HasPrefix(id, "escalation:") {
+			return nil
+		}
+		var st engine.State
+		if err := json.Unmarshal(raw, &st); err != nil {
+			bads = append(bads, bad{id, bytes.Clone(raw), err.Error()})
+			return nil
+		}
+		return fn(st)
+	}); err != nil {
+		return err
+	}
+	for _, b := range bads {
+		if _, err := s.tx(ctx, func(tx pgx.Tx) error {
+			cur, err := lockPatient(ctx, tx, engine.PatientID(b.id))
+			if err != nil {
+				return err
+			}
+			var st engine.State
+			if cur == nil || json.Unmarshal(cur, &st) == nil {
+				return errSkip // rewritten or gone meanwhile
+			}
+			if _, err := tx.Exec(ctx, `UPDATE patients SET state = NULL WHERE id = $1`, b.id); err != nil {
+				return err
+			}
+			return s.quarantine(ctx, tx, store.Quarantined{Patient: engine.PatientID(b.id), Kind: store.QuarantineState, Key: []byte(b.id), Value: cur, At: time.Now(), Reason: b.reason})
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PatientIDs returns the IDs of the stored patients on platform, in ID
+// order, without decoding their states.
+func (s *Store) PatientIDs(platform string) ([]engine.PatientID, error) {
+	rows, err := s.pool.Query(context.Background(), `SELECT id FROM patients WHERE state IS NOT NULL AND id >= $1 AND id < $2 ORDER BY id`,
+		platform+":", platform+";")
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (engine.PatientID, error) {
+		var id string
+		err := r.Scan(&id)
+		return engine.PatientID(id), err
+	})
+}
+
+// ReadMarks returns the read marks of platform's patients, keyed by patient.
+func (s *Store) ReadMarks(platform string) (map[engine.PatientID]string, error) {
+	rows, err := s.pool.Query(context.Background(), `SELECT patient, mark FROM read_marks WHERE patient >= $1 AND patient < $2`,
+		platform+":", platform+";")
+	if err != nil {
+		return nil, err
+	}
+	out := map[engine.PatientID]string{}
+	var p, m string
+	_, err = pgx.ForEachRow(rows, []any{&p, &m}, func() error {
+		out[engine.PatientID(p)] = m
+		return nil
+	})
+	return out, err
+}
+
+// SetReadMarks stores, in one transaction, how far each patient's platform
+// conversation was read. Marks of patients without a stored state are not
+// kept: an erased patient stays erased.
+func (s *Store) SetReadMarks(marks map[engine.PatientID]string) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	ctx := context.Background()
+	_, err := s.tx(ctx, func(tx pgx.Tx) error {
+		for p, m := range marks {
+			if _, err := tx.Exec(ctx, `INSERT INTO read_marks (patient, mark)
+				SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM patients WHERE id = $1 AND state IS NOT NULL)
+				ON CONFLICT (patient) DO UPDATE SET mark = excluded.mark`, string(p), m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return err
+}
+
+// PatientRecord collects everything stored about a patient, for export.
+func (s *Store) PatientRecord(p engine.PatientID) (store.Record, error) {
+	var r store.Record
+	st, found, err := s.State(p)
+	if err != nil {
+		return r, err
+	}
+	if !found {
+		return r, store.ErrNotFound
+	}
+	r.State = st
+	if r.Visits, err = decodeAll[engine.Visit](s, `SELECT body FROM visits WHERE patient = $1 ORDER BY id`, string(p)); err != nil {
+		return r, err
+	}
+	if r.Escalations, err = decodeAll[engine.Escalation](s, `SELECT body FROM escalations WHERE patient = $1 ORDER BY id`, string(p)); err != nil {
+		return r, err
+	}
+	r.Audit, err = decodeAll[engine.Audit](s, `SELECT body FROM audit WHERE patient = $1 ORDER BY id`, string(p))
+	return r, err
+}
+
+// Applied reports whether a platform update's key was committed already.
+func (s *Store) Applied(key string) (bool, error) {
+	var one int
+	err := s.pool.QueryRow(context.Background(), `SELECT 1 FROM dedupe WHERE key = $1`, key).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// ApplyStaff commits a staff command's invite, answers and update key in
+// one transaction, once per key: when the key was already committed (the
+// platform redelivered the update, or two instances raced) it commits
+// nothing and returns false, so a redelivered /visit never creates a second
+// invite. The key is inserted first, so of two racing instances one waits
+// on the other's row and then finds it.
+func (s *Store) ApplyStaff(ctx context.Context, st store.StaffStep) (bool, error) {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if st.Dedupe != "" {
+			tag, err := tx.Exec(ctx, `INSERT INTO dedupe (key, at_ns) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, st.Dedupe, ns(st.Now))
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return errSkip
+			}
+		}
+		if inv := st.Invite; inv != nil {
+			b, err := json.Marshal(inv)
+			if err != nil {
+				return err
+			}
+			tag, err := tx.Exec(ctx, `INSERT INTO invites (token, used_by, body) VALUES ($1, $2, $3) ON CONFLICT (token) DO NOTHING`,
+				inv.Token, string(inv.UsedBy), b)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return errors.New("invite token collision")
+			}
+		}
+		return putOutbound(ctx, tx, append([]engine.Outbound(nil), st.Messages...), nil)
+	})
+}
