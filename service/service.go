@@ -19,17 +19,26 @@
 // unanswered and the next one is sent. Nothing is dropped silently (each
 // decision is in the audit trail) and nothing is sent twice (the timer is
 // removed in the transaction that queues its message).
+//
+// # Files
+//
+//	service.go      Service, Config, Observer, New, the Store it needs
+//	inbound.go      Receive and the patient step: per-patient FIFO, state
+//	                cache use (statecache.go), fan-out to staff channels
+//	scheduler.go    RunScheduler, DeliverDue, Fire
+//	ladder.go       the escalation ladder: first rung, re-alert, forwarding
+//	retention.go    the retention purge and dedupe-key pruning
+//	invite.go       one-time enrollment links
+//	staff.go        staff commands (ReceiveStaff)
+//	staffhealth.go  whether staff destinations are reachable
+//	dispatch.go     the outbox dispatcher: pacing, retries, 429s
+//	quarantine.go   staff notices for records the store set aside
 package service
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -61,13 +70,6 @@ type Store interface {
 	Applied(key string) (bool, error)
 	ApplyStaff(ctx context.Context, st store.StaffStep) (bool, error)
 }
-
-// DedupeHorizon is how long platform update keys are remembered.
-// Platforms redeliver for at most a day (Telegram keeps unconfirmed
-// updates 24 h; Discord resumes within minutes), and Telegram may restart
-// its update IDs after a week of silence, so keys are forgotten well
-// before that can collide.
-const DedupeHorizon = 3 * 24 * time.Hour
 
 var _ Store = (*store.Store)(nil)
 
@@ -198,389 +200,14 @@ func New(c Config) (*Service, error) {
 	return s, nil
 }
 
-// Receive applies a patient's message or button press. It returns once the
-// step and the messages it caused are committed, so a platform adapter may
-// then confirm the update to its platform. An Inbound whose DedupeKey was
-// already applied is ignored and nil is returned.
-func (s *Service) Receive(ctx context.Context, in engine.Inbound) error {
-	if in.Patient == "" {
-		return errors.New("service: inbound without patient")
-	}
-	s.cfg.Observer.Received(in.Patient.Platform())
-	ev := engine.Event{Kind: engine.EventMessage, Text: in.Text, Choice: in.Choice, DisplayName: in.DisplayName, Lang: in.Lang}
-	_, err := s.applyInvite(ctx, in.Patient, in.DedupeKey, nil, InvitePayload(in.Text), ev)
-	return err
-}
-
-// InvitePayload returns the invite token of a "/start TOKEN" deep link, or
-// "" when the text is not one. Tokens are 1-64 characters of A-Z a-z 0-9 _ -.
-func InvitePayload(text string) string {
-	rest, ok := strings.CutPrefix(strings.TrimSpace(text), "/start ")
-	if !ok {
-		return ""
-	}
-	rest = strings.TrimSpace(rest)
-	if len(rest) == 0 || len(rest) > 64 {
-		return ""
-	}
-	for _, r := range rest {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return ""
-		}
-	}
-	return rest
-}
-
-// CreateInvite records a visit as a one-time invite valid for ttl and
-// returns its token (128 random bits, base64url, 22 characters). The token
-// says nothing about the patient.
-func (s *Service) CreateInvite(ctx context.Context, v engine.Visit, ttl time.Duration) (engine.Invite, error) {
-	inv, err := s.newInvite(v, ttl)
-	if err != nil {
-		return engine.Invite{}, err
-	}
-	if err := s.store.PutInvite(inv); err != nil {
-		return engine.Invite{}, err
-	}
-	s.log.Info("invite created", "expires", inv.Expires)
-	return inv, nil
-}
-
-// newInvite makes an invite for v with a fresh token, without storing it.
-func (s *Service) newInvite(v engine.Visit, ttl time.Duration) (engine.Invite, error) {
-	if !v.Treatment.Valid() {
-		return engine.Invite{}, fmt.Errorf("service: unknown treatment %q (want acupuncture, electroacupuncture or dry_needling)", v.Treatment)
-	}
-	if ttl <= 0 {
-		ttl = 7 * 24 * time.Hour
-	}
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return engine.Invite{}, err
-	}
-	now := s.clock.Now()
-	return engine.Invite{Token: base64.RawURLEncoding.EncodeToString(b[:]), Visit: v, Created: now, Expires: now.Add(ttl)}, nil
-}
-
-// RecordVisit records a visit for a patient as the clinic would, and
-// schedules its check-ins.
-func (s *Service) RecordVisit(ctx context.Context, id engine.PatientID, v engine.Visit) error {
-	if !v.Treatment.Valid() {
-		return fmt.Errorf("service: unknown treatment %q (want acupuncture, electroacupuncture or dry_needling)", v.Treatment)
-	}
-	_, err := s.apply(ctx, id, "", nil, engine.Event{Kind: engine.EventVisit, Visit: &v})
-	return err
-}
-
-// MarkUnreachable records that a platform refuses delivery to the patient
-// for good, which stops check-ins and tells staff.
-func (s *Service) MarkUnreachable(ctx context.Context, id engine.PatientID) error {
-	_, err := s.apply(ctx, id, "", nil, engine.Event{Kind: engine.EventUnreachable, Platform: id.Platform()})
-	return err
-}
-
-func (s *Service) apply(ctx context.Context, id engine.PatientID, dedupe string, due *store.Due, ev engine.Event) (bool, error) {
-	return s.applyInvite(ctx, id, dedupe, due, "", ev)
-}
-
-func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe string, due *store.Due, invite string, ev engine.Event) (bool, error) {
-	p := s.locks.acquire(id)
-	defer s.locks.release(id, p)
-	now := s.clock.Now()
-	start := time.Now()
-	var sent []engine.Outbound
-	var esc *engine.Escalation
-	var timers bool // the step (re)schedules timers: the scheduler must look again
-	step := func(st engine.State, inv engine.InviteResult) engine.Result {
-		ev := ev
-		ev.Invite = inv
-		res := s.engine.Step(id, st, ev, now)
-		res.Messages = s.fanOut(res.Messages)
-		if e := res.Escalation; e != nil && e.Level.Escalates() && s.cfg.AckTimeout > 0 {
-			res.Timers = append(res.Timers, engine.Timer{Key: store.LadderKey, At: now.Add(s.cfg.AckTimeout)})
-		}
-		return res
-	}
-	// Compute the step before the write transaction, so engine and triage
-	// work runs in parallel across patients instead of inside bbolt's one
-	// writer. The per-patient FIFO means nobody else changes this patient
-	// meanwhile; the result is used only if the stored state is still the
-	// one it was computed from (Handled counts every step), and recomputed
-	// inside the transaction otherwise. Invites resolve inside only.
-	var pre *store.Prepared
-	cached, hit := s.states.take(id)
-	if invite == "" {
-		if !hit {
-			if st, raw, err := s.store.StateRaw(id); err == nil {
-				cached, hit = &cachedState{raw: raw, st: st}, true
-			}
-		}
-		if hit {
-			r := step(cached.st, engine.InviteResult{})
-			b, err1 := json.Marshal(r.State)
-			ms, err2 := store.EncodeMessages(r.Messages)
-			if err1 == nil && err2 == nil {
-				pre = &store.Prepared{From: cached.raw, Result: r, State: b, Messages: ms}
-				sent, esc, timers = r.Messages, r.Escalation, len(r.Timers) > 0
-			}
-		}
-	}
-	recomputed := false
-	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre},
-		func(in store.Input) (engine.Result, error) {
-			res := step(in.State, in.Invite) // the stored state changed: recompute
-			sent, esc, timers = res.Messages, res.Escalation, len(res.Timers) > 0
-			recomputed = true
-			return res, nil
-		})
-	if err == nil && applied && pre != nil && !recomputed && !pre.Result.Erase {
-		s.states.put(id, &cachedState{raw: pre.State, st: pre.Result.State})
-	}
-	s.cfg.Observer.Step(time.Since(start))
-	if err != nil {
-		s.log.Error("step failed", "patient", id, "event", ev.Kind, "err", err)
-		return false, err
-	}
-	if !applied {
-		s.log.Debug("step skipped (already applied)", "patient", id, "event", ev.Kind)
-		return false, nil
-	}
-	platforms := map[string]bool{} // platform -> an escalation or alert is among the messages
-	for _, m := range sent {
-		pl := m.Destination().Platform()
-		platforms[pl] = platforms[pl] || m.Kind.Priority() == 0
-	}
-	for pl, urgent := range platforms {
-		if urgent {
-			s.kickUrgent(pl)
-		} else {
-			s.kick(pl)
-		}
-	}
-	if esc != nil {
-		s.cfg.Observer.Escalated(esc.Level)
-		// The level and a count only: sign names beside a patient ID are
-		// health data, and logs are not the place for it.
-		s.log.Warn("escalation", "patient", id, "level", esc.Level.String(), "signs", len(esc.Signs))
-	}
-	if due != nil && strings.HasPrefix(due.Key, "checkin:") {
-		s.cfg.Observer.CheckinFired(now.Sub(due.At))
-	}
-	s.log.Debug("step", "patient", id, "event", ev.Kind, "messages", len(sent))
-	if timers {
-		s.Wake()
-	}
-	return true, nil
-}
-
-// fanOut turns each staff message into one message per staff channel.
-func (s *Service) fanOut(ms []engine.Outbound) []engine.Outbound {
-	out := make([]engine.Outbound, 0, len(ms)+len(s.staff))
-	for _, m := range ms {
-		if m.To != engine.StaffAddress {
-			out = append(out, m)
-			continue
-		}
-		for _, ch := range s.staff {
-			c := m
-			if ch != engine.StaffAddress {
-				c.Channel = ch
-			}
-			out = append(out, c)
+func dedupeIDs(xs []engine.PatientID) []engine.PatientID {
+	seen := map[engine.PatientID]bool{}
+	var out []engine.PatientID
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
 		}
 	}
 	return out
-}
-
-// Fire applies one due timer. It reports false when the timer had already
-// been applied (by another pass, or before a restart).
-func (s *Service) Fire(ctx context.Context, d store.Due) (bool, error) {
-	if strings.HasPrefix(string(d.Patient), "escalation:") {
-		return s.fireLadder(ctx, d)
-	}
-	return s.apply(ctx, d.Patient, "", &d, engine.Event{Kind: engine.EventDue, Timer: d.Key})
-}
-
-// dueWorkers is how many patients' due timers DeliverDue fires at once.
-// Steps of different patients share group commits, so firing them
-// concurrently turns one commit per check-in into one per group: catching
-// up after downtime goes from a few hundred check-ins a second to thousands.
-const dueWorkers = 32
-
-// DeliverDue fires every timer due at the clock's current time and returns
-// how many it applied. Timers are taken earliest first, 256 at a time;
-// different patients' timers fire concurrently, one patient's always in due
-// order (an older check-in is settled before a newer one).
-func (s *Service) DeliverDue(ctx context.Context) (int, error) {
-	n := 0
-	for {
-		due, err := s.store.DueBefore(s.clock.Now(), 256)
-		if err != nil {
-			return n, err
-		}
-		if len(due) == 0 {
-			return n, nil
-		}
-		fired, err := s.fireAll(ctx, due)
-		n += fired
-		if err != nil {
-			return n, err
-		}
-		if fired == 0 {
-			return n, nil
-		}
-	}
-}
-
-// fireAll fires due (in due order) with up to dueWorkers patients at once,
-// each patient's timers in order on one worker. It stops taking new
-// patients at the first error and returns it.
-func (s *Service) fireAll(ctx context.Context, due []store.Due) (int, error) {
-	var order []engine.PatientID
-	byPatient := map[engine.PatientID][]store.Due{}
-	for _, d := range due {
-		if _, ok := byPatient[d.Patient]; !ok {
-			order = append(order, d.Patient)
-		}
-		byPatient[d.Patient] = append(byPatient[d.Patient], d)
-	}
-	var (
-		mu       sync.Mutex
-		fired    int
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	next := make(chan engine.PatientID)
-	for range min(dueWorkers, len(order)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for p := range next {
-				for _, d := range byPatient[p] {
-					ok, err := s.Fire(ctx, d)
-					mu.Lock()
-					if ok {
-						fired++
-					}
-					if err != nil && firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					if err != nil {
-						break
-					}
-				}
-			}
-		}()
-	}
-	for _, p := range order {
-		mu.Lock()
-		stop := firstErr != nil
-		mu.Unlock()
-		if stop {
-			break
-		}
-		next <- p
-	}
-	close(next)
-	wg.Wait()
-	return fired, firstErr
-}
-
-// Wake makes the scheduler look at the schedule again (after new timers).
-func (s *Service) Wake() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// RunScheduler fires timers as they fall due until ctx is cancelled. It
-// first catches up on everything that fell due while the service was down.
-func (s *Service) RunScheduler(ctx context.Context) error {
-	backoff := time.Second
-	// Catch up on due check-ins first; the daily purge (a walk over all
-	// patients) first runs an hour after start.
-	lastPurge := s.clock.Now().Add(-23 * time.Hour)
-	for {
-		if now := s.clock.Now(); now.Sub(lastPurge) >= 24*time.Hour {
-			lastPurge = now
-			if n, err := s.Purge(ctx); err != nil {
-				s.log.Error("retention purge failed", "err", err)
-			} else if n > 0 {
-				s.log.Info("retention purge", "patients_erased", n)
-			}
-			if n, err := s.store.PruneDedupe(now.Add(-DedupeHorizon)); err != nil {
-				s.log.Error("pruning dedupe keys failed", "err", err)
-			} else if n > 0 {
-				s.log.Debug("dedupe keys pruned", "count", n)
-			}
-		}
-		if _, err := s.DeliverDue(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.log.Error("scheduler pass failed; retrying", "err", err, "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-s.clock.After(backoff):
-			}
-			backoff = min(backoff*2, time.Minute)
-			continue
-		}
-		backoff = time.Second
-		wait := time.Minute
-		if d, ok, err := s.store.NextDue(); err == nil && ok {
-			wait = max(d.At.Sub(s.clock.Now()), 0)
-			wait = min(wait, time.Minute)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.wake:
-		case <-s.clock.After(wait):
-		}
-	}
-}
-
-// ---- per-patient FIFO ----
-
-type locks struct {
-	mu sync.Mutex
-	m  map[engine.PatientID]*plock
-}
-
-type plock struct {
-	next, serving uint64
-	refs          int
-	cond          *sync.Cond
-}
-
-func (l *locks) acquire(id engine.PatientID) *plock {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	p := l.m[id]
-	if p == nil {
-		p = &plock{cond: sync.NewCond(&l.mu)}
-		l.m[id] = p
-	}
-	t := p.next
-	p.next++
-	p.refs++
-	for p.serving != t {
-		p.cond.Wait()
-	}
-	return p
-}
-
-func (l *locks) release(id engine.PatientID, p *plock) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	p.serving++
-	p.refs--
-	if p.refs == 0 {
-		delete(l.m, id)
-	}
-	p.cond.Broadcast()
 }

@@ -13,84 +13,6 @@ import (
 	"aftercare/store"
 )
 
-// maxLadderSteps bounds the reminders for one alert (at the default 10
-// minutes, four hours of reminders) so a forgotten alert cannot flood a
-// channel forever; the last step is audited.
-const maxLadderSteps = 24
-
-// fireLadder runs one step of an unacknowledged alert's escalation ladder:
-// step 1 sends it again to every staff channel, step k >= 2 forwards it to
-// the next escalation contact (and staff again); once the contacts are used
-// up it keeps reminding everyone until maxLadderSteps.
-func (s *Service) fireLadder(ctx context.Context, d store.Due) (bool, error) {
-	id, err := strconv.ParseUint(strings.TrimPrefix(string(d.Patient), "escalation:"), 10, 64)
-	if err != nil {
-		return false, fmt.Errorf("service: bad ladder timer %q", d.Patient)
-	}
-	n, _ := strconv.Atoi(strings.TrimPrefix(d.Key, "ladder:"))
-	now := s.clock.Now()
-	var kick []engine.PatientID
-	// Wake the dispatchers once the alerts are committed, not before: an
-	// early wake-up finds nothing and the alert waits for the next pass.
-	defer func() {
-		for _, ch := range kick {
-			s.kickUrgent(ch.Platform())
-		}
-	}()
-	return s.store.ApplyEscalation(ctx, id, &d, now, func(e *engine.Escalation) (store.EscalationUpdate, error) {
-		var up store.EscalationUpdate
-		if e.Status != "open" {
-			return up, nil
-		}
-		waited := fmtMinutes(now.Sub(e.At))
-		text := fmt.Sprintf("[%s, NOT ACKNOWLEDGED for %s] #%d %s: %s. Signs: %s. Said: \"%s\"",
-			strings.ToUpper(e.Level.String()), waited, e.ID, e.Patient, e.Visit, strings.Join(e.Signs, ", "), engine.StaffQuote(e.Said))
-		to := append([]engine.PatientID(nil), s.staff...)
-		action := "alert_resent"
-		if n >= 2 {
-			cs := s.cfg.EscalationContacts
-			if k := n - 2; k < len(cs) {
-				to = append(to, cs[k])
-				action = "alert_forwarded"
-			} else {
-				to = append(to, cs...)
-			}
-		}
-		for _, ch := range dedupeIDs(to) {
-			m := engine.Outbound{To: engine.StaffAddress, Channel: ch, Kind: engine.KindAlert, Level: e.Level, Patient: e.Patient,
-				Text: text, EscalationID: e.ID, Choices: []engine.Choice{store.AckChoice(e.ID)}, Created: now}
-			if ch == engine.StaffAddress {
-				m.Channel = ""
-			}
-			up.Messages = append(up.Messages, m)
-			up.Audit = append(up.Audit, engine.Audit{At: now, Actor: "system", Action: action, Patient: e.Patient,
-				Detail: fmt.Sprintf("escalation %d step %d to %s", e.ID, n, ch)})
-		}
-		e.Steps = n
-		up.Changed = true
-		if n < maxLadderSteps {
-			up.Timers = []engine.Timer{{Key: "ladder:" + strconv.Itoa(n+1), At: now.Add(s.cfg.AckTimeout)}}
-		} else {
-			up.Audit = append(up.Audit, engine.Audit{At: now, Actor: "system", Action: "ladder_exhausted", Patient: e.Patient,
-				Detail: fmt.Sprintf("escalation %d still open after %d reminders", e.ID, n)})
-		}
-		kick = dedupeIDs(to)
-		return up, nil
-	})
-}
-
-func dedupeIDs(xs []engine.PatientID) []engine.PatientID {
-	seen := map[engine.PatientID]bool{}
-	var out []engine.PatientID
-	for _, x := range xs {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
 // ErrNotStaff is returned when a staff command comes from someone not configured as staff.
 var ErrNotStaff = errors.New("not configured as staff")
 
@@ -507,42 +429,6 @@ func (s *Service) auditTail(args []string) (string, error) {
 		return "The audit trail is empty.", nil
 	}
 	return b.String(), nil
-}
-
-// Purge erases the data of patients whose last visit and last message are
-// older than the retention period, and returns how many were erased.
-func (s *Service) Purge(ctx context.Context) (int, error) {
-	now := s.clock.Now()
-	cut := now.Add(-s.cfg.Retention)
-	var old []engine.PatientID
-	err := s.store.Patients(func(st engine.State) error {
-		last := st.LastActive
-		if st.Visit != nil && st.Visit.At.After(last) {
-			last = st.Visit.At
-		}
-		if !last.IsZero() && last.Before(cut) {
-			old = append(old, st.Patient)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, id := range old {
-		p := s.locks.acquire(id)
-		ok, err := s.store.Apply(ctx, store.Step{Patient: id, Now: now}, func(in store.Input) (engine.Result, error) {
-			return engine.Result{Erase: true, Audit: []engine.Audit{{At: now, Actor: "system", Action: "retention_purge"}}}, nil
-		})
-		s.locks.release(id, p)
-		if err != nil {
-			return n, err
-		}
-		if ok {
-			n++
-		}
-	}
-	return n, nil
 }
 
 // fmtMinutes writes a duration for people: "10 min", "2 h 5 min".

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -10,9 +9,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 )
-
-// ErrClosed is returned by writes made after Close.
-var ErrClosed = errors.New("store is closed")
 
 // A write is one function waiting to run in a group transaction.
 type write struct {

@@ -1,12 +1,13 @@
 package discord
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
+
+	"aftercare/bot/config"
 )
 
 // Default values used when a Config field is left at its zero value.
@@ -56,34 +57,10 @@ type Config struct {
 	APIBase string `json:"api_base,omitempty"`
 }
 
-// Duration is a time.Duration that reads and writes JSON as a Go duration
-// string ("30s", "1m"), so config files stay readable. A bare JSON number
-// is read as seconds.
-type Duration time.Duration
-
-// MarshalJSON writes the duration as a string like "30s".
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
-
-// UnmarshalJSON reads "30s"-style strings or a number of seconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return fmt.Errorf("invalid duration %q (want e.g. \"30s\")", s)
-		}
-		*d = Duration(v)
-		return nil
-	}
-	var secs float64
-	if err := json.Unmarshal(b, &secs); err != nil {
-		return errors.New("invalid duration (want a string like \"30s\" or a number of seconds)")
-	}
-	*d = Duration(secs * float64(time.Second))
-	return nil
-}
+// Duration is a time.Duration written in config files as a Go duration
+// string ("30s", "250ms"), or as a bare number of seconds. It is the one
+// type every platform section uses (see bot/config).
+type Duration = config.Duration
 
 // Validate reports the first problem with the configuration, naming the key
 // and how to fix it, so an operator can correct the file without reading code.

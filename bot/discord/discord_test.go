@@ -10,6 +10,7 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
+	"aftercare/bot/chunk"
 	"aftercare/bot/discord/discordfake"
 	"aftercare/engine"
 )
@@ -375,8 +376,8 @@ func TestLongTextIsSplit(t *testing.T) {
 	var joined strings.Builder
 	nonces := map[string]bool{}
 	for i, m := range msgs {
-		if utf16Len(m.Content) > MaxMessageLength {
-			t.Errorf("part %d has %d characters", i, utf16Len(m.Content))
+		if chunk.UTF16Len(m.Content) > MaxMessageLength {
+			t.Errorf("part %d has %d characters", i, chunk.UTF16Len(m.Content))
 		}
 		if (len(m.Buttons) > 0) != (i == len(msgs)-1) {
 			t.Errorf("part %d buttons = %v, want buttons on the last part only", i, m.Buttons)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
+	"aftercare/bot/chunk"
 	"aftercare/engine"
 )
 
@@ -200,7 +201,7 @@ func (b *Bot) payloads(m engine.Outbound, staff bool) []messagePayload {
 		mentions.Roles = append([]string(nil), b.cfg.StaffRoleIDs...)
 	}
 	var chunks []string
-	for _, c := range splitText(text, MaxMessageLength) {
+	for _, c := range chunk.Split(text, MaxMessageLength) {
 		if strings.TrimSpace(c) != "" { // Discord rejects blank content
 			chunks = append(chunks, c)
 		}

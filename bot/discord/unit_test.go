@@ -15,18 +15,6 @@ import (
 	"aftercare/engine"
 )
 
-// utf16Len counts s in UTF-16 code units, the way splitText measures.
-func utf16Len(s string) int {
-	n := 0
-	for _, r := range s {
-		n++
-		if r >= 0x10000 {
-			n++
-		}
-	}
-	return n
-}
-
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
 	ok := Config{StaffChannelID: "123", StaffRoleIDs: []string{"456"}}
@@ -149,51 +137,6 @@ func checkRows(t testing.TB, rows []discordgo.MessageComponent) {
 			}
 		}
 	}
-}
-
-func TestSplitText(t *testing.T) {
-	t.Parallel()
-	if got := splitText("", 2000); len(got) != 0 {
-		t.Errorf("empty text gave %d parts", len(got))
-	}
-	if got := splitText("short", 2000); len(got) != 1 || got[0] != "short" {
-		t.Errorf("short = %q", got)
-	}
-	// Cuts after a newline when it keeps the part at least half full.
-	text := strings.Repeat("a", 1500) + "\n" + strings.Repeat("b", 1000)
-	if got := splitText(text, 2000); len(got) != 2 || got[0] != strings.Repeat("a", 1500)+"\n" {
-		t.Errorf("newline cut: %d parts, first %d bytes", len(got), len(got[0]))
-	}
-	// Astral characters count twice and are never cut in half.
-	emoji := strings.Repeat("🙂", 1500)
-	got := splitText(emoji, 2000)
-	if len(got) != 2 || utf16Len(got[0]) != 2000 || strings.Join(got, "") != emoji {
-		t.Errorf("emoji split: %d parts, first %d units", len(got), utf16Len(got[0]))
-	}
-}
-
-func FuzzSplitText(f *testing.F) {
-	f.Add("hello world", 10)
-	f.Add(strings.Repeat("word ", 500), 2000)
-	f.Add("🙂🙂🙂 a\nb", 3)
-	f.Add("\xff\xfe invalid", 4)
-	f.Fuzz(func(t *testing.T, s string, limit int) {
-		if limit < 2 || limit > 5000 {
-			limit = 2 + (limit%100+100)%100
-		}
-		parts := splitText(s, limit)
-		if strings.Join(parts, "") != s {
-			t.Fatalf("parts do not join back")
-		}
-		for _, p := range parts {
-			if p == "" {
-				t.Fatalf("empty part")
-			}
-			if utf8.ValidString(s) && utf16Len(p) > limit {
-				t.Fatalf("part of %d units > %d", utf16Len(p), limit)
-			}
-		}
-	})
 }
 
 func FuzzButtons(f *testing.F) {

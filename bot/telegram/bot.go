@@ -16,6 +16,7 @@ import (
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
 	"aftercare/backoff"
+	"aftercare/bot/chunk"
 	"aftercare/engine"
 	"aftercare/service"
 )
@@ -427,7 +428,7 @@ func (b *Bot) markPressed(ctx context.Context, q *tgbotapi.CallbackQuery, label 
 	api := b.apiFor(ctx, b.client)
 	var err error
 	text := m.Text
-	if label != "" && text != "" && utf16Len(text)+utf16Len(label)+3 <= MaxMessageUTF16 {
+	if label != "" && text != "" && chunk.UTF16Len(text)+chunk.UTF16Len(label)+3 <= MaxMessageUTF16 {
 		edit := tgbotapi.NewEditMessageText(m.Chat.ID, m.MessageID, text+"\n\n✓ "+label)
 		_, err = api.Request(edit)
 	} else {

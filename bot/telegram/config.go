@@ -1,7 +1,6 @@
 package telegram
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
+
+	"aftercare/bot/config"
 )
 
 // Modes of receiving updates.
@@ -72,31 +73,9 @@ type Config struct {
 }
 
 // Duration is a time.Duration written in config files as a Go duration
-// string ("30s", "250ms"), so the file stays readable.
-type Duration time.Duration
-
-// UnmarshalJSON reads "30s"-style strings (and, for convenience, a number of
-// nanoseconds).
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		var n int64
-		if err2 := json.Unmarshal(b, &n); err2 != nil {
-			return fmt.Errorf("duration must be a string like \"30s\": %w", err)
-		}
-		*d = Duration(n)
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalJSON writes the duration as a string like "30s".
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+// string ("30s", "250ms"), or as a bare number of seconds. It is the one
+// type every platform section uses (see bot/config).
+type Duration = config.Duration
 
 // Defaults of Config.
 const (

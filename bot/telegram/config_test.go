@@ -75,3 +75,16 @@ func TestConfigJSON(t *testing.T) {
 		t.Fatal("want an error for a bad duration")
 	}
 }
+
+// TestConfigBareNumberIsSeconds: a bare number means seconds in the
+// telegram section, as in the discord one (it used to mean nanoseconds
+// here, so "poll_timeout": 30 was a 30 ns poll).
+func TestConfigBareNumberIsSeconds(t *testing.T) {
+	var c Config
+	if err := json.Unmarshal([]byte(`{"staff_chat_id":-1,"poll_timeout":30,"request_timeout":2.5}`), &c); err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(c.PollTimeout) != 30*time.Second || time.Duration(c.RequestTimeout) != 2500*time.Millisecond {
+		t.Fatalf("poll_timeout = %v, request_timeout = %v; want 30s and 2.5s", time.Duration(c.PollTimeout), time.Duration(c.RequestTimeout))
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
+	"aftercare/bot/chunk"
 	"aftercare/engine"
 )
 
@@ -36,7 +37,7 @@ func (b *Bot) Send(ctx context.Context, m engine.Outbound) error {
 		return err
 	}
 	chatID = b.currentChat(chatID)
-	parts := splitText(cleanText(m.Text), MaxMessageUTF16)
+	parts := chunk.Split(cleanText(m.Text), MaxMessageUTF16)
 	// Telegram trims whitespace and refuses empty texts: drop blank parts.
 	kept := parts[:0]
 	for _, p := range parts {

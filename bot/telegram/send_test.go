@@ -10,6 +10,7 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
+	"aftercare/bot/chunk"
 	"aftercare/engine"
 	"aftercare/service"
 )
@@ -107,8 +108,8 @@ func TestSendSplitsLongText(t *testing.T) {
 	var joined strings.Builder
 	for i, c := range sent {
 		txt := c.form.Get("text")
-		if utf16Len(txt) > MaxMessageUTF16 {
-			t.Fatalf("part %d too long: %d", i, utf16Len(txt))
+		if chunk.UTF16Len(txt) > MaxMessageUTF16 {
+			t.Fatalf("part %d too long: %d", i, chunk.UTF16Len(txt))
 		}
 		joined.WriteString(txt)
 		if kb := keyboardOf(t, c); (kb != nil) != (i == 2) {

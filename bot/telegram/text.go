@@ -18,66 +18,6 @@ const (
 	MaxCallbackData = 64
 )
 
-// utf16Len counts UTF-16 code units the way Telegram does.
-func utf16Len(s string) int {
-	n := 0
-	for _, r := range s {
-		if r >= 0x10000 {
-			n += 2
-		} else {
-			n++
-		}
-	}
-	return n
-}
-
-// splitText cuts s into pieces of at most limit UTF-16 code units, preferring
-// to cut after a blank line, then after a line break, then after a space, and
-// only then in the middle of a word (never inside a character). Separators
-// stay at the end of the piece before the cut, so joining the pieces gives s
-// back exactly. s must be valid UTF-8. An empty s gives no pieces.
-func splitText(s string, limit int) []string {
-	if limit < 2 {
-		limit = 2 // room for one surrogate pair
-	}
-	var parts []string
-	for s != "" {
-		if utf16Len(s) <= limit {
-			parts = append(parts, s)
-			break
-		}
-		// hard is the longest prefix (in bytes) that fits.
-		hard, units := 0, 0
-		for i, r := range s {
-			w := 1
-			if r >= 0x10000 {
-				w = 2
-			}
-			if units+w > limit {
-				break
-			}
-			units += w
-			hard = i + utf8.RuneLen(r)
-		}
-		cut := 0
-		head := s[:hard]
-		// Prefer a boundary in the second half, so pieces stay reasonably full.
-		minCut := hard / 2
-		for _, sep := range []string{"\n\n", "\n", " "} {
-			if i := strings.LastIndex(head, sep); i >= 0 && i+len(sep) > minCut {
-				cut = i + len(sep)
-				break
-			}
-		}
-		if cut == 0 {
-			cut = hard
-		}
-		parts = append(parts, s[:cut])
-		s = s[cut:]
-	}
-	return parts
-}
-
 // cleanText makes a text safe to send: valid UTF-8 (Telegram rejects
 // anything else) with NUL bytes removed.
 func cleanText(s string) string {

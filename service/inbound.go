@@ -1,0 +1,197 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"aftercare/engine"
+	"aftercare/store"
+)
+
+// Receive applies a patient's message or button press. It returns once the
+// step and the messages it caused are committed, so a platform adapter may
+// then confirm the update to its platform. An Inbound whose DedupeKey was
+// already applied is ignored and nil is returned.
+func (s *Service) Receive(ctx context.Context, in engine.Inbound) error {
+	if in.Patient == "" {
+		return errors.New("service: inbound without patient")
+	}
+	s.cfg.Observer.Received(in.Patient.Platform())
+	ev := engine.Event{Kind: engine.EventMessage, Text: in.Text, Choice: in.Choice, DisplayName: in.DisplayName, Lang: in.Lang}
+	_, err := s.applyInvite(ctx, in.Patient, in.DedupeKey, nil, InvitePayload(in.Text), ev)
+	return err
+}
+
+// RecordVisit records a visit for a patient as the clinic would, and
+// schedules its check-ins.
+func (s *Service) RecordVisit(ctx context.Context, id engine.PatientID, v engine.Visit) error {
+	if !v.Treatment.Valid() {
+		return fmt.Errorf("service: unknown treatment %q (want acupuncture, electroacupuncture or dry_needling)", v.Treatment)
+	}
+	_, err := s.apply(ctx, id, "", nil, engine.Event{Kind: engine.EventVisit, Visit: &v})
+	return err
+}
+
+// MarkUnreachable records that a platform refuses delivery to the patient
+// for good, which stops check-ins and tells staff.
+func (s *Service) MarkUnreachable(ctx context.Context, id engine.PatientID) error {
+	_, err := s.apply(ctx, id, "", nil, engine.Event{Kind: engine.EventUnreachable, Platform: id.Platform()})
+	return err
+}
+
+func (s *Service) apply(ctx context.Context, id engine.PatientID, dedupe string, due *store.Due, ev engine.Event) (bool, error) {
+	return s.applyInvite(ctx, id, dedupe, due, "", ev)
+}
+
+func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe string, due *store.Due, invite string, ev engine.Event) (bool, error) {
+	p := s.locks.acquire(id)
+	defer s.locks.release(id, p)
+	now := s.clock.Now()
+	start := time.Now()
+	var sent []engine.Outbound
+	var esc *engine.Escalation
+	var timers bool // the step (re)schedules timers: the scheduler must look again
+	step := func(st engine.State, inv engine.InviteResult) engine.Result {
+		ev := ev
+		ev.Invite = inv
+		res := s.engine.Step(id, st, ev, now)
+		res.Messages = s.fanOut(res.Messages)
+		s.startLadder(&res, now)
+		return res
+	}
+	// Compute the step before the write transaction, so engine and triage
+	// work runs in parallel across patients instead of inside bbolt's one
+	// writer. The per-patient FIFO means nobody else changes this patient
+	// meanwhile; the result is used only if the stored state is still the
+	// one it was computed from (Handled counts every step), and recomputed
+	// inside the transaction otherwise. Invites resolve inside only.
+	var pre *store.Prepared
+	cached, hit := s.states.take(id)
+	if invite == "" {
+		if !hit {
+			if st, raw, err := s.store.StateRaw(id); err == nil {
+				cached, hit = &cachedState{raw: raw, st: st}, true
+			}
+		}
+		if hit {
+			r := step(cached.st, engine.InviteResult{})
+			b, err1 := json.Marshal(r.State)
+			ms, err2 := store.EncodeMessages(r.Messages)
+			if err1 == nil && err2 == nil {
+				pre = &store.Prepared{From: cached.raw, Result: r, State: b, Messages: ms}
+				sent, esc, timers = r.Messages, r.Escalation, len(r.Timers) > 0
+			}
+		}
+	}
+	recomputed := false
+	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre},
+		func(in store.Input) (engine.Result, error) {
+			res := step(in.State, in.Invite) // the stored state changed: recompute
+			sent, esc, timers = res.Messages, res.Escalation, len(res.Timers) > 0
+			recomputed = true
+			return res, nil
+		})
+	if err == nil && applied && pre != nil && !recomputed && !pre.Result.Erase {
+		s.states.put(id, &cachedState{raw: pre.State, st: pre.Result.State})
+	}
+	s.cfg.Observer.Step(time.Since(start))
+	if err != nil {
+		s.log.Error("step failed", "patient", id, "event", ev.Kind, "err", err)
+		return false, err
+	}
+	if !applied {
+		s.log.Debug("step skipped (already applied)", "patient", id, "event", ev.Kind)
+		return false, nil
+	}
+	platforms := map[string]bool{} // platform -> an escalation or alert is among the messages
+	for _, m := range sent {
+		pl := m.Destination().Platform()
+		platforms[pl] = platforms[pl] || m.Kind.Priority() == 0
+	}
+	for pl, urgent := range platforms {
+		if urgent {
+			s.kickUrgent(pl)
+		} else {
+			s.kick(pl)
+		}
+	}
+	if esc != nil {
+		s.cfg.Observer.Escalated(esc.Level)
+		// The level and a count only: sign names beside a patient ID are
+		// health data, and logs are not the place for it.
+		s.log.Warn("escalation", "patient", id, "level", esc.Level.String(), "signs", len(esc.Signs))
+	}
+	if due != nil && strings.HasPrefix(due.Key, "checkin:") {
+		s.cfg.Observer.CheckinFired(now.Sub(due.At))
+	}
+	s.log.Debug("step", "patient", id, "event", ev.Kind, "messages", len(sent))
+	if timers {
+		s.Wake()
+	}
+	return true, nil
+}
+
+// fanOut turns each staff message into one message per staff channel.
+func (s *Service) fanOut(ms []engine.Outbound) []engine.Outbound {
+	out := make([]engine.Outbound, 0, len(ms)+len(s.staff))
+	for _, m := range ms {
+		if m.To != engine.StaffAddress {
+			out = append(out, m)
+			continue
+		}
+		for _, ch := range s.staff {
+			c := m
+			if ch != engine.StaffAddress {
+				c.Channel = ch
+			}
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// locks is the per-patient FIFO: steps for one patient run one at a time,
+// in the order their callers arrived (a ticket each).
+type locks struct {
+	mu sync.Mutex
+	m  map[engine.PatientID]*plock
+}
+
+type plock struct {
+	next, serving uint64
+	refs          int
+	cond          *sync.Cond
+}
+
+func (l *locks) acquire(id engine.PatientID) *plock {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.m[id]
+	if p == nil {
+		p = &plock{cond: sync.NewCond(&l.mu)}
+		l.m[id] = p
+	}
+	t := p.next
+	p.next++
+	p.refs++
+	for p.serving != t {
+		p.cond.Wait()
+	}
+	return p
+}
+
+func (l *locks) release(id engine.PatientID, p *plock) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p.serving++
+	p.refs--
+	if p.refs == 0 {
+		delete(l.m, id)
+	}
+	p.cond.Broadcast()
+}
