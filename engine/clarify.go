@@ -6,7 +6,7 @@ import (
 )
 
 func (s *step) startClarify(f Finding, said string) {
-	s.st.Clarify = &PendingClarify{Ask: *f.Ask, Signs: f.Signs, Subject: f.Subject, Said: truncate(said, 300), Fallback: f.Level, Asked: s.now}
+	s.st.Clarify = &PendingClarify{Ask: *f.Ask, Signs: f.Signs, Subject: f.Subject, Said: Truncate(said, 300), Fallback: f.Level, Asked: s.now}
 	cs := make([]Choice, len(f.Ask.Choices))
 	for i, c := range f.Ask.Choices {
 		cs[i] = Choice{ID: "clarify:" + c.ID, Label: c.Label}

@@ -101,7 +101,7 @@ func (e *Engine) Step(id PatientID, st State, ev Event, now time.Time) Result {
 	case EventMessage:
 		if name, _ := Sanitize(ev.DisplayName); name != "" {
 			// Sanitized like message text: a name is the patient's text too.
-			s.st.DisplayName = truncate(name, 64)
+			s.st.DisplayName = Truncate(name, 64)
 		}
 		if ev.Invite.Status != "" {
 			s.invite(ev.Invite)
@@ -139,7 +139,7 @@ func (s *step) sendLevel(kind Kind, l Level, text string, choices []Choice) {
 		return
 	}
 	s.res.Messages = append(s.res.Messages, Outbound{
-		To: s.st.Patient, Kind: kind, Level: l, Text: truncate(strings.TrimSpace(text), MaxOutputRunes),
+		To: s.st.Patient, Kind: kind, Level: l, Text: Truncate(strings.TrimSpace(text), MaxOutputRunes),
 		Choices: choices, Created: s.now,
 	})
 }

@@ -69,7 +69,7 @@ func (s *step) alertStaff(l Level, signs []string, subject, said, note string) {
 	if note != "" {
 		subj += " " + note
 	}
-	said = truncate(said, 300)
+	said = Truncate(said, 300)
 	tmpl := p.Alert
 	if said == "" {
 		// Nothing the patient said to quote (a report on silence).
@@ -78,7 +78,7 @@ func (s *step) alertStaff(l Level, signs []string, subject, said, note string) {
 	alert := strings.NewReplacer("{level}", strings.ToUpper(l.String()), "{patient}", string(s.st.Patient), "{name}", s.quotedName(),
 		"{visit}", visit, "{signs}", strings.Join(signs, ", "), "{subject}", subj, "{said}", StaffQuote(said)).Replace(tmpl)
 	s.res.Messages = append(s.res.Messages, Outbound{
-		To: StaffAddress, Kind: KindAlert, Level: l, Patient: s.st.Patient, Text: truncate(alert, MaxOutputRunes), Created: s.now,
+		To: StaffAddress, Kind: KindAlert, Level: l, Patient: s.st.Patient, Text: Truncate(alert, MaxOutputRunes), Created: s.now,
 	})
 	s.st.Escalated = s.now
 	s.res.Escalation = &Escalation{Patient: s.st.Patient, Level: l, Signs: signs, Subject: subject, Said: said, Visit: visit, At: s.now, Status: "open"}

@@ -28,6 +28,7 @@ func (s *step) invite(r InviteResult) {
 	s.st.Step = StepNone
 	s.setVisit(&v)
 	s.res.InviteUsed = true
+	s.res.VisitRecorded = true
 	s.audit("visit_recorded", "invite: "+string(v.Treatment))
 	if s.st.Consent != "yes" {
 		s.flush(prefix)
@@ -48,6 +49,7 @@ func (s *step) visit(v *Visit) {
 		vv.Source = "clinic"
 	}
 	s.setVisit(&vv)
+	s.res.VisitRecorded = true
 	s.audit("visit_recorded", string(vv.Treatment))
 	if s.st.Greeted {
 		s.reply(s.checkinTimesText("intake_done"))
@@ -136,6 +138,7 @@ func (s *step) intakeAnswer(id string, q Question, i int, n, text string, prefix
 		v := *d
 		s.st.Step = StepNone
 		s.setVisit(&v)
+		s.res.VisitRecorded = true
 		s.audit("visit_recorded", "patient: "+string(v.Treatment))
 		if s.st.Consent == "" {
 			s.flush(prefix)

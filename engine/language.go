@@ -89,7 +89,7 @@ func (s *step) detectLanguage(text string) string {
 	if len(s.e.langs) < 2 {
 		return def
 	}
-	words := strings.Fields(norm(truncate(text, 400)))
+	words := strings.Fields(norm(Truncate(text, 400)))
 	best, bestN := def, 0
 	defN := 0
 	for code, p := range s.e.langs {

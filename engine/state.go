@@ -231,6 +231,9 @@ type Result struct {
 	Audit      []Audit
 	// InviteUsed asks the store to mark the presented invite as used.
 	InviteUsed bool
+	// VisitRecorded asks the store to add State.Visit to the patient's
+	// visit history: the step recorded a new visit.
+	VisitRecorded bool
 	// Erase asks the store to delete everything about the patient (state,
 	// timers, visits, escalations, audit lines, queued messages) before
 	// committing this step's messages, leaving one anonymous audit line.

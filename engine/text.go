@@ -70,8 +70,9 @@ func StaffQuote(s string) string {
 	return staffQuoteReplacer.Replace(s)
 }
 
-// truncate cuts s to at most n runes, marking the cut with an ellipsis.
-func truncate(s string, n int) string {
+// Truncate cuts s to at most n runes, marking the cut with an ellipsis. It
+// is the one truncation every package uses, so a cut always looks the same.
+func Truncate(s string, n int) string {
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}

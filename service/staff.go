@@ -165,20 +165,13 @@ func contains(xs []string, x string) bool {
 
 // noticeTo builds a notice to one staff channel.
 func (s *Service) noticeTo(ch engine.PatientID, text string, now time.Time) engine.Outbound {
-	m := engine.Outbound{To: engine.StaffAddress, Channel: ch, Kind: engine.KindNotice, Text: truncateRunes(text, 3800), Created: now}
+	m := engine.Outbound{To: engine.StaffAddress, Channel: ch, Kind: engine.KindNotice, Text: engine.Truncate(text, 3800), Created: now}
 	if ch == engine.StaffAddress {
 		m.Channel = ""
 	}
 	return m
 }
 
-func truncateRunes(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
-}
 
 func (s *Service) listOpen() (string, error) {
 	es, err := s.store.Escalations()
@@ -218,7 +211,7 @@ func (s *Service) setStatus(ctx context.Context, args []string, who, status, not
 		if status == "acknowledged" {
 			e.AckBy, e.AckAt = who, now
 		} else {
-			e.ResolvedBy, e.ResolvedAt, e.Note = who, now, truncateRunes(note, 500)
+			e.ResolvedBy, e.ResolvedAt, e.Note = who, now, engine.Truncate(note, 500)
 			if e.AckBy == "" {
 				e.AckBy, e.AckAt = who, now
 			}
@@ -403,7 +396,7 @@ func ParseVisitArgs(args []string, now time.Time) (engine.Visit, error) {
 			area = append(area, a)
 		}
 	}
-	v.Area = truncateRunes(strings.Join(area, " "), 60)
+	v.Area = engine.Truncate(strings.Join(area, " "), 60)
 	return v, nil
 }
 

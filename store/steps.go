@@ -277,7 +277,7 @@ func linkAlerts(ms []engine.Outbound, encoded [][]byte, escID uint64) [][]byte {
 // recorded one.
 func commitVisit(tx *bolt.Tx, p engine.PatientID, res engine.Result) error {
 	v := res.State.Visit
-	if v == nil || !hasAudit(res.Audit, "visit_recorded") {
+	if v == nil || !res.VisitRecorded {
 		return nil
 	}
 	vb := tx.Bucket(bVisits)

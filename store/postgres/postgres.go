@@ -367,7 +367,7 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 	if err := putAudit(ctx, tx, res.Audit); err != nil {
 		return err
 	}
-	if v := res.State.Visit; v != nil && hasAudit(res.Audit, "visit_recorded") {
+	if v := res.State.Visit; v != nil && res.VisitRecorded {
 		b, err := json.Marshal(v)
 		if err != nil {
 			return err

@@ -523,6 +523,7 @@ func testErase(t *testing.T, b Backend) {
 			st.Visit = &engine.Visit{At: t0, Treatment: engine.Acupuncture}
 			r := result(st, 1, engine.Timer{Key: "checkin:24", At: t0.Add(24 * time.Hour)})
 			r.Audit = []engine.Audit{{At: t0, Actor: "clinic", Action: "visit_recorded", Patient: p}}
+			r.VisitRecorded = true
 			return r, nil
 		}); err != nil {
 			t.Fatal(err)
