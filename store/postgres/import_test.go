@@ -31,10 +31,11 @@ func TestImportCopiesBboltAndIsIdempotent(t *testing.T) {
 		st.Patient = p
 		st.Visit = &engine.Visit{At: t0, Treatment: engine.Acupuncture}
 		return engine.Result{State: st, InviteUsed: true,
-			Timers:     []engine.Timer{{Key: "checkin:24", At: t0.Add(24 * time.Hour)}, {Key: store.LadderKey, At: t0.Add(10 * time.Minute)}},
-			Escalation: &engine.Escalation{Patient: p, Level: engine.Urgent, Status: "open"},
-			Messages:   []engine.Outbound{{To: p, Kind: engine.KindReply, Text: "hi"}, {To: engine.StaffAddress, Channel: "telegram:-1", Kind: engine.KindAlert, Patient: p, Text: "alert"}},
-			Audit:      []engine.Audit{{At: t0, Actor: "clinic", Action: "visit_recorded", Patient: p}},
+			Timers:        []engine.Timer{{Key: "checkin:24", At: t0.Add(24 * time.Hour)}, {Key: store.LadderKey, At: t0.Add(10 * time.Minute)}},
+			Escalation:    &engine.Escalation{Patient: p, Level: engine.Urgent, Status: "open"},
+			Messages:      []engine.Outbound{{To: p, Kind: engine.KindReply, Text: "hi"}, {To: engine.StaffAddress, Channel: "telegram:-1", Kind: engine.KindAlert, Patient: p, Text: "alert"}},
+			Audit:         []engine.Audit{{At: t0, Actor: "clinic", Action: "visit_recorded", Patient: p}},
+			VisitRecorded: true,
 		}, nil
 	}); err != nil {
 		t.Fatal(err)
