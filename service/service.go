@@ -116,6 +116,11 @@ type Config struct {
 	InviteTTL time.Duration
 	// Observer, when set, is told what happens, for metrics.
 	Observer Observer
+	// StaffLogin, when set, answers the /login staff command: it returns a
+	// one-time sign-in link to the staff desk for the staff member, or an
+	// error (one with a StaffRefusal() string method is shown to them).
+	// Nil: the desk is off and /login says so.
+	StaffLogin func(ctx context.Context, staff string) (string, error)
 }
 
 // Observer receives counts of what the service does. Calls are made from
@@ -299,7 +304,11 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 		}
 	}
 	recomputed := false
-	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre},
+	var heard *store.TranscriptLine
+	if ev.Kind == engine.EventMessage {
+		heard = &store.TranscriptLine{At: now, From: store.FromPatient, Text: ev.Text, Choice: ev.Choice}
+	}
+	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre, Heard: heard},
 		func(in store.Input) (engine.Result, error) {
 			res := step(in.State, in.Invite) // the stored state changed: recompute
 			sent, esc, timers = res.Messages, res.Escalation, len(res.Timers) > 0

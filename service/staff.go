@@ -100,6 +100,7 @@ var ErrNotStaff = errors.New("not configured as staff")
 //	/visit TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone] [lang=xx]
 //	                          record a visit; answers with a one-time invite
 //	/audit [N]                the last N audit lines
+//	/login                    a one-time sign-in link to the staff desk
 func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) error {
 	if in.Channel == "" {
 		return errors.New("service: staff inbound without channel")
@@ -145,6 +146,8 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 		reply, err = s.staffVisit(ctx, args, in.Staff)
 	case "audit":
 		reply, err = s.auditTail(args)
+	case "login":
+		reply, err = s.staffLogin(ctx, in.Staff)
 	default:
 		reply = staffHelp
 	}
@@ -166,7 +169,8 @@ const staffHelp = `Staff commands:
 /patient ID - one patient's timeline
 /pause ID, /resume ID - stop or restart a patient's check-ins
 /visit TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone] - record a visit, get an invite
-/audit [N] - recent audit lines`
+/audit [N] - recent audit lines
+/login - a one-time sign-in link to the staff desk`
 
 // userError shows staff our own sentences, never internals.
 func userError(err error) string {

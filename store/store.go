@@ -27,6 +27,9 @@
 //	            patient's platform conversation was read (see SetReadMarks)
 //	quarantine  patient | 0x00 | seq(8) -> Quarantined (JSON): records
 //	            that could not be decoded, set aside (see Quarantined)
+//	transcript  patient | 0x00 | seq(8) -> TranscriptLine (JSON): both
+//	            sides of the conversation, for the staff desk
+//	desk_logins sha256(token) -> DeskLogin (JSON): one-time sign-in links
 //
 // Timers sort by due time, so the next due timer is the first key and the
 // due ones are a prefix: finding them costs O(log n + due), never a scan.
@@ -89,7 +92,7 @@ var (
 	bDedupe      = []byte("dedupe")
 	bInvites     = []byte("invites")
 	bReadMarks   = []byte("read_marks")
-	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites, bReadMarks, bQuarantine}
+	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites, bReadMarks, bQuarantine, bTranscript, bDeskLogins}
 )
 
 // Options tune Open.
@@ -269,6 +272,10 @@ type Step struct {
 	Prepared *Prepared
 	// Now stamps dedupe keys and visit records, and checks invite expiry.
 	Now time.Time
+	// Heard, when set, is the patient's message or button press as it goes
+	// into the conversation transcript, with the messages the step sends
+	// the patient (see TranscriptLine).
+	Heard *TranscriptLine
 }
 
 // Prepared is a step result computed from a known stored state.
@@ -480,6 +487,11 @@ func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded 
 	}
 	if err := putAudit(tx, res.Audit); err != nil {
 		return err
+	}
+	if !res.Erase {
+		if err := putTranscript(tx, st, res.Messages); err != nil {
+			return err
+		}
 	}
 	if v := res.State.Visit; v != nil && hasAudit(res.Audit, "visit_recorded") {
 		vb := tx.Bucket(bVisits)
@@ -917,8 +929,8 @@ func AckChoice(id uint64) engine.Choice {
 }
 
 // erase deletes everything stored about a patient inside tx: state,
-// timers, read mark, visits, escalations and their ladders, audit lines,
-// queued messages and used invites. Dedupe keys hold no personal data and stay.
+// timers, read mark, visits, transcript, escalations and their ladders,
+// audit lines, queued messages and used invites. Dedupe keys hold no personal data and stay.
 func erase(tx *bolt.Tx, p engine.PatientID) error {
 	if err := tx.Bucket(bStates).Delete([]byte(p)); err != nil {
 		return err
@@ -930,7 +942,7 @@ func erase(tx *bolt.Tx, p engine.PatientID) error {
 		return err
 	}
 	pre := idxKey(p, "")
-	for _, b := range [][]byte{bVisits, bQuarantine} {
+	for _, b := range [][]byte{bVisits, bQuarantine, bTranscript} {
 		c := tx.Bucket(b).Cursor()
 		for k, _ := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = c.Seek(pre) {
 			if err := c.Delete(); err != nil {
@@ -1281,6 +1293,8 @@ type Record struct {
 	Visits      []engine.Visit      `json:"visits"`
 	Escalations []engine.Escalation `json:"escalations"`
 	Audit       []engine.Audit      `json:"audit"`
+	// Transcript is the conversation, both sides, oldest first.
+	Transcript []TranscriptLine `json:"transcript,omitempty"`
 }
 
 // PatientRecord collects everything stored about a patient.
@@ -1303,6 +1317,7 @@ func (s *Store) PatientRecord(p engine.PatientID) (Record, error) {
 			}
 			r.Visits = append(r.Visits, vi)
 		}
+		r.Transcript = readTranscript(tx, p, 0)
 		if err := tx.Bucket(bEscalations).ForEach(func(_, v []byte) error {
 			var e engine.Escalation
 			if json.Unmarshal(v, &e) == nil && e.Patient == p {
