@@ -50,7 +50,9 @@ type Config struct {
 	// HTTP is the operations listener (health, readiness, metrics, and on
 	// loopback the admin endpoints). Off unless listen is set.
 	HTTP HTTPConfig `json:"http"`
-	Log  LogConfig  `json:"log"`
+	// Web is the staff desk's listener (see web.go). Off unless listen is set.
+	Web WebConfig `json:"web"`
+	Log LogConfig `json:"log"`
 }
 
 // EscalationConfig is the ladder for urgent and emergency alerts.
@@ -291,7 +293,7 @@ func (c Config) Validate() error {
 			return bad("http.listen", fmt.Sprintf("%q: use host:port, e.g. \"127.0.0.1:8089\"", c.HTTP.Listen))
 		}
 	}
-	return nil
+	return c.validateWeb()
 }
 
 var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,

@@ -10,6 +10,7 @@
 //	aftercare check                      check the database's integrity
 //	aftercare visit TREATMENT AREA ...   record a visit, print a one-time invite (and QR code)
 //	aftercare export PATIENT             a patient's record as JSON, check-ins as FHIR R4
+//	aftercare staff-link NAME            a one-time sign-in link to the staff desk
 //
 // Secrets come from the environment only: AFTERCARE_TELEGRAM_TOKEN and
 // AFTERCARE_DISCORD_TOKEN. See README.md.
@@ -110,6 +111,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.export(ctx, args)
 	case "check":
 		return m.check(args)
+	case "staff-link":
+		return m.staffLink(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil
@@ -127,6 +130,7 @@ const usage = `usage:
   aftercare visit [--config FILE] [--qr FILE.png] TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone]
                                             record a visit and print a one-time invite for the patient
   aftercare export [--config FILE] PATIENT  write a patient's record as JSON (check-ins as FHIR R4)
+  aftercare staff-link [--config FILE] NAME print a one-time sign-in link to the staff desk (web.listen)
 `
 
 type eofReader struct{}

@@ -114,6 +114,7 @@ func opsHandler(run *Running, m *metrics.Metrics, ready func() error, guard *adm
 		}
 		writeJSON(w, doc)
 	})
+	admin("POST /admin/staff-link", staffLinkHandler(run))
 	admin("GET /admin/backup", func(w http.ResponseWriter, r *http.Request) {
 		if err := auditRead(r.Context(), run.Store, run.Clock.Now(), adminActor, ""); err != nil {
 			slog.Error("backup over http refused: audit failed", "err", err)
