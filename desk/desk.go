@@ -63,7 +63,7 @@ var staticFS embed.FS
 // Store is what the desk reads and writes. *store.Store implements it.
 type Store interface {
 	Escalations() ([]engine.Escalation, error)
-	Patients(fn func(engine.State) error) error
+	PatientStatesRaw(fn func(id engine.PatientID, raw []byte) error) error
 	PatientRecord(p engine.PatientID) (store.Record, error)
 	AppendAudit(ctx context.Context, as ...engine.Audit) error
 	PutDeskLogin(ctx context.Context, hash []byte, l store.DeskLogin, now time.Time) error
@@ -129,6 +129,12 @@ type Desk struct {
 	sessions map[string]*session
 	limits   map[string]*limiter
 
+	// states keeps the patients' decoded states with the bytes they were
+	// decoded from, so a list page decodes only the states that changed
+	// since the last one (statesMu held for the whole walk).
+	statesMu sync.Mutex
+	states   map[engine.PatientID]*cachedState
+
 	bcMu    sync.Mutex
 	changed chan struct{} // closed and replaced on every change
 	print   string        // fingerprint of the open escalations last seen
@@ -175,6 +181,7 @@ func New(c Config) (*Desk, error) {
 		return nil, err
 	}
 	return &Desk{cfg: c, log: c.Logger, pages: pages, sessions: map[string]*session{}, limits: map[string]*limiter{},
+		states:  map[engine.PatientID]*cachedState{},
 		changed: make(chan struct{})}, nil
 }
 

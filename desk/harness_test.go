@@ -31,7 +31,7 @@ const (
 )
 
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	clock *clock.Fake
 	store *store.Store
 	svc   *service.Service
@@ -39,7 +39,7 @@ type harness struct {
 	srv   *httptest.Server
 }
 
-func newHarness(t *testing.T, mod ...func(*desk.Config)) *harness {
+func newHarness(t testing.TB, mod ...func(*desk.Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, clock: clock.NewFake(t0)}
 	st, err := store.Open(filepath.Join(t.TempDir(), "aftercare.db"), store.Options{Timeout: time.Second, NoSync: true})
@@ -149,7 +149,7 @@ func (h *harness) post(c *http.Client, path string, form url.Values) *http.Respo
 	return r
 }
 
-func read(t *testing.T, r *http.Response) string {
+func read(t testing.TB, r *http.Response) string {
 	t.Helper()
 	defer r.Body.Close()
 	b, err := io.ReadAll(r.Body)

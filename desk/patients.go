@@ -1,6 +1,8 @@
 package desk
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -107,6 +109,38 @@ func visitText(v *engine.Visit, now time.Time) string {
 	return s + ", " + since(now, v.At)
 }
 
+type cachedState struct {
+	raw []byte
+	st  engine.State
+}
+
+// eachState calls fn with every patient's state, decoding only those whose
+// stored bytes changed since the last walk. A state that cannot be decoded
+// is passed over (the service sets it aside at the patient's next step).
+func (d *Desk) eachState(fn func(*engine.State)) error {
+	d.statesMu.Lock()
+	defer d.statesMu.Unlock()
+	next := make(map[engine.PatientID]*cachedState, len(d.states))
+	err := d.cfg.Store.PatientStatesRaw(func(id engine.PatientID, raw []byte) error {
+		c := d.states[id]
+		if c == nil || !bytes.Equal(c.raw, raw) {
+			var st engine.State
+			if json.Unmarshal(raw, &st) != nil {
+				return nil
+			}
+			c = &cachedState{raw: bytes.Clone(raw), st: st}
+		}
+		next[id] = c
+		fn(&c.st)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	d.states = next // erased patients drop out
+	return nil
+}
+
 // rows walks every patient and returns those keep wants, newest activity
 // first, at most maxRows, and how many matched.
 func (d *Desk) rows(keep func(engine.State, patientRow) bool) ([]patientRow, int, error) {
@@ -119,32 +153,41 @@ func (d *Desk) rows(keep func(engine.State, patientRow) bool) ([]patientRow, int
 		open[e.Patient]++
 	}
 	now := d.cfg.Clock.Now()
-	var rows []patientRow
-	err = d.cfg.Store.Patients(func(st engine.State) error {
+	// Cheap fields for everyone; the visit's words only for the rows shown.
+	type entry struct {
+		row   patientRow
+		visit *engine.Visit
+	}
+	var kept []entry
+	err = d.eachState(func(st *engine.State) {
 		last := st.LastActive
 		if st.Visit != nil && st.Visit.At.After(last) {
 			last = st.Visit.At
 		}
-		r := patientRow{Patient: st.Patient, Name: st.DisplayName, Last: last, Visit: visitText(st.Visit, now),
-			Status: status(st, now), OpenAlerts: open[st.Patient]}
-		r.Needs = needs(st, r.OpenAlerts, now)
-		if keep(st, r) {
-			rows = append(rows, r)
+		r := patientRow{Patient: st.Patient, Name: st.DisplayName, Last: last, Status: status(*st, now), OpenAlerts: open[st.Patient]}
+		r.Needs = needs(*st, r.OpenAlerts, now)
+		if keep(*st, r) {
+			kept = append(kept, entry{row: r, visit: st.Visit})
 		}
-		return nil
 	})
 	if err != nil {
 		return nil, 0, err
 	}
-	total := len(rows)
-	sort.Slice(rows, func(i, j int) bool {
-		if !rows[i].Last.Equal(rows[j].Last) {
-			return rows[i].Last.After(rows[j].Last)
+	total := len(kept)
+	sort.Slice(kept, func(i, j int) bool {
+		a, b := &kept[i].row, &kept[j].row
+		if !a.Last.Equal(b.Last) {
+			return a.Last.After(b.Last)
 		}
-		return rows[i].Patient < rows[j].Patient
+		return a.Patient < b.Patient
 	})
-	if len(rows) > maxRows {
-		rows = rows[:maxRows]
+	if len(kept) > maxRows {
+		kept = kept[:maxRows]
+	}
+	rows := make([]patientRow, len(kept))
+	for i, e := range kept {
+		rows[i] = e.row
+		rows[i].Visit = visitText(e.visit, now)
 	}
 	return rows, total, nil
 }

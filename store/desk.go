@@ -226,3 +226,19 @@ func (s *Store) UseDeskLogin(ctx context.Context, hash []byte, now time.Time) (D
 	})
 	return l, err
 }
+
+// PatientStatesRaw calls fn with every stored patient's ID and encoded
+// state, in ID order, without decoding them: a caller that keeps decoded
+// states can skip those whose bytes did not change. raw is valid only
+// during fn (copy it to keep it); fn must not call back into the store.
+// Escalation ladders are not patients and are not listed.
+func (s *Store) PatientStatesRaw(fn func(id engine.PatientID, raw []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bStates).ForEach(func(k, v []byte) error {
+			if bytes.HasPrefix(k, []byte("escalation:")) {
+				return nil
+			}
+			return fn(engine.PatientID(k), v)
+		})
+	})
+}
