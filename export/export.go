@@ -29,6 +29,8 @@ type Document struct {
 	Audit       []engine.Audit          `json:"audit"`
 	Checkins    []QuestionnaireResponse `json:"checkins"`
 	Preferences Preferences             `json:"preferences"`
+	// Conversation is every message of the conversation, both sides.
+	Conversation []store.TranscriptLine `json:"conversation,omitempty"`
 }
 
 // Preferences are the patient's choices about automatic messages.
@@ -94,7 +96,7 @@ type Extension struct {
 func Build(r store.Record, p *engine.Protocol, now time.Time) Document {
 	d := Document{
 		Patient: r.State.Patient, Exported: now, Visit: r.State.Visit, Visits: r.Visits,
-		Escalations: r.Escalations, Audit: r.Audit,
+		Escalations: r.Escalations, Audit: r.Audit, Conversation: r.Transcript,
 		Preferences: Preferences{Consent: r.State.Consent, Stopped: r.State.Stopped, Paused: r.State.Paused},
 	}
 	if d.Visits == nil {

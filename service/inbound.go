@@ -89,7 +89,11 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 		}
 	}
 	recomputed := false
-	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre},
+	var heard *store.TranscriptLine
+	if ev.Kind == engine.EventMessage {
+		heard = &store.TranscriptLine{At: now, From: store.FromPatient, Text: ev.Text, Choice: ev.Choice}
+	}
+	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre, Heard: heard},
 		func(in store.Input) (engine.Result, error) {
 			res := step(in.State, in.Invite) // the stored state changed: recompute
 			sent, esc, timers = res.Messages, res.Escalation, len(res.Timers) > 0

@@ -133,6 +133,11 @@ type Config struct {
 	// outage a red flag must go out as soon as the platform is back. Other
 	// messages back off exponentially up to 5 minutes.
 	UrgentRetry time.Duration
+	// StaffLogin, when set, answers the /login staff command: it returns a
+	// one-time sign-in link to the staff desk for the staff member, or an
+	// error (one with a StaffRefusal() string method is shown to them).
+	// Nil: the desk is off and /login says so.
+	StaffLogin func(ctx context.Context, staff string) (string, error)
 }
 
 // Observer receives counts of what the service does. Calls are made from

@@ -28,6 +28,7 @@ var ErrNotStaff = errors.New("not configured as staff")
 //	/visit TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone] [lang=xx]
 //	                          record a visit; answers with a one-time invite
 //	/audit [N]                the last N audit lines
+//	/login                    a one-time sign-in link to the staff desk
 //
 // A command is applied once per platform update: an update whose
 // DedupeKey was already applied (a redelivery after a lost confirmation or
@@ -92,6 +93,8 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 		reply, inv, err = s.staffVisit(args)
 	case "audit":
 		reply, err = s.auditTail(args)
+	case "login":
+		reply, err = s.staffLogin(ctx, in.Staff)
 	default:
 		reply = staffHelp
 	}
@@ -139,7 +142,8 @@ const staffHelp = `Staff commands:
 /patient ID - one patient's timeline
 /pause ID, /resume ID - stop or restart a patient's check-ins
 /visit TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone] - record a visit, get an invite
-/audit [N] - recent audit lines`
+/audit [N] - recent audit lines
+/login - a one-time sign-in link to the staff desk`
 
 // userError shows staff our own sentences, never internals.
 func userError(err error) string {

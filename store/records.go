@@ -182,6 +182,8 @@ type Record struct {
 	Visits      []engine.Visit      `json:"visits"`
 	Escalations []engine.Escalation `json:"escalations"`
 	Audit       []engine.Audit      `json:"audit"`
+	// Transcript is the conversation, both sides, oldest first.
+	Transcript []TranscriptLine `json:"transcript,omitempty"`
 }
 
 // PatientRecord collects everything stored about a patient.
@@ -204,6 +206,7 @@ func (s *Store) PatientRecord(p engine.PatientID) (Record, error) {
 			}
 			r.Visits = append(r.Visits, vi)
 		}
+		r.Transcript = readTranscript(tx, p, 0)
 		if err := tx.Bucket(bEscalations).ForEach(func(_, v []byte) error {
 			var e engine.Escalation
 			if json.Unmarshal(v, &e) == nil && e.Patient == p {

@@ -35,6 +35,10 @@ type Step struct {
 	Prepared *Prepared
 	// Now stamps dedupe keys and visit records, and checks invite expiry.
 	Now time.Time
+	// Heard, when set, is the patient's message or button press as it goes
+	// into the conversation transcript, with the messages the step sends
+	// the patient (see TranscriptLine).
+	Heard *TranscriptLine
 }
 
 // Prepared is a step result computed from a known stored state.
@@ -158,6 +162,11 @@ func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded 
 	}
 	if err := putAudit(tx, res.Audit); err != nil {
 		return err
+	}
+	if !res.Erase {
+		if err := putTranscript(tx, st, res.Messages); err != nil {
+			return err
+		}
 	}
 	if err := commitVisit(tx, st.Patient, res); err != nil {
 		return err
@@ -393,7 +402,7 @@ func (s *Store) ApplyStaff(ctx context.Context, st StaffStep) (bool, error) {
 }
 
 // erase deletes everything stored about a patient inside tx: state,
-// timers, read mark, visits, escalations and their ladders, audit lines,
+// timers, read mark, visits, transcript, escalations and their ladders, audit lines,
 // queued messages and used invites. Dedupe keys hold no personal data and stay.
 func erase(tx *bolt.Tx, p engine.PatientID) error {
 	if err := tx.Bucket(bStates).Delete([]byte(p)); err != nil {
@@ -406,7 +415,7 @@ func erase(tx *bolt.Tx, p engine.PatientID) error {
 		return err
 	}
 	pre := idxKey(p, "")
-	for _, b := range [][]byte{bVisits, bQuarantine} {
+	for _, b := range [][]byte{bVisits, bQuarantine, bTranscript} {
 		c := tx.Bucket(b).Cursor()
 		for k, _ := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = c.Seek(pre) {
 			if err := c.Delete(); err != nil {

@@ -27,6 +27,9 @@
 //	            patient's platform conversation was read (see SetReadMarks)
 //	quarantine  patient | 0x00 | seq(8) -> Quarantined (JSON): records
 //	            that could not be decoded, set aside (see Quarantined)
+//	transcript  patient | 0x00 | seq(8) -> TranscriptLine (JSON): both
+//	            sides of the conversation, for the staff desk
+//	desk_logins sha256(token) -> DeskLogin (JSON): one-time sign-in links
 //
 // Timers sort by due time, so the next due timer is the first key and the
 // due ones are a prefix: finding them costs O(log n + due), never a scan.
@@ -93,7 +96,7 @@ var (
 	bDedupe      = []byte("dedupe")
 	bInvites     = []byte("invites")
 	bReadMarks   = []byte("read_marks")
-	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites, bReadMarks, bQuarantine}
+	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites, bReadMarks, bQuarantine, bTranscript, bDeskLogins}
 )
 
 // Options tune Open.

@@ -54,7 +54,9 @@ type Config struct {
 	// HTTP is the operations listener (health, readiness, metrics, and on
 	// loopback the admin endpoints). Off unless listen is set.
 	HTTP HTTPConfig `json:"http"`
-	Log  LogConfig  `json:"log"`
+	// Web is the staff desk's listener (see web.go). Off unless listen is set.
+	Web WebConfig `json:"web"`
+	Log LogConfig `json:"log"`
 }
 
 // StoreConfig picks the store backend.
@@ -422,6 +424,7 @@ func (c Config) Validate() error {
 			bad("http.listen", fmt.Sprintf("%q: use host:port, e.g. \"127.0.0.1:8089\"", c.HTTP.Listen))
 		}
 	}
+	other(c.validateWeb())
 	if len(errs) == 0 {
 		return nil
 	}

@@ -11,6 +11,7 @@
 //	aftercare check                      check the database's integrity
 //	aftercare visit TREATMENT AREA ...   record a visit, print a one-time invite (and QR code)
 //	aftercare export PATIENT             a patient's record as JSON, check-ins as FHIR R4
+//	aftercare staff-link NAME            a one-time sign-in link to the staff desk
 //
 // Secrets come from the environment only: AFTERCARE_TELEGRAM_TOKEN and
 // AFTERCARE_DISCORD_TOKEN. See README.md.
@@ -119,6 +120,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.init(args)
 	case "migrate":
 		return m.migrate(ctx, args)
+	case "staff-link":
+		return m.staffLink(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil
@@ -156,6 +159,7 @@ const usage = `usage:
   aftercare export [--config FILE] PATIENT  write a patient's record as JSON (check-ins as FHIR R4)
   aftercare migrate [--config FILE]         copy the bbolt database into PostgreSQL (AFTERCARE_POSTGRES_DSN);
                                             idempotent, verified by counts; stop the bot first
+  aftercare staff-link [--config FILE] NAME print a one-time sign-in link to the staff desk (web.listen)
 `
 
 type eofReader struct{}

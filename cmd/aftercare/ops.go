@@ -114,6 +114,7 @@ func opsHandler(run *Running, m *metrics.Metrics, ready func() error, guard *adm
 		}
 		writeJSON(w, doc)
 	})
+	admin("POST /admin/staff-link", staffLinkHandler(run))
 	admin("GET /admin/backup", func(w http.ResponseWriter, r *http.Request) {
 		if run.Store == nil {
 			http.Error(w, "the store is PostgreSQL: take backups with pg_dump (see the README)", http.StatusNotImplemented)

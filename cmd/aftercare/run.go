@@ -21,6 +21,7 @@ import (
 	"aftercare/bot/telegram"
 	"aftercare/bot/webhook"
 	"aftercare/clock"
+	"aftercare/desk"
 	"aftercare/engine"
 	"aftercare/metrics"
 	"aftercare/service"
@@ -43,6 +44,9 @@ type Running struct {
 	Metrics  *metrics.Metrics
 	// HTTPAddr is the operations listener's address, when on.
 	HTTPAddr string
+	// Desk is the staff desk and WebAddr its address, when web.listen is set.
+	Desk    *desk.Desk
+	WebAddr string
 }
 
 // defaultPace is each platform's send rate unless the config overrides it.
@@ -227,7 +231,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	svc, err := service.New(service.Config{Engine: eng, Store: st, Clock: clk, Logger: log, StaffChannels: staff,
 		AckTimeout: ackTimeout, EscalationContacts: contacts, Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour,
 		InviteTTL: time.Duration(cfg.Invites.TTLDays) * 24 * time.Hour, InviteLinks: links, Observer: mets,
-		StaffKeys: staffKeys, UrgentRetry: urgentRetry})
+		StaffKeys: staffKeys, UrgentRetry: urgentRetry, StaffLogin: run.staffLoginFunc()})
 	if err != nil {
 		return err
 	}
@@ -361,6 +365,11 @@ func (m *Main) run(ctx context.Context, args []string) error {
 			defer c()
 			srv.Shutdown(sctx)
 		}()
+	}
+	if cfg.Web.Listen != "" {
+		if err := startDesk(ctx, run, *cfgPath, log, links, &wg); err != nil {
+			return err
+		}
 	}
 	goRun("scheduler", svc.RunScheduler)
 	// Check every staff destination now, not when the first red flag needs

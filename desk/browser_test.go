@@ -1,0 +1,230 @@
+package desk_test
+
+import (
+	"context"
+	_ "embed"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"aftercare/engine"
+)
+
+// axe-core 4.10.3 (MPL-2.0, see testdata/axe/LICENSE), from npm.
+//
+//go:embed testdata/axe/axe.min.js
+var axeSource string
+
+var updateScreenshots = flag.Bool("screenshots", false, "rewrite testdata/screenshots/*.png from the browser test")
+
+// chromium finds the browser the tests drive. They fail, not skip, without
+// it: a desk nobody tested in a browser is not tested.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("the browser tests need Chromium: install it (Debian: apt-get install -y chromium; .ci/run does) and put it on PATH")
+	return ""
+}
+
+// checkin sends the patient's due check-in and answers it with a soreness score.
+func (h *harness) checkin(p engine.PatientID, after time.Duration, soreness int) {
+	h.t.Helper()
+	ctx := context.Background()
+	h.clock.Add(after)
+	if _, err := h.svc.DeliverDue(ctx); err != nil {
+		h.t.Fatal(err)
+	}
+	for _, choice := range []string{"better", fmt.Sprint(soreness), "none"} {
+		ms, _ := h.store.OutboxAll(100)
+		h.store.Delivered(ms...)
+		if choice == "none" && len(ms) > 0 {
+			cs := ms[len(ms)-1].Choices
+			for _, c := range cs {
+				if strings.HasPrefix(strings.ToLower(c.Label), "none") {
+					choice = c.ID
+				}
+			}
+		}
+		if err := h.svc.Receive(ctx, engine.Inbound{Patient: p, Choice: choice}); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+// TestBrowser drives the desk in headless Chromium: sign in by link, a red
+// flag appearing live, acknowledging it, replying, the soreness chart,
+// invites and a CSV import; axe-core checks every page.
+func TestBrowser(t *testing.T) {
+	exe := chromium(t)
+	h := newHarness(t)
+	ctx := context.Background()
+	// A patient two check-ins into follow-up, for the chart and the inbox.
+	maria := engine.PatientID("telegram:5")
+	if err := h.svc.Receive(ctx, engine.Inbound{Patient: maria, Text: "hello", DisplayName: "Maria L."}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.svc.RecordVisit(ctx, maria, engine.Visit{At: h.clock.Now(), Treatment: engine.DryNeedling, Area: "lower back", Source: "clinic", Consent: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.checkin(maria, 25*time.Hour, 6)
+	h.checkin(maria, 24*time.Hour, 3)
+	h.store.Delivered(mustOutbox(t, h)...)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WindowSize(1200, 900))
+	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelA()
+	bctx, cancelB := chromedp.NewContext(actx)
+	defer cancelB()
+	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start Chromium (%s): %v", exe, err)
+	}
+	// A bound on the whole run, so a broken page fails the test instead
+	// of hanging it; every wait below is on a condition in the page.
+	tctx, cancelT := context.WithTimeout(bctx, 3*time.Minute)
+	defer cancelT()
+
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(tctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	axe := func(page string) {
+		t.Helper()
+		if _, err := chromedp.Run(tctx, chromedp.Evaluate[bool](axeSource+";true")); err != nil {
+			t.Fatalf("inject axe-core on %s: %v", page, err)
+		}
+		bad, err := chromedp.Run(tctx, chromedp.Evaluate[[]string](`axe.run(document, {resultTypes: ["violations"]}).then(r => r.violations
+				.filter(v => v.impact === "serious" || v.impact === "critical")
+				.map(v => v.impact + " " + v.id + ": " + v.help + " at " + v.nodes.map(n => n.target.join(" ")).join(", ")))`,
+			chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("axe-core on %s: %v", page, err)
+		}
+		for _, v := range bad {
+			t.Errorf("axe-core on %s: %s", page, v)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if *updateScreenshots {
+			if err := os.WriteFile(filepath.Join("testdata", "screenshots", name+".png"), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	eval := func(what, js string) string {
+		t.Helper()
+		v, err := chromedp.Run(tctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return v
+	}
+
+	// Sign in by link.
+	do("open the sign-in link", chromedp.Navigate(h.link()), chromedp.WaitVisible(`button[type=submit]`))
+	axe("sign-in")
+	shot("signin")
+	do("sign in", chromedp.Click(`button[type=submit]`), chromedp.WaitVisible(`#alert-list`))
+	if loc := eval("location", "location.pathname"); loc != "/alerts" {
+		t.Fatalf("after sign-in at %s", loc)
+	}
+	axe("alerts (none open)")
+
+	// A red flag appears live, without a reload, with the count in the title.
+	eval("mark the page", `window.__sameDocument = "yes"`)
+	e := h.redFlag("telegram:7")
+	do("see the alert arrive", chromedp.WaitVisible(fmt.Sprintf(`#alert-%d`, e.ID)))
+	if eval("same page?", `window.__sameDocument || "reloaded"`) != "yes" {
+		t.Fatal("the page reloaded to show the alert")
+	}
+	if title := eval("title", "document.title"); !strings.HasPrefix(title, "(1) ") {
+		t.Errorf("title %q, want the count (1)", title)
+	}
+	axe("alerts")
+	shot("alerts")
+
+	// Acknowledge from the page: the ladder stops and the staff chat is told.
+	h.store.Delivered(mustOutbox(t, h)...)
+	do("acknowledge", chromedp.Click(fmt.Sprintf(`#alert-%d form[action$="/ack"] button`, e.ID)), chromedp.WaitVisible(`.flash`))
+	if got, _ := h.store.Escalation(e.ID); got.Status != "acknowledged" || got.AckBy != staffName {
+		t.Fatalf("after the click: %s by %q", got.Status, got.AckBy)
+	}
+	told := false
+	for _, m := range mustOutbox(t, h) {
+		told = told || (m.Channel == "telegram:-100" && strings.Contains(m.Text, "acknowledged by "+staffName))
+	}
+	if !told {
+		t.Error("the staff chat was not told who took the alert")
+	}
+	h.store.Delivered(mustOutbox(t, h)...)
+
+	// The patient page: chart, conversation, reply.
+	do("patient page", chromedp.Navigate(h.srv.URL+"/patients/"+string(maria)), chromedp.WaitVisible(`svg.chart polyline`))
+	if points := eval("read the chart", `document.querySelector("svg.chart polyline").getAttribute("points")`); len(strings.Fields(points)) != 2 {
+		t.Errorf("chart points %q, want the two check-ins", points)
+	}
+	axe("patient")
+	do("reply", chromedp.SendKeys(`#reply-text`, "Hi Maria, this is Ana from the clinic. How is your back today?"),
+		chromedp.Click(`form.reply button`), chromedp.WaitVisible(`p.flash`))
+	replied := false
+	for _, m := range mustOutbox(t, h) {
+		replied = replied || (m.To == maria && m.Kind == engine.KindReply && strings.Contains(m.Text, "How is your back today?"))
+	}
+	if !replied {
+		t.Error("the reply did not reach the outbox")
+	}
+	shot("patient")
+
+	for _, p := range []struct{ path, name string }{{"/inbox", "inbox"}, {"/inbox?filter=needs", "inbox-needs"}, {"/today", "today"}, {"/visits/new", "visit"}} {
+		do(p.name, chromedp.Navigate(h.srv.URL+p.path), chromedp.WaitVisible(`main h1`))
+		axe(p.name)
+		if p.name != "inbox-needs" {
+			shot(p.name)
+		}
+	}
+
+	// One invite with its QR code.
+	do("make an invite", chromedp.SendKeys(`#area`, "neck"), chromedp.Click(`form[action="/visits/new"] button`), chromedp.WaitVisible(`img.qr`))
+	axe("invite")
+	shot("invite")
+
+	// The day's appointments from a CSV file, and the printable sheet.
+	csvFile := filepath.Join(t.TempDir(), "appointments.csv")
+	if err := os.WriteFile(csvFile, []byte("Patient,Appointment Start,Appointment Type\nSam Lee,2026-03-04 09:00,Acupuncture\nJo Kim,2026-03-04 09:30,Dry needling\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	do("import", chromedp.Navigate(h.srv.URL+"/visits/new"), chromedp.WaitVisible(`#file`),
+		chromedp.SetUploadFiles(`#file`, []string{csvFile}), chromedp.Click(`form[action="/visits/import"] button`),
+		chromedp.WaitVisible(`.sheet img.qr`))
+	if n := eval("count the sheet", `String(document.querySelectorAll(".sheet .invite").length)`); n != "2" {
+		t.Errorf("sheet has %s invites, want 2", n)
+	}
+	axe("sheet")
+	shot("sheet")
+}
+
+func mustOutbox(t *testing.T, h *harness) []engine.Outbound {
+	t.Helper()
+	ms, err := h.store.OutboxAll(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}

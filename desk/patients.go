@@ -1,0 +1,349 @@
+package desk
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"aftercare/engine"
+	"aftercare/service"
+	"aftercare/store"
+)
+
+// maxRows bounds the rows of the inbox and today's list, so a page stays
+// quick with any number of patients on record.
+const maxRows = 200
+
+// patientRow is one patient in the inbox or today's list.
+type patientRow struct {
+	Patient    engine.PatientID
+	Name       string
+	Last       time.Time
+	LastText   string
+	Visit      string
+	Status     string
+	Needs      []string
+	OpenAlerts int
+}
+
+type listData struct {
+	Rows          []patientRow
+	Total, Shown  int
+	Filter        string
+	NeedsFilter   bool
+	Empty         string
+	HeadingSuffix string
+}
+
+// status is a patient's follow-up status in a word or two.
+func status(st engine.State, now time.Time) string {
+	switch {
+	case st.Unreachable:
+		return "unreachable"
+	case st.Stopped:
+		return "stopped"
+	case st.Paused:
+		return "paused"
+	}
+	for i := len(st.Checkins) - 1; i >= 0; i-- {
+		c := st.Checkins[i]
+		switch {
+		case c.Open() && now.Sub(c.Sent) > 6*time.Hour:
+			return "no answer"
+		case c.Open():
+			return "check-in sent"
+		case c.Outcome == "unanswered":
+			return "no answer"
+		default:
+			return "answered"
+		}
+	}
+	switch st.Consent {
+	case "yes":
+		return "consented"
+	case "no":
+		return "declined check-ins"
+	}
+	if st.Visit != nil {
+		return "linked, not consented yet"
+	}
+	return "talking to the bot"
+}
+
+// needs lists why a patient needs a person now.
+func needs(st engine.State, open int, now time.Time) []string {
+	var out []string
+	if open > 0 {
+		out = append(out, "open alert")
+	}
+	if st.Clarify != nil && st.Clarify.Net {
+		out = append(out, "safety-net question unanswered")
+	} else if st.Clarify != nil {
+		out = append(out, "red-flag question unanswered")
+	}
+	for _, c := range st.Checkins {
+		if c.Outcome == "unanswered" || (c.Open() && now.Sub(c.Sent) > 6*time.Hour) {
+			out = append(out, "check-in unanswered")
+			break
+		}
+	}
+	if st.Unreachable {
+		out = append(out, "unreachable")
+	}
+	return out
+}
+
+func visitText(v *engine.Visit, now time.Time) string {
+	if v == nil {
+		return "no visit recorded"
+	}
+	s := v.Treatment.Label()
+	if v.Area != "" {
+		s += ", " + v.Area
+	}
+	return s + ", " + since(now, v.At)
+}
+
+type cachedState struct {
+	raw []byte
+	st  engine.State
+}
+
+// eachState calls fn with every patient's state, decoding only those whose
+// stored bytes changed since the last walk. A state that cannot be decoded
+// is passed over (the service sets it aside at the patient's next step).
+func (d *Desk) eachState(fn func(*engine.State)) error {
+	d.statesMu.Lock()
+	defer d.statesMu.Unlock()
+	next := make(map[engine.PatientID]*cachedState, len(d.states))
+	err := d.cfg.Store.PatientStatesRaw(func(id engine.PatientID, raw []byte) error {
+		c := d.states[id]
+		if c == nil || !bytes.Equal(c.raw, raw) {
+			var st engine.State
+			if json.Unmarshal(raw, &st) != nil {
+				return nil
+			}
+			c = &cachedState{raw: bytes.Clone(raw), st: st}
+		}
+		next[id] = c
+		fn(&c.st)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	d.states = next // erased patients drop out
+	return nil
+}
+
+// rows walks every patient and returns those keep wants, newest activity
+// first, at most maxRows, and how many matched.
+func (d *Desk) rows(keep func(engine.State, patientRow) bool) ([]patientRow, int, error) {
+	es, err := d.openEscalations()
+	if err != nil {
+		return nil, 0, err
+	}
+	open := map[engine.PatientID]int{}
+	for _, e := range es {
+		open[e.Patient]++
+	}
+	now := d.cfg.Clock.Now()
+	// Cheap fields for everyone; the visit's words only for the rows shown.
+	type entry struct {
+		row   patientRow
+		visit *engine.Visit
+	}
+	var kept []entry
+	err = d.eachState(func(st *engine.State) {
+		last := st.LastActive
+		if st.Visit != nil && st.Visit.At.After(last) {
+			last = st.Visit.At
+		}
+		r := patientRow{Patient: st.Patient, Name: st.DisplayName, Last: last, Status: status(*st, now), OpenAlerts: open[st.Patient]}
+		r.Needs = needs(*st, r.OpenAlerts, now)
+		if keep(*st, r) {
+			kept = append(kept, entry{row: r, visit: st.Visit})
+		}
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	total := len(kept)
+	sort.Slice(kept, func(i, j int) bool {
+		a, b := &kept[i].row, &kept[j].row
+		if !a.Last.Equal(b.Last) {
+			return a.Last.After(b.Last)
+		}
+		return a.Patient < b.Patient
+	})
+	if len(kept) > maxRows {
+		kept = kept[:maxRows]
+	}
+	rows := make([]patientRow, len(kept))
+	for i, e := range kept {
+		rows[i] = e.row
+		rows[i].Visit = visitText(e.visit, now)
+	}
+	return rows, total, nil
+}
+
+func (d *Desk) inboxPage(w http.ResponseWriter, r *http.Request, s *session) {
+	onlyNeeds := r.URL.Query().Get("filter") == "needs"
+	rows, total, err := d.rows(func(_ engine.State, row patientRow) bool { return !onlyNeeds || len(row.Needs) > 0 })
+	if err == nil {
+		err = d.audit(r.Context(), s, "desk_inbox_viewed", "", fmt.Sprintf("%d conversations listed", len(rows)))
+	}
+	if err != nil {
+		d.log.Error("desk inbox failed", "err", err)
+		d.refuse(w, http.StatusInternalServerError, "The inbox could not be shown because of an internal error; it has been logged.")
+		return
+	}
+	ld := listData{Rows: rows, Total: total, Shown: len(rows), NeedsFilter: onlyNeeds, Empty: "No conversations yet."}
+	if onlyNeeds {
+		ld.Empty = "Nobody needs a person right now."
+	}
+	d.page(w, s, "inbox", "Inbox", ld)
+}
+
+// todayPage lists the patients in follow-up: visits in the last 72 hours.
+func (d *Desk) todayPage(w http.ResponseWriter, r *http.Request, s *session) {
+	now := d.cfg.Clock.Now()
+	rows, total, err := d.rows(func(st engine.State, _ patientRow) bool {
+		return st.Visit != nil && now.Sub(st.Visit.At) <= 72*time.Hour
+	})
+	if err == nil {
+		err = d.audit(r.Context(), s, "desk_today_viewed", "", fmt.Sprintf("%d patients listed", len(rows)))
+	}
+	if err != nil {
+		d.log.Error("desk today page failed", "err", err)
+		d.refuse(w, http.StatusInternalServerError, "Today's patients could not be shown because of an internal error; it has been logged.")
+		return
+	}
+	d.page(w, s, "today", "Today", listData{Rows: rows, Total: total, Shown: len(rows), Empty: "No patients in follow-up (visits in the last 72 hours)."})
+}
+
+// chart is the soreness chart of a patient's check-ins, drawn on the server.
+type chart struct {
+	Points  []chartPoint
+	Line    string
+	W, H    int
+	Summary string
+}
+
+type chartPoint struct {
+	X, Y   int
+	Label  string
+	Score  int
+	LabelY int
+}
+
+// Chart geometry: a 0-10 scale on the left, check-ins left to right.
+const (
+	chartW, chartH        = 480, 220
+	chartLeft, chartRight = 40, 20
+	chartTop, chartBottom = 20, 40
+)
+
+func sorenessChart(cs []engine.Checkin) chart {
+	c := chart{W: chartW, H: chartH}
+	var scored []engine.Checkin
+	for _, ck := range cs {
+		if ck.Soreness != nil {
+			scored = append(scored, ck)
+		}
+	}
+	if len(scored) == 0 {
+		c.Summary = "No soreness scores yet."
+		return c
+	}
+	plotW, plotH := chartW-chartLeft-chartRight, chartH-chartTop-chartBottom
+	var pts, words []string
+	for i, ck := range scored {
+		x := chartLeft + plotW/2
+		if len(scored) > 1 {
+			x = chartLeft + i*plotW/(len(scored)-1)
+		}
+		y := chartTop + plotH - *ck.Soreness*plotH/10
+		label := fmt.Sprintf("%gh", ck.Hours)
+		c.Points = append(c.Points, chartPoint{X: x, Y: y, Label: label, Score: *ck.Soreness, LabelY: y - 8})
+		pts = append(pts, fmt.Sprintf("%d,%d", x, y))
+		words = append(words, fmt.Sprintf("%s check-in %d of 10", label, *ck.Soreness))
+	}
+	c.Line = strings.Join(pts, " ")
+	c.Summary = "Soreness: " + strings.Join(words, "; ") + "."
+	return c
+}
+
+type patientData struct {
+	Record     store.Record
+	Status     string
+	Visit      string
+	Chart      chart
+	Open       []engine.Escalation
+	Transcript []store.TranscriptLine
+	Sent       bool
+	Now        time.Time
+}
+
+func (d *Desk) patientID(w http.ResponseWriter, r *http.Request) (engine.PatientID, store.Record, bool) {
+	id := engine.PatientID(r.PathValue("id"))
+	rec, err := d.cfg.Store.PatientRecord(id)
+	if errors.Is(err, store.ErrNotFound) || id == "" {
+		d.refuse(w, http.StatusNotFound, "There is no such patient (they may have been erased).")
+		return "", rec, false
+	}
+	if err != nil {
+		d.log.Error("desk patient page failed", "patient", id, "err", err)
+		d.refuse(w, http.StatusInternalServerError, "The patient could not be shown because of an internal error; it has been logged.")
+		return "", rec, false
+	}
+	return id, rec, true
+}
+
+func (d *Desk) patientPage(w http.ResponseWriter, r *http.Request, s *session) {
+	id, rec, ok := d.patientID(w, r)
+	if !ok {
+		return
+	}
+	if err := d.audit(r.Context(), s, "patient_viewed", id, "staff desk"); err != nil {
+		d.log.Error("desk patient page refused: audit failed", "err", err)
+		d.refuse(w, http.StatusInternalServerError, "The patient could not be shown because of an internal error; it has been logged.")
+		return
+	}
+	now := d.cfg.Clock.Now()
+	pd := patientData{Record: rec, Status: status(rec.State, now), Visit: visitText(rec.State.Visit, now),
+		Chart: sorenessChart(rec.State.Checkins), Transcript: rec.Transcript, Sent: r.URL.Query().Has("sent"), Now: now}
+	for _, e := range rec.Escalations {
+		if e.Status != "resolved" {
+			pd.Open = append(pd.Open, e)
+		}
+	}
+	title := string(id)
+	if rec.State.DisplayName != "" {
+		title = rec.State.DisplayName
+	}
+	d.page(w, s, "patient", title, pd)
+}
+
+func (d *Desk) replyPost(w http.ResponseWriter, r *http.Request, s *session) {
+	id := engine.PatientID(r.PathValue("id"))
+	err := d.cfg.Service.Reply(r.Context(), id, s.name, r.FormValue("text"))
+	switch {
+	case errors.Is(err, service.ErrEmptyReply):
+		d.refuse(w, http.StatusBadRequest, "The reply is empty; write something first.")
+		return
+	case errors.Is(err, store.ErrNotFound):
+		d.refuse(w, http.StatusNotFound, "There is no such patient (they may have been erased).")
+		return
+	case err != nil:
+		d.log.Error("desk reply failed", "patient", id, "err", err)
+		d.refuse(w, http.StatusInternalServerError, "The reply could not be queued because of an internal error; it has been logged.")
+		return
+	}
+	http.Redirect(w, r, "/patients/"+escapePath(id)+"?sent=1#conversation", http.StatusSeeOther)
+}

@@ -1,0 +1,95 @@
+package desk
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"aftercare/engine"
+)
+
+// pageData is what every page template gets.
+type pageData struct {
+	Title  string
+	Clinic string
+	Staff  string
+	CSRF   string
+	Nav    string
+	Flash  string
+	Data   any
+}
+
+var funcs = template.FuncMap{
+	"patientURL": func(p engine.PatientID) string { return "/patients/" + url.PathEscape(string(p)) },
+	"upper":      strings.ToUpper,
+	"since":      since,
+	"clock":      func(t time.Time) string { return t.Format("Mon 2 Jan 15:04") },
+	"iso":        func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"join":       strings.Join,
+}
+
+// since writes how long ago t was, for people.
+func since(now, t time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%d min ago", int(d/time.Minute))
+	case d < 48*time.Hour:
+		h, m := int(d/time.Hour), int(d%time.Hour/time.Minute)
+		if m == 0 {
+			return fmt.Sprintf("%d h ago", h)
+		}
+		return fmt.Sprintf("%d h %d min ago", h, m)
+	}
+	return fmt.Sprintf("%d days ago", int(d/(24*time.Hour)))
+}
+
+// parsePages parses each page template together with the layout.
+func parsePages() (map[string]*template.Template, error) {
+	base, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html")
+	if err != nil {
+		return nil, fmt.Errorf("desk: templates: %w", err)
+	}
+	pages := map[string]*template.Template{}
+	for _, name := range []string{"login", "signedout", "refused", "alerts", "inbox", "today", "patient", "visit", "invite", "sheet"} {
+		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("desk: template %s: %w", name, err)
+		}
+		pages[name] = t
+	}
+	return pages, nil
+}
+
+// render writes a whole page; a template error becomes a 500 with nothing
+// half-written.
+func (d *Desk) render(w http.ResponseWriter, code int, name string, p pageData) {
+	p.Clinic = d.cfg.ClinicName
+	var b bytes.Buffer
+	if err := d.pages[name].ExecuteTemplate(&b, "layout", p); err != nil {
+		d.log.Error("desk page failed", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	w.Write(b.Bytes())
+}
+
+// page renders a page for a signed-in staff member.
+func (d *Desk) page(w http.ResponseWriter, s *session, name, title string, data any) {
+	d.render(w, http.StatusOK, name, pageData{Title: title, Staff: s.name, CSRF: s.csrf, Nav: name, Data: data})
+}
+
+// refuse answers with a short page saying why, never internals.
+func (d *Desk) refuse(w http.ResponseWriter, code int, msg string) {
+	d.render(w, code, "refused", pageData{Title: "Not possible", Flash: msg})
+}
+
+func escapePath(p engine.PatientID) string { return url.PathEscape(string(p)) }

@@ -1,0 +1,106 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"aftercare/engine"
+	"aftercare/store"
+)
+
+// This file is what the staff desk (package desk) asks of the service: the
+// same acknowledge and resolve steps as the chat button and /ack, a staff
+// reply to a patient through the outbox, and the /login staff command.
+
+// ErrNoEscalation is returned by Acknowledge and Resolve for an escalation
+// number that does not exist (or was erased with its patient).
+var ErrNoEscalation = errors.New("no such escalation")
+
+// Acknowledge marks escalation id as taken by who, exactly as the chat's
+// Acknowledge button and /ack do: the ladder stops and every staff channel
+// is told who took it. It returns a sentence for staff when nothing changed
+// (already acknowledged or resolved), "" otherwise.
+func (s *Service) Acknowledge(ctx context.Context, id uint64, who string) (string, error) {
+	return s.deskStatus(ctx, id, who, "acknowledged", "")
+}
+
+// Resolve closes escalation id with a note, as /resolve does.
+func (s *Service) Resolve(ctx context.Context, id uint64, who, note string) (string, error) {
+	return s.deskStatus(ctx, id, who, "resolved", note)
+}
+
+func (s *Service) deskStatus(ctx context.Context, id uint64, who, status, note string) (string, error) {
+	if strings.TrimSpace(who) == "" {
+		return "", errors.New("service: escalation change without a staff member")
+	}
+	msg, err := s.setStatus(ctx, []string{fmt.Sprint(id)}, who, status, note)
+	var se *staffError
+	if errors.As(err, &se) && strings.HasPrefix(se.msg, "there is no escalation") {
+		return "", fmt.Errorf("escalation %d: %w", id, ErrNoEscalation)
+	}
+	return msg, err
+}
+
+// MaxReplyRunes bounds a staff reply, well under every platform's limit
+// once the clinic-team heading is added.
+const MaxReplyRunes = 2000
+
+// ReplyHeading starts every staff reply, so the patient can tell a person
+// at the clinic from the bot.
+const ReplyHeading = "Message from the clinic team:\n"
+
+// ErrEmptyReply is returned by Reply for a reply with no text.
+var ErrEmptyReply = errors.New("the reply is empty")
+
+// staffReplier is implemented by stores that queue a staff reply together
+// with its transcript and audit lines (*store.Store).
+type staffReplier interface {
+	EnqueueStaffReply(ctx context.Context, m engine.Outbound, line store.TranscriptLine, a engine.Audit) error
+}
+
+// Reply queues a message from staff member who to the patient, through the
+// outbox like every other message (so pacing, retries and the patient's
+// platform apply), marked as from the clinic team. The message, its line
+// in the conversation transcript and its audit line ("staff_reply", actor
+// who, never the text) are committed together. It returns an error
+// wrapping store.ErrNotFound when the patient is not on record.
+func (s *Service) Reply(ctx context.Context, patient engine.PatientID, who, text string) error {
+	text, _ = engine.Sanitize(text)
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return ErrEmptyReply
+	}
+	text = engine.Truncate(text, MaxReplyRunes)
+	sr, ok := s.store.(staffReplier)
+	if !ok {
+		return errors.New("service: this store cannot queue staff replies")
+	}
+	now := s.clock.Now()
+	m := engine.Outbound{To: patient, Kind: engine.KindReply, Patient: patient, Text: ReplyHeading + text, Created: now}
+	line := store.TranscriptLine{At: now, From: store.FromClinic, Kind: engine.KindReply, Text: text, Staff: who}
+	a := engine.Audit{At: now, Actor: who, Action: "staff_reply", Patient: patient, Detail: "message from the clinic team queued"}
+	if err := sr.EnqueueStaffReply(ctx, m, line, a); err != nil {
+		return fmt.Errorf("staff reply to %s: %w", patient, err)
+	}
+	s.kick(patient.Platform())
+	return nil
+}
+
+// staffLogin answers /login: a one-time sign-in link to the staff desk,
+// from Config.StaffLogin, which also decides who may have one.
+func (s *Service) staffLogin(ctx context.Context, who string) (string, error) {
+	if s.cfg.StaffLogin == nil {
+		return "", &staffError{"the staff desk is not enabled (set web.listen in the configuration)"}
+	}
+	link, err := s.cfg.StaffLogin(ctx, who)
+	if err != nil {
+		var refused interface{ StaffRefusal() string }
+		if errors.As(err, &refused) {
+			return "", &staffError{refused.StaffRefusal()}
+		}
+		return "", err
+	}
+	return "Your sign-in link for the staff desk (one use, valid 10 minutes; do not forward it):\n" + link, nil
+}

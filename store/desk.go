@@ -1,0 +1,244 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"aftercare/engine"
+)
+
+var (
+	bTranscript = []byte("transcript")
+	bDeskLogins = []byte("desk_logins")
+)
+
+// Who wrote a transcript line (TranscriptLine.From).
+const (
+	FromPatient = "patient"
+	FromBot     = "bot"
+	FromClinic  = "clinic"
+)
+
+// TranscriptLine is one message of a patient's conversation, kept so staff
+// can read both sides on the desk. It is health data: it is erased with the
+// patient, exported with the record, and never logged.
+type TranscriptLine struct {
+	At time.Time `json:"at"`
+	// From is FromPatient, FromBot or FromClinic (a staff reply).
+	From string `json:"from"`
+	// Kind is the outbound message's kind (bot and clinic lines).
+	Kind engine.Kind `json:"kind,omitempty"`
+	// Text is what was written; Choice the button pressed, if any.
+	Text   string `json:"text,omitempty"`
+	Choice string `json:"choice,omitempty"`
+	// Level is set on red-flag instructions the bot sent.
+	Level engine.Level `json:"level,omitempty"`
+	// Staff names the staff member who wrote a clinic line.
+	Staff string `json:"staff,omitempty"`
+}
+
+// putTranscript appends the step's transcript lines: the patient's message
+// (st.Heard) and every message the step sends the patient.
+func putTranscript(tx *bolt.Tx, st Step, ms []engine.Outbound) error {
+	var lines []TranscriptLine
+	if st.Heard != nil {
+		lines = append(lines, *st.Heard)
+	}
+	for _, m := range ms {
+		if m.To != st.Patient || m.Channel != "" {
+			continue
+		}
+		lines = append(lines, TranscriptLine{At: m.Created, From: FromBot, Kind: m.Kind, Text: m.Text, Level: m.Level})
+	}
+	return appendTranscript(tx, st.Patient, lines...)
+}
+
+func appendTranscript(tx *bolt.Tx, p engine.PatientID, lines ...TranscriptLine) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	b := tx.Bucket(bTranscript)
+	for _, l := range lines {
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		v, err := json.Marshal(l)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(append(idxKey(p, ""), u64(seq)...), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Transcript returns the patient's conversation, oldest first, at most the
+// last limit lines (limit <= 0: all).
+func (s *Store) Transcript(p engine.PatientID, limit int) ([]TranscriptLine, error) {
+	var out []TranscriptLine
+	err := s.db.View(func(tx *bolt.Tx) error {
+		out = readTranscript(tx, p, limit)
+		return nil
+	})
+	return out, err
+}
+
+func readTranscript(tx *bolt.Tx, p engine.PatientID, limit int) []TranscriptLine {
+	pre := idxKey(p, "")
+	c := tx.Bucket(bTranscript).Cursor()
+	// Walk back from the end of the patient's prefix, so a long history
+	// costs only the lines shown.
+	end := append(bytes.Clone(pre[:len(pre)-1]), 1)
+	k, v := c.Seek(end)
+	if k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	var rev []TranscriptLine
+	for ; k != nil && bytes.HasPrefix(k, pre); k, v = c.Prev() {
+		var l TranscriptLine
+		if json.Unmarshal(v, &l) != nil {
+			continue // one unreadable line does not hide the conversation
+		}
+		rev = append(rev, l)
+		if limit > 0 && len(rev) == limit {
+			break
+		}
+	}
+	out := make([]TranscriptLine, len(rev))
+	for i, l := range rev {
+		out[len(rev)-1-i] = l
+	}
+	return out
+}
+
+// EnqueueStaffReply queues a staff member's message to a patient, in one
+// transaction with its transcript line and its audit line, so a reply is
+// never sent unrecorded nor recorded unsent. It returns ErrNotFound when
+// the patient is not on record (erased meanwhile).
+func (s *Store) EnqueueStaffReply(ctx context.Context, m engine.Outbound, line TranscriptLine, a engine.Audit) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.commit.do(ctx, func(tx *bolt.Tx) error {
+		if tx.Bucket(bStates).Get([]byte(m.To)) == nil {
+			return ErrNotFound
+		}
+		if err := putOutbound(tx, []engine.Outbound{m}, nil); err != nil {
+			return err
+		}
+		if err := appendTranscript(tx, m.To, line); err != nil {
+			return err
+		}
+		return putAudit(tx, []engine.Audit{a})
+	})
+}
+
+// DeskLogin is a one-time sign-in link for the staff desk. The store keeps
+// only the SHA-256 of its token, so a copy of the database cannot be used
+// to sign in.
+type DeskLogin struct {
+	// Staff is the staff member's ID ("telegram:42"); Name how the desk
+	// shows them and writes them into the audit trail.
+	Staff   string    `json:"staff"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	// Used is set when the link started a session; it never starts another.
+	Used time.Time `json:"used,omitempty"`
+}
+
+// Errors of UseDeskLogin.
+var (
+	// ErrLoginUnknown means no such sign-in link was issued.
+	ErrLoginUnknown = errors.New("sign-in link unknown")
+	// ErrLoginExpired means the link's time ran out.
+	ErrLoginExpired = errors.New("sign-in link expired")
+	// ErrLoginUsed means the link already started a session.
+	ErrLoginUsed = errors.New("sign-in link already used")
+)
+
+// PutDeskLogin stores a sign-in link under its token's hash, and drops links
+// that expired more than a day before now (used or not), so the bucket
+// stays small.
+func (s *Store) PutDeskLogin(ctx context.Context, hash []byte, l DeskLogin, now time.Time) error {
+	return s.commit.do(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bDeskLogins)
+		old, err := matching(b, func(v []byte) bool {
+			var x DeskLogin
+			return json.Unmarshal(v, &x) != nil || x.Expires.Before(now.Add(-24*time.Hour))
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		if b.Get(hash) != nil {
+			return errors.New("sign-in token collision")
+		}
+		v, err := json.Marshal(l)
+		if err != nil {
+			return err
+		}
+		return b.Put(bytes.Clone(hash), v)
+	})
+}
+
+// UseDeskLogin marks the link with this token hash as used and returns it,
+// in one transaction, so two requests racing with one link cannot both
+// succeed. Errors: ErrLoginUnknown, ErrLoginExpired, ErrLoginUsed.
+func (s *Store) UseDeskLogin(ctx context.Context, hash []byte, now time.Time) (DeskLogin, error) {
+	var l DeskLogin
+	err := s.commit.do(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bDeskLogins)
+		raw := b.Get(hash)
+		if raw == nil {
+			return ErrLoginUnknown
+		}
+		l = DeskLogin{}
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return fmt.Errorf("%w: unreadable record", ErrLoginUnknown)
+		}
+		switch {
+		case !l.Used.IsZero():
+			return ErrLoginUsed
+		case !now.Before(l.Expires):
+			return ErrLoginExpired
+		}
+		l.Used = now
+		v, err := json.Marshal(l)
+		if err != nil {
+			return err
+		}
+		return b.Put(bytes.Clone(hash), v)
+	})
+	return l, err
+}
+
+// PatientStatesRaw calls fn with every stored patient's ID and encoded
+// state, in ID order, without decoding them: a caller that keeps decoded
+// states can skip those whose bytes did not change. raw is valid only
+// during fn (copy it to keep it); fn must not call back into the store.
+// Escalation ladders are not patients and are not listed.
+func (s *Store) PatientStatesRaw(fn func(id engine.PatientID, raw []byte) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bStates).ForEach(func(k, v []byte) error {
+			if bytes.HasPrefix(k, []byte("escalation:")) {
+				return nil
+			}
+			return fn(engine.PatientID(k), v)
+		})
+	})
+}
