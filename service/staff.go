@@ -176,7 +176,6 @@ func (s *Service) noticeTo(ch engine.PatientID, text string, now time.Time) engi
 	return m
 }
 
-
 func (s *Service) listOpen() (string, error) {
 	es, err := s.store.Escalations()
 	if err != nil {
