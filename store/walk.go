@@ -25,6 +25,8 @@ type Walker struct {
 	Invite     func(token string, raw []byte) error
 	ReadMark   func(p engine.PatientID, mark string) error
 	Quarantine func(q Quarantined) error
+	Transcript func(p engine.PatientID, seq uint64, raw []byte) error
+	DeskLogin  func(hash []byte, raw []byte) error
 }
 
 // Counts returns the number of records of each kind, by bucket name: what
@@ -140,6 +142,22 @@ func (s *Store) Walk(w Walker) error {
 				if err := w.Quarantine(q); err != nil {
 					return err
 				}
+			}
+		}
+		if w.Transcript != nil {
+			if err := each(bTranscript, func(k, v []byte) error {
+				p, seq, err := seqAfterPatient(k)
+				if err != nil {
+					return err
+				}
+				return w.Transcript(p, seq, v)
+			}); err != nil {
+				return err
+			}
+		}
+		if w.DeskLogin != nil {
+			if err := each(bDeskLogins, func(k, v []byte) error { return w.DeskLogin(k, v) }); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -46,6 +46,8 @@ var tables = map[string]string{
 	"invites":     `SELECT count(*) FROM invites`,
 	"read_marks":  `SELECT count(*) FROM read_marks`,
 	"quarantine":  `SELECT count(*) FROM quarantine`,
+	"transcript":  `SELECT count(*) FROM transcript`,
+	"desk_logins": `SELECT count(*) FROM desk_logins`,
 }
 
 // Import copies every record of the bbolt store src into this database in
@@ -129,6 +131,14 @@ func (s *Store) Import(ctx context.Context, src *store.Store) (ImportReport, err
 				json.Unmarshal(raw, &inv) // an unreadable invite is copied as is: it resolves as unknown
 				return q(`INSERT INTO invites (token, used_by, body) VALUES ($1, $2, $3) ON CONFLICT (token) DO NOTHING`, token, string(inv.UsedBy), append([]byte(nil), raw...))
 			},
+			Transcript: func(p engine.PatientID, seq uint64, raw []byte) error {
+				// bbolt's sequence is global, so it keeps the order and the
+				// copy keeps it as the row id: a second run finds it.
+				return q(`INSERT INTO transcript (id, patient, body) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`, int64(seq), string(p), append([]byte(nil), raw...))
+			},
+			DeskLogin: func(hash []byte, raw []byte) error {
+				return q(`INSERT INTO desk_logins (hash, body) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING`, append([]byte(nil), hash...), append([]byte(nil), raw...))
+			},
 			ReadMark: func(p engine.PatientID, mark string) error {
 				return q(`INSERT INTO read_marks (patient, mark) VALUES ($1, $2) ON CONFLICT (patient) DO NOTHING`, string(p), mark)
 			},
@@ -145,7 +155,7 @@ func (s *Store) Import(ctx context.Context, src *store.Store) (ImportReport, err
 		}
 		// New rows continue after the copied IDs.
 		for _, seq := range [][2]string{{"outbox_id_seq", "outbox"}, {"visits_id_seq", "visits"}, {"audit_id_seq", "audit"},
-			{"quarantine_id_seq", "quarantine"}, {"escalations_seq", "escalations"}} {
+			{"quarantine_id_seq", "quarantine"}, {"escalations_seq", "escalations"}, {"transcript_id_seq", "transcript"}} {
 			if _, err := tx.Exec(ctx, fmt.Sprintf(`SELECT setval('%s', coalesce((SELECT max(id) FROM %s), 0) + 1, false)`, seq[0], seq[1])); err != nil {
 				return err
 			}

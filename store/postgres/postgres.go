@@ -367,6 +367,11 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 	if err := putAudit(ctx, tx, res.Audit); err != nil {
 		return err
 	}
+	if !res.Erase {
+		if err := putTranscript(ctx, tx, st, res.Messages); err != nil {
+			return err
+		}
+	}
 	if v := res.State.Visit; v != nil && res.VisitRecorded {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -496,6 +501,7 @@ func erase(ctx context.Context, tx pgx.Tx, p engine.PatientID) error {
 		`DELETE FROM read_marks WHERE patient = $1`,
 		`DELETE FROM visits WHERE patient = $1`,
 		`DELETE FROM quarantine WHERE patient = $1`,
+		`DELETE FROM transcript WHERE patient = $1`,
 		`DELETE FROM timers WHERE owner IN (SELECT 'escalation:' || id FROM escalations WHERE patient = $1)`,
 		`DELETE FROM escalations WHERE patient = $1`,
 		`DELETE FROM audit WHERE patient = $1`,
@@ -1100,4 +1106,28 @@ func (s *Store) ApplyStaff(ctx context.Context, st store.StaffStep) (bool, error
 		}
 		return putOutbound(ctx, tx, append([]engine.Outbound(nil), st.Messages...), nil)
 	})
+}
+
+// putTranscript appends what the patient said (st.Heard) and what the step
+// sends them to the conversation transcript the staff desk shows.
+func putTranscript(ctx context.Context, tx pgx.Tx, st store.Step, ms []engine.Outbound) error {
+	var lines []store.TranscriptLine
+	if st.Heard != nil {
+		lines = append(lines, *st.Heard)
+	}
+	for _, m := range ms {
+		if m.To == st.Patient && m.Channel == "" {
+			lines = append(lines, store.TranscriptLine{At: m.Created, From: store.FromBot, Kind: m.Kind, Text: m.Text, Level: m.Level})
+		}
+	}
+	for _, l := range lines {
+		b, err := json.Marshal(l)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO transcript (patient, body) VALUES ($1, $2)`, string(st.Patient), b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
