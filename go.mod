@@ -1,4 +1,4 @@
-module aftercare
+module github.com/aftercare-clinic/aftercare
 
 go 1.26.8
 

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/backoff"
+	"github.com/aftercare-clinic/aftercare/backoff"
 )
 
 func TestDelayGrowsToTheCapWithJitter(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/clock"
 )
 
 func TestFakeFiresTimersInOrder(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/service"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // alertView is one open escalation as the alerts page shows it.

@@ -9,8 +9,8 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // session is one signed-in staff member's browser. Sessions live in memory

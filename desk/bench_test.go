@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // benchDesk is a desk with 10,000 patients on record (each with a visit

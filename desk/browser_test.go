@@ -14,7 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // axe-core 4.10.3 (MPL-2.0, see testdata/axe/LICENSE), from npm.

@@ -49,9 +49,9 @@ import (
 	"sync"
 	"time"
 
-	"aftercare/clock"
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 //go:embed templates/*.html

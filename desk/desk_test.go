@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/desk"
-	"aftercare/engine"
-	"aftercare/service"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/desk"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 func TestSignInByLinkStartsASession(t *testing.T) {

@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/clock"
-	"aftercare/desk"
-	"aftercare/engine"
-	"aftercare/engine/enginetest"
-	"aftercare/service"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/desk"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine/enginetest"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // t0 is 10:00 in Chicago.

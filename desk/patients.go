@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/service"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // maxRows bounds the rows of the inbox and today's list, so a page stays

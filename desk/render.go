@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // pageData is what every page template gets.

@@ -13,7 +13,7 @@ import (
 
 	"rsc.io/qr"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 type inviteView struct {

@@ -6,8 +6,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"aftercare/engine"
-	"aftercare/engine/enginetest"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine/enginetest"
 )
 
 // t0 is 10:00 in Chicago, outside quiet hours.

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/engine/enginetest"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine/enginetest"
 )
 
 // ExampleEngine_Step shows the contract: state, one event and the time in;

@@ -6,9 +6,9 @@ import (
 	"time"
 	"unicode"
 
-	"aftercare/engine"
-	"aftercare/engine/enginetest"
-	"aftercare/triage"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine/enginetest"
+	"github.com/aftercare-clinic/aftercare/triage"
 )
 
 // bilingual returns an engine of an English-speaking clinic that also

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // TestNeverDismissed: whatever the engine cannot account for gets the

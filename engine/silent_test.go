@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/engine/enginetest"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine/enginetest"
 )
 
 // TestSilentPatientReportedOnce follows a visit to 72 h and counts the

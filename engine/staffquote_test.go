@@ -5,7 +5,7 @@ import (
 	"testing"
 	"unicode"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // TestHostileNamesAndTextsCannotForgeStaffLines gives the engine display

@@ -6,7 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 func TestParseWhen(t *testing.T) {

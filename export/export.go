@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // System URIs identifying Aftercare's codes and identifiers in FHIR.

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/export"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/export"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 func TestCheckinsBecomeQuestionnaireResponses(t *testing.T) {

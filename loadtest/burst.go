@@ -10,10 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"aftercare/bot/telegram"
-	"aftercare/clock"
-	"aftercare/engine"
-	"aftercare/service"
+	"github.com/aftercare-clinic/aftercare/bot/telegram"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // BurstConfig sizes scenario e. Zero values take the defaults.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // fixtureDir holds the timer stores the benchmarks build once per process.

@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"sync/atomic"
 
-	"aftercare/bot/telegram"
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/bot/telegram"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // Message is one simulated patient action: typed text, or a button press

@@ -10,11 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"aftercare/clock"
-	"aftercare/engine"
-	"aftercare/service"
-	"aftercare/store"
-	"aftercare/triage"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/triage"
 )
 
 // Clinic is the clinic of the load runs: fictional, always open and without

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/service"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // Targets of issue 7 ("Load, measured").

@@ -15,10 +15,10 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"aftercare/clock"
-	"aftercare/engine"
-	"aftercare/service"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // BuildTimers creates a store at path holding n scheduled check-ins: n/2

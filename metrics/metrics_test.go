@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/metrics"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/metrics"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 type gauges struct{}

@@ -3,7 +3,7 @@ package service
 import (
 	"context"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // Sender delivers outbound messages on one platform. The service's

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // TestPatientViewIsAudited checks that a staff member reading a patient's

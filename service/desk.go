@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"strings"
 
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // This file is what the staff desk (package desk) asks of the service: the

@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"aftercare/clock"
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // Pace is how fast a platform accepts messages.

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // Receive applies a patient's message or button press. It returns once the

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // InvitePayload returns the invite token of a "/start TOKEN" deep link, or

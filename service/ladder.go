@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // maxLadderSteps bounds the reminders for one alert (at the default 10

@@ -3,8 +3,8 @@ package service
 import (
 	"fmt"
 
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // quarantineNotifier is implemented by stores that set unreadable records

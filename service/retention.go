@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // DedupeHorizon is how long platform update keys are remembered.

@@ -5,8 +5,8 @@ import (
 	"sync"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // Fire applies one due timer. It reports false when the timer had already

@@ -42,9 +42,9 @@ import (
 	"sync"
 	"time"
 
-	"aftercare/clock"
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // Store is the durable storage the service needs. *store.Store implements it.

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // ErrNotStaff is returned when a staff command comes from someone not configured as staff.

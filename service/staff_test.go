@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/clock"
-	"aftercare/engine"
-	"aftercare/engine/enginetest"
-	"aftercare/service"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine/enginetest"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 func newStaffHarness(t *testing.T, contacts ...engine.PatientID) *harness {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // StaffObserver is implemented by an Observer that also wants to know when

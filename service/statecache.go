@@ -3,7 +3,7 @@ package service
 import (
 	"sync"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // stateCacheSize bounds the decoded states kept in memory: at a few KiB

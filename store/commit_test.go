@@ -9,8 +9,8 @@ import (
 	"sync"
 	"testing"
 
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // TestGroupCommit checks the committer: concurrent steps share commits,

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // TestTranscriptKeptAndErased: a step's message and replies go into the

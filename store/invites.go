@@ -7,7 +7,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 func resolveInvite(tx *bolt.Tx, token string, now time.Time) engine.InviteResult {

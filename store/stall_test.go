@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // failsafe bounds waits for things that, with the code right, happen at

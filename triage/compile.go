@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // role is what a matched phrase does in a message.

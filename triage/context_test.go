@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 type triageCase struct {

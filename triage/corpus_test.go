@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // TestCorpusReport prints the figures of the blind-written corpus files named

@@ -3,7 +3,7 @@ package triage
 import (
 	"slices"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // spanNum returns the value of the first number in a span.

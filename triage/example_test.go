@@ -3,7 +3,7 @@ package triage_test
 import (
 	"fmt"
 
-	"aftercare/triage"
+	"github.com/aftercare-clinic/aftercare/triage"
 )
 
 func ExampleClassifier_Triage() {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // labelled is one line of a level<TAB>message[<TAB>hours] file.

@@ -10,7 +10,7 @@ import (
 	"sort"
 	"strings"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 //go:embed rules/*.json

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 func TestRuleErrorsNameTheKey(t *testing.T) {

@@ -4,8 +4,8 @@ import (
 	"slices"
 	"sync"
 
-	"aftercare/engine"
-	"aftercare/triage/learned"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/triage/learned"
 )
 
 // Classifier reads patient messages with compiled rules. It is immutable

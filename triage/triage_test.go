@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 func TestDefaultRulesLoad(t *testing.T) {

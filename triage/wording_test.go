@@ -3,7 +3,7 @@ package triage
 import (
 	"testing"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // Wording classes of issue 11: each table holds a class of how patients

@@ -20,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // Platform is the platform name of console patient IDs.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/bot/console"
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/bot/console"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 type recorder struct {

@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/bot/discord/discordfake"
-	"aftercare/clock"
-	"aftercare/engine"
-	"aftercare/service"
-	"aftercare/store"
-	"aftercare/triage"
+	"github.com/aftercare-clinic/aftercare/bot/discord/discordfake"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/triage"
 )
 
 var _ ReadMarks = (*store.Store)(nil)

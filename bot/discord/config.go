@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"aftercare/bot/config"
+	"github.com/aftercare-clinic/aftercare/bot/config"
 )
 
 // Default values used when a Config field is left at its zero value.

@@ -16,9 +16,9 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
-	"aftercare/backoff"
-	"aftercare/engine"
-	"aftercare/service"
+	"github.com/aftercare-clinic/aftercare/backoff"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // Platform is the platform name of this adapter, the prefix of its PatientIDs.

@@ -10,9 +10,9 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
-	"aftercare/bot/chunk"
-	"aftercare/bot/discord/discordfake"
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/bot/chunk"
+	"github.com/aftercare-clinic/aftercare/bot/discord/discordfake"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 func TestDMConversationWithButtons(t *testing.T) {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/bot/discord/discordfake"
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/bot/discord/discordfake"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // Test IDs. The token is long and distinctive so a leak is easy to find.

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // TestStaffMessagesShowPatientTextAsTyped sends staff messages quoting

@@ -13,8 +13,8 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
-	"aftercare/bot/chunk"
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/bot/chunk"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // Discord's message limits.

@@ -15,10 +15,10 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
-	"aftercare/backoff"
-	"aftercare/bot/chunk"
-	"aftercare/engine"
-	"aftercare/service"
+	"github.com/aftercare-clinic/aftercare/backoff"
+	"github.com/aftercare-clinic/aftercare/bot/chunk"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // PlatformName is the platform prefix of Telegram PatientIDs ("telegram:123").

@@ -10,7 +10,7 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
-	"aftercare/bot/config"
+	"github.com/aftercare-clinic/aftercare/bot/config"
 )
 
 // Modes of receiving updates.

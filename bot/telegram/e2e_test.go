@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/bot/telegram/telegramtest"
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/bot/telegram/telegramtest"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // e2eToken has the shape of a real token.

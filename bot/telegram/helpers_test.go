@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/backoff"
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/backoff"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // testToken looks like a real token; its characters include ones that URL

@@ -11,8 +11,8 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
-	"aftercare/bot/chunk"
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/bot/chunk"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // emptyText stands in for a message that has buttons but no text, since

@@ -10,9 +10,9 @@ import (
 
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
-	"aftercare/bot/chunk"
-	"aftercare/engine"
-	"aftercare/service"
+	"github.com/aftercare-clinic/aftercare/bot/chunk"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 var _ service.Sender = (*Bot)(nil)

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 func TestBuildKeyboard(t *testing.T) {

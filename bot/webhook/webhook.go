@@ -30,7 +30,7 @@ import (
 	"strings"
 	"time"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // Platform is the platform name of webhook channels ("webhook:<name>").

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"testing"
 
-	"aftercare/bot/webhook"
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/bot/webhook"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 func TestSignedPostAndRetrySemantics(t *testing.T) {

@@ -9,7 +9,7 @@
 //
 //	aftercare-load [-short] [-scenario a,b,c,d,e] [-dir DIR] [-json FILE]
 //
-// The scenarios (package aftercare/loadtest has the details):
+// The scenarios (package loadtest has the details):
 //
 //	a  durable throughput with group commits        target ≥ 5,000 msg/s
 //	b  the same load, one transaction per message   target a ≥ 10x b
@@ -35,7 +35,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"aftercare/loadtest"
+	"github.com/aftercare-clinic/aftercare/loadtest"
 )
 
 func main() {

@@ -27,7 +27,7 @@ import (
 	"slices"
 	"strings"
 
-	"aftercare/triage/learned"
+	"github.com/aftercare-clinic/aftercare/triage/learned"
 )
 
 // defaultFiles are the labelled sets trained on, relative to the repository.

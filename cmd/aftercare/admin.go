@@ -12,10 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"aftercare/clock"
-	"aftercare/engine"
-	"aftercare/service"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // visit records a visit and prints a one-time invite:

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // testConfig is a valid configuration with its data in dir.

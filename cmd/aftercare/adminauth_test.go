@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // startAdmin runs the bot with a loopback operations listener and returns

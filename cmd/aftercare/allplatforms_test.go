@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/bot/discord"
-	"aftercare/bot/discord/discordfake"
-	"aftercare/bot/telegram"
-	"aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/bot/discord"
+	"github.com/aftercare-clinic/aftercare/bot/discord/discordfake"
+	"github.com/aftercare-clinic/aftercare/bot/telegram"
+	"github.com/aftercare-clinic/aftercare/clock"
 )
 
 // TestAllPlatformsOneProcess runs Telegram, Discord and the console at once

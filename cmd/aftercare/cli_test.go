@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/clock"
-	"aftercare/service"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // TestHelpListsTheCommands: --help, -h and help print the commands and what

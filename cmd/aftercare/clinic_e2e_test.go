@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/bot/telegram"
-	"aftercare/clock"
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/bot/telegram"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // pushCallback queues a button press, as Telegram sends it.

@@ -14,10 +14,10 @@ import (
 	"strings"
 	"time"
 
-	"aftercare/bot/discord"
-	"aftercare/bot/telegram"
-	"aftercare/bot/webhook"
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/bot/discord"
+	"github.com/aftercare-clinic/aftercare/bot/telegram"
+	"github.com/aftercare-clinic/aftercare/bot/webhook"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // Config is the whole configuration: a JSON file (see aftercare.sample.json)

@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/clock"
-	"aftercare/engine"
-	"aftercare/service"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 var crashFull = flag.Bool("crash.full", false, "run the crash test at full size (400 patients, 60 kills)")

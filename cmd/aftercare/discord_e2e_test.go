@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/bot/discord"
-	"aftercare/bot/discord/discordfake"
-	"aftercare/clock"
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/bot/discord"
+	"github.com/aftercare-clinic/aftercare/bot/discord/discordfake"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // The Discord end-to-end test runs the real Main (store, engine, service,

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/clock"
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // TestDiskWriteFailure runs the real binary with a file-size limit (ulimit

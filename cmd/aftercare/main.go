@@ -28,8 +28,8 @@ import (
 
 	_ "time/tzdata" // patients' zones work on machines without tzdata
 
-	"aftercare/backoff"
-	"aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/backoff"
+	"github.com/aftercare-clinic/aftercare/clock"
 )
 
 func main() {

@@ -17,11 +17,11 @@ import (
 
 	"rsc.io/qr"
 
-	"aftercare/engine"
-	"aftercare/export"
-	"aftercare/metrics"
-	"aftercare/service"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/export"
+	"github.com/aftercare-clinic/aftercare/metrics"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // readiness is implemented by platform adapters that can tell whether

@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/backoff"
-	"aftercare/bot/discord"
-	"aftercare/bot/discord/discordfake"
-	"aftercare/bot/telegram"
-	"aftercare/bot/telegram/telegramtest"
-	"aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/backoff"
+	"github.com/aftercare-clinic/aftercare/bot/discord"
+	"github.com/aftercare-clinic/aftercare/bot/discord/discordfake"
+	"github.com/aftercare-clinic/aftercare/bot/telegram"
+	"github.com/aftercare-clinic/aftercare/bot/telegram/telegramtest"
+	"github.com/aftercare-clinic/aftercare/clock"
 )
 
 // fastRetry keeps the staged outages below short: the waits follow it.

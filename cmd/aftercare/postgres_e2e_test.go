@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"aftercare/store/postgres"
-	"aftercare/store/postgres/pgtest"
+	"github.com/aftercare-clinic/aftercare/store/postgres"
+	"github.com/aftercare-clinic/aftercare/store/postgres/pgtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }

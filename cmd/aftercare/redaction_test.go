@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // ruleSigns lists every sign ID the triage rule files can report (rule

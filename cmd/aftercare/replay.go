@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"aftercare/clock"
-	"aftercare/engine"
-	"aftercare/service"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // DefaultReplayStart is the virtual start time of a replay without a start line.

@@ -7,10 +7,10 @@ import (
 	"os"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/service"
-	"aftercare/store"
-	"aftercare/store/postgres"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store/postgres"
 )
 
 // EnvPostgresDSN holds the PostgreSQL connection string when

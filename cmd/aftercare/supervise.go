@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"aftercare/backoff"
+	"github.com/aftercare-clinic/aftercare/backoff"
 )
 
 // parts knows which parts of the running bot are up, for /readyz: each

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/backoff"
+	"github.com/aftercare-clinic/aftercare/backoff"
 )
 
 type fixedReady bool

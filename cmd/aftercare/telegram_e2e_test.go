@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/bot/telegram"
-	"aftercare/bot/telegram/telegramtest"
-	"aftercare/clock"
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/bot/telegram"
+	"github.com/aftercare-clinic/aftercare/bot/telegram/telegramtest"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // The Telegram end-to-end tests run the real Main (store, engine, service,

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // A labelled message replayed end to end: a clinic-recorded visit, the one

@@ -9,7 +9,7 @@ import (
 	"io"
 	"strings"
 
-	"aftercare/triage"
+	"github.com/aftercare-clinic/aftercare/triage"
 )
 
 // triageResult is one line of `aftercare triage` output.

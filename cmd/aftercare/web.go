@@ -14,11 +14,11 @@ import (
 	"sync"
 	"time"
 
-	"aftercare/clock"
-	"aftercare/desk"
-	"aftercare/engine"
-	"aftercare/service"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/clock"
+	"github.com/aftercare-clinic/aftercare/desk"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // WebConfig is the staff desk's listener (package desk). Off unless

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/bot/telegram"
+	"github.com/aftercare-clinic/aftercare/bot/telegram"
 )
 
 // deskConfig is testConfig with the desk on and one Telegram staff member.

@@ -6,7 +6,7 @@ package enginetest
 import (
 	"strings"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // Triage is a keyword triager: "fainted" is an emergency, "palpitations"

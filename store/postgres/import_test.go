@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/store"
-	"aftercare/store/postgres/pgtest"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store/postgres/pgtest"
 )
 
 // TestImportCopiesBboltAndIsIdempotent copies a bbolt database with every

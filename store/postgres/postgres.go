@@ -56,8 +56,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"aftercare/engine"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // DSNEnv is the environment variable that holds the connection string (a

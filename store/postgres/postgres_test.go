@@ -12,10 +12,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"aftercare/engine"
-	"aftercare/store"
-	"aftercare/store/postgres"
-	"aftercare/store/postgres/pgtest"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store/postgres"
+	"github.com/aftercare-clinic/aftercare/store/postgres/pgtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }

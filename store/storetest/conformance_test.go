@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/service"
-	"aftercare/store"
-	"aftercare/store/postgres"
-	"aftercare/store/postgres/pgtest"
-	"aftercare/store/storetest"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store/postgres"
+	"github.com/aftercare-clinic/aftercare/store/postgres/pgtest"
+	"github.com/aftercare-clinic/aftercare/store/storetest"
 )
 
 // Both backends implement the service's store unchanged.

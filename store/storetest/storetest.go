@@ -21,9 +21,9 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/service"
-	"aftercare/store"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // Store is what the suite needs of a backend: the service's store and a

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"aftercare/triage/learned"
+	"github.com/aftercare-clinic/aftercare/triage/learned"
 )
 
 func TestEmbeddedModel(t *testing.T) {
