@@ -30,6 +30,10 @@ func (s *step) message(raw, choice string) {
 	s.st.LastActive = s.now
 	n := norm(text)
 
+	if choice == callbackChoice && (text == "" || pressed || text == s.text("callback_button")) {
+		s.callback()
+		return
+	}
 	if text == "" && choice != "" {
 		// A button of a question that is no longer open.
 		s.reply(s.text("not_an_answer"))
@@ -79,6 +83,10 @@ func (s *step) message(raw, choice string) {
 		return
 	}
 	if s.command(n, prefix) {
+		return
+	}
+	if !pressed && f.Level == None && s.wantsPerson(n, f.Suspect) {
+		s.person(prefix)
 		return
 	}
 	if f.Suspect && !pressed && !s.plainAnswer(n, f) {
