@@ -41,8 +41,14 @@ func (s *step) message(raw, choice string) {
 		return
 	}
 	if text == "" {
-		s.reply(s.text("empty"))
-		s.reask("")
+		if q, ok := s.question(s.st.Step); s.st.Clarify != nil || (ok && len(q.Choices) > 0) {
+			s.reply(s.text("empty"))
+			s.reask("")
+		} else {
+			// No choices to tap: don't mention any.
+			s.reply(s.text("empty_no_question"))
+			s.reask("")
+		}
 		return
 	}
 	var prefix []string
@@ -231,7 +237,12 @@ func (s *step) command(n string, prefix []string) bool {
 			s.startIntake(append(prefix, s.text("started")))
 			return true
 		}
-		s.reply(append(prefix, s.text("started"), s.checkinTimesText("next_checkins"))...)
+		if len(s.upcoming()) > 0 {
+			// One sentence, not two stock lines glued together.
+			s.reply(append(prefix, s.checkinTimesText("started_times"))...)
+			return true
+		}
+		s.reply(append(prefix, s.text("started"), s.text("intake_done_no_checkins"))...)
 		return true
 	case s.intent(n, "forget"):
 		s.flush(prefix)
@@ -392,7 +403,9 @@ func (s *step) answer(n, choice, text string, f Finding, prefix []string) bool {
 		}
 		if q.Choices[i].ID == "yes" {
 			s.res.Erase = true
-			s.st = State{Patient: s.st.Patient, Current: -1, Greeted: true, Handled: s.st.Handled}
+			// Greeted is reset too: the next conversation starts afresh, with
+			// the greeting and its "not an emergency service" line.
+			s.st = State{Patient: s.st.Patient, Current: -1, Handled: s.st.Handled}
 			s.reply(s.text("forget_done"))
 			return true
 		}

@@ -411,7 +411,7 @@ var requiredTexts = []string{
 	"safety_net", "safety_net_call", "safety_net_fine", "safety_net_ask", "safety_net_fine_reply",
 	"safety_net_question_reply", "safety_net_timeout_note", "cannot_answer", "good_news", "ack", "unsure",
 	"treated_area", "why", "after_hours", "after_hours_line", "the_patient", "language_set", "noted", "clarify_numbers",
-	"person", "person_hours", "callback_button", "callback_done", "intake_unsure",
+	"person", "person_hours", "callback_button", "callback_done", "intake_unsure", "started_times", "empty_no_question",
 }
 
 func (p *Protocol) validate() error {
