@@ -295,6 +295,9 @@ func (s *step) ask(stepID StepID, kind Kind, intro ...string) {
 func (s *step) question(stepID StepID) (Question, bool) {
 	p := s.p
 	kind, idx := stepID.flow()
+	if stepID == StepCheckinGate {
+		return p.Checkin.SignsGate, p.Checkin.SignsGate.Text != ""
+	}
 	switch kind {
 	case "intake":
 		switch idx {
@@ -337,6 +340,14 @@ func (s *step) choiceLabel(id string) string {
 	if q, ok := s.question(s.st.Step); ok {
 		if i := findChoice(q.Choices, id); i >= 0 {
 			return q.Choices[i].Label
+		}
+	}
+	if s.st.Step == StepCheckinGate {
+		// A button of the full list of warning signs still counts.
+		if q, k := s.signsQuestion(); k >= 0 {
+			if i := findChoice(q.Choices, id); i >= 0 {
+				return q.Choices[i].Label
+			}
 		}
 	}
 	return ""
@@ -413,6 +424,9 @@ func (s *step) answer(n, choice, text string, f Finding, prefix []string) bool {
 		s.reply(append(prefix, s.text("forget_kept"))...)
 		return true
 	case "checkin":
+		if s.st.Step == StepCheckinGate {
+			return s.gateAnswer(q, i, n, choice, text, f, prefix)
+		}
 		if i < 0 && q.ID == "signs" && f.Level == None && len(f.Signs) > 0 {
 			i = findChoice(q.Choices, "none") // a normal after-effect is "none of these"
 		}

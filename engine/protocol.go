@@ -275,6 +275,12 @@ type CheckinSpec struct {
 	Intro24   string       `json:"intro_24"`
 	Intro48   string       `json:"intro_48"`
 	Questions []Question   `json:"questions"`
+	// SignsGate, when it has a text, is asked before the "signs" question:
+	// one yes/no with the warning signs listed in its text, so a phone
+	// screen shows two buttons, not ten. "No" counts as "none"; "yes"
+	// shows the detailed list. The clinical reading is the signs
+	// question's, unchanged.
+	SignsGate Question     `json:"signs_gate"`
 	Rules     CheckinRules `json:"rules"`
 }
 
@@ -474,7 +480,10 @@ func (p *Protocol) validate() error {
 	for _, q := range []struct {
 		key string
 		q   Question
-	}{{"intake.acute", p.Intake.Acute}, {"intake.child", p.Intake.Child}, {"intake.consent", p.Intake.Consent}, {"forget", p.Forget}} {
+	}{{"intake.acute", p.Intake.Acute}, {"intake.child", p.Intake.Child}, {"intake.consent", p.Intake.Consent}, {"forget", p.Forget}, {"checkin.signs_gate", p.Checkin.SignsGate}} {
+		if q.key == "checkin.signs_gate" && q.q.Text == "" {
+			continue // no gate: the full list is asked at once
+		}
 		if findChoice(q.q.Choices, "yes") < 0 || findChoice(q.q.Choices, "no") < 0 {
 			return fmt.Errorf("%s.choices: needs a \"yes\" and a \"no\" choice", q.key)
 		}
