@@ -272,9 +272,9 @@ type AdviceCap struct {
 
 // CheckinSpec is the automatic check-in questionnaire and how answers are judged.
 type CheckinSpec struct {
-	Intro24   string       `json:"intro_24"`
-	Intro48   string       `json:"intro_48"`
-	Questions []Question   `json:"questions"`
+	Intro24   string     `json:"intro_24"`
+	Intro48   string     `json:"intro_48"`
+	Questions []Question `json:"questions"`
 	// SignsGate, when it has a text, is asked before the "signs" question:
 	// one yes/no with the warning signs listed in its text, so a phone
 	// screen shows two buttons, not ten. "No" counts as "none"; "yes"
