@@ -168,7 +168,60 @@ func (s *step) checkinAnswer(idx string, q Question, i int, f Finding, text stri
 		s.escalate(Watch, f.Signs, f.Subject, text, "")
 	}
 	k, _ := strconv.Atoi(idx)
+	if _, sk := s.signsQuestion(); sk == k+1 && s.p.Checkin.SignsGate.Text != "" {
+		s.ask(StepCheckinGate, KindReply)
+		return
+	}
 	s.ask(checkinStep(k+1), KindReply)
+}
+
+// signsQuestion is the check-in's question of warning signs and its index,
+// or -1.
+func (s *step) signsQuestion() (Question, int) {
+	for i, q := range s.p.Checkin.Questions {
+		if q.ID == "signs" {
+			return q, i
+		}
+	}
+	return Question{}, -1
+}
+
+// gateAnswer applies an answer to the yes/no question before the list of
+// warning signs. It reads exactly as the list would: a sign named or
+// pressed is that sign, "no" (or a normal after-effect) is "None of
+// these", and only "yes" shows the list.
+func (s *step) gateAnswer(q Question, i int, n, choice, text string, f Finding, prefix []string) bool {
+	sq, k := s.signsQuestion()
+	if k < 0 {
+		s.st.Step = StepNone
+		return false
+	}
+	none := findChoice(sq.Choices, "none")
+	j := match(sq, n, choice, s.p)
+	apply := func(j int) bool {
+		s.flush(prefix)
+		s.st.Step = checkinStep(k)
+		said := text
+		if choice != "" || (i >= 0 && text == q.Choices[i].Label) {
+			said = sq.Choices[j].Label // a button: quote the list's wording
+		}
+		s.checkinAnswer(strconv.Itoa(k), sq, j, f, said)
+		return true
+	}
+	switch {
+	case j >= 0 && j != none:
+		return apply(j)
+	case i >= 0 && q.Choices[i].ID == "yes":
+		s.flush(prefix)
+		if f.Level == Watch {
+			s.escalate(Watch, f.Signs, f.Subject, text, "")
+		}
+		s.ask(checkinStep(k), KindReply)
+		return true
+	case none >= 0 && (j == none || (i >= 0 && q.Choices[i].ID == "no") || (i < 0 && f.Level == None && len(f.Signs) > 0)):
+		return apply(none)
+	}
+	return false
 }
 
 func (s *step) previousCheckin(ci int) *Checkin {

@@ -30,6 +30,10 @@ func (s *step) message(raw, choice string) {
 	s.st.LastActive = s.now
 	n := norm(text)
 
+	if choice == callbackChoice && (text == "" || pressed || text == s.text("callback_button")) {
+		s.callback()
+		return
+	}
 	if text == "" && choice != "" {
 		// A button of a question that is no longer open.
 		s.reply(s.text("not_an_answer"))
@@ -37,8 +41,14 @@ func (s *step) message(raw, choice string) {
 		return
 	}
 	if text == "" {
-		s.reply(s.text("empty"))
-		s.reask("")
+		if q, ok := s.question(s.st.Step); s.st.Clarify != nil || (ok && len(q.Choices) > 0) {
+			s.reply(s.text("empty"))
+			s.reask("")
+		} else {
+			// No choices to tap: don't mention any.
+			s.reply(s.text("empty_no_question"))
+			s.reask("")
+		}
 		return
 	}
 	var prefix []string
@@ -79,6 +89,10 @@ func (s *step) message(raw, choice string) {
 		return
 	}
 	if s.command(n, prefix) {
+		return
+	}
+	if !pressed && f.Level == None && s.wantsPerson(n, f.Suspect) {
+		s.person(prefix)
 		return
 	}
 	if f.Suspect && !pressed && !s.plainAnswer(n, f) {
@@ -223,7 +237,12 @@ func (s *step) command(n string, prefix []string) bool {
 			s.startIntake(append(prefix, s.text("started")))
 			return true
 		}
-		s.reply(append(prefix, s.text("started"), s.checkinTimesText("next_checkins"))...)
+		if len(s.upcoming()) > 0 {
+			// One sentence, not two stock lines glued together.
+			s.reply(append(prefix, s.checkinTimesText("started_times"))...)
+			return true
+		}
+		s.reply(append(prefix, s.text("started"), s.text("intake_done_no_checkins"))...)
 		return true
 	case s.intent(n, "forget"):
 		s.flush(prefix)
@@ -276,6 +295,9 @@ func (s *step) ask(stepID StepID, kind Kind, intro ...string) {
 func (s *step) question(stepID StepID) (Question, bool) {
 	p := s.p
 	kind, idx := stepID.flow()
+	if stepID == StepCheckinGate {
+		return p.Checkin.SignsGate, p.Checkin.SignsGate.Text != ""
+	}
 	switch kind {
 	case "intake":
 		switch idx {
@@ -318,6 +340,14 @@ func (s *step) choiceLabel(id string) string {
 	if q, ok := s.question(s.st.Step); ok {
 		if i := findChoice(q.Choices, id); i >= 0 {
 			return q.Choices[i].Label
+		}
+	}
+	if s.st.Step == StepCheckinGate {
+		// A button of the full list of warning signs still counts.
+		if q, k := s.signsQuestion(); k >= 0 {
+			if i := findChoice(q.Choices, id); i >= 0 {
+				return q.Choices[i].Label
+			}
 		}
 	}
 	return ""
@@ -384,7 +414,9 @@ func (s *step) answer(n, choice, text string, f Finding, prefix []string) bool {
 		}
 		if q.Choices[i].ID == "yes" {
 			s.res.Erase = true
-			s.st = State{Patient: s.st.Patient, Current: -1, Greeted: true, Handled: s.st.Handled}
+			// Greeted is reset too: the next conversation starts afresh, with
+			// the greeting and its "not an emergency service" line.
+			s.st = State{Patient: s.st.Patient, Current: -1, Handled: s.st.Handled}
 			s.reply(s.text("forget_done"))
 			return true
 		}
@@ -392,6 +424,9 @@ func (s *step) answer(n, choice, text string, f Finding, prefix []string) bool {
 		s.reply(append(prefix, s.text("forget_kept"))...)
 		return true
 	case "checkin":
+		if s.st.Step == StepCheckinGate {
+			return s.gateAnswer(q, i, n, choice, text, f, prefix)
+		}
 		if i < 0 && q.ID == "signs" && f.Level == None && len(f.Signs) > 0 {
 			i = findChoice(q.Choices, "none") // a normal after-effect is "none of these"
 		}

@@ -13,6 +13,8 @@
 //   - safetynet.go: what happens to a message nothing else accounts for.
 //   - intake.go, readiness.go, checkin.go, faq.go: the flows, one each.
 //   - clarify.go: short questions that settle an ambiguous report.
+//   - person.go: a patient asking for a person, and their call-back
+//     request to staff.
 //   - escalate.go: what the patient is told and the staff alert of a red
 //     flag; silent.go: patients who answer no check-in.
 //   - schedule.go: timers (check-ins, nudges, clarify timeouts) and when

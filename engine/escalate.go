@@ -52,10 +52,16 @@ func (s *step) alertStaff(l Level, signs []string, subject, said, note string) {
 			area = "area not given"
 		}
 		visit = fmt.Sprintf("%s, %s, %s since session", v.Treatment.Label(), area, fmtHours(s.hours()))
-		if v.Acute {
+		switch {
+		case v.AcuteUnknown:
+			visit += ", acute injury: unknown"
+		case v.Acute:
 			visit += ", acute injury"
 		}
-		if v.Child {
+		switch {
+		case v.ChildUnknown:
+			visit += ", child: unknown"
+		case v.Child:
 			visit += ", child"
 		}
 	}

@@ -124,17 +124,36 @@ func (s *step) intakeAnswer(id string, q Question, i int, n, text string, prefix
 		s.flush(prefix)
 		s.ask(nextIntake(s.st.Step), KindReply) // intakeOrder
 	case "acute":
-		if i < 0 {
-			return false
+		if s.unsureAnswer(n) {
+			if !d.AcuteUnknown {
+				d.AcuteUnknown = true // ask once more
+				s.flush(prefix)
+				s.reask(s.text("intake_unsure"))
+				return true
+			}
+			d.Acute = true // unknown is read as acute: the cautious advice
+		} else {
+			if i < 0 {
+				return false
+			}
+			d.Acute, d.AcuteUnknown = q.Choices[i].ID == "yes", false
 		}
-		d.Acute = q.Choices[i].ID == "yes"
 		s.flush(prefix)
 		s.ask(nextIntake(s.st.Step), KindReply) // intakeOrder
 	case "child":
-		if i < 0 {
-			return false
+		if s.unsureAnswer(n) {
+			if !d.ChildUnknown {
+				d.ChildUnknown = true // ask once more
+				s.flush(prefix)
+				s.reask(s.text("intake_unsure"))
+				return true
+			}
+		} else {
+			if i < 0 {
+				return false
+			}
+			d.Child, d.ChildUnknown = q.Choices[i].ID == "yes", false
 		}
-		d.Child = q.Choices[i].ID == "yes"
 		v := *d
 		s.st.Step = StepNone
 		s.setVisit(&v)
@@ -176,4 +195,11 @@ func (s *step) afterIntake() {
 		s.st.Then = ""
 		s.startReadiness()
 	}
+}
+
+// unsureAnswer reports whether the patient says they do not know ("not
+// sure", "idk", "no sé"); it is checked before the choices, so that "not
+// sure" is never read as "no".
+func (s *step) unsureAnswer(n string) bool {
+	return phraseScore(n, s.p.Intents["unsure"], s.p) > 0
 }

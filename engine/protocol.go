@@ -272,9 +272,15 @@ type AdviceCap struct {
 
 // CheckinSpec is the automatic check-in questionnaire and how answers are judged.
 type CheckinSpec struct {
-	Intro24   string       `json:"intro_24"`
-	Intro48   string       `json:"intro_48"`
-	Questions []Question   `json:"questions"`
+	Intro24   string     `json:"intro_24"`
+	Intro48   string     `json:"intro_48"`
+	Questions []Question `json:"questions"`
+	// SignsGate, when it has a text, is asked before the "signs" question:
+	// one yes/no with the warning signs listed in its text, so a phone
+	// screen shows two buttons, not ten. "No" counts as "none"; "yes"
+	// shows the detailed list. The clinical reading is the signs
+	// question's, unchanged.
+	SignsGate Question     `json:"signs_gate"`
 	Rules     CheckinRules `json:"rules"`
 }
 
@@ -411,6 +417,7 @@ var requiredTexts = []string{
 	"safety_net", "safety_net_call", "safety_net_fine", "safety_net_ask", "safety_net_fine_reply",
 	"safety_net_question_reply", "safety_net_timeout_note", "cannot_answer", "good_news", "ack", "unsure",
 	"treated_area", "why", "after_hours", "after_hours_line", "the_patient", "language_set", "noted", "clarify_numbers",
+	"person", "person_hours", "callback_button", "callback_done", "intake_unsure", "started_times", "empty_no_question",
 }
 
 func (p *Protocol) validate() error {
@@ -473,7 +480,10 @@ func (p *Protocol) validate() error {
 	for _, q := range []struct {
 		key string
 		q   Question
-	}{{"intake.acute", p.Intake.Acute}, {"intake.child", p.Intake.Child}, {"intake.consent", p.Intake.Consent}, {"forget", p.Forget}} {
+	}{{"intake.acute", p.Intake.Acute}, {"intake.child", p.Intake.Child}, {"intake.consent", p.Intake.Consent}, {"forget", p.Forget}, {"checkin.signs_gate", p.Checkin.SignsGate}} {
+		if q.key == "checkin.signs_gate" && q.q.Text == "" {
+			continue // no gate: the full list is asked at once
+		}
 		if findChoice(q.q.Choices, "yes") < 0 || findChoice(q.q.Choices, "no") < 0 {
 			return fmt.Errorf("%s.choices: needs a \"yes\" and a \"no\" choice", q.key)
 		}

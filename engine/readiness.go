@@ -118,7 +118,7 @@ func (s *step) advice() string {
 		if c.BeforeHours > 0 && h >= c.BeforeHours {
 			continue
 		}
-		if c.Acute && !v.Acute || c.Child && !v.Child {
+		if c.Acute && !v.Acute || c.Child && !v.Child && !v.ChildUnknown {
 			continue
 		}
 		if m := advIndex(c.Max); m < lvl {

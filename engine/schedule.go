@@ -24,7 +24,7 @@ func (s *step) scheduleCheckins() {
 	}
 	for _, h := range s.p.Timing.CheckinsHours {
 		due := v.At.Add(time.Duration(h * float64(time.Hour)))
-		if due.Before(s.now) {
+		if s.allowed(due).Before(s.now) {
 			continue // the session is older than this check-in
 		}
 		sent := false
@@ -38,6 +38,10 @@ func (s *step) scheduleCheckins() {
 }
 
 // upcoming lists the check-in times still to come, in the patient's zone.
+// Each is the time the check-in will actually be sent (moved out of the
+// quiet hours), and a check-in counts as still to come by that time, not
+// its nominal one, the same rule scheduleCheckins uses: what the bot
+// announces is what it does.
 func (s *step) upcoming() []time.Time {
 	var out []time.Time
 	if s.st.Visit == nil {
@@ -45,7 +49,7 @@ func (s *step) upcoming() []time.Time {
 	}
 	for _, h := range s.p.Timing.CheckinsHours {
 		due := s.st.Visit.At.Add(time.Duration(h * float64(time.Hour)))
-		if due.Before(s.now) {
+		if s.allowed(due).Before(s.now) {
 			continue
 		}
 		done := false

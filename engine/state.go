@@ -42,6 +42,12 @@ type Visit struct {
 	Acute bool `json:"acute,omitempty"`
 	// Child is set when the patient is a child.
 	Child bool `json:"child,omitempty"`
+	// AcuteUnknown and ChildUnknown are set when the patient did not know
+	// the answer, even when asked again. An unknown acute injury is
+	// recorded as acute (Acute is set too), the cautious reading for
+	// advice; staff see both as unknown so they can ask.
+	AcuteUnknown bool `json:"acute_unknown,omitempty"`
+	ChildUnknown bool `json:"child_unknown,omitempty"`
 	// TZ is the patient's IANA time zone; empty means the clinic's.
 	TZ string `json:"tz,omitempty"`
 	// Lang is the language staff recorded for the patient ("es"); it picks

@@ -41,6 +41,10 @@ func nextIntake(cur StepID) StepID {
 func readinessStep(i int) StepID { return StepID(fmt.Sprintf("readiness.%d", i)) }
 func checkinStep(i int) StepID   { return StepID(fmt.Sprintf("checkin.%d", i)) }
 
+// StepCheckinGate is the check-in's yes/no question before the list of
+// warning signs (CheckinSpec.SignsGate).
+const StepCheckinGate StepID = "checkin.gate"
+
 // flow splits a step into its flow ("intake", "readiness", "checkin",
 // "forget") and the part after the dot.
 func (id StepID) flow() (flow, rest string) {

@@ -167,7 +167,7 @@ func TestDiscordEndToEnd(t *testing.T) {
 		n = len(w.dm(dcPatientA))
 		w.press(t, dcPatientA, q, "Better")
 		adv := w.next(t, w.fake.DMChannel(dcPatientA), n, "Light activity")
-		if len(adv.Buttons) != 0 || !strings.Contains(adv.Content, "Dry needling") {
+		if len(adv.Buttons) != 0 || !strings.Contains(adv.Content, "dry needling") {
 			t.Errorf("advice = %+v", adv)
 		}
 		if !w.settle(w.fake.DMChannel(dcPatientA), n+1) {

@@ -1,0 +1,57 @@
+package engine_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"aftercare/engine"
+)
+
+// TestAnnouncedCheckinIsWhenItIsSent: a check-in whose nominal time fell in
+// the quiet hours is still to come until the quiet hours end, so the bot
+// announces it for that morning and sends it then (issue 14: promised
+// "tomorrow at 08:00", sent the same day at 08:00).
+func TestAnnouncedCheckinIsWhenItIsSent(t *testing.T) {
+	// 04:00 in Chicago; the clinic's quiet hours are 21:00-08:00.
+	visitAt := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		says []string
+	}{
+		{"start after stop", []string{"STOP", "START"}},
+		{"hello", []string{"hello"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newConvo(t)
+			c.now = visitAt
+			c.visit(engine.DryNeedling)
+			c.st.Greeted = true
+			c.now = visitAt.Add(24*time.Hour + 30*time.Minute) // 04:30 the next day
+			var last engine.Result
+			for _, m := range tc.says {
+				last = c.say(m)
+			}
+			var parts []string
+			for _, m := range last.Messages {
+				parts = append(parts, m.Text)
+			}
+			text := strings.Join(parts, "\n")
+			if !strings.Contains(text, "today at 08:00") {
+				t.Fatalf("announced %q, want the 24 h check-in today at 08:00", text)
+			}
+			var sent time.Time
+			c.onResult = func(r engine.Result) {
+				for _, m := range r.Messages {
+					if m.Kind == engine.KindCheckin && sent.IsZero() {
+						sent = c.now
+					}
+				}
+			}
+			c.advance(5 * time.Hour)
+			if want := visitAt.Add(28 * time.Hour); !sent.Equal(want) {
+				t.Fatalf("check-in sent at %v, want %v as announced", sent, want)
+			}
+		})
+	}
+}
