@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
-	"aftercare/engine/enginetest"
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine/enginetest"
 )
 
 // TestCheckinSignsGate: the check-in asks one yes/no about warning signs

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // TestIntakeDoesNotGuess: what can be mapped is mapped ("the needles with

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // TestLittleThings covers issue 14's small conversation rough edges, one

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // TestAskingForAPerson: asking for a human at any point, mid-question

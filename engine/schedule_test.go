@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // TestAnnouncedCheckinIsWhenItIsSent: a check-in whose nominal time fell in
