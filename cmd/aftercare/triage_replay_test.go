@@ -317,10 +317,13 @@ func checkTargets(t *testing.T, name string, s triageScore) {
 	}
 }
 
-// TestTriageReplayDev replays labelled sets end to end and asserts the
-// targets on the sets the work was developed against. AFTERCARE_TRIAGE_SET
-// names other files (comma-separated) to report on instead, without
-// asserting, for tuning.
+// TestTriageReplayDev replays the development corpus end to end and guards
+// what was reached on it: every red flag handled, every emergency answered
+// with the emergency number first, nothing dismissed or reassured, and no
+// more false alarms than at the end of this work (the false-alarm
+// targets are not met yet; see triage/testdata/sealed/RESULTS.md). With
+// AFTERCARE_TRIAGE_SET naming other files (comma-separated) it reports on
+// those instead, listing every miss, for tuning.
 func TestTriageReplayDev(t *testing.T) {
 	if files := os.Getenv("AFTERCARE_TRIAGE_SET"); files != "" {
 		for _, f := range strings.Split(files, ",") {
@@ -333,58 +336,45 @@ func TestTriageReplayDev(t *testing.T) {
 		}
 		return
 	}
-	t.Skip("no set named")
+	ceilings := map[string][2]int{ // normal messages escalated, asked
+		"w1.en.tsv": {18, 14}, "w2.en.tsv": {27, 28}, "w3.en.tsv": {16, 19}, "w4.es.tsv": {21, 17},
+	}
+	for name, c := range ceilings {
+		t.Run(name, func(t *testing.T) {
+			msgs := readLabelled(t, filepath.Join("..", "..", "triage", "testdata", "corpus", name))
+			s := scoreOutcomes(msgs, replayOutcomes(t, msgs))
+			t.Logf("%s: %s", name, s)
+			if s.redCaught < s.red || s.emergNumber < s.emerg || s.redDismissed > 0 || pct(s.watchReached, s.watch) < 95 {
+				t.Errorf("red flags %d/%d, emergencies with the number %d/%d, dismissed %d, watch reached %d/%d",
+					s.redCaught, s.red, s.emergNumber, s.emerg, s.redDismissed, s.watchReached, s.watch)
+			}
+			if s.noneEscalated > c[0] || s.noneNet > c[1] {
+				t.Errorf("normal messages escalated %d (ceiling %d), asked %d (ceiling %d)", s.noneEscalated, c[0], s.noneNet, c[1])
+			}
+			if t.Failed() {
+				for _, m := range s.misses {
+					t.Log("  ", m)
+				}
+			}
+		})
+	}
 }
 
-// TestTriageReplayByLanguage reports a labelled set's figures per language
-// (the language the bot answered in), without asserting, when
-// AFTERCARE_TRIAGE_LANG names the files.
-func TestTriageReplayByLanguage(t *testing.T) {
-	files := os.Getenv("AFTERCARE_TRIAGE_LANG")
-	if files == "" {
-		t.Skip("no set named")
+// logByLanguage logs a set's figures per language the bot answered in.
+func logByLanguage(t *testing.T, name string, msgs []labelled, outs []outcome) {
+	t.Helper()
+	by := map[bool][]int{}
+	for i, o := range outs {
+		by[o.spanish] = append(by[o.spanish], i)
 	}
-	for _, f := range strings.Split(files, ",") {
-		msgs := readLabelled(t, f)
-		outs := replayOutcomes(t, msgs)
-		by := map[string][]int{}
-		for i, o := range outs {
-			lang := "en"
-			if o.spanish {
-				lang = "es"
-			}
-			by[lang] = append(by[lang], i)
+	for _, es := range []bool{false, true} {
+		var ms []labelled
+		var os []outcome
+		for _, i := range by[es] {
+			ms = append(ms, msgs[i])
+			os = append(os, outs[i])
 		}
-		for _, lang := range []string{"en", "es"} {
-			var ms []labelled
-			var os []outcome
-			for _, i := range by[lang] {
-				ms = append(ms, msgs[i])
-				os = append(os, outs[i])
-			}
-			t.Logf("%s [%s] %d messages: %s", f, lang, len(ms), scoreOutcomes(ms, os))
-			levels := map[string][2]int{}
-			for i, m := range ms {
-				c := levels[m.level]
-				c[0]++
-				switch m.level {
-				case "emergency", "urgent":
-					if os[i].caught() {
-						c[1]++
-					}
-				case "watch":
-					if os[i].staff || os[i].net || os[i].escalated >= engine.Watch {
-						c[1]++
-					}
-				case "none":
-					if os[i].escalated < engine.Watch && !os[i].net {
-						c[1]++
-					}
-				}
-				levels[m.level] = c
-			}
-			t.Logf("   per level (handled as required / messages): emergency %v urgent %v watch %v none (neither escalated nor asked) %v",
-				levels["emergency"], levels["urgent"], levels["watch"], levels["none"])
-		}
+		lang := map[bool]string{false: "en", true: "es"}[es]
+		t.Logf("%s [%s] %d messages: %s", name, lang, len(ms), scoreOutcomes(ms, os))
 	}
 }

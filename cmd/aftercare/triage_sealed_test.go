@@ -30,6 +30,7 @@ func TestTriageReplaySealed(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			got, want := scoreOutcomes(msgs, outs), measured[name]
 			t.Logf("%s: %s", name, got)
+			logByLanguage(t, name, msgs, outs)
 			if got.red != want.red || got.none != want.none || got.watch != want.watch || got.emerg != want.emerg {
 				t.Fatalf("the sealed set changed: %d/%d/%d/%d messages", got.emerg, got.red, got.watch, got.none)
 			}
