@@ -124,35 +124,18 @@ func (s *step) intakeAnswer(id string, q Question, i int, n, text string, prefix
 		s.flush(prefix)
 		s.ask(nextIntake(s.st.Step), KindReply) // intakeOrder
 	case "acute":
-		if s.unsureAnswer(n) {
-			if !d.AcuteUnknown {
-				d.AcuteUnknown = true // ask once more
-				s.flush(prefix)
-				s.reask(s.text("intake_unsure"))
-				return true
-			}
+		answered, again := s.yesNoUnsure(n, q, i, prefix, &d.Acute, &d.AcuteUnknown)
+		if !answered || again {
+			return answered
+		}
+		if d.AcuteUnknown {
 			d.Acute = true // unknown is read as acute: the cautious advice
-		} else {
-			if i < 0 {
-				return false
-			}
-			d.Acute, d.AcuteUnknown = q.Choices[i].ID == "yes", false
 		}
 		s.flush(prefix)
 		s.ask(nextIntake(s.st.Step), KindReply) // intakeOrder
 	case "child":
-		if s.unsureAnswer(n) {
-			if !d.ChildUnknown {
-				d.ChildUnknown = true // ask once more
-				s.flush(prefix)
-				s.reask(s.text("intake_unsure"))
-				return true
-			}
-		} else {
-			if i < 0 {
-				return false
-			}
-			d.Child, d.ChildUnknown = q.Choices[i].ID == "yes", false
+		if answered, again := s.yesNoUnsure(n, q, i, prefix, &d.Child, &d.ChildUnknown); !answered || again {
+			return answered
 		}
 		v := *d
 		s.st.Step = StepNone
@@ -202,4 +185,25 @@ func (s *step) afterIntake() {
 // sure" is never read as "no".
 func (s *step) unsureAnswer(n string) bool {
 	return phraseScore(n, s.p.Intents["unsure"], s.p) > 0
+}
+
+// yesNoUnsure reads an answer to a yes/no intake question that the patient
+// may not know ("not sure", "no sé"): the first such answer asks once more
+// (again), the second records unknown; a yes or no clears unknown. answered
+// is false when the message is no answer at all.
+func (s *step) yesNoUnsure(n string, q Question, i int, prefix []string, yes, unknown *bool) (answered, again bool) {
+	if s.unsureAnswer(n) {
+		if !*unknown {
+			*unknown = true
+			s.flush(prefix)
+			s.reask(s.text("intake_unsure"))
+			return true, true
+		}
+		return true, false
+	}
+	if i < 0 {
+		return false, false
+	}
+	*yes, *unknown = q.Choices[i].ID == "yes", false
+	return true, false
 }
