@@ -61,7 +61,6 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 		ev.Invite = inv
 		res := s.engine.Step(id, st, ev, now)
 		res.Messages = s.fanOut(res.Messages)
-		s.startLadder(&res, now)
 		return res
 	}
 	// Compute the step before the write transaction, so engine and triage
@@ -84,7 +83,7 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 			ms, err2 := store.EncodeMessages(r.Messages)
 			if err1 == nil && err2 == nil {
 				pre = &store.Prepared{From: cached.raw, Result: r, State: b, Messages: ms}
-				sent, esc, timers = r.Messages, r.Escalation, len(r.Timers) > 0
+				sent, esc, timers = r.Messages, r.Escalation, len(r.Timers) > 0 || s.laddered(r.Escalation)
 			}
 		}
 	}
@@ -93,10 +92,10 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	if ev.Kind == engine.EventMessage {
 		heard = &store.TranscriptLine{At: now, From: store.FromPatient, Text: ev.Text, Choice: ev.Choice}
 	}
-	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre, Heard: heard},
+	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre, Heard: heard, OnEscalation: s.startLadder(now)},
 		func(in store.Input) (engine.Result, error) {
 			res := step(in.State, in.Invite) // the stored state changed: recompute
-			sent, esc, timers = res.Messages, res.Escalation, len(res.Timers) > 0
+			sent, esc, timers = res.Messages, res.Escalation, len(res.Timers) > 0 || s.laddered(res.Escalation)
 			recomputed = true
 			return res, nil
 		})

@@ -196,7 +196,7 @@ func TestForgetErasesEverything(t *testing.T) {
 	if tm, _ := h.store.Timers(p); len(tm) != 0 {
 		t.Fatalf("timers left: %v", tm)
 	}
-	if tm, _ := h.store.Timers(store.EscalationPatient(1)); len(tm) != 0 {
+	if tm, _ := h.store.EscalationTimers(1); len(tm) != 0 {
 		t.Fatalf("ladder left: %v", tm)
 	}
 	as, _ := h.store.Audit()
