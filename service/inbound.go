@@ -44,6 +44,19 @@ func (s *Service) MarkUnreachable(ctx context.Context, id engine.PatientID) erro
 	return err
 }
 
+// StepStore commits patient steps: the stored state is read (raw, to
+// compute a step outside the write transaction) and each step is applied
+// in one transaction.
+type StepStore interface {
+	// Apply loads the patient's state, calls fn with it and commits fn's
+	// result with everything st asks for, in one transaction; false when
+	// nothing was committed (dedupe key seen, timer gone, store.ErrSkip).
+	Apply(ctx context.Context, st store.Step, fn func(store.Input) (engine.Result, error)) (bool, error)
+	// StateRaw returns a patient's state and its stored bytes (nil when
+	// none is stored).
+	StateRaw(id engine.PatientID) (engine.State, []byte, error)
+}
+
 func (s *Service) apply(ctx context.Context, id engine.PatientID, dedupe string, due *store.Due, ev engine.Event) (bool, error) {
 	return s.applyInvite(ctx, id, dedupe, due, "", ev)
 }

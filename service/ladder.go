@@ -20,6 +20,17 @@ import (
 // keeps the rungs as the escalation's own timers (store.EscalationOwner,
 // keys "ladder:<n>") without reading them; Fire hands them back here.
 
+// EscalationStore keeps escalation records: the ladder and the staff
+// commands update one in a transaction of its own.
+type EscalationStore interface {
+	// ApplyEscalation loads escalation id, calls fn with it and commits
+	// the update; with due set it is skipped (false) when that timer of
+	// the escalation is gone. store.ErrNotFound for an unknown id.
+	ApplyEscalation(ctx context.Context, id uint64, due *store.Due, now time.Time, fn func(*engine.Escalation) (store.EscalationUpdate, error)) (bool, error)
+	// Escalations returns the escalation records, oldest first.
+	Escalations() ([]engine.Escalation, error)
+}
+
 // maxLadderSteps bounds the reminders for one alert (at the default 10
 // minutes, four hours of reminders) so a forgotten alert cannot flood a
 // channel forever; the last step is audited.

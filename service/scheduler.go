@@ -10,6 +10,17 @@ import (
 	"github.com/aftercare-clinic/aftercare/store"
 )
 
+// TimerStore is the schedule the scheduler reads. Timers are set and
+// removed by the steps that own them (StepStore.Apply,
+// EscalationStore.ApplyEscalation).
+type TimerStore interface {
+	// DueBefore returns up to limit timers due at or before now, earliest
+	// first.
+	DueBefore(now time.Time, limit int) ([]store.Due, error)
+	// NextDue returns the earliest timer; false when there is none.
+	NextDue() (store.Due, bool, error)
+}
+
 // Fire applies one due timer: a patient's goes to the engine as an
 // EventDue, an escalation's is a rung of its ladder (ladder.go). It
 // reports false when the timer had already been applied (by another pass,

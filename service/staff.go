@@ -13,6 +13,22 @@ import (
 	"github.com/aftercare-clinic/aftercare/store"
 )
 
+// StaffStore is what staff commands read and write.
+type StaffStore interface {
+	// Applied reports whether an update key was already committed.
+	Applied(key string) (bool, error)
+	// ApplyStaff commits a command's answers, invite and key once per key.
+	ApplyStaff(ctx context.Context, st store.StaffStep) (bool, error)
+	EscalationStore
+	// Patients calls fn with every stored patient state (/today).
+	Patients(fn func(engine.State) error) error
+	// PatientRecord returns one patient's record (/patient, /pause).
+	PatientRecord(p engine.PatientID) (store.Record, error)
+	// Audit returns the audit trail (/audit); AppendAudit records a read.
+	Audit() ([]engine.Audit, error)
+	AppendAudit(ctx context.Context, as ...engine.Audit) error
+}
+
 // ErrNotStaff is returned when a staff command comes from someone not configured as staff.
 var ErrNotStaff = errors.New("not configured as staff")
 
