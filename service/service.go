@@ -45,6 +45,7 @@ import (
 
 	"github.com/aftercare-clinic/aftercare/clock"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/staffgate"
 	"github.com/aftercare-clinic/aftercare/store"
 )
 
@@ -124,10 +125,11 @@ type Config struct {
 	// queued once per channel. At least one is required: an alert with
 	// nowhere to go would be a silent failure.
 	StaffChannels []engine.PatientID
-	// StaffIDs, when set, lists who may use staff commands ("telegram:42").
-	// Adapters already only pass staff messages from configured staff; this
-	// is the second gate. Empty means any message the adapters pass on.
-	StaffIDs []string
+	// StaffGate, when set, is asked again for every staff command, with
+	// the sender and the channel it came from: the second gate, after the
+	// adapter's (both are staffgate's rules). A command from someone it
+	// does not call staff is refused. Nil: any command the adapters pass on.
+	StaffGate *staffgate.Gate
 	// AckTimeout is how long an urgent or emergency alert may stay
 	// unacknowledged before it is sent again, then forwarded along
 	// EscalationContacts (default 10 minutes; negative disables).

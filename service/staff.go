@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/staffgate"
 	"github.com/aftercare-clinic/aftercare/store"
 )
 
@@ -33,7 +34,8 @@ type StaffStore interface {
 var ErrNotStaff = errors.New("not configured as staff")
 
 // ReceiveStaff handles a command or button press from clinic staff and
-// answers in the channel it came from. Commands:
+// answers in the channel it came from. Which commands exist, and who is
+// staff, is decided in package staffgate; this file implements them:
 //
 //	/open                     open escalations, oldest first
 //	/ack N                    acknowledge escalation N (or press its button)
@@ -67,7 +69,7 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 			return nil
 		}
 	}
-	if len(s.cfg.StaffIDs) > 0 && !contains(s.cfg.StaffIDs, in.Staff) {
+	if g := s.cfg.StaffGate; g != nil && !g.Staff(staffgate.Who{User: in.Staff, Chat: in.Channel}) {
 		s.log.Warn("staff command refused", "from", in.Staff)
 		return s.answerStaff(ctx, in, "Sorry, only the clinic's staff can use staff commands.", nil)
 	}
@@ -76,22 +78,18 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 		choice, _ := engine.Sanitize(in.Choice)
 		text = strings.Replace(choice, ":", " ", 1)
 	}
-	f := strings.Fields(text)
-	if len(f) == 0 {
-		return s.answerStaff(ctx, in, staffHelp, nil)
+	c, args, known := staffgate.Parse(text)
+	if !known {
+		return s.answerStaff(ctx, in, staffgate.Help(), nil)
 	}
-	cmd := strings.ToLower(strings.TrimPrefix(f[0], "/"))
-	if i := strings.IndexByte(cmd, '@'); i >= 0 {
-		cmd = cmd[:i] // "/ack@ClinicBot 12"
-	}
-	args := f[1:]
+	cmd := c.Name
 	var reply string
 	var inv *engine.Invite
 	var err error
 	switch cmd {
 	case "open":
 		reply, err = s.listOpen()
-	case "ack", "acknowledge":
+	case "ack":
 		reply, err = s.setStatus(ctx, args, in.Staff, "acknowledged", "")
 	case "resolve":
 		note := ""
@@ -112,7 +110,9 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 	case "login":
 		reply, err = s.staffLogin(ctx, in.Staff)
 	default:
-		reply = staffHelp
+		// In staffgate.Commands but not implemented here: a test keeps
+		// the two in step.
+		reply = staffgate.Help()
 	}
 	if err != nil {
 		s.log.Error("staff command failed", "command", cmd, "err", err)
@@ -150,17 +150,6 @@ func (s *Service) answerStaff(ctx context.Context, in engine.StaffInbound, reply
 	return nil
 }
 
-const staffHelp = `Staff commands:
-/open - open escalations
-/ack N - acknowledge escalation N (or press its button)
-/resolve N note - close escalation N
-/today - patients in follow-up and their check-ins
-/patient ID - one patient's timeline
-/pause ID, /resume ID - stop or restart a patient's check-ins
-/visit TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone] - record a visit, get an invite
-/audit [N] - recent audit lines
-/login - a one-time sign-in link to the staff desk`
-
 // userError shows staff our own sentences, never internals.
 func userError(err error) string {
 	var ue *staffError
@@ -173,15 +162,6 @@ func userError(err error) string {
 type staffError struct{ msg string }
 
 func (e *staffError) Error() string { return e.msg }
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
 
 // noticeTo builds a notice to one staff channel.
 func (s *Service) noticeTo(ch engine.PatientID, text string, now time.Time) engine.Outbound {
