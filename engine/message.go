@@ -125,7 +125,7 @@ type Outbound struct {
 	// Attempts counts failed delivery attempts so far.
 	Attempts int `json:"attempts,omitempty"`
 	// NotBefore delays a retry after a failure or a platform's retry-after.
-	NotBefore Time `json:"not_before,omitempty"`
+	NotBefore Time `json:"not_before,omitzero"`
 }
 
 // Destination is where the message actually goes: Channel for staff

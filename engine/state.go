@@ -209,9 +209,9 @@ type Escalation struct {
 	// AckBy and AckAt record who acknowledged the alert and when;
 	// ResolvedBy and ResolvedAt who closed it.
 	AckBy      string    `json:"ack_by,omitempty"`
-	AckAt      time.Time `json:"ack_at,omitempty"`
+	AckAt      time.Time `json:"ack_at,omitzero"`
 	ResolvedBy string    `json:"resolved_by,omitempty"`
-	ResolvedAt time.Time `json:"resolved_at,omitempty"`
+	ResolvedAt time.Time `json:"resolved_at,omitzero"`
 	// Steps counts the reminders and forwards sent while unacknowledged.
 	Steps int `json:"steps,omitempty"`
 }
@@ -255,7 +255,7 @@ type Invite struct {
 	Expires time.Time `json:"expires"`
 	// UsedBy and UsedAt are set when a patient opened the invite.
 	UsedBy PatientID `json:"used_by,omitempty"`
-	UsedAt time.Time `json:"used_at,omitempty"`
+	UsedAt time.Time `json:"used_at,omitzero"`
 }
 
 // InviteStatus is what became of an invite a patient presented.
