@@ -65,6 +65,10 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	p := s.locks.acquire(id)
 	defer s.locks.release(id, p)
 	now := s.clock.Now()
+	// The store's latency (Observer.Step) is real elapsed time, not the
+	// service clock's: under a virtual or fake clock the commit still takes
+	// real milliseconds, and that is what the metric is for. It is the one
+	// reading of the system clock in this package.
 	start := time.Now()
 	var sent []engine.Outbound
 	var esc *engine.Escalation
