@@ -118,7 +118,10 @@ type Outbound struct {
 	Text string `json:"text"`
 	// Choices are buttons to offer, if any.
 	Choices []Choice `json:"choices,omitempty"`
-	// EscalationID links an alert to its escalation record, so staff can acknowledge it.
+	// EscalationID links an alert to its escalation record, so staff can
+	// acknowledge it. The engine leaves it 0 on the alert of a new
+	// escalation; the service sets it once the store has given the record
+	// its ID (service/ladder.go).
 	EscalationID uint64 `json:"escalation_id,omitempty"`
 	// Created is when the message was queued.
 	Created Time `json:"created"`

@@ -30,7 +30,8 @@
 //	ladder.go       the escalation ladder: first rung, re-alert, forwarding
 //	retention.go    the retention purge and dedupe-key pruning
 //	invite.go       one-time enrollment links
-//	staff.go        staff commands (ReceiveStaff)
+//	staff.go        staff commands (ReceiveStaff); which commands exist
+//	                and who is staff is package staffgate's
 //	staffhealth.go  whether staff destinations are reachable
 //	dispatch.go     the outbox dispatcher: pacing, retries, 429s
 //	quarantine.go   staff notices for records the store set aside

@@ -30,9 +30,6 @@ type StaffStore interface {
 	AppendAudit(ctx context.Context, as ...engine.Audit) error
 }
 
-// ErrNotStaff is returned when a staff command comes from someone not configured as staff.
-var ErrNotStaff = errors.New("not configured as staff")
-
 // ReceiveStaff handles a command or button press from clinic staff and
 // answers in the channel it came from. Which commands exist, and who is
 // staff, is decided in package staffgate; this file implements them:
