@@ -279,7 +279,10 @@ func (s *Store) Apply(ctx context.Context, st store.Step, fn func(store.Input) (
 }
 
 // commit writes one step; stateBytes and encoded, when set, are res.State
-// and res.Messages already encoded.
+// and res.Messages already encoded. Each table's part is a helper below,
+// called in the bbolt store's order: erasure, state, fired timer, timers,
+// escalation (and what st.OnEscalation adds to it), messages, audit,
+// transcript, visit, dedupe key, invite.
 func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
 	// Work on copies: the caller's result (a cached Prepared) stays as is.
 	res.Messages = append([]engine.Outbound(nil), res.Messages...)
@@ -288,65 +291,24 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 		e := *res.Escalation
 		res.Escalation = &e
 	}
-	p := string(st.Patient)
 	if res.Erase {
 		if err := erase(ctx, tx, st.Patient); err != nil {
 			return err
 		}
 		res.Audit = append(res.Audit, engine.Audit{At: st.Now, Actor: "system", Action: "erased", Detail: "all data of one patient erased"})
 	}
-	// An erasure with no state left (retention purge) writes none back.
-	if !res.Erase || res.State.Patient != "" {
-		b := stateBytes
-		if b == nil || res.Erase {
-			var err error
-			if b, err = json.Marshal(res.State); err != nil {
-				return err
-			}
-		}
-		var visit any
-		if v := res.State.Visit; v != nil {
-			visit = nsOrNil(v.At)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO patients (id, state, last_active_ns, visit_ns) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (id) DO UPDATE SET state = excluded.state, last_active_ns = excluded.last_active_ns, visit_ns = excluded.visit_ns`,
-			p, b, nsOrNil(res.State.LastActive), visit); err != nil {
-			return err
-		}
+	if err := commitState(ctx, tx, st, res, stateBytes); err != nil {
+		return err
 	}
-	if d := st.Due; d != nil {
-		if _, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner_kind = 'patient' AND owner = $1 AND key = $2 AND due_ns = $3`, p, d.Key, ns(d.At)); err != nil {
-			return err
-		}
+	if err := commitTimers(ctx, tx, st, res.Timers); err != nil {
+		return err
 	}
-	for _, t := range res.Timers {
-		if err := setTimer(ctx, tx, store.PatientOwner(st.Patient), t); err != nil {
-			return err
-		}
+	escalated, err := commitEscalation(ctx, tx, res.Escalation, res.Messages, st.OnEscalation)
+	if err != nil {
+		return err
 	}
-	if e := res.Escalation; e != nil {
-		var escID uint64
-		if err := tx.QueryRow(ctx, `SELECT nextval('escalations_seq')`).Scan(&escID); err != nil {
-			return err
-		}
-		e.ID = escID
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO escalations (id, patient, body) VALUES ($1, $2, $3)`, escID, string(e.Patient), b); err != nil {
-			return err
-		}
-		// What goes with the escalation (its alerts' buttons, its ladder)
-		// is the caller's: the store only keeps it.
-		if on := st.OnEscalation; on != nil {
-			for _, t := range on(*e, res.Messages) {
-				if err := setTimer(ctx, tx, store.EscalationOwner(escID), t); err != nil {
-					return err
-				}
-			}
-			encoded = nil // the caller may have changed the messages
-		}
+	if escalated {
+		encoded = nil // the caller may have changed the messages
 	}
 	if err := putOutbound(ctx, tx, res.Messages, encoded); err != nil {
 		return err
@@ -359,14 +321,8 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 			return err
 		}
 	}
-	if v := res.State.Visit; v != nil && res.VisitRecorded {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO visits (patient, at_ns, body) VALUES ($1, $2, $3)`, p, ns(v.At), b); err != nil {
-			return err
-		}
+	if err := commitVisit(ctx, tx, st.Patient, res); err != nil {
+		return err
 	}
 	if st.Dedupe != "" {
 		if _, err := tx.Exec(ctx, `INSERT INTO dedupe (key, at_ns) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET at_ns = excluded.at_ns`, st.Dedupe, ns(st.Now)); err != nil {
@@ -374,23 +330,119 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 		}
 	}
 	if st.Invite != "" && res.InviteUsed {
-		var raw []byte
-		err := tx.QueryRow(ctx, `SELECT body FROM invites WHERE token = $1`, st.Invite).Scan(&raw)
-		var inv engine.Invite
-		if err == nil && json.Unmarshal(raw, &inv) == nil {
-			inv.UsedBy, inv.UsedAt = st.Patient, st.Now
-			b, err := json.Marshal(inv)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `UPDATE invites SET body = $2, used_by = $3 WHERE token = $1`, st.Invite, b, p); err != nil {
-				return err
-			}
-		} else if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return useInvite(ctx, tx, st)
+	}
+	return nil
+}
+
+// commitState writes the step's new state (patients); stateBytes, when
+// set, is res.State already encoded. An erasure with no state left
+// (retention purge) writes none back.
+func commitState(ctx context.Context, tx pgx.Tx, st store.Step, res engine.Result, stateBytes []byte) error {
+	if res.Erase && res.State.Patient == "" {
+		return nil
+	}
+	b := stateBytes
+	if b == nil || res.Erase {
+		var err error
+		if b, err = json.Marshal(res.State); err != nil {
+			return err
+		}
+	}
+	var visit any
+	if v := res.State.Visit; v != nil {
+		visit = nsOrNil(v.At)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO patients (id, state, last_active_ns, visit_ns) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (id) DO UPDATE SET state = excluded.state, last_active_ns = excluded.last_active_ns, visit_ns = excluded.visit_ns`,
+		string(st.Patient), b, nsOrNil(res.State.LastActive), visit)
+	return err
+}
+
+// commitTimers removes the timer the step fired, if any, and applies the
+// step's changes to the patient's timers.
+func commitTimers(ctx context.Context, tx pgx.Tx, st store.Step, ts []engine.Timer) error {
+	if d := st.Due; d != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner_kind = 'patient' AND owner = $1 AND key = $2 AND due_ns = $3`,
+			string(st.Patient), d.Key, ns(d.At)); err != nil {
+			return err
+		}
+	}
+	for _, t := range ts {
+		if err := setTimer(ctx, tx, store.PatientOwner(st.Patient), t); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// commitEscalation stores the step's escalation, if any, under a new ID,
+// then lets on (Step.OnEscalation) complete msgs and schedules the
+// escalation timers it returns: what goes with an escalation (its alerts'
+// buttons, its ladder) is the caller's, the store only keeps it. It
+// reports whether on was called.
+func commitEscalation(ctx context.Context, tx pgx.Tx, e *engine.Escalation, msgs []engine.Outbound, on func(engine.Escalation, []engine.Outbound) []engine.Timer) (bool, error) {
+	if e == nil {
+		return false, nil
+	}
+	var escID uint64
+	if err := tx.QueryRow(ctx, `SELECT nextval('escalations_seq')`).Scan(&escID); err != nil {
+		return false, err
+	}
+	e.ID = escID
+	b, err := json.Marshal(e)
+	if err != nil {
+		return false, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO escalations (id, patient, body) VALUES ($1, $2, $3)`, escID, string(e.Patient), b); err != nil {
+		return false, err
+	}
+	if on == nil {
+		return false, nil
+	}
+	for _, t := range on(*e, msgs) {
+		if err := setTimer(ctx, tx, store.EscalationOwner(escID), t); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// commitVisit records the patient's visit when the step recorded one.
+func commitVisit(ctx context.Context, tx pgx.Tx, p engine.PatientID, res engine.Result) error {
+	v := res.State.Visit
+	if v == nil || !res.VisitRecorded {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO visits (patient, at_ns, body) VALUES ($1, $2, $3)`, string(p), ns(v.At), b)
+	return err
+}
+
+// useInvite marks the invite the step presented as used by its patient.
+func useInvite(ctx context.Context, tx pgx.Tx, st store.Step) error {
+	var raw []byte
+	err := tx.QueryRow(ctx, `SELECT body FROM invites WHERE token = $1`, st.Invite).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var inv engine.Invite
+	if json.Unmarshal(raw, &inv) != nil {
+		return nil
+	}
+	inv.UsedBy, inv.UsedAt = st.Patient, st.Now
+	b, err := json.Marshal(inv)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE invites SET body = $2, used_by = $3 WHERE token = $1`, st.Invite, b, string(st.Patient))
+	return err
 }
 
 // setTimer schedules (or, with a zero At, cancels) one of o's timers,
