@@ -81,6 +81,9 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
+	if st.Due != nil && st.Due.Owner != PatientOwner(st.Patient) {
+		return false, fmt.Errorf("apply %s: timer %s of %s: %w", st.Patient, st.Due.Key, st.Due.Owner, ErrOwner)
+	}
 	applied := false
 	err := s.commit.do(ctx, func(tx *bolt.Tx) error {
 		applied = false

@@ -212,6 +212,9 @@ func lockPatient(ctx context.Context, tx pgx.Tx, p engine.PatientID) ([]byte, er
 // was committed: false when the dedupe key was already applied, the timer
 // was already fired, or fn returned store.ErrSkip. fn runs at most once.
 func (s *Store) Apply(ctx context.Context, st store.Step, fn func(store.Input) (engine.Result, error)) (bool, error) {
+	if st.Due != nil && st.Due.Owner != store.PatientOwner(st.Patient) {
+		return false, fmt.Errorf("apply %s: timer %s of %s: %w", st.Patient, st.Due.Key, st.Due.Owner, store.ErrOwner)
+	}
 	ok, err := s.tx(ctx, func(tx pgx.Tx) error {
 		raw, err := lockPatient(ctx, tx, st.Patient)
 		if err != nil {

@@ -532,6 +532,19 @@ func testTimerOwners(t *testing.T, b Backend) {
 	if tm, _ := s.Timers(look); len(tm) != 1 {
 		t.Fatalf("stopping escalation %d's ladder cancelled patient %s's timer: %v", id, look, tm)
 	}
+	// A patient's step cannot fire an escalation's timer, nor another
+	// patient's.
+	for _, d := range []store.Due{
+		{Owner: store.EscalationOwner(id), Key: "ladder:1", At: t0.Add(10 * time.Minute)},
+		{Owner: store.PatientOwner("telegram:1"), Key: "ladder:1", At: t0.Add(5 * time.Minute)},
+	} {
+		ok, err := s.Apply(ctx, store.Step{Patient: look, Due: &d, Now: t0}, func(in store.Input) (engine.Result, error) {
+			return result(in.State, 0), nil
+		})
+		if ok || !errors.Is(err, store.ErrOwner) {
+			t.Errorf("patient %s's step firing %s's timer: %v, %v; want store.ErrOwner", look, d.Owner, ok, err)
+		}
+	}
 	if tm, _ := s.EscalationTimers(id); len(tm) != 0 {
 		t.Fatalf("ladder not stopped: %v", tm)
 	}
