@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/staffgate"
 	"github.com/aftercare-clinic/aftercare/store"
 )
 
@@ -36,16 +37,23 @@ type EscalationStore interface {
 // channel forever; the last step is audited.
 const maxLadderSteps = 24
 
-// ladderKey is the key of rung n of an escalation's ladder.
+// ladderKey is the key of rung n of an escalation's ladder; ladderRung
+// reads it back.
 func ladderKey(n int) string { return "ladder:" + strconv.Itoa(n) }
 
-// ackPrefix starts the payload of an alert's acknowledge button; staff.go
-// reads a pressed button back as "/ack <id>".
-const ackPrefix = "ack:"
+func ladderRung(key string) (int, bool) {
+	s, ok := strings.CutPrefix(key, "ladder:")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n >= 1
+}
 
-// ackChoice is the button on a staff alert that acknowledges escalation id.
+// ackChoice is the button on a staff alert that acknowledges escalation
+// id: pressed, it is the command "/ack <id>" (staffgate.Button).
 func ackChoice(id uint64) engine.Choice {
-	return engine.Choice{ID: ackPrefix + strconv.FormatUint(id, 10), Label: "Acknowledge"}
+	return engine.Choice{ID: staffgate.Button("ack", strconv.FormatUint(id, 10)), Label: "Acknowledge"}
 }
 
 // startLadder is the store's Step.OnEscalation for a step at now: once the
@@ -82,8 +90,8 @@ func (s *Service) laddered(e *engine.Escalation) bool {
 // everyone until maxLadderSteps.
 func (s *Service) fireLadder(ctx context.Context, d store.Due) (bool, error) {
 	id := d.Escalation
-	n, err := strconv.Atoi(strings.TrimPrefix(d.Key, "ladder:"))
-	if err != nil || !strings.HasPrefix(d.Key, "ladder:") {
+	n, ok := ladderRung(d.Key)
+	if !ok {
 		return false, fmt.Errorf("service: escalation %d: timer %q is not a ladder rung", id, d.Key)
 	}
 	now := s.clock.Now()

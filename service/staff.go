@@ -73,7 +73,10 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 	text, _ := engine.Sanitize(in.Text)
 	if in.Choice != "" {
 		choice, _ := engine.Sanitize(in.Choice)
-		text = strings.Replace(choice, ":", " ", 1)
+		text = strings.Replace(choice, ":", " ", 1) // an unknown button answers the help
+		if cmd, ok := staffgate.ButtonCommand(choice); ok {
+			text = cmd
+		}
 	}
 	c, args, known := staffgate.Parse(text)
 	if !known {

@@ -93,3 +93,22 @@ func IsCommand(text string) bool {
 	_, ok := Lookup(n)
 	return ok
 }
+
+// Button is the payload of a staff button that runs command name with arg
+// when pressed ("ack:12" for Button("ack", "12")): buttons carry commands,
+// so a press and the typed command are one thing to the service.
+func Button(name, arg string) string { return name + ":" + arg }
+
+// ButtonCommand returns the command a pressed staff button's payload stands
+// for ("ack:12" -> "/ack 12"), and whether it is a staff command's button.
+// The console shows it so its user can type it; the service runs it.
+func ButtonCommand(payload string) (string, bool) {
+	name, arg, ok := strings.Cut(payload, ":")
+	if !ok {
+		return "", false
+	}
+	if _, known := Lookup(strings.ToLower(name)); !known {
+		return "", false
+	}
+	return "/" + name + " " + arg, true
+}

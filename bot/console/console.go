@@ -79,8 +79,8 @@ func (c *Console) Send(_ context.Context, m engine.Outbound) error {
 	if m.Channel != "" || m.To == engine.StaffAddress {
 		fmt.Fprintf(&b, "\n  %s\n", strings.ReplaceAll(strings.TrimRight(staffLine(m), "\n"), "\n", "\n    "))
 		for _, ch := range m.Choices {
-			if id, ok := strings.CutPrefix(ch.ID, "ack:"); ok {
-				fmt.Fprintf(&b, "  (staff: /ack %s to acknowledge, /open to list open alerts)\n", id)
+			if cmd, ok := staffgate.ButtonCommand(ch.ID); ok {
+				fmt.Fprintf(&b, "  (staff: %s to %s, /open to list open alerts)\n", cmd, strings.ToLower(ch.Label))
 			}
 		}
 	} else {
