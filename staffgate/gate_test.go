@@ -127,3 +127,21 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("Help() =\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestButtonCommand(t *testing.T) {
+	tests := []struct {
+		payload, want string
+		ok            bool
+	}{
+		{staffgate.Button("ack", "12"), "/ack 12", true},
+		{"resolve:4", "/resolve 4", true},
+		{"yes", "", false},         // a patient's button
+		{"feel:better", "", false}, // a patient's button with a colon
+	}
+	for _, tc := range tests {
+		got, ok := staffgate.ButtonCommand(tc.payload)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ButtonCommand(%q) = %q, %v; want %q, %v", tc.payload, got, ok, tc.want, tc.ok)
+		}
+	}
+}
