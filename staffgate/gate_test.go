@@ -145,3 +145,28 @@ func TestButtonCommand(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse: staff and patient text are outside input. Whatever arrives,
+// the readers agree: a text IsCommand accepts parses as a known command,
+// and a staff button's command parses as one too.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"/ack 12", "/ACK@Bot 1", "ack:3", "/start x", "/", "", " /open", "/visit dry_needling neck ago=2h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, _, ok := staffgate.Parse(s)
+		if staffgate.IsCommand(s) && !ok {
+			t.Fatalf("IsCommand(%q) but Parse does not know it", s)
+		}
+		if ok {
+			if _, known := staffgate.Lookup(c.Name); !known {
+				t.Fatalf("Parse(%q) returned unknown command %q", s, c.Name)
+			}
+		}
+		if cmd, ok := staffgate.ButtonCommand(s); ok {
+			if _, _, known := staffgate.Parse(cmd); !known {
+				t.Fatalf("ButtonCommand(%q) = %q, which Parse does not know", s, cmd)
+			}
+		}
+	})
+}
