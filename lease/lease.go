@@ -262,10 +262,17 @@ type Flag struct{ on atomic.Bool }
 
 // Run sets the flag until ctx ends, then clears it.
 func (f *Flag) Run(ctx context.Context) error {
-	f.on.Store(true)
-	<-ctx.Done()
-	f.on.Store(false)
-	return nil
+	return f.While(func(ctx context.Context) error { <-ctx.Done(); return nil })(ctx)
+}
+
+// While returns work that sets the flag while the given work runs, so
+// others can ask whether this process holds the lease work runs under.
+func (f *Flag) While(work func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		f.on.Store(true)
+		defer f.on.Store(false)
+		return work(ctx)
+	}
 }
 
 // Held reports whether the lease is held now.
