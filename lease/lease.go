@@ -220,11 +220,12 @@ func (k *Keeper) HoldOnce(ctx context.Context, name string, work func(context.Co
 // It returns the epoch and the holder's deadline.
 func (k *Keeper) acquire(ctx context.Context, name string) (int64, time.Time, error) {
 	for first := true; ; first = false {
-		wait := time.Duration(k.held.Load()) * k.o.Renew
-		if !first {
-			wait += k.o.Renew
+		if !first && !sleep(ctx, k.o.Renew) {
+			return 0, time.Time{}, ctx.Err()
 		}
-		if wait > 0 && !sleep(ctx, wait) {
+		// The handicap is read right before trying, so a lease taken by
+		// another of this Keeper's goroutines meanwhile counts.
+		if h := k.held.Load(); h > 0 && !sleep(ctx, time.Duration(h)*k.o.Renew) {
 			return 0, time.Time{}, ctx.Err()
 		}
 		if ctx.Err() != nil {

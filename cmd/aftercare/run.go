@@ -173,8 +173,12 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	// one may do at a time runs under a lease. bbolt's file lock already
 	// makes its process the only one.
 	var leases *lease.Keeper
-	if tb, ok := st.(lease.Table); ok {
-		leases, err = lease.New(tb, lease.Options{TTL: time.Duration(cfg.Store.Leases.TTL), Renew: time.Duration(cfg.Store.Leases.Renew), Logger: log})
+	if tb, ok := st.(interface {
+		lease.Table
+		Instance() string
+	}); ok {
+		leases, err = lease.New(tb, lease.Options{TTL: time.Duration(cfg.Store.Leases.TTL), Renew: time.Duration(cfg.Store.Leases.Renew),
+			Logger: log.With("instance", tb.Instance())})
 		if err != nil {
 			return &ConfigError{File: *cfgPath, Key: "store.leases", Msg: err.Error()}
 		}
