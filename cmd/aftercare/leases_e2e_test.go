@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/aftercare-clinic/aftercare/bot/config"
 	"github.com/aftercare-clinic/aftercare/bot/discord"
@@ -173,5 +176,91 @@ func TestStandbyReadiness(t *testing.T) {
 		if got := s.Ready(); got != tc.want {
 			t.Errorf("held %v connected %v: ready %v, want %v", tc.held, tc.connected, got, tc.want)
 		}
+	}
+}
+
+// TestLeaseTakenOverStopsTheHolder plays the case a kill cannot: the
+// holder is alive but its lease was taken over (as after a renewal that
+// did not come back in time). The lease is moved to another holder in the
+// database; at its next renewal the holder learns it and stops at once:
+// Telegram polls no more (not even to confirm an offset), and since the
+// Discord gateway cannot reopen in-process, losing that lease stops the
+// process with an error saying so.
+func TestLeaseTakenOverStopsTheHolder(t *testing.T) {
+	const (
+		ttl   = time.Second
+		renew = 200 * time.Millisecond
+	)
+	dsn := pgtest.DSN(t)
+	lives := &livesAPI{api: &fakeBotAPI{}}
+	tg := newServer(lives)
+	defer tg.Close()
+	dc := discordfake.New(dcToken, discordfake.WithHeartbeatInterval(time.Second))
+	defer dc.Close()
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	off := false
+	cfg.Console = &off
+	cfg.Store = StoreConfig{Backend: "postgres", Leases: LeaseConfig{TTL: config.Duration(ttl), Renew: config.Duration(renew)}}
+	cfg.Telegram = &telegram.Config{APIEndpoint: tg.URL + "/life/1/bot%s/%s", StaffChatID: -100,
+		PollInterval: telegram.Duration(5 * time.Millisecond), PollTimeout: telegram.Duration(time.Nanosecond)}
+	cfg.Discord = &discord.Config{StaffChannelID: dcStaffCh, StaffRoleIDs: []string{dcStaffRole}, GuildID: dcGuild,
+		APIBase: dc.URL(), MaxReconnectDelay: discord.Duration(2 * time.Second)}
+	env := map[string]string{EnvTelegramToken: "123:lease-test", EnvDiscordToken: dcToken, EnvPostgresDSN: dsn}
+	logs := &lockedBuffer{}
+	started := make(chan *Running, 1)
+	m := &Main{Config: &cfg, Clock: clock.NewFake(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)), Stderr: logs,
+		Getenv: func(k string) string { return env[k] }, Started: func(r *Running) { started <- r }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	<-started
+	st, err := postgres.Open(context.Background(), postgres.Options{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	live := func(name string) bool {
+		ls, _ := st.Leases(context.Background())
+		for _, l := range ls {
+			if l.Name == name && l.Live {
+				return true
+			}
+		}
+		return false
+	}
+	dcEventually(t, 30*time.Second, "telegram and discord leases held", func() bool {
+		return live("clinic/default/telegram") && live("clinic/default/discord") && dc.Connected()
+	})
+	dcEventually(t, 30*time.Second, "polling", func() bool { return len(lives.pollsSince(time.Time{})) > 0 })
+	steal := func(name string) time.Time {
+		conn, err := pgx.Connect(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), `UPDATE leases SET holder = 'thief', epoch = epoch + 1, expires_at = now() + interval '1 hour' WHERE name = $1`, name); err != nil {
+			t.Fatal(err)
+		}
+		return time.Now()
+	}
+	// The holder renews every renew interval; the renewal after the steal
+	// finds the lease gone and stops the poll. One more interval is room
+	// for a busy machine.
+	stolen := steal("clinic/default/telegram")
+	bound := 2 * renew
+	time.Sleep(bound + 3*renew) // the renewals that must notice, then a stretch to watch
+	if late := lives.pollsSince(stolen.Add(bound)); len(late) > 0 {
+		t.Errorf("%d polls more than %s after the lease was taken over; the first %s after", len(late), bound, late[0].at.Sub(stolen))
+	}
+	steal("clinic/default/discord")
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "lease lost") {
+			t.Fatalf("Main.Run after the Discord lease was taken over: %v, want an error saying the lease was lost", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Main.Run kept running after its Discord lease was taken over")
 	}
 }
