@@ -16,12 +16,13 @@
 // server's now() comes after the request was sent, the holder's deadline
 // falls a tenth of TTL before the server's (room for the work to notice
 // and for clock rates to differ): a holder that lost the lease has
-// stopped before another can take it. Each grant carries an epoch (a fencing token)
-// that grows whenever the lease changes hands; renewals name it, so a
-// holder that was taken over can never renew again.
+// stopped before another can take it. Each grant carries an epoch (a
+// fencing token) that grows whenever the lease changes hands; renewals
+// name it, so a holder that was taken over can never renew again.
 //
 // A killed holder's lease is taken over within TTL plus one Renew
-// interval: it expires at most TTL after its last renewal, and every
+// interval, plus one more for each lease the taker already holds (see
+// Spreading): it expires at most TTL after its last renewal, and every
 // other instance tries every Renew interval.
 //
 // # Spreading
