@@ -138,7 +138,7 @@ func (s *Service) RunScheduler(ctx context.Context) error {
 	// patients) first runs an hour after start.
 	lastPurge := s.clock.Now().Add(-23 * time.Hour)
 	for {
-		if now := s.clock.Now(); now.Sub(lastPurge) >= 24*time.Hour {
+		if now := s.clock.Now(); now.Sub(lastPurge) >= 24*time.Hour && (s.cfg.Housekeeping == nil || s.cfg.Housekeeping()) {
 			lastPurge = now
 			s.dailyRetention(ctx, now)
 		}

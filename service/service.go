@@ -164,6 +164,12 @@ type Config struct {
 	// error (one with a StaffRefusal() string method is shown to them).
 	// Nil: the desk is off and /login says so.
 	StaffLogin func(ctx context.Context, staff string) (string, error)
+	// Housekeeping, when set, reports whether this instance may run the
+	// daily housekeeping (retention purge, dedupe pruning) now: with
+	// several instances on one database only the holder of the
+	// housekeeping lease does (see package lease). Nil: always (one
+	// process, bbolt).
+	Housekeeping func() bool
 }
 
 // Observer receives counts of what the service does. Calls are made from

@@ -69,6 +69,9 @@ type Bot struct {
 	// retry spaces the attempts after a failed getMe, getUpdates or
 	// Receive. Tests shorten it (WithBackoff).
 	retry backoff.Policy
+	// secret is the webhook's secret_token (WithWebhookSecret), or "" for
+	// the one derived from the token (WebhookSecret).
+	secret string
 }
 
 // ErrTokenRejected means Telegram refused the bot token (HTTP 401): a
@@ -82,6 +85,13 @@ type Option func(*Bot)
 // getUpdates or Receive (default 200 ms doubling to 30 s, jittered). Tests
 // shorten them so an outage they stage does not make them sleep.
 func WithBackoff(p backoff.Policy) Option { return func(b *Bot) { b.retry = p } }
+
+// WithWebhookSecret sets the webhook's secret_token (from
+// WebhookSecretEnv), which every instance behind the load balancer must
+// share; without it the secret is derived from the bot token
+// (WebhookSecret), which every instance with the token also agrees on.
+// New rejects a secret Telegram would refuse (see CheckWebhookSecret).
+func WithWebhookSecret(secret string) Option { return func(b *Bot) { b.secret = secret } }
 
 // New returns a Bot ready to Run and Send, checking the token with getMe.
 // A token Telegram rejects is an error (ErrTokenRejected). When Telegram
@@ -124,6 +134,11 @@ func New(cfg Config, token string, recv Receiver, logger *slog.Logger, opts ...O
 	for _, o := range opts {
 		o(b)
 	}
+	if b.secret != "" {
+		if err := CheckWebhookSecret(b.secret); err != nil {
+			return nil, fmt.Errorf("telegram: %s: %w", WebhookSecretEnv, err)
+		}
+	}
 	// Built without the library's getMe, which would make an unreachable
 	// Telegram an error here.
 	b.api = &tgbotapi.BotAPI{Token: token, Client: doer{client: b.client, red: b.red}, Buffer: 100}
@@ -152,6 +167,13 @@ func (b *Bot) getMe(ctx context.Context) error {
 	b.log.Info("telegram bot ready", "bot_id", self.ID, "mode", b.cfg.Mode)
 	return nil
 }
+
+// Connect checks the token with getMe, retrying until it succeeds or ctx
+// ends, and reports whether it succeeded. Run does this first; an instance
+// that sends through the shared outbox while another instance holds the
+// polling lease calls it so that its readiness, the bot's username and
+// the token check are its own.
+func (b *Bot) Connect(ctx context.Context) bool { return b.connect(ctx) }
 
 // connect calls getMe until Telegram answers (unless New already got an
 // answer), with backoff. It reports false when ctx ended first.
@@ -260,7 +282,12 @@ func (b *Bot) runPolling(ctx context.Context) error {
 	interval := time.Duration(b.cfg.PollInterval)
 	for {
 		if ctx.Err() != nil {
-			b.confirm(offset)
+			// A plain stop confirms what was committed. A stop with any
+			// other cause (a polling lease lost to another instance) makes
+			// no further Bot API call: another instance may be polling.
+			if errors.Is(context.Cause(ctx), context.Canceled) {
+				b.confirm(offset)
+			}
 			return nil
 		}
 		started := time.Now()

@@ -202,3 +202,59 @@ func TestWebhookHandler(t *testing.T) {
 		t.Fatalf("redelivered update reached Receive %d times, want 1 (deduped in the handler)", n)
 	}
 }
+
+// TestWebhookSharedSecret: instances behind a load balancer share the
+// secret from WebhookSecretEnv; setWebhook registers it and the handler
+// takes only it, not the secret derived from the token. New refuses a
+// secret Telegram would refuse.
+func TestWebhookSharedSecret(t *testing.T) {
+	const shared = "shared-secret_for-every-instance-0123"
+	for _, tc := range []struct {
+		secret string
+		ok     bool
+	}{
+		{shared, true},
+		{"short", false},
+		{"has spaces in it, which Telegram refuses", false},
+		{strings.Repeat("a", 257), false},
+	} {
+		if err := CheckWebhookSecret(tc.secret); (err == nil) != tc.ok {
+			t.Errorf("CheckWebhookSecret(%q) = %v, want ok %v", tc.secret, err, tc.ok)
+		}
+	}
+	api := newFakeAPI(t, nil)
+	if _, err := New(Config{APIEndpoint: api.endpoint(), StaffChatID: testStaffChat}, testToken, newRecorder(), nil, WithWebhookSecret("short")); err == nil || !strings.Contains(err.Error(), WebhookSecretEnv) {
+		t.Fatalf("New with a bad secret: %v, want an error naming %s", err, WebhookSecretEnv)
+	}
+	rec := newRecorder()
+	b, err := New(Config{APIEndpoint: api.endpoint(), StaffChatID: testStaffChat, Mode: ModeWebhook, WebhookURL: "https://clinic.example/tg"}, testToken, rec, nil, WithWebhookSecret(shared))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.setWebhook(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	calls := api.sent("setWebhook")
+	if len(calls) != 1 || calls[0].form.Get("secret_token") != shared {
+		t.Fatalf("setWebhook calls %+v, want one with the shared secret", calls)
+	}
+	h := b.WebhookHandler()
+	for _, tc := range []struct {
+		secret string
+		status int
+	}{
+		{WebhookSecret(testToken), http.StatusUnauthorized},
+		{shared, http.StatusOK},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/tg", bytes.NewBufferString(`{"update_id":7,"message":{"message_id":7,"from":{"id":42,"first_name":"A"},"chat":{"id":42,"type":"private"},"text":"hi"}}`))
+		req.Header.Set(SecretHeader, tc.secret)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != tc.status {
+			t.Errorf("secret %q...: status %d, want %d", tc.secret[:4], w.Code, tc.status)
+		}
+	}
+	if in, _ := rec.snapshot(); len(in) != 1 {
+		t.Fatalf("%d updates committed, want 1", len(in))
+	}
+}

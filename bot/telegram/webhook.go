@@ -21,6 +21,35 @@ import (
 // secret_token given to setWebhook.
 const SecretHeader = "X-Telegram-Bot-Api-Secret-Token"
 
+// WebhookSecretEnv is the environment variable that may hold the
+// webhook's secret_token, shared by every instance behind the load
+// balancer. Unset, the secret is derived from the bot token.
+const WebhookSecretEnv = "AFTERCARE_TELEGRAM_WEBHOOK_SECRET"
+
+// CheckWebhookSecret reports whether Telegram accepts s as a
+// secret_token: 1 to 256 characters of A-Z, a-z, 0-9, _ and -. A secret
+// shorter than 16 characters is refused too, since it guards every
+// update's way in.
+func CheckWebhookSecret(s string) error {
+	if len(s) < 16 || len(s) > 256 {
+		return fmt.Errorf("the webhook secret must be 16 to 256 characters long, got %d", len(s))
+	}
+	for _, r := range s {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return errors.New("the webhook secret may only hold A-Z, a-z, 0-9, _ and -")
+		}
+	}
+	return nil
+}
+
+// webhookSecret is the secret_token in use.
+func (b *Bot) webhookSecret() string {
+	if b.secret != "" {
+		return b.secret
+	}
+	return WebhookSecret(b.red.token)
+}
+
 // webhookTimeout bounds the handling of one webhook update; Telegram
 // redelivers an update whose request failed or timed out.
 const webhookTimeout = 25 * time.Second
@@ -48,7 +77,7 @@ func (b *Bot) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	secret := WebhookSecret(b.red.token)
+	secret := b.webhookSecret()
 	if subtle.ConstantTimeCompare([]byte(r.Header.Get(SecretHeader)), []byte(secret)) != 1 {
 		b.log.Warn("telegram: webhook request with a wrong or missing secret rejected", "remote", r.RemoteAddr)
 		http.Error(w, "forbidden", http.StatusUnauthorized)
@@ -173,7 +202,7 @@ func (b *Bot) setWebhook(ctx context.Context) error {
 	allowed, _ := json.Marshal(allowedUpdates)
 	params := tgbotapi.Params{
 		"url":                  b.cfg.WebhookURL,
-		"secret_token":         WebhookSecret(b.red.token),
+		"secret_token":         b.webhookSecret(),
 		"max_connections":      fmt.Sprint(b.cfg.WebhookMaxConnections),
 		"allowed_updates":      string(allowed),
 		"drop_pending_updates": "false",

@@ -14,10 +14,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aftercare-clinic/aftercare/bot/config"
 	"github.com/aftercare-clinic/aftercare/bot/discord"
 	"github.com/aftercare-clinic/aftercare/bot/telegram"
 	"github.com/aftercare-clinic/aftercare/bot/webhook"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/lease"
 )
 
 // Config is the whole configuration: a JSON file (see aftercare.sample.json)
@@ -64,6 +66,26 @@ type StoreConfig struct {
 	// Backend is "bbolt" (default: one file in data_dir, one process) or
 	// "postgres" (connection string from AFTERCARE_POSTGRES_DSN, a secret).
 	Backend string `json:"backend,omitempty"`
+	// ClaimLease is how long an instance's claim on a due timer or a
+	// queued message lasts before another instance may take it, so a
+	// killed instance's check-ins and messages go out after at most this
+	// (postgres only; default "30s"). A send or step must finish well
+	// within it.
+	ClaimLease config.Duration `json:"claim_lease,omitempty"`
+	// Leases tunes the leases that let only one instance at a time hold a
+	// platform connection allowing one consumer (Telegram long polling,
+	// the Discord gateway) or run the daily housekeeping (postgres only).
+	Leases LeaseConfig `json:"leases"`
+}
+
+// LeaseConfig is the "store.leases" section (see package lease).
+type LeaseConfig struct {
+	// TTL is how long a lease lasts unrenewed (default "10s"): a dead
+	// holder's lease is taken over within TTL plus one Renew.
+	TTL config.Duration `json:"ttl,omitempty"`
+	// Renew is how often the holder renews it and the others try to take
+	// it (default "3s"); less than half of TTL.
+	Renew config.Duration `json:"renew,omitempty"`
 }
 
 // EscalationConfig is the ladder for urgent and emergency alerts.
@@ -363,6 +385,12 @@ func (c Config) Validate() error {
 	case "", "bbolt", "postgres":
 	default:
 		bad("store.backend", fmt.Sprintf("%q: use \"bbolt\" (the default) or \"postgres\"", c.Store.Backend))
+	}
+	if c.Store.ClaimLease < 0 || (c.Store.ClaimLease > 0 && time.Duration(c.Store.ClaimLease) < 500*time.Millisecond) {
+		bad("store.claim_lease", fmt.Sprintf("%s: use at least \"500ms\" (default \"30s\")", time.Duration(c.Store.ClaimLease)))
+	}
+	if err := (lease.Options{TTL: time.Duration(c.Store.Leases.TTL), Renew: time.Duration(c.Store.Leases.Renew)}).Validate(); err != nil {
+		bad("store.leases", err.Error()+" (defaults: ttl \"10s\", renew \"3s\")")
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

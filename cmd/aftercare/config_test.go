@@ -38,6 +38,8 @@ func TestConfigErrorsFullPathsSuggestionsAndAllAtOnce(t *testing.T) {
 			[]string{"c.json: telegram.staff_chat_id: must be set", "c.json: telegram.mode:"}, nil},
 		{"every validation error at once", `{"clinic":{"name":"Lakeside Needling","phone":"555","time_zone":"Mars/Base","quiet_hours":{"start":"9pm","end":"08:00"},"hours":{"mon":"9-5","funday":"08:00-12:00"}},"log":{"level":"loud"},"invites":{"ttl_days":0}}`,
 			[]string{"clinic.phone:", "clinic.time_zone:", "clinic.quiet_hours.start:", "clinic.hours.mon:", "clinic.hours.funday:", "log.level:", "invites.ttl_days:"}, nil},
+		{"lease settings that could not hold a lease", `{` + validClinic + `,"store":{"backend":"postgres","claim_lease":"10ms","leases":{"ttl":"4s","renew":"3s"}}}`,
+			[]string{"store.claim_lease:", "store.leases: lease renew interval 3s must be less than half of the ttl 4s"}, nil},
 		{"unknown key and a bad value together", `{"clinic":{"name":"Lakeside Needling","phone":"+1 312 555 2368","timezone":"UTC"},"log":{"level":"loud"}}`,
 			[]string{`clinic.timezone: not a configuration key; did you mean "clinic.time_zone"?`, "log.level:"}, nil},
 	}

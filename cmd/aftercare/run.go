@@ -23,6 +23,7 @@ import (
 	"github.com/aftercare-clinic/aftercare/clock"
 	"github.com/aftercare-clinic/aftercare/desk"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/lease"
 	"github.com/aftercare-clinic/aftercare/metrics"
 	"github.com/aftercare-clinic/aftercare/service"
 	"github.com/aftercare-clinic/aftercare/store"
@@ -168,6 +169,21 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
+	// With PostgreSQL, several instances may share the database: what only
+	// one may do at a time runs under a lease. bbolt's file lock already
+	// makes its process the only one.
+	var leases *lease.Keeper
+	if tb, ok := st.(interface {
+		lease.Table
+		Instance() string
+	}); ok {
+		leases, err = lease.New(tb, lease.Options{TTL: time.Duration(cfg.Store.Leases.TTL), Renew: time.Duration(cfg.Store.Leases.Renew),
+			Logger: log.With("instance", tb.Instance())})
+		if err != nil {
+			return &ConfigError{File: *cfgPath, Key: "store.leases", Msg: err.Error()}
+		}
+	}
+	var housekeeping lease.Flag
 
 	clk := m.Clock
 	if p := m.Getenv(EnvTestClockFile); p != "" && clk == nil {
@@ -231,7 +247,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	svc, err := service.New(service.Config{Engine: eng, Store: st, Clock: clk, Logger: log, StaffChannels: staff,
 		AckTimeout: ackTimeout, EscalationContacts: contacts, Retention: time.Duration(cfg.RetentionDays) * 24 * time.Hour,
 		InviteTTL: time.Duration(cfg.Invites.TTLDays) * 24 * time.Hour, InviteLinks: links, Observer: mets,
-		StaffKeys: staffKeys, UrgentRetry: urgentRetry, StaffLogin: run.staffLoginFunc()})
+		StaffKeys: staffKeys, UrgentRetry: urgentRetry, StaffLogin: run.staffLoginFunc(), Housekeeping: housekeepingGate(leases, &housekeeping)})
 	if err != nil {
 		return err
 	}
@@ -281,15 +297,33 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		tgOpts = append(tgOpts, telegram.WithBackoff(m.Backoff))
 		dcOpts = append(dcOpts, discord.WithMinReconnectDelay(m.Backoff.Min))
 	}
+	if s := m.Getenv(telegram.WebhookSecretEnv); s != "" {
+		tgOpts = append(tgOpts, telegram.WithWebhookSecret(s))
+	}
 	if tgToken != "" {
 		tg, err := telegram.New(*cfg.Telegram, tgToken, svc, log, tgOpts...)
 		if err != nil {
 			return err
 		}
 		run.Telegram = tg
-		plats.add(telegram.PlatformName, tg)
 		addSender(tg)
-		goRun("telegram", supervise(telegram.PlatformName, plats, log, retry, true, tg.Run))
+		if leases == nil || cfg.Telegram.Mode == telegram.ModeWebhook {
+			// One process, or webhook mode: every instance takes updates.
+			plats.add(telegram.PlatformName, tg)
+			goRun("telegram", supervise(telegram.PlatformName, plats, log, retry, true, tg.Run))
+		} else {
+			// Long polling allows one consumer per bot: the holder of the
+			// lease polls; the others check the token and send.
+			var held lease.Flag
+			plats.add(telegram.PlatformName, standby{tg, &held})
+			name := platformLease(telegram.PlatformName)
+			goRun("telegram", supervise(telegram.PlatformName, plats, log, retry, true, func(ctx context.Context) error {
+				if !tg.Connect(ctx) {
+					return nil
+				}
+				return leases.Hold(ctx, name, held.While(tg.Run))
+			}))
+		}
 	}
 	if dcToken != "" {
 		dc, err := discord.New(*cfg.Discord, dcToken, svc, log, append(dcOpts, discord.WithReadMarks(st))...)
@@ -297,11 +331,29 @@ func (m *Main) run(ctx context.Context, args []string) error {
 			return err
 		}
 		run.Discord = dc
-		plats.add(discord.Platform, dc)
 		addSender(dc)
 		// discord.Bot.Run reconnects by itself and returns early only
 		// for a rejected token; it may not be called twice.
-		goRun("discord", supervise(discord.Platform, plats, log, retry, false, dc.Run))
+		if leases == nil {
+			plats.add(discord.Platform, dc)
+			goRun("discord", supervise(discord.Platform, plats, log, retry, false, dc.Run))
+		} else {
+			// The gateway allows one session per bot: the holder of the
+			// lease opens it; the others send over REST. Since Run cannot
+			// start again in this process, losing the lease stops the
+			// process (its service manager starts it again, and it joins
+			// the race afresh) rather than leaving it without Discord.
+			var held lease.Flag
+			plats.add(discord.Platform, standby{dc, &held})
+			name := platformLease(discord.Platform)
+			goRun("discord", func(ctx context.Context) error {
+				err := leases.HoldOnce(ctx, name, held.While(supervise(discord.Platform, plats, log, retry, false, dc.Run)))
+				if errors.Is(err, lease.ErrLost) {
+					return fmt.Errorf("the Discord gateway lease was lost and the gateway cannot reopen in this process; stopping so the service manager restarts it: %w", err)
+				}
+				return err
+			})
+		}
 	}
 	var con *console.Console
 	if consoleOn {
@@ -372,6 +424,11 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		}
 	}
 	goRun("scheduler", svc.RunScheduler)
+	if leases != nil {
+		goRun("housekeeping lease", func(ctx context.Context) error {
+			return leases.Hold(ctx, housekeepingLease, housekeeping.Run)
+		})
+	}
 	// Check every staff destination now, not when the first red flag needs
 	// it. A refusal is logged with its config key and fails /readyz; the
 	// bot keeps running so patients are still answered.
@@ -426,6 +483,39 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	}
 	return nil
 }
+
+// clinicID keys the platform leases by clinic. Today a deployment serves
+// one clinic; when it serves several, each clinic's bots get leases of
+// their own under its ID.
+const clinicID = "default"
+
+// housekeepingLease is held by the one instance that runs the daily
+// retention purge and dedupe pruning.
+const housekeepingLease = "housekeeping"
+
+// platformLease names the lease of a clinic's connection to a platform
+// that allows one consumer ("clinic/default/telegram").
+func platformLease(platform string) string { return "clinic/" + clinicID + "/" + platform }
+
+// housekeepingGate is the service's Housekeeping: nil with one process
+// (always), else whether this instance holds the housekeeping lease.
+func housekeepingGate(k *lease.Keeper, f *lease.Flag) func() bool {
+	if k == nil {
+		return nil
+	}
+	return f.Held
+}
+
+// standby is a leased platform's readiness: the instance holding the
+// lease is ready when its connection is; the others are ready as they
+// are, sending through the shared outbox and waiting to take over.
+type standby struct {
+	r    readiness
+	held *lease.Flag
+}
+
+// Ready reports whether the platform is connected, or on standby here.
+func (s standby) Ready() bool { return !s.held.Held() || s.r.Ready() }
 
 // drain waits until a platform's outbox is empty or the bound passes.
 func (m *Main) drain(st appStore, platform string, bound time.Duration) {

@@ -42,7 +42,7 @@ func (m *Main) openStore(ctx context.Context, cfg Config, cfgPath string) (appSt
 		if dsn == "" {
 			return nil, nil, &ConfigError{File: cfgPath, Key: "store.backend", Msg: "\"postgres\" needs the connection string in " + EnvPostgresDSN + ", e.g. postgres://aftercare@db.internal/aftercare"}
 		}
-		st, err := postgres.Open(ctx, postgres.Options{DSN: dsn})
+		st, err := postgres.Open(ctx, postgres.Options{DSN: dsn, Lease: time.Duration(cfg.Store.ClaimLease)})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -1,0 +1,293 @@
+// Package lease runs work that only one instance of Aftercare may do at a
+// time (a clinic's Telegram long poll or Discord gateway, the daily
+// housekeeping) under a named lease kept in the shared database.
+//
+// # How a lease is held
+//
+// Hold takes the lease when it is free or expired, runs the work with a
+// context that lives as long as the lease, and renews the lease every
+// Renew interval for TTL from the database server's clock. The holder
+// stops at once (the work's context is cancelled with ErrLost as its
+// cause) when a renewal fails for any reason, finds the lease taken over
+// or expired, or does not come back before the holder's own deadline: the
+// moment the lease was last granted, measured on this process's
+// monotonic clock from before the request was sent, plus nine tenths of
+// TTL. Since the server's expiry is the server's now() plus TTL, and the
+// server's now() comes after the request was sent, the holder's deadline
+// falls a tenth of TTL before the server's (room for the work to notice
+// and for clock rates to differ): a holder that lost the lease has
+// stopped before another can take it. Each grant carries an epoch (a
+// fencing token) that grows whenever the lease changes hands; renewals
+// name it, so a holder that was taken over can never renew again.
+//
+// A killed holder's lease is taken over within TTL plus one Renew
+// interval, plus one more for each lease the taker already holds (see
+// Spreading): it expires at most TTL after its last renewal, and every
+// other instance tries every Renew interval.
+//
+// # Spreading
+//
+// Instances race for free leases, with a handicap: before trying a free
+// lease, an instance waits one Renew interval for every lease it already
+// holds. An instance holding fewer leases therefore tries first, so a
+// dead instance's leases spread over the survivors, while a lone survivor
+// still takes them all. Leases held by live instances are never moved:
+// moving a platform connection costs a reconnect for no gain.
+//
+// Why not a library: cirello.io/pglock does PostgreSQL leases well, but
+// through database/sql (a second connection pool beside pgx's), and it
+// judges expiry by waiting a lease duration on the caller's clock for the
+// record to stand still, where here the server's now() decides in one
+// statement. The table and three statements are in store/postgres/lease.go.
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// ErrLost is the cause of a work context cancelled because the lease was
+// lost (a renewal failed, or another instance took the lease over), and
+// what HoldOnce returns then.
+var ErrLost = errors.New("lease lost")
+
+// Table is what holding leases needs of the shared database; the
+// PostgreSQL store implements it. Every expiry is the server's clock.
+type Table interface {
+	// AcquireLease takes the lease for ttl if it is free, expired or this
+	// instance's, and returns its epoch; ok is false when another holds it.
+	AcquireLease(ctx context.Context, name string, ttl time.Duration) (epoch int64, ok bool, err error)
+	// RenewLease extends the lease by ttl while this instance holds it at
+	// epoch and it has not expired; false means it was lost.
+	RenewLease(ctx context.Context, name string, epoch int64, ttl time.Duration) (bool, error)
+	// ReleaseLease gives the lease up at once, if still held at epoch.
+	ReleaseLease(ctx context.Context, name string, epoch int64) error
+}
+
+// Defaults of Options.
+const (
+	DefaultTTL   = 10 * time.Second
+	DefaultRenew = 3 * time.Second
+)
+
+// Options tune a Keeper.
+type Options struct {
+	// TTL is how long a grant lasts without renewal (default 10 s): the
+	// longest a dead holder keeps others waiting.
+	TTL time.Duration
+	// Renew is how often the holder renews and others try to take a free
+	// lease (default 3 s). It must be less than half of TTL, so one slow
+	// renewal does not lose the lease.
+	Renew time.Duration
+	// Logger receives grants and losses (lease names only).
+	Logger *slog.Logger
+}
+
+// Validate reports settings that could not hold a lease reliably.
+func (o Options) Validate() error {
+	o = o.withDefaults()
+	if o.TTL <= 0 || o.Renew <= 0 {
+		return errors.New("lease ttl and renew interval must be positive")
+	}
+	if 2*o.Renew >= o.TTL {
+		return fmt.Errorf("lease renew interval %s must be less than half of the ttl %s", o.Renew, o.TTL)
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.TTL == 0 {
+		o.TTL = DefaultTTL
+	}
+	if o.Renew == 0 {
+		o.Renew = DefaultRenew
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Keeper holds the leases of one process. It is safe for concurrent use:
+// each Hold runs in its own goroutine.
+type Keeper struct {
+	table Table
+	o     Options
+	held  atomic.Int64 // leases held now, for spreading
+}
+
+// New returns a Keeper over the table. Options are checked by Validate.
+func New(t Table, o Options) (*Keeper, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	return &Keeper{table: t, o: o.withDefaults()}, nil
+}
+
+// Options returns the Keeper's settings with defaults filled in.
+func (k *Keeper) Options() Options { return k.o }
+
+// Held returns how many leases this Keeper holds now.
+func (k *Keeper) Held() int { return int(k.held.Load()) }
+
+// Hold runs work each time this process holds the named lease, until ctx
+// ends (then it returns nil, after giving the lease up). When the lease is
+// lost, work's context is cancelled with ErrLost as its cause; once work
+// has returned, Hold tries to take the lease again. When work returns an
+// error of its own while the lease is held, Hold gives the lease up and
+// returns that error. Work must return promptly once its context ends.
+func (k *Keeper) Hold(ctx context.Context, name string, work func(context.Context) error) error {
+	for {
+		err := k.HoldOnce(ctx, name, work)
+		if !errors.Is(err, ErrLost) || ctx.Err() != nil {
+			return err
+		}
+		// Lost: give the others one interval before trying again.
+		if !sleep(ctx, k.o.Renew) {
+			return nil
+		}
+	}
+}
+
+// HoldOnce waits until it takes the named lease, runs work for that one
+// term and returns: nil when ctx ended, ErrLost when the lease was lost
+// (work has returned by then), or work's own error (the lease given up).
+// It suits work that cannot start twice in one process.
+func (k *Keeper) HoldOnce(ctx context.Context, name string, work func(context.Context) error) error {
+	epoch, deadline, err := k.acquire(ctx, name)
+	if err != nil {
+		return nil // ctx ended while waiting
+	}
+	k.held.Add(1)
+	defer k.held.Add(-1)
+	k.o.Logger.Info("lease taken", "lease", name, "epoch", epoch)
+
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan error, 1)
+	go func() { done <- work(wctx) }()
+
+	tick := time.NewTicker(k.o.Renew)
+	defer tick.Stop()
+	expiry := time.NewTimer(time.Until(deadline))
+	defer expiry.Stop()
+	lost := func(why string, err error) error {
+		k.o.Logger.Warn("lease lost; stopping its work", "lease", name, "epoch", epoch, "why", why, "err", err)
+		cancel(ErrLost)
+		<-done
+		return ErrLost
+	}
+	for {
+		select {
+		case err := <-done:
+			k.release(name, epoch)
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		case <-ctx.Done():
+			cancel(context.Canceled)
+			<-done
+			k.release(name, epoch)
+			return nil
+		case <-expiry.C:
+			return lost("not renewed before its deadline", nil)
+		case <-tick.C:
+			sent := time.Now()
+			rctx, rcancel := context.WithDeadline(ctx, deadline)
+			ok, err := k.table.RenewLease(rctx, name, epoch, k.o.TTL)
+			rcancel()
+			if ctx.Err() != nil {
+				continue // stopping: the ctx.Done case cleans up
+			}
+			if err != nil {
+				return lost("renewal failed", err)
+			}
+			if !ok {
+				return lost("taken over or expired", nil)
+			}
+			deadline = sent.Add(k.o.TTL - k.o.TTL/10)
+			expiry.Reset(time.Until(deadline))
+		}
+	}
+}
+
+// acquire tries every Renew interval (after one more interval per lease
+// already held, to spread leases) until it takes the lease or ctx ends.
+// It returns the epoch and the holder's deadline.
+func (k *Keeper) acquire(ctx context.Context, name string) (int64, time.Time, error) {
+	for first := true; ; first = false {
+		if !first && !sleep(ctx, k.o.Renew) {
+			return 0, time.Time{}, ctx.Err()
+		}
+		// The handicap is read right before trying, so a lease taken by
+		// another of this Keeper's goroutines meanwhile counts.
+		if h := k.held.Load(); h > 0 && !sleep(ctx, time.Duration(h)*k.o.Renew) {
+			return 0, time.Time{}, ctx.Err()
+		}
+		if ctx.Err() != nil {
+			return 0, time.Time{}, ctx.Err()
+		}
+		sent := time.Now()
+		actx, cancel := context.WithTimeout(ctx, k.o.Renew)
+		epoch, ok, err := k.table.AcquireLease(actx, name, k.o.TTL)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			k.o.Logger.Warn("lease: trying to take it failed; trying again", "lease", name, "err", err)
+		}
+		if err == nil && ok {
+			return epoch, sent.Add(k.o.TTL - k.o.TTL/10), nil
+		}
+	}
+}
+
+// release gives the lease up with a short deadline of its own (the
+// caller's context may have ended).
+func (k *Keeper) release(name string, epoch int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), k.o.Renew)
+	defer cancel()
+	if err := k.table.ReleaseLease(ctx, name, epoch); err != nil {
+		k.o.Logger.Warn("lease: giving it up failed; it expires by itself", "lease", name, "err", err)
+		return
+	}
+	k.o.Logger.Info("lease given up", "lease", name, "epoch", epoch)
+}
+
+// Flag is set while a lease is held, for work that is not a goroutine of
+// its own but a check made by other code ("may I run the retention pass
+// now?"). Run it under Hold: Hold(ctx, name, flag.Run).
+type Flag struct{ on atomic.Bool }
+
+// Run sets the flag until ctx ends, then clears it.
+func (f *Flag) Run(ctx context.Context) error {
+	return f.While(func(ctx context.Context) error { <-ctx.Done(); return nil })(ctx)
+}
+
+// While returns work that sets the flag while the given work runs, so
+// others can ask whether this process holds the lease work runs under.
+func (f *Flag) While(work func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		f.on.Store(true)
+		defer f.on.Store(false)
+		return work(ctx)
+	}
+}
+
+// Held reports whether the lease is held now.
+func (f *Flag) Held() bool { return f.on.Load() }
+
+// sleep waits d or until ctx ends; it reports whether the full wait passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
