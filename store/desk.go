@@ -54,9 +54,19 @@ func putTranscript(tx *bolt.Tx, st Step, ms []engine.Outbound) error {
 		if m.To != st.Patient || m.Channel != "" {
 			continue
 		}
-		lines = append(lines, TranscriptLine{At: m.Created, From: FromBot, Kind: m.Kind, Text: m.Text, Level: m.Level})
+		lines = append(lines, SentLine(m))
 	}
 	return appendTranscript(tx, st.Patient, lines...)
+}
+
+// SentLine is the transcript line of a message sent to the patient: the
+// bot's, or the clinic team's when a staff member wrote it (m.Staff).
+// Both stores write it the same way.
+func SentLine(m engine.Outbound) TranscriptLine {
+	if m.Staff != "" {
+		return TranscriptLine{At: m.Created, From: FromClinic, Kind: m.Kind, Text: m.Text, Staff: m.Staff}
+	}
+	return TranscriptLine{At: m.Created, From: FromBot, Kind: m.Kind, Text: m.Text, Level: m.Level}
 }
 
 func appendTranscript(tx *bolt.Tx, p engine.PatientID, lines ...TranscriptLine) error {
@@ -119,28 +129,6 @@ func readTranscript(tx *bolt.Tx, p engine.PatientID, limit int) []TranscriptLine
 		out[len(rev)-1-i] = l
 	}
 	return out
-}
-
-// EnqueueStaffReply queues a staff member's message to a patient, in one
-// transaction with its transcript line and its audit line, so a reply is
-// never sent unrecorded nor recorded unsent. It returns ErrNotFound when
-// the patient is not on record (erased meanwhile).
-func (s *Store) EnqueueStaffReply(ctx context.Context, m engine.Outbound, line TranscriptLine, a engine.Audit) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.commit.do(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bStates).Get([]byte(m.To)) == nil {
-			return ErrNotFound
-		}
-		if err := putOutbound(tx, []engine.Outbound{m}, nil); err != nil {
-			return err
-		}
-		if err := appendTranscript(tx, m.To, line); err != nil {
-			return err
-		}
-		return putAudit(tx, []engine.Audit{a})
-	})
 }
 
 // DeskLogin is a one-time sign-in link for the staff desk. The store keeps

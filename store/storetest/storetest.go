@@ -67,6 +67,7 @@ func Run(t *testing.T, b Backend) {
 		{"EscalationLadderStepsOnce", testEscalation},
 		{"InvitesUsedOnce", testInvites},
 		{"EraseRemovesOnePatientOnly", testErase},
+		{"IdentityAndClinicRepliesKeptThenErased", testIdentity},
 		{"PruneDedupe", testPruneDedupe},
 		{"PreparedResultOnlyWhenStateUnchanged", testPrepared},
 		{"ReadMarksOnlyForStoredPatients", testReadMarks},
@@ -727,5 +728,51 @@ func testStaffOnce(t *testing.T, b Backend) {
 	ms, err := ss[0].OutboxAll(10)
 	if err != nil || len(ms) != 1 {
 		t.Fatalf("outbox %d messages, %v; want 1", len(ms), err)
+	}
+}
+
+// testIdentity: the staff-only identity entered with a visit is kept with
+// the state and the visit history, a message written by staff is kept in
+// the transcript as the clinic team's, and erasing the patient (the
+// desk's erase or /forget) removes all of it.
+func testIdentity(t *testing.T, b Backend) {
+	s := one(t, b)
+	ctx := context.Background()
+	p := engine.PatientID("telegram:31")
+	id := &engine.Identity{Name: "Jane Quinlan", Chart: "C-20417", Phone: "+1-555-0142"}
+	if _, err := s.Apply(ctx, step(p, "visit"), func(in store.Input) (engine.Result, error) {
+		st := in.State
+		st.Patient = p
+		st.Visit = &engine.Visit{At: t0, Treatment: engine.Acupuncture, Identity: id}
+		r := result(st, 0)
+		r.VisitRecorded = true
+		r.Messages = []engine.Outbound{{To: p, Kind: engine.KindReply, Text: "Message from the clinic team:\nhello", Staff: "Ana Ruiz", Created: t0}}
+		return r, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.PatientRecord(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State.Visit == nil || r.State.Visit.Identity == nil || *r.State.Visit.Identity != *id {
+		t.Fatalf("identity in the state: %+v", r.State.Visit)
+	}
+	if len(r.Visits) != 1 || r.Visits[0].Identity == nil || r.Visits[0].Identity.Chart != id.Chart {
+		t.Fatalf("identity in the visit history: %+v", r.Visits)
+	}
+	if n := len(r.Transcript); n != 1 || r.Transcript[0].From != store.FromClinic || r.Transcript[0].Staff != "Ana Ruiz" {
+		t.Fatalf("transcript %+v, want the clinic team's line by Ana Ruiz", r.Transcript)
+	}
+	if _, err := s.Apply(ctx, step(p, "erase"), func(in store.Input) (engine.Result, error) {
+		return engine.Result{Erase: true}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PatientRecord(p); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("record after erasure: %v, want ErrNotFound", err)
+	}
+	if _, found, _ := s.State(p); found {
+		t.Fatal("state with the identity kept")
 	}
 }
