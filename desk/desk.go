@@ -65,6 +65,7 @@ type Store interface {
 	Escalations() ([]engine.Escalation, error)
 	PatientStatesRaw(fn func(id engine.PatientID, raw []byte) error) error
 	PatientRecord(p engine.PatientID) (store.Record, error)
+	State(p engine.PatientID) (engine.State, bool, error)
 	AppendAudit(ctx context.Context, as ...engine.Audit) error
 	PutDeskLogin(ctx context.Context, hash []byte, l store.DeskLogin, now time.Time) error
 	UseDeskLogin(ctx context.Context, hash []byte, now time.Time) (store.DeskLogin, error)
@@ -79,6 +80,8 @@ type Service interface {
 	Resolve(ctx context.Context, id uint64, who, note string) (string, error)
 	Reply(ctx context.Context, patient engine.PatientID, who, text string) error
 	CreateInvite(ctx context.Context, v engine.Visit, ttl time.Duration) (engine.Invite, error)
+	Pause(ctx context.Context, patient engine.PatientID, who, action string) error
+	Erase(ctx context.Context, patient engine.PatientID, who string) error
 }
 
 // Config holds what New needs.
@@ -99,6 +102,13 @@ type Config struct {
 	Secure bool
 	// ClinicName heads every page.
 	ClinicName string
+	// Location is the clinic's time zone: every time the desk shows is in
+	// it, whatever the server's zone, and CSV times without a zone are
+	// read in it. Default UTC.
+	Location *time.Location
+	// Protocol names the check-in questions and answers in the FHIR
+	// export; default engine.DefaultProtocol().
+	Protocol *engine.Protocol
 	// InviteLinks renders an invite token as what the patient opens; the
 	// first link is put in the QR code. Nil shows the bare code.
 	InviteLinks func(token string) []string
@@ -175,8 +185,14 @@ func New(c Config) (*Desk, error) {
 	if c.ClinicName == "" {
 		c.ClinicName = "Clinic"
 	}
+	if c.Location == nil {
+		c.Location = time.UTC
+	}
+	if c.Protocol == nil {
+		c.Protocol = engine.DefaultProtocol()
+	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
-	pages, err := parsePages()
+	pages, err := parsePages(c.Location)
 	if err != nil {
 		return nil, err
 	}
@@ -279,6 +295,11 @@ func (d *Desk) Handler() http.Handler {
 	mux.Handle("GET /today", d.auth(d.todayPage))
 	mux.Handle("GET /patients/{id}", d.auth(d.patientPage))
 	mux.Handle("POST /patients/{id}/reply", d.auth(d.replyPost))
+	mux.Handle("POST /patients/{id}/export", d.auth(d.exportPost))
+	mux.Handle("POST /patients/{id}/pause", d.auth(d.pausePost))
+	mux.Handle("POST /patients/{id}/resume", d.auth(d.pausePost))
+	mux.Handle("GET /patients/{id}/erase", d.auth(d.erasePage))
+	mux.Handle("POST /patients/{id}/erase", d.auth(d.erasePost))
 	mux.Handle("GET /visits/new", d.auth(d.visitForm))
 	mux.Handle("POST /visits/new", d.auth(d.visitPost))
 	mux.Handle("POST /visits/import", d.auth(d.importPost))

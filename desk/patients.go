@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/export"
 	"github.com/aftercare-clinic/aftercare/service"
 	"github.com/aftercare-clinic/aftercare/store"
 )
@@ -23,6 +24,7 @@ const maxRows = 200
 type patientRow struct {
 	Patient    engine.PatientID
 	Name       string
+	Chart      string
 	Last       time.Time
 	LastText   string
 	Visit      string
@@ -165,6 +167,12 @@ func (d *Desk) rows(keep func(engine.State, patientRow) bool) ([]patientRow, int
 			last = st.Visit.At
 		}
 		r := patientRow{Patient: st.Patient, Name: st.DisplayName, Last: last, Status: status(*st, now), OpenAlerts: open[st.Patient]}
+		if st.Visit != nil && st.Visit.Identity != nil {
+			if id := st.Visit.Identity; id.Name != "" {
+				r.Name = id.Name
+			}
+			r.Chart = st.Visit.Identity.Chart
+		}
 		r.Needs = needs(*st, r.OpenAlerts, now)
 		if keep(*st, r) {
 			kept = append(kept, entry{row: r, visit: st.Visit})
@@ -281,13 +289,29 @@ func sorenessChart(cs []engine.Checkin) chart {
 
 type patientData struct {
 	Record     store.Record
+	Identity   *engine.Identity
 	Status     string
 	Visit      string
 	Chart      chart
 	Open       []engine.Escalation
 	Transcript []store.TranscriptLine
 	Sent       bool
-	Now        time.Time
+	Flash      string
+	// Held is set while automatic follow-ups wait for a staff
+	// conversation with the patient (State.HeldUntil).
+	Held bool
+	Now  time.Time
+}
+
+// patientFlash says what the last action on the patient page did.
+func patientFlash(r *http.Request) string {
+	switch r.URL.Query().Get("done") {
+	case "pause":
+		return "Automatic check-ins are paused for this patient."
+	case "resume":
+		return "Automatic check-ins are on again for this patient."
+	}
+	return ""
 }
 
 func (d *Desk) patientID(w http.ResponseWriter, r *http.Request) (engine.PatientID, store.Record, bool) {
@@ -316,7 +340,11 @@ func (d *Desk) patientPage(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	now := d.cfg.Clock.Now()
-	pd := patientData{Record: rec, Status: status(rec.State, now), Visit: visitText(rec.State.Visit, now),
+	var ident *engine.Identity
+	if rec.State.Visit != nil {
+		ident = rec.State.Visit.Identity
+	}
+	pd := patientData{Record: rec, Identity: ident, Held: now.Before(rec.State.HeldUntil), Flash: patientFlash(r), Status: status(rec.State, now), Visit: visitText(rec.State.Visit, now),
 		Chart: sorenessChart(rec.State.Checkins), Transcript: rec.Transcript, Sent: r.URL.Query().Has("sent"), Now: now}
 	for _, e := range rec.Escalations {
 		if e.Status != "resolved" {
@@ -324,7 +352,9 @@ func (d *Desk) patientPage(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 	}
 	title := string(id)
-	if rec.State.DisplayName != "" {
+	if ident != nil && ident.Name != "" {
+		title = ident.Name
+	} else if rec.State.DisplayName != "" {
 		title = rec.State.DisplayName
 	}
 	d.page(w, s, "patient", title, pd)
@@ -346,4 +376,95 @@ func (d *Desk) replyPost(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	http.Redirect(w, r, "/patients/"+escapePath(id)+"?sent=1#conversation", http.StatusSeeOther)
+}
+
+// exportPost downloads the patient's whole record as JSON (check-ins as
+// FHIR QuestionnaireResponses, the identity as a FHIR Patient), the same
+// document as `aftercare export`. Audited before it is sent.
+func (d *Desk) exportPost(w http.ResponseWriter, r *http.Request, s *session) {
+	id, rec, ok := d.patientID(w, r)
+	if !ok {
+		return
+	}
+	now := d.cfg.Clock.Now()
+	b, err := json.MarshalIndent(export.Build(rec, d.cfg.Protocol, now), "", "  ")
+	if err == nil {
+		err = d.audit(r.Context(), s, "patient_exported", id, "FHIR export downloaded from the staff desk")
+	}
+	if err != nil {
+		d.log.Error("desk export failed", "patient", id, "err", err)
+		d.refuse(w, http.StatusInternalServerError, "The export could not be made because of an internal error; it has been logged.")
+		return
+	}
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(string(id)))
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Disposition", `attachment; filename="aftercare-`+name+`.json"`)
+	w.Write(b)
+}
+
+// pausePost pauses or resumes the patient's automatic check-ins, as
+// /pause and /resume do (audited with the staff member's name).
+func (d *Desk) pausePost(w http.ResponseWriter, r *http.Request, s *session) {
+	id := engine.PatientID(r.PathValue("id"))
+	action := "pause"
+	if strings.HasSuffix(r.URL.Path, "/resume") {
+		action = "resume"
+	}
+	if !d.patientAction(w, id, d.cfg.Service.Pause(r.Context(), id, s.name, action)) {
+		return
+	}
+	http.Redirect(w, r, "/patients/"+escapePath(id)+"?done="+action, http.StatusSeeOther)
+}
+
+type eraseData struct {
+	Patient engine.PatientID
+	Name    string
+	Done    bool
+}
+
+// erasePage asks for confirmation before erasing: erasing cannot be undone.
+func (d *Desk) erasePage(w http.ResponseWriter, r *http.Request, s *session) {
+	id, rec, ok := d.patientID(w, r)
+	if !ok {
+		return
+	}
+	ed := eraseData{Patient: id, Name: rec.State.DisplayName}
+	if v := rec.State.Visit; v != nil && v.Identity != nil && v.Identity.Name != "" {
+		ed.Name = v.Identity.Name
+	}
+	d.page(w, s, "erase", "Erase patient", ed)
+}
+
+// erasePost erases everything stored about the patient once the staff
+// member confirmed it (the confirm field the confirmation page sends).
+func (d *Desk) erasePost(w http.ResponseWriter, r *http.Request, s *session) {
+	id := engine.PatientID(r.PathValue("id"))
+	if r.FormValue("confirm") != "erase" {
+		http.Redirect(w, r, "/patients/"+escapePath(id)+"/erase", http.StatusSeeOther)
+		return
+	}
+	if !d.patientAction(w, id, d.cfg.Service.Erase(r.Context(), id, s.name)) {
+		return
+	}
+	d.page(w, s, "erase", "Patient erased", eraseData{Patient: id, Done: true})
+}
+
+// patientAction answers a failed action on a patient; it reports whether
+// err was nil.
+func (d *Desk) patientAction(w http.ResponseWriter, id engine.PatientID, err error) bool {
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, store.ErrNotFound):
+		d.refuse(w, http.StatusNotFound, "There is no such patient (they may have been erased).")
+	default:
+		d.log.Error("desk patient action failed", "patient", id, "err", err)
+		d.refuse(w, http.StatusInternalServerError, "That could not be done because of an internal error; it has been logged.")
+	}
+	return false
 }

@@ -199,9 +199,11 @@ func (s *step) staff(action, actor, text string) {
 		s.scheduleCheckins()
 	case "erase":
 		// Staff erase the patient's data (the desk's Erase, confirmed):
-		// everything goes, as after the patient's own /forget.
+		// everything goes, the state too (an empty Patient tells the
+		// store to keep none), and the audit line naming who erased is
+		// kept without the patient ID.
 		s.res.Erase = true
-		s.st = State{Patient: s.st.Patient, Current: -1, Handled: s.st.Handled}
+		s.st = State{}
 	case "reply":
 		s.staffReply(text, actor)
 		return
