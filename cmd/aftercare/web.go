@@ -113,10 +113,15 @@ func deskBaseURL(w WebConfig, addr string) string {
 	return scheme + net.JoinHostPort(host, port)
 }
 
-func newDesk(cfg Config, st *store.Store, svc *service.Service, clk clock.Clock, log *slog.Logger, links func(string) []string, addr string) (*desk.Desk, error) {
+func newDesk(cfg Config, st *store.Store, svc *service.Service, clk clock.Clock, log *slog.Logger, links func(string) []string, addr string, p *engine.Protocol) (*desk.Desk, error) {
+	loc, err := time.LoadLocation(cfg.Clinic.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("clinic.time_zone: %w", err)
+	}
 	return desk.New(desk.Config{Store: st, Service: svc, Clock: clk, Logger: log, Staff: deskStaff(cfg),
 		BaseURL: deskBaseURL(cfg.Web, addr), Secure: cfg.Web.TLSCert != "" || cfg.Web.BehindTLSProxy,
-		ClinicName: cfg.Clinic.Name, InviteLinks: links, InviteTTL: time.Duration(cfg.Invites.TTLDays) * 24 * time.Hour})
+		ClinicName: cfg.Clinic.Name, InviteLinks: links, InviteTTL: time.Duration(cfg.Invites.TTLDays) * 24 * time.Hour,
+		Location: loc, Protocol: p})
 }
 
 // staffLoginFunc answers /login in the staff chat once the desk runs; nil
@@ -141,7 +146,7 @@ func startDesk(ctx context.Context, run *Running, cfgPath string, log *slog.Logg
 		return &ConfigError{File: cfgPath, Key: "web.listen", Msg: err.Error()}
 	}
 	run.WebAddr = ln.Addr().String()
-	d, err := newDesk(cfg, run.Store, run.Service, run.Clock, log, links, run.WebAddr)
+	d, err := newDesk(cfg, run.Store, run.Service, run.Clock, log, links, run.WebAddr, run.Engine.Protocol())
 	if err != nil {
 		ln.Close()
 		return &ConfigError{File: cfgPath, Key: "web", Msg: err.Error()}
@@ -205,7 +210,7 @@ func (m *Main) staffLink(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		d, err := newDesk(cfg, st, svc, clk, slog.New(slog.DiscardHandler), nil, cfg.Web.Listen)
+		d, err := newDesk(cfg, st, svc, clk, slog.New(slog.DiscardHandler), nil, cfg.Web.Listen, eng.Protocol())
 		if err != nil {
 			return err
 		}
