@@ -144,6 +144,7 @@ type Desk struct {
 	// since the last one (statesMu held for the whole walk).
 	statesMu sync.Mutex
 	states   map[engine.PatientID]*cachedState
+	gen      uint64
 
 	bcMu    sync.Mutex
 	changed chan struct{} // closed and replaced on every change

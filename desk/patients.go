@@ -114,15 +114,19 @@ func visitText(v *engine.Visit, now time.Time) string {
 type cachedState struct {
 	raw []byte
 	st  engine.State
+	gen uint64 // the walk that last saw it
 }
 
 // eachState calls fn with every patient's state, decoding only those whose
 // stored bytes changed since the last walk. A state that cannot be decoded
 // is passed over (the service sets it aside at the patient's next step).
+// The states fn sees are never changed afterwards (a changed state is a
+// new one), so fn may keep pointers to them.
 func (d *Desk) eachState(fn func(*engine.State)) error {
 	d.statesMu.Lock()
 	defer d.statesMu.Unlock()
-	next := make(map[engine.PatientID]*cachedState, len(d.states))
+	d.gen++
+	seen := 0
 	err := d.cfg.Store.PatientStatesRaw(func(id engine.PatientID, raw []byte) error {
 		c := d.states[id]
 		if c == nil || !bytes.Equal(c.raw, raw) {
@@ -131,21 +135,49 @@ func (d *Desk) eachState(fn func(*engine.State)) error {
 				return nil
 			}
 			c = &cachedState{raw: bytes.Clone(raw), st: st}
+			d.states[id] = c
 		}
-		next[id] = c
+		c.gen = d.gen
+		seen++
 		fn(&c.st)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	d.states = next // erased patients drop out
+	if seen != len(d.states) {
+		for id, c := range d.states {
+			if c.gen != d.gen {
+				delete(d.states, id) // erased patients drop out
+			}
+		}
+	}
 	return nil
 }
 
+// lastActivity is when the patient last wrote or had a visit.
+func lastActivity(st *engine.State) time.Time {
+	last := st.LastActive
+	if st.Visit != nil && st.Visit.At.After(last) {
+		last = st.Visit.At
+	}
+	return last
+}
+
+// newer orders rows: most recent activity first, then by patient ID.
+func newer(a, b *engine.State) bool {
+	la, lb := lastActivity(a), lastActivity(b)
+	if !la.Equal(lb) {
+		return la.After(lb)
+	}
+	return a.Patient < b.Patient
+}
+
 // rows walks every patient and returns those keep wants, newest activity
-// first, at most maxRows, and how many matched.
-func (d *Desk) rows(keep func(engine.State, patientRow) bool) ([]patientRow, int, error) {
+// first, at most maxRows, and how many matched. Only the rows shown are
+// formatted: the walk keeps the newest maxRows in a bounded heap, so a
+// page costs one pass over the states whatever their number.
+func (d *Desk) rows(keep func(st *engine.State, open int) bool) ([]patientRow, int, error) {
 	es, err := d.openEscalations()
 	if err != nil {
 		return nil, 0, err
@@ -155,54 +187,80 @@ func (d *Desk) rows(keep func(engine.State, patientRow) bool) ([]patientRow, int
 		open[e.Patient]++
 	}
 	now := d.cfg.Clock.Now()
-	// Cheap fields for everyone; the visit's words only for the rows shown.
-	type entry struct {
-		row   patientRow
-		visit *engine.Visit
-	}
-	var kept []entry
+	var top topStates
+	total := 0
 	err = d.eachState(func(st *engine.State) {
-		last := st.LastActive
-		if st.Visit != nil && st.Visit.At.After(last) {
-			last = st.Visit.At
-		}
-		r := patientRow{Patient: st.Patient, Name: st.DisplayName, Last: last, Status: status(*st, now), OpenAlerts: open[st.Patient]}
-		if st.Visit != nil && st.Visit.Identity != nil {
-			if id := st.Visit.Identity; id.Name != "" {
-				r.Name = id.Name
-			}
-			r.Chart = st.Visit.Identity.Chart
-		}
-		r.Needs = needs(*st, r.OpenAlerts, now)
-		if keep(*st, r) {
-			kept = append(kept, entry{row: r, visit: st.Visit})
+		if keep(st, open[st.Patient]) {
+			total++
+			top.offer(st)
 		}
 	})
 	if err != nil {
 		return nil, 0, err
 	}
-	total := len(kept)
-	sort.Slice(kept, func(i, j int) bool {
-		a, b := &kept[i].row, &kept[j].row
-		if !a.Last.Equal(b.Last) {
-			return a.Last.After(b.Last)
+	sts := top.sorted()
+	rows := make([]patientRow, len(sts))
+	for i, st := range sts {
+		r := patientRow{Patient: st.Patient, Name: st.DisplayName, Last: lastActivity(st), Status: status(*st, now),
+			OpenAlerts: open[st.Patient], Visit: visitText(st.Visit, now)}
+		r.Needs = needs(*st, r.OpenAlerts, now)
+		if v := st.Visit; v != nil && v.Identity != nil {
+			if v.Identity.Name != "" {
+				r.Name = v.Identity.Name
+			}
+			r.Chart = v.Identity.Chart
 		}
-		return a.Patient < b.Patient
-	})
-	if len(kept) > maxRows {
-		kept = kept[:maxRows]
-	}
-	rows := make([]patientRow, len(kept))
-	for i, e := range kept {
-		rows[i] = e.row
-		rows[i].Visit = visitText(e.visit, now)
+		rows[i] = r
 	}
 	return rows, total, nil
 }
 
+// topStates keeps the maxRows newest states offered: a min-heap on
+// recency, whose root is the oldest kept.
+type topStates struct{ h []*engine.State }
+
+func (t *topStates) offer(st *engine.State) {
+	if len(t.h) < maxRows {
+		t.h = append(t.h, st)
+		for i := len(t.h) - 1; i > 0; {
+			p := (i - 1) / 2
+			if !newer(t.h[p], t.h[i]) {
+				break
+			}
+			t.h[p], t.h[i] = t.h[i], t.h[p]
+			i = p
+		}
+		return
+	}
+	if !newer(st, t.h[0]) {
+		return
+	}
+	t.h[0] = st
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(t.h) && newer(t.h[m], t.h[l]) {
+			m = l
+		}
+		if r < len(t.h) && newer(t.h[m], t.h[r]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		t.h[i], t.h[m] = t.h[m], t.h[i]
+		i = m
+	}
+}
+
+func (t *topStates) sorted() []*engine.State {
+	sort.Slice(t.h, func(i, j int) bool { return newer(t.h[i], t.h[j]) })
+	return t.h
+}
+
 func (d *Desk) inboxPage(w http.ResponseWriter, r *http.Request, s *session) {
 	onlyNeeds := r.URL.Query().Get("filter") == "needs"
-	rows, total, err := d.rows(func(_ engine.State, row patientRow) bool { return !onlyNeeds || len(row.Needs) > 0 })
+	now := d.cfg.Clock.Now()
+	rows, total, err := d.rows(func(st *engine.State, open int) bool { return !onlyNeeds || len(needs(*st, open, now)) > 0 })
 	if err == nil {
 		err = d.audit(r.Context(), s, "desk_inbox_viewed", "", fmt.Sprintf("%d conversations listed", len(rows)))
 	}
@@ -221,7 +279,7 @@ func (d *Desk) inboxPage(w http.ResponseWriter, r *http.Request, s *session) {
 // todayPage lists the patients in follow-up: visits in the last 72 hours.
 func (d *Desk) todayPage(w http.ResponseWriter, r *http.Request, s *session) {
 	now := d.cfg.Clock.Now()
-	rows, total, err := d.rows(func(st engine.State, _ patientRow) bool {
+	rows, total, err := d.rows(func(st *engine.State, _ int) bool {
 		return st.Visit != nil && now.Sub(st.Visit.At) <= 72*time.Hour
 	})
 	if err == nil {
