@@ -120,7 +120,7 @@ type Config struct {
 	// 12 hours in all).
 	IdleTimeout, MaxSession time.Duration
 	// PollInterval is how often Run looks for changed escalations to push
-	// to open alert pages (default 1 s): a new red flag is on every page
+	// to open alert pages (default 250 ms): a new red flag is on every page
 	// within about this long.
 	PollInterval time.Duration
 	// LoginRate and LoginBurst limit sign-in attempts per client address
@@ -175,7 +175,7 @@ func New(c Config) (*Desk, error) {
 		c.MaxSession = 12 * time.Hour
 	}
 	if c.PollInterval <= 0 {
-		c.PollInterval = time.Second
+		c.PollInterval = 250 * time.Millisecond
 	}
 	if c.LoginRate <= 0 {
 		c.LoginRate = 10.0 / 60

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // pageData is what every page template gets.
@@ -38,6 +39,9 @@ func funcs(loc *time.Location) template.FuncMap {
 		"iso":        func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"join":       strings.Join,
 		"platform":   platformName,
+		// clinicText is a staff reply without the heading the patient gets
+		// ("Message from the clinic team:"), which the page says already.
+		"clinicText": func(s string) string { return strings.TrimPrefix(s, service.ReplyHeading) },
 	}
 }
 
