@@ -74,7 +74,8 @@ func TestBrowser(t *testing.T) {
 	if err := h.svc.Receive(ctx, engine.Inbound{Patient: maria, Text: "hello", DisplayName: "Maria L."}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.svc.RecordVisit(ctx, maria, engine.Visit{At: h.clock.Now(), Treatment: engine.DryNeedling, Area: "lower back", Source: "clinic", Consent: true}); err != nil {
+	if err := h.svc.RecordVisit(ctx, maria, engine.Visit{At: h.clock.Now(), Treatment: engine.DryNeedling, Area: "lower back", Source: "clinic", Consent: true,
+		Identity: &engine.Identity{Name: "Maria Lopez", Chart: "C-1001", Phone: "+1-555-0142"}}); err != nil {
 		t.Fatal(err)
 	}
 	h.checkin(maria, 25*time.Hour, 6)
@@ -162,7 +163,24 @@ func TestBrowser(t *testing.T) {
 
 	// Acknowledge from the page: the ladder stops and the staff chat is told.
 	h.store.Delivered(mustOutbox(t, h)...)
-	do("acknowledge", chromedp.Click(fmt.Sprintf(`#alert-%d form[action$="/ack"] button`, e.ID)), chromedp.WaitVisible(`.flash`))
+	// By keyboard alone: Tab until the Acknowledge button has the focus
+	// (visibly), then Enter.
+	ackSel := fmt.Sprintf(`#alert-%d form[action$="/ack"] button`, e.ID)
+	focused := false
+	for range 40 {
+		do("tab", chromedp.KeyEvent("\t"))
+		if eval("focus", fmt.Sprintf(`String(document.activeElement === document.querySelector(%q))`, ackSel)) == "true" {
+			focused = true
+			break
+		}
+	}
+	if !focused {
+		t.Fatal("Tab never reached the Acknowledge button")
+	}
+	if outline := eval("focus outline", `getComputedStyle(document.activeElement).outlineStyle`); outline == "none" {
+		t.Error("the focused Acknowledge button shows no focus outline")
+	}
+	do("acknowledge by keyboard", chromedp.KeyEvent("\r"), chromedp.WaitVisible(`.flash`))
 	if got, _ := h.store.Escalation(e.ID); got.Status != "acknowledged" || got.AckBy != staffName {
 		t.Fatalf("after the click: %s by %q", got.Status, got.AckBy)
 	}
@@ -191,6 +209,23 @@ func TestBrowser(t *testing.T) {
 		t.Error("the reply did not reach the outbox")
 	}
 	shot("patient")
+	for _, want := range []string{"Maria Lopez", "C-1001", "Download the record", "Pause automatic check-ins", "waiting while the clinic team talks"} {
+		if !strings.Contains(eval("page text", `document.body.innerText`), want) {
+			t.Errorf("patient page lacks %q", want)
+		}
+	}
+
+	// Pause from the page, then the erase confirmation (not confirmed).
+	do("pause", chromedp.Click(`form[action$="/pause"] button`), chromedp.WaitVisible(`form[action$="/resume"] button`))
+	if st, _, _ := h.store.State(maria); !st.Paused {
+		t.Error("the Pause button did not pause the check-ins")
+	}
+	do("erase page", chromedp.Click(`a.button.danger`), chromedp.WaitVisible(`button.danger`))
+	axe("erase confirmation")
+	shot("erase")
+	if _, err := h.store.PatientRecord(maria); err != nil {
+		t.Fatalf("opening the confirmation erased the patient: %v", err)
+	}
 
 	for _, p := range []struct{ path, name string }{{"/inbox", "inbox"}, {"/inbox?filter=needs", "inbox-needs"}, {"/today", "today"}, {"/visits/new", "visit"}} {
 		do(p.name, chromedp.Navigate(h.srv.URL+p.path), chromedp.WaitVisible(`main h1`))
@@ -200,8 +235,13 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 
-	// One invite with its QR code.
-	do("make an invite", chromedp.SendKeys(`#area`, "neck"), chromedp.Click(`form[action="/visits/new"] button`), chromedp.WaitVisible(`img.qr`))
+	// One invite with its QR code, with the staff-only identity.
+	do("make an invite", chromedp.Navigate(h.srv.URL+"/visits/new"), chromedp.WaitVisible(`#area`),
+		chromedp.SendKeys(`#name`, "Sam Lee"), chromedp.SendKeys(`#chart`, "C-2002"), chromedp.SendKeys(`#area`, "neck"),
+		chromedp.Click(`form[action="/visits/new"] button`), chromedp.WaitVisible(`img.qr`))
+	if txt := eval("invite text", `document.body.innerText`); !strings.Contains(txt, "Sam Lee") || !strings.Contains(txt, "C-2002") {
+		t.Errorf("the invite does not name the patient: %q", txt)
+	}
 	axe("invite")
 	shot("invite")
 
@@ -218,6 +258,20 @@ func TestBrowser(t *testing.T) {
 	}
 	axe("sheet")
 	shot("sheet")
+
+	// Phone and tablet width: every page fits without sideways scrolling.
+	for _, size := range [][2]int64{{390, 844}, {820, 1180}} {
+		do("resize", chromedp.EmulateViewport(size[0], size[1]))
+		for _, path := range []string{"/alerts", "/inbox", "/today", "/patients/" + string(maria), "/visits/new"} {
+			do(path, chromedp.Navigate(h.srv.URL+path), chromedp.WaitVisible(`main h1`))
+			if over := eval("overflow", `String(document.documentElement.scrollWidth - document.documentElement.clientWidth)`); over != "0" {
+				t.Errorf("%s at %dpx wide scrolls sideways by %spx", path, size[0], over)
+			}
+			if size[0] == 390 && path == "/patients/"+string(maria) {
+				shot("patient-phone")
+			}
+		}
+	}
 }
 
 func mustOutbox(t *testing.T, h *harness) []engine.Outbound {
