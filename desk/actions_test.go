@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +221,68 @@ func TestTimesInClinicZone(t *testing.T) {
 				t.Errorf("inbox lacks %q", tc.want)
 			}
 		})
+	}
+}
+
+// TestNeedsAPersonFilter: the inbox's "needs a person" filter lists a
+// patient who asked for a person until a staff member replies, next to
+// the other reasons (open alert, unanswered questions, unreachable).
+func TestNeedsAPersonFilter(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	asker, calm, flagged := engine.PatientID("telegram:51"), engine.PatientID("telegram:52"), engine.PatientID("telegram:53")
+	for _, m := range []engine.Inbound{
+		{Patient: asker, Text: "hello"}, {Patient: asker, Text: "can I talk to someone at the clinic?"},
+		{Patient: calm, Text: "hello"}, {Patient: calm, Text: "thanks"},
+	} {
+		if err := h.svc.Receive(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.redFlag(flagged)
+	c, csrf := h.session()
+	needs := func() string { return read(t, h.get(c, "/inbox?filter=needs")) }
+	page := needs()
+	for _, want := range []string{string(asker) + "</a>", "asked for a person", string(flagged), "open alert"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("needs-a-person list lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, string(calm)) {
+		t.Errorf("a patient who needs nobody is listed")
+	}
+	if r := h.post(c, "/patients/"+string(asker)+"/reply", url.Values{"csrf": {csrf}, "text": {"Calling you now."}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("reply: %d", r.StatusCode)
+	}
+	if page := needs(); strings.Contains(page, string(asker)) {
+		t.Errorf("still listed after a staff reply")
+	}
+}
+
+// TestTodayListsInvitedPatients: an invite made on the desk shows on
+// Today as "invited" with the name entered, until the patient uses it;
+// then the patient is listed with their follow-up status instead.
+func TestTodayListsInvitedPatients(t *testing.T) {
+	h := newHarness(t)
+	c, csrf := h.session()
+	r := h.post(c, "/visits/new", url.Values{"csrf": {csrf}, "treatment": {"acupuncture"}, "area": {"neck"}, "name": {"Rosa Diaz"}, "chart": {"C-77"}})
+	body := read(t, r)
+	tok := regexp.MustCompile(`/start ([A-Za-z0-9_-]+)`).FindStringSubmatch(body)
+	if r.StatusCode != 200 || tok == nil {
+		t.Fatalf("invite: %d", r.StatusCode)
+	}
+	today := read(t, h.get(c, "/today"))
+	if !strings.Contains(today, "Rosa Diaz") || !strings.Contains(today, `<span class="status">invited</span>`) || !strings.Contains(today, "chart C-77") {
+		t.Fatalf("today lacks the invited patient:\n%s", today)
+	}
+	if err := h.svc.Receive(context.Background(), engine.Inbound{Patient: "telegram:61", Text: "/start " + tok[1]}); err != nil {
+		t.Fatal(err)
+	}
+	today = read(t, h.get(c, "/today"))
+	if strings.Contains(today, `<span class="status">invited</span>`) {
+		t.Error("a used invite is still listed as invited")
+	}
+	if !strings.Contains(today, "Rosa Diaz <span class=\"id\">telegram:61</span>") {
+		t.Errorf("the linked patient is not listed by name:\n%s", today)
 	}
 }

@@ -66,6 +66,7 @@ type Store interface {
 	PatientStatesRaw(fn func(id engine.PatientID, raw []byte) error) error
 	PatientRecord(p engine.PatientID) (store.Record, error)
 	State(p engine.PatientID) (engine.State, bool, error)
+	OpenInvites(now time.Time) ([]engine.Invite, error)
 	AppendAudit(ctx context.Context, as ...engine.Audit) error
 	PutDeskLogin(ctx context.Context, hash []byte, l store.DeskLogin, now time.Time) error
 	UseDeskLogin(ctx context.Context, hash []byte, now time.Time) (store.DeskLogin, error)

@@ -94,6 +94,9 @@ func needs(st engine.State, open int, now time.Time) []string {
 			break
 		}
 	}
+	if !st.AskedPerson.IsZero() && st.AskedPerson.After(st.StaffReplied) && now.Sub(st.AskedPerson) < 72*time.Hour {
+		out = append(out, "asked for a person")
+	}
 	if st.Unreachable {
 		out = append(out, "unreachable")
 	}
@@ -276,6 +279,17 @@ func (d *Desk) inboxPage(w http.ResponseWriter, r *http.Request, s *session) {
 	d.page(w, s, "inbox", "Inbox", ld)
 }
 
+// invitedRow is an invite from the last 72 hours no patient has used yet.
+type invitedRow struct {
+	Name, Chart, Visit string
+	When, Expires      time.Time
+}
+
+type todayData struct {
+	List    listData
+	Invited []invitedRow
+}
+
 // todayPage lists the patients in follow-up: visits in the last 72 hours.
 func (d *Desk) todayPage(w http.ResponseWriter, r *http.Request, s *session) {
 	now := d.cfg.Clock.Now()
@@ -290,7 +304,22 @@ func (d *Desk) todayPage(w http.ResponseWriter, r *http.Request, s *session) {
 		d.refuse(w, http.StatusInternalServerError, "Today's patients could not be shown because of an internal error; it has been logged.")
 		return
 	}
-	d.page(w, s, "today", "Today", listData{Rows: rows, Total: total, Shown: len(rows), Empty: "No patients in follow-up (visits in the last 72 hours)."})
+	invs, err := d.cfg.Store.OpenInvites(now)
+	if err != nil {
+		d.log.Error("desk today page: invites failed", "err", err)
+	}
+	var invited []invitedRow
+	for _, inv := range invs {
+		if now.Sub(inv.Visit.At) > 72*time.Hour {
+			continue
+		}
+		r := invitedRow{When: inv.Visit.At, Visit: visitText(&inv.Visit, now), Expires: inv.Expires}
+		if id := inv.Visit.Identity; id != nil {
+			r.Name, r.Chart = id.Name, id.Chart
+		}
+		invited = append(invited, r)
+	}
+	d.page(w, s, "today", "Today", todayData{List: listData{Rows: rows, Total: total, Shown: len(rows), Empty: "No patients in follow-up (visits in the last 72 hours)."}, Invited: invited})
 }
 
 // chart is the soreness chart of a patient's check-ins, drawn on the server.

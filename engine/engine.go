@@ -226,6 +226,7 @@ func (s *step) staffReply(text, actor string) {
 	if hold := s.e.clinic.staffHold(); hold > 0 {
 		s.st.HeldUntil = s.now.Add(hold)
 	}
+	s.st.StaffReplied = s.now
 	if s.st.Unreachable {
 		s.res.Audit = append(s.res.Audit, Audit{At: s.now, Actor: actor, Action: "staff_reply", Patient: s.st.Patient, Detail: "not sent: the patient is unreachable"})
 		return

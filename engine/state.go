@@ -156,6 +156,12 @@ type State struct {
 	// moves it to Clinic.StaffHold after the reply. Red-flag triage never
 	// waits for it.
 	HeldUntil time.Time `json:"held_until,omitempty"`
+	// AskedPerson is when the patient last asked for a person ("can I
+	// talk to someone?"); StaffReplied when a staff member last wrote to
+	// them. The desk lists a patient who asked after the last staff reply
+	// as needing a person.
+	AskedPerson  time.Time `json:"asked_person,omitempty"`
+	StaffReplied time.Time `json:"staff_replied,omitempty"`
 	// Unreachable is set when the platform says the patient can no longer be messaged.
 	Unreachable bool `json:"unreachable,omitempty"`
 	// Escalated is when staff were last alerted about the patient.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -229,4 +230,23 @@ func (s *Store) PatientStatesRaw(fn func(id engine.PatientID, raw []byte) error)
 			return fn(engine.PatientID(k), v)
 		})
 	})
+}
+
+// OpenInvites returns the invites no patient has used yet and that are
+// still valid at now, oldest visit first: the desk lists them on Today as
+// "invited". Their visits carry the identity the clinic entered.
+func (s *Store) OpenInvites(now time.Time) ([]engine.Invite, error) {
+	var out []engine.Invite
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bInvites).ForEach(func(_, v []byte) error {
+			var inv engine.Invite
+			if json.Unmarshal(v, &inv) != nil || inv.UsedBy != "" || !now.Before(inv.Expires) {
+				return nil
+			}
+			out = append(out, inv)
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Visit.At.Before(out[j].Visit.At) })
+	return out, err
 }
