@@ -19,6 +19,7 @@ import (
 	"github.com/aftercare-clinic/aftercare/engine"
 	"github.com/aftercare-clinic/aftercare/service"
 	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store/postgres"
 )
 
 // WebConfig is the staff desk's listener (package desk). Off unless
@@ -113,7 +114,13 @@ func deskBaseURL(w WebConfig, addr string) string {
 	return scheme + net.JoinHostPort(host, port)
 }
 
-func newDesk(cfg Config, st *store.Store, svc *service.Service, clk clock.Clock, log *slog.Logger, links func(string) []string, addr string, p *engine.Protocol) (*desk.Desk, error) {
+// The desk runs on either store.
+var (
+	_ desk.Store = (*store.Store)(nil)
+	_ desk.Store = (*postgres.Store)(nil)
+)
+
+func newDesk(cfg Config, st desk.Store, svc *service.Service, clk clock.Clock, log *slog.Logger, links func(string) []string, addr string, p *engine.Protocol) (*desk.Desk, error) {
 	loc, err := time.LoadLocation(cfg.Clinic.TimeZone)
 	if err != nil {
 		return nil, fmt.Errorf("clinic.time_zone: %w", err)
@@ -146,7 +153,12 @@ func startDesk(ctx context.Context, run *Running, cfgPath string, log *slog.Logg
 		return &ConfigError{File: cfgPath, Key: "web.listen", Msg: err.Error()}
 	}
 	run.WebAddr = ln.Addr().String()
-	d, err := newDesk(cfg, run.Store, run.Service, run.Clock, log, links, run.WebAddr, run.Engine.Protocol())
+	st, ok := run.DB.(desk.Store)
+	if !ok {
+		ln.Close()
+		return &ConfigError{File: cfgPath, Key: "web.listen", Msg: fmt.Sprintf("the staff desk does not run on this store (%T)", run.DB)}
+	}
+	d, err := newDesk(cfg, st, run.Service, run.Clock, log, links, run.WebAddr, run.Engine.Protocol())
 	if err != nil {
 		ln.Close()
 		return &ConfigError{File: cfgPath, Key: "web", Msg: err.Error()}

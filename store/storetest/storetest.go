@@ -68,6 +68,8 @@ func Run(t *testing.T, b Backend) {
 		{"InvitesUsedOnce", testInvites},
 		{"EraseRemovesOnePatientOnly", testErase},
 		{"IdentityAndClinicRepliesKeptThenErased", testIdentity},
+		{"DeskSignInLinksSingleUse", testDeskLogins},
+		{"DeskListsStatesAndOpenInvites", testDeskLists},
 		{"PruneDedupe", testPruneDedupe},
 		{"PreparedResultOnlyWhenStateUnchanged", testPrepared},
 		{"ReadMarksOnlyForStoredPatients", testReadMarks},
@@ -774,5 +776,121 @@ func testIdentity(t *testing.T, b Backend) {
 	}
 	if _, found, _ := s.State(p); found {
 		t.Fatal("state with the identity kept")
+	}
+}
+
+// DeskStore is what the staff desk needs of a store beyond the service's;
+// every backend implements it, so the desk runs on either.
+type DeskStore interface {
+	PatientStatesRaw(fn func(id engine.PatientID, raw []byte) error) error
+	PutDeskLogin(ctx context.Context, hash []byte, l store.DeskLogin, now time.Time) error
+	UseDeskLogin(ctx context.Context, hash []byte, now time.Time) (store.DeskLogin, error)
+	OpenInvites(now time.Time) ([]engine.Invite, error)
+}
+
+func deskStore(t *testing.T, s Store) DeskStore {
+	t.Helper()
+	d, ok := s.(DeskStore)
+	if !ok {
+		t.Fatalf("%T does not implement the desk's store methods", s)
+	}
+	return d
+}
+
+// testDeskLogins: a sign-in link works once, not after it expired, not
+// when unknown; two instances racing with one link cannot both use it;
+// links expired more than a day are pruned when a new one is stored.
+func testDeskLogins(t *testing.T, b Backend) {
+	ss := b.Instances(t, 2)
+	d0, d1 := deskStore(t, ss[0]), deskStore(t, ss[1])
+	ctx := context.Background()
+	l := store.DeskLogin{Staff: "telegram:1", Name: "Ana", Created: t0, Expires: t0.Add(10 * time.Minute)}
+	if err := d0.PutDeskLogin(ctx, []byte("h1"), l, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := d0.PutDeskLogin(ctx, []byte("h1"), l, t0); err == nil {
+		t.Fatal("a link hash was stored twice")
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, d := range []DeskStore{d0, d1} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = d.UseDeskLogin(ctx, []byte("h1"), t0.Add(time.Minute))
+		}()
+	}
+	wg.Wait()
+	if (errs[0] == nil) == (errs[1] == nil) {
+		t.Fatalf("two uses of one link: %v, %v; want exactly one to succeed", errs[0], errs[1])
+	}
+	for _, e := range errs {
+		if e != nil && !errors.Is(e, store.ErrLoginUsed) {
+			t.Fatalf("second use: %v, want ErrLoginUsed", e)
+		}
+	}
+	if err := d0.PutDeskLogin(ctx, []byte("h2"), l, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d1.UseDeskLogin(ctx, []byte("h2"), t0.Add(10*time.Minute)); !errors.Is(err, store.ErrLoginExpired) {
+		t.Fatalf("expired link: %v", err)
+	}
+	if _, err := d1.UseDeskLogin(ctx, []byte("nope"), t0); !errors.Is(err, store.ErrLoginUnknown) {
+		t.Fatalf("unknown link: %v", err)
+	}
+	// A day and more later, storing a link prunes the old ones.
+	later := t0.Add(48 * time.Hour)
+	if err := d0.PutDeskLogin(ctx, []byte("h3"), store.DeskLogin{Staff: "telegram:1", Created: later, Expires: later.Add(time.Minute)}, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d0.UseDeskLogin(ctx, []byte("h2"), later); !errors.Is(err, store.ErrLoginUnknown) {
+		t.Fatalf("a link expired two days ago: %v, want it pruned (unknown)", err)
+	}
+}
+
+// testDeskLists: the desk's walk lists every patient's stored state and no
+// escalation ladder; open invites are the unused, unexpired ones.
+func testDeskLists(t *testing.T, b Backend) {
+	s := one(t, b)
+	d := deskStore(t, s)
+	ctx := context.Background()
+	put(t, s, "telegram:2", 0)
+	put(t, s, "telegram:1", 0)
+	escalate(t, s, "telegram:1")
+	var ids []string
+	if err := d.PatientStatesRaw(func(id engine.PatientID, raw []byte) error {
+		var st engine.State
+		if err := json.Unmarshal(raw, &st); err != nil || st.Patient != id {
+			t.Errorf("state of %s: %s (%v)", id, raw, err)
+		}
+		ids = append(ids, string(id))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(ids, ",") != "telegram:1,telegram:2" {
+		t.Fatalf("states walked: %v, want the two patients in ID order", ids)
+	}
+	v := engine.Visit{At: t0, Treatment: engine.Acupuncture, Identity: &engine.Identity{Name: "Jo"}}
+	for _, inv := range []engine.Invite{
+		{Token: "open", Visit: v, Created: t0, Expires: t0.Add(time.Hour)},
+		{Token: "expired", Visit: v, Created: t0.Add(-2 * time.Hour), Expires: t0.Add(-time.Hour)},
+		{Token: "used", Visit: v, Created: t0, Expires: t0.Add(time.Hour)},
+	} {
+		if err := s.PutInvite(inv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Apply(ctx, store.Step{Patient: "telegram:3", Invite: "used", Now: t0}, func(in store.Input) (engine.Result, error) {
+		return engine.Result{State: engine.State{Patient: "telegram:3"}, InviteUsed: true}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	invs, err := d.OpenInvites(t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(invs) != 1 || invs[0].Token != "open" || invs[0].Visit.Identity == nil || invs[0].Visit.Identity.Name != "Jo" {
+		t.Fatalf("open invites %+v", invs)
 	}
 }
