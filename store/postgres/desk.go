@@ -132,4 +132,3 @@ func (s *Store) OpenInvites(now time.Time) ([]engine.Invite, error) {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Visit.At.Before(out[j].Visit.At) })
 	return out, nil
 }
-
