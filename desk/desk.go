@@ -147,6 +147,11 @@ type Desk struct {
 	states   map[engine.PatientID]*cachedState
 	gen      uint64
 
+	// snap is every state, most recent first, as of states version snapVer.
+	snapMu  sync.Mutex
+	snap    []*engine.State
+	snapVer uint64
+
 	bcMu    sync.Mutex
 	changed chan struct{} // closed and replaced on every change
 	print   string        // fingerprint of the open escalations last seen

@@ -176,10 +176,44 @@ func newer(a, b *engine.State) bool {
 	return a.Patient < b.Patient
 }
 
-// rows walks every patient and returns those keep wants, newest activity
-// first, at most maxRows, and how many matched. Only the rows shown are
-// formatted: the walk keeps the newest maxRows in a bounded heap, so a
-// page costs one pass over the states whatever their number.
+// statesVersioner is implemented by stores that can say cheaply whether
+// any patient's state changed (*store.Store); with it a list page walks
+// the states only after a change.
+type statesVersioner interface {
+	StatesVersion() (uint64, error)
+}
+
+// snapshot returns every patient's state, most recent activity first. It
+// is rebuilt (one walk, decoding only the changed states) when the store's
+// states version moved, or on every call for a store that has none; the
+// slice and the states are never changed afterwards.
+func (d *Desk) snapshot() ([]*engine.State, error) {
+	ver, versioned := uint64(0), false
+	if sv, ok := d.cfg.Store.(statesVersioner); ok {
+		v, err := sv.StatesVersion()
+		if err != nil {
+			return nil, err
+		}
+		ver, versioned = v, true
+	}
+	d.snapMu.Lock()
+	defer d.snapMu.Unlock()
+	if versioned && d.snap != nil && d.snapVer == ver {
+		return d.snap, nil
+	}
+	all := make([]*engine.State, 0, len(d.snap))
+	if err := d.eachState(func(st *engine.State) { all = append(all, st) }); err != nil {
+		return nil, err
+	}
+	sort.Slice(all, func(i, j int) bool { return newer(all[i], all[j]) })
+	d.snap, d.snapVer = all, ver
+	return all, nil
+}
+
+// rows returns the patients keep wants, newest activity first, at most
+// maxRows, and how many matched. Only the rows shown are formatted; the
+// states come from the snapshot, so a page costs a pass over the states in
+// memory, and a walk of the store only after a change.
 func (d *Desk) rows(keep func(st *engine.State, open int) bool) ([]patientRow, int, error) {
 	es, err := d.openEscalations()
 	if err != nil {
@@ -190,18 +224,20 @@ func (d *Desk) rows(keep func(st *engine.State, open int) bool) ([]patientRow, i
 		open[e.Patient]++
 	}
 	now := d.cfg.Clock.Now()
-	var top topStates
-	total := 0
-	err = d.eachState(func(st *engine.State) {
-		if keep(st, open[st.Patient]) {
-			total++
-			top.offer(st)
-		}
-	})
+	all, err := d.snapshot()
 	if err != nil {
 		return nil, 0, err
 	}
-	sts := top.sorted()
+	var sts []*engine.State
+	total := 0
+	for _, st := range all {
+		if keep(st, open[st.Patient]) {
+			total++
+			if len(sts) < maxRows {
+				sts = append(sts, st)
+			}
+		}
+	}
 	rows := make([]patientRow, len(sts))
 	for i, st := range sts {
 		r := patientRow{Patient: st.Patient, Name: st.DisplayName, Last: lastActivity(st), Status: status(*st, now),
@@ -216,48 +252,6 @@ func (d *Desk) rows(keep func(st *engine.State, open int) bool) ([]patientRow, i
 		rows[i] = r
 	}
 	return rows, total, nil
-}
-
-// topStates keeps the maxRows newest states offered: a min-heap on
-// recency, whose root is the oldest kept.
-type topStates struct{ h []*engine.State }
-
-func (t *topStates) offer(st *engine.State) {
-	if len(t.h) < maxRows {
-		t.h = append(t.h, st)
-		for i := len(t.h) - 1; i > 0; {
-			p := (i - 1) / 2
-			if !newer(t.h[p], t.h[i]) {
-				break
-			}
-			t.h[p], t.h[i] = t.h[i], t.h[p]
-			i = p
-		}
-		return
-	}
-	if !newer(st, t.h[0]) {
-		return
-	}
-	t.h[0] = st
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(t.h) && newer(t.h[m], t.h[l]) {
-			m = l
-		}
-		if r < len(t.h) && newer(t.h[m], t.h[r]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		t.h[i], t.h[m] = t.h[m], t.h[i]
-		i = m
-	}
-}
-
-func (t *topStates) sorted() []*engine.State {
-	sort.Slice(t.h, func(i, j int) bool { return newer(t.h[i], t.h[j]) })
-	return t.h
 }
 
 func (d *Desk) inboxPage(w http.ResponseWriter, r *http.Request, s *session) {

@@ -82,3 +82,51 @@ func TestDeskLoginSingleUse(t *testing.T) {
 		t.Fatalf("unknown: %v", err)
 	}
 }
+
+// TestStatesVersionMovesWithEveryStateChange: the desk keeps its lists
+// while StatesVersion stands still, so it must move with every write and
+// erasure of a state, and not with writes that leave states alone.
+func TestStatesVersionMovesWithEveryStateChange(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "a.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	now := time.Date(2026, 3, 2, 16, 0, 0, 0, time.UTC)
+	version := func() uint64 {
+		t.Helper()
+		v, err := st.StatesVersion()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	apply := func(p engine.PatientID, res engine.Result) {
+		t.Helper()
+		if _, err := st.Apply(ctx, store.Step{Patient: p, Now: now}, func(store.Input) (engine.Result, error) { return res, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v0 := version()
+	apply("telegram:1", engine.Result{State: engine.State{Patient: "telegram:1"}})
+	v1 := version()
+	if v1 == v0 {
+		t.Fatal("a new state did not move the version")
+	}
+	if err := st.AppendAudit(ctx, engine.Audit{At: now, Actor: "Ana", Action: "desk_inbox_viewed"}); err != nil {
+		t.Fatal(err)
+	}
+	if version() != v1 {
+		t.Error("an audit line moved the states version")
+	}
+	apply("telegram:1", engine.Result{State: engine.State{Patient: "telegram:1", Handled: 2}})
+	v2 := version()
+	if v2 == v1 {
+		t.Fatal("a changed state did not move the version")
+	}
+	apply("telegram:1", engine.Result{Erase: true})
+	if version() == v2 {
+		t.Fatal("an erasure did not move the version")
+	}
+}
