@@ -57,16 +57,33 @@ func BenchmarkPages(b *testing.B) {
 	// A patient in the middle of the list, with a visit, an identity and
 	// a conversation.
 	patient := fmt.Sprintf("/patients/telegram:%d", 100000+5000)
-	for _, path := range []string{"/alerts", "/inbox", "/inbox?filter=needs", "/today", patient} {
-		name := path
-		if path == patient {
-			name = "/patients/ID"
-		}
-		b.Run(name, func(b *testing.B) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, path string
+		// change, when set, has one patient write before each view, so
+		// the view pays the walk of all states a change costs.
+		change bool
+	}{
+		{"/alerts", "/alerts", false}, {"/inbox", "/inbox", false}, {"/inbox?filter=needs", "/inbox?filter=needs", false},
+		{"/today", "/today", false}, {"/patients/ID", patient, false},
+		{"/inbox,after-a-change", "/inbox", true}, {"/today,after-a-change", "/today", true},
+	} {
+		path := tc.path
+		b.Run(tc.name, func(b *testing.B) {
 			req := httptest.NewRequest("GET", path, nil)
 			req.AddCookie(ck)
 			var took []time.Duration
+			i := 0
 			for b.Loop() {
+				if tc.change {
+					b.StopTimer()
+					i++
+					p := engine.PatientID(fmt.Sprintf("telegram:%d", 100000+i%10000))
+					if err := h.svc.Receive(ctx, engine.Inbound{Patient: p, Text: "thanks"}); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
 				w := httptest.NewRecorder()
 				start := time.Now()
 				handler.ServeHTTP(w, req)
