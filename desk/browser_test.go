@@ -138,14 +138,36 @@ func TestBrowser(t *testing.T) {
 		return v
 	}
 
+	// Refused: a made-up link and an expired one.
+	refused := func(what, link, want string) {
+		t.Helper()
+		do(what, chromedp.Navigate(link), chromedp.WaitVisible(`button[type=submit]`), chromedp.Click(`button[type=submit]`), chromedp.WaitVisible(`p.problem`))
+		if txt := eval(what, `document.querySelector("p.problem").textContent`); !strings.Contains(txt, want) {
+			t.Errorf("%s: page says %q, want %q", what, txt, want)
+		}
+		if nav := eval("signed in?", `String(document.querySelector("nav") !== null)`); nav != "false" {
+			t.Errorf("%s: the desk's navigation is shown", what)
+		}
+	}
+	refused("made-up link", h.srv.URL+"/login?t=AAAAmadeupAAAA", "not valid")
+	expired := h.link()
+	h.clock.Add(11 * time.Minute)
+	refused("expired link", expired, "has expired")
+	if _, err := h.desk.IssueLink(ctx, "telegram:999"); err == nil {
+		t.Error("someone who is not staff got a sign-in link")
+	}
+
 	// Sign in by link.
-	do("open the sign-in link", chromedp.Navigate(h.link()), chromedp.WaitVisible(`button[type=submit]`))
+	link := h.link()
+	do("open the sign-in link", chromedp.Navigate(link), chromedp.WaitVisible(`button[type=submit]`))
 	axe("sign-in")
 	shot("signin")
 	do("sign in", chromedp.Click(`button[type=submit]`), chromedp.WaitVisible(`#alert-list`))
 	if loc := eval("location", "location.pathname"); loc != "/alerts" {
 		t.Fatalf("after sign-in at %s", loc)
 	}
+	refused("reused link", link, "already used")
+	do("back to the desk", chromedp.Navigate(h.srv.URL+"/alerts"), chromedp.WaitVisible(`#alert-list`))
 	axe("alerts (none open)")
 
 	// A red flag appears live, without a reload, with the count in the title.
@@ -199,6 +221,18 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("chart points %q, want the two check-ins", points)
 	}
 	axe("patient")
+	// A form sent without the session's CSRF token is refused.
+	eval("drop the CSRF token", `document.querySelector("form.reply input[name=csrf]").remove(); "dropped"`)
+	do("reply without CSRF", chromedp.SendKeys(`#reply-text`, "forged"), chromedp.Click(`form.reply button`), chromedp.WaitVisible(`p.problem`))
+	if txt := eval("refusal", `document.querySelector("p.problem").textContent`); !strings.Contains(txt, "did not come from the desk") {
+		t.Errorf("reply without a CSRF token: page says %q", txt)
+	}
+	for _, m := range mustOutbox(t, h) {
+		if strings.Contains(m.Text, "forged") {
+			t.Fatal("a reply without a CSRF token was queued")
+		}
+	}
+	do("patient page again", chromedp.Navigate(h.srv.URL+"/patients/"+string(maria)), chromedp.WaitVisible(`#reply-text`))
 	do("reply", chromedp.SendKeys(`#reply-text`, "Hi Maria, this is Ana from the clinic. How is your back today?"),
 		chromedp.Click(`form.reply button`), chromedp.WaitVisible(`p.flash`))
 	replied := false
