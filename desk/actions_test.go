@@ -286,3 +286,31 @@ func TestTodayListsInvitedPatients(t *testing.T) {
 		t.Errorf("the linked patient is not listed by name:\n%s", today)
 	}
 }
+
+// TestSorenessChartAcrossVisits: the chart keeps the scores of an earlier
+// visit's check-ins when a new visit starts, with a line between visits.
+func TestSorenessChartAcrossVisits(t *testing.T) {
+	h := newHarness(t)
+	p := engine.PatientID("telegram:71")
+	h.enrolled(p)
+	h.checkin(p, 25*time.Hour, 6)
+	h.checkin(p, 24*time.Hour, 4)
+	if err := h.svc.RecordVisit(context.Background(), p, engine.Visit{At: h.clock.Now(), Treatment: engine.DryNeedling, Area: "neck", Source: "clinic", Consent: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.checkin(p, 25*time.Hour, 2)
+	c, _ := h.session()
+	page := read(t, h.get(c, "/patients/"+string(p)))
+	points := regexp.MustCompile(`<polyline class="series" points="([^"]+)"`).FindStringSubmatch(page)
+	if points == nil || len(strings.Fields(points[1])) != 3 {
+		t.Fatalf("chart points %v, want the two earlier scores and the new one", points)
+	}
+	if n := strings.Count(page, `class="visit-sep"`); n != 1 {
+		t.Errorf("%d lines between visits, want 1", n)
+	}
+	for _, want := range []string{"visit of 2 Mar, 24h check-in 6 of 10", "visit of 4 Mar, 24h check-in 2 of 10"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("chart summary lacks %q", want)
+		}
+	}
+}

@@ -322,6 +322,8 @@ type chart struct {
 	Line    string
 	W, H    int
 	Summary string
+	// Seps are the x positions of the lines between two visits.
+	Seps []int
 }
 
 type chartPoint struct {
@@ -329,21 +331,38 @@ type chartPoint struct {
 	Label  string
 	Score  int
 	LabelY int
+	// Visit names the visit under its first point ("2 Mar").
+	Visit string
 }
 
-// Chart geometry: a 0-10 scale on the left, check-ins left to right.
+// Chart geometry: a 0-10 scale on the left, check-ins left to right; the
+// plot is 160 px high between y 20 and 180, hours and visits below.
 const (
-	chartW, chartH        = 480, 220
+	chartW, chartH        = 480, 236
 	chartLeft, chartRight = 40, 20
-	chartTop, chartBottom = 20, 40
+	chartTop, chartBottom = 20, 56
 )
 
-func sorenessChart(cs []engine.Checkin) chart {
+// sorenessChart draws the soreness scores of the patient's check-ins, of
+// earlier visits first (State.EarlierScores), then of the current one.
+func sorenessChart(st engine.State, loc *time.Location) chart {
 	c := chart{W: chartW, H: chartH}
-	var scored []engine.Checkin
-	for _, ck := range cs {
+	type score struct {
+		visit time.Time
+		hours float64
+		v     int
+	}
+	var scored []score
+	for _, e := range st.EarlierScores {
+		scored = append(scored, score{e.Visit, e.Hours, e.Soreness})
+	}
+	var current time.Time
+	if st.Visit != nil {
+		current = st.Visit.At
+	}
+	for _, ck := range st.Checkins {
 		if ck.Soreness != nil {
-			scored = append(scored, ck)
+			scored = append(scored, score{current, ck.Hours, *ck.Soreness})
 		}
 	}
 	if len(scored) == 0 {
@@ -351,17 +370,29 @@ func sorenessChart(cs []engine.Checkin) chart {
 		return c
 	}
 	plotW, plotH := chartW-chartLeft-chartRight, chartH-chartTop-chartBottom
+	several := len(st.EarlierScores) > 0
 	var pts, words []string
-	for i, ck := range scored {
+	for i, sc := range scored {
 		x := chartLeft + plotW/2
 		if len(scored) > 1 {
 			x = chartLeft + i*plotW/(len(scored)-1)
 		}
-		y := chartTop + plotH - *ck.Soreness*plotH/10
-		label := fmt.Sprintf("%gh", ck.Hours)
-		c.Points = append(c.Points, chartPoint{X: x, Y: y, Label: label, Score: *ck.Soreness, LabelY: y - 8})
+		y := chartTop + plotH - sc.v*plotH/10
+		label := fmt.Sprintf("%gh", sc.hours)
+		p := chartPoint{X: x, Y: y, Label: label, Score: sc.v, LabelY: y - 8}
+		word := fmt.Sprintf("%s check-in %d of 10", label, sc.v)
+		if first := i == 0 || !scored[i-1].visit.Equal(sc.visit); first && several {
+			p.Visit = sc.visit.In(loc).Format("2 Jan")
+			if i > 0 {
+				c.Seps = append(c.Seps, (c.Points[i-1].X+x)/2)
+			}
+		}
+		if several {
+			word = "visit of " + sc.visit.In(loc).Format("2 Jan") + ", " + word
+		}
+		c.Points = append(c.Points, p)
 		pts = append(pts, fmt.Sprintf("%d,%d", x, y))
-		words = append(words, fmt.Sprintf("%s check-in %d of 10", label, *ck.Soreness))
+		words = append(words, word)
 	}
 	c.Line = strings.Join(pts, " ")
 	c.Summary = "Soreness: " + strings.Join(words, "; ") + "."
@@ -426,7 +457,7 @@ func (d *Desk) patientPage(w http.ResponseWriter, r *http.Request, s *session) {
 		ident = rec.State.Visit.Identity
 	}
 	pd := patientData{Record: rec, Identity: ident, Held: now.Before(rec.State.HeldUntil), Flash: patientFlash(r), Status: status(rec.State, now), Visit: visitText(rec.State.Visit, now),
-		Chart: sorenessChart(rec.State.Checkins), Transcript: rec.Transcript, Sent: r.URL.Query().Has("sent"), Now: now}
+		Chart: sorenessChart(rec.State, d.cfg.Location), Transcript: rec.Transcript, Sent: r.URL.Query().Has("sent"), Now: now}
 	for _, e := range rec.Escalations {
 		if e.Status != "resolved" {
 			pd.Open = append(pd.Open, e)

@@ -140,6 +140,10 @@ type State struct {
 	Ready map[string]string `json:"ready,omitempty"`
 	// Checkins holds the automatic check-ins of the current visit.
 	Checkins []Checkin `json:"checkins,omitempty"`
+	// EarlierScores keeps the soreness scores of earlier visits' check-ins
+	// (at most MaxEarlierScores, the newest), so staff can follow a patient
+	// across visits.
+	EarlierScores []EarlierScore `json:"earlier_scores,omitempty"`
 	// Current is the index in Checkins of the open check-in, or -1.
 	Current int `json:"current"`
 	// Clarify is a pending clarifying question about a possible red flag.
@@ -182,6 +186,18 @@ type State struct {
 	// Handled counts the events applied, for the audit trail and tests.
 	Handled int `json:"handled"`
 }
+
+// EarlierScore is the soreness score a patient gave at a check-in of an
+// earlier visit.
+type EarlierScore struct {
+	// Visit is when that visit's session took place; Hours which check-in.
+	Visit    time.Time `json:"visit"`
+	Hours    float64   `json:"hours"`
+	Soreness int       `json:"soreness"`
+}
+
+// MaxEarlierScores bounds State.EarlierScores.
+const MaxEarlierScores = 30
 
 // Checkin is one automatic check-in and the patient's answers.
 type Checkin struct {

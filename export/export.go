@@ -36,7 +36,9 @@ type Document struct {
 	Escalations     []engine.Escalation     `json:"escalations"`
 	Audit           []engine.Audit          `json:"audit"`
 	Checkins        []QuestionnaireResponse `json:"checkins"`
-	Preferences     Preferences             `json:"preferences"`
+	// EarlierScores are the soreness scores of earlier visits\' check-ins.
+	EarlierScores []engine.EarlierScore `json:"earlier_soreness_scores,omitempty"`
+	Preferences   Preferences           `json:"preferences"`
 	// Conversation is every message of the conversation, both sides.
 	Conversation []store.TranscriptLine `json:"conversation,omitempty"`
 }
@@ -151,7 +153,8 @@ func Build(r store.Record, p *engine.Protocol, now time.Time) Document {
 	d := Document{
 		Patient: r.State.Patient, Exported: now, Visit: r.State.Visit, Visits: r.Visits,
 		Escalations: r.Escalations, Audit: r.Audit, Conversation: r.Transcript, PatientResource: patientResource(r),
-		Preferences: Preferences{Consent: r.State.Consent, Stopped: r.State.Stopped, Paused: r.State.Paused},
+		EarlierScores: r.State.EarlierScores,
+		Preferences:   Preferences{Consent: r.State.Consent, Stopped: r.State.Stopped, Paused: r.State.Paused},
 	}
 	if d.Visits == nil {
 		d.Visits = []engine.Visit{}
