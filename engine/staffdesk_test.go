@@ -196,3 +196,27 @@ func TestIdentityClean(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlierScoresKeptAcrossVisits: a new visit keeps the earlier visit's
+// soreness scores (for the desk's chart), at most MaxEarlierScores.
+func TestEarlierScoresKeptAcrossVisits(t *testing.T) {
+	c := clinicConvo(t, enginetest.Clinic)
+	five, three := 5, 3
+	c.st = engine.State{Patient: c.id, Current: -1, Visit: &engine.Visit{At: t0, Treatment: engine.Acupuncture},
+		Checkins: []engine.Checkin{{Hours: 24, Soreness: &five, Outcome: "ok"}, {Hours: 48, Outcome: "unanswered"}, {Hours: 72, Soreness: &three, Outcome: "ok"}}}
+	for range engine.MaxEarlierScores {
+		c.st.EarlierScores = append(c.st.EarlierScores, engine.EarlierScore{Visit: t0.Add(-time.Hour), Hours: 24, Soreness: 1})
+	}
+	r := c.apply(engine.Event{Kind: engine.EventVisit, Visit: &engine.Visit{At: t0.Add(96 * time.Hour), Treatment: engine.DryNeedling}})
+	got := r.State.EarlierScores
+	if len(got) != engine.MaxEarlierScores {
+		t.Fatalf("%d earlier scores, want the newest %d", len(got), engine.MaxEarlierScores)
+	}
+	last := got[len(got)-2:]
+	if last[0] != (engine.EarlierScore{Visit: t0, Hours: 24, Soreness: 5}) || last[1] != (engine.EarlierScore{Visit: t0, Hours: 72, Soreness: 3}) {
+		t.Errorf("newest earlier scores %+v", last)
+	}
+	if len(r.State.Checkins) != 0 {
+		t.Errorf("the new visit kept the old check-ins: %+v", r.State.Checkins)
+	}
+}
