@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -142,10 +143,18 @@ func TestDeskOnPostgres(t *testing.T) {
 		}
 		return string(b)
 	}
-	link, err := run.Desk.IssueLink(context.Background(), "Ana Ruiz")
-	if err != nil {
-		t.Fatal(err)
+	// `aftercare staff-link` on the shared database, while the bot runs.
+	var out bytes.Buffer
+	cli := &Main{Args: []string{"staff-link", "Ana Ruiz"}, Stdout: &out, Stderr: io.Discard, Config: cfg,
+		Getenv: func(k string) string { return map[string]string{EnvPostgresDSN: dsn}[k] }}
+	if err := cli.Run(context.Background()); err != nil {
+		t.Fatalf("staff-link: %v", err)
 	}
+	link := regexp.MustCompile(`\S+/login\?t=\S+`).FindString(out.String())
+	if link == "" {
+		t.Fatalf("no link in %q", out.String())
+	}
+	link = strings.Replace(link, "http://"+cfg.Web.Listen, base, 1) // the CLI names the configured address
 	page := body(c.Get(link))
 	field := func(page, name string) string {
 		m := regexp.MustCompile(`name="` + name + `" value="([^"]+)"`).FindStringSubmatch(page)

@@ -212,7 +212,11 @@ func (m *Main) staffLink(ctx context.Context, args []string) error {
 	}
 	who := fs.Arg(0)
 	var link string
-	err = m.withStore(cfg, func(st *store.Store) error {
+	issue := func(st appStore) error {
+		ds, ok := st.(desk.Store)
+		if !ok {
+			return fmt.Errorf("the staff desk does not run on this store (%T)", st)
+		}
 		eng, err := buildEngine(cfg)
 		if err != nil {
 			return err
@@ -222,13 +226,25 @@ func (m *Main) staffLink(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		d, err := newDesk(cfg, st, svc, clk, slog.New(slog.DiscardHandler), nil, cfg.Web.Listen, eng.Protocol())
+		d, err := newDesk(cfg, ds, svc, clk, slog.New(slog.DiscardHandler), nil, cfg.Web.Listen, eng.Protocol())
 		if err != nil {
 			return err
 		}
 		link, err = d.IssueLink(ctx, who)
 		return err
-	})
+	}
+	if cfg.Store.Backend == "postgres" {
+		// Every instance shares the database: the link works on any of
+		// them, running or not.
+		st, _, oerr := m.openStore(ctx, cfg, *cfgPath)
+		if oerr != nil {
+			return oerr
+		}
+		defer st.Close()
+		err = issue(st)
+	} else {
+		err = m.withStore(cfg, func(st *store.Store) error { return issue(st) })
+	}
 	if errors.Is(err, errRunning) {
 		var b []byte
 		b, err = adminCall(ctx, cfg, "POST", "/admin/staff-link", map[string]string{"staff": who})
