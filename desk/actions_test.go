@@ -118,6 +118,9 @@ func TestPatientExportPauseResumeErase(t *testing.T) {
 	if page := read(t, h.get(c, path+"/erase")); !strings.Contains(page, "cannot be undone") || !strings.Contains(page, `name="confirm" value="erase"`) {
 		t.Fatalf("no confirmation page:\n%s", page)
 	}
+	if as := h.audit("patient_viewed"); len(as) == 0 || as[len(as)-1].Detail != "staff desk: erase confirmation" || as[len(as)-1].Actor != staffName {
+		t.Errorf("the confirmation page, which names the patient, was not audited: %+v", as)
+	}
 	r = h.post(c, path+"/erase", url.Values{"csrf": {csrf}})
 	read(t, r)
 	if r.StatusCode != http.StatusSeeOther || !strings.HasSuffix(r.Header.Get("Location"), "/erase") {

@@ -545,6 +545,11 @@ func (d *Desk) erasePage(w http.ResponseWriter, r *http.Request, s *session) {
 	if !ok {
 		return
 	}
+	if err := d.audit(r.Context(), s, "patient_viewed", id, "staff desk: erase confirmation"); err != nil {
+		d.log.Error("desk erase page refused: audit failed", "err", err)
+		d.refuse(w, http.StatusInternalServerError, "The patient could not be shown because of an internal error; it has been logged.")
+		return
+	}
 	ed := eraseData{Patient: id, Name: rec.State.DisplayName}
 	if v := rec.State.Visit; v != nil && v.Identity != nil && v.Identity.Name != "" {
 		ed.Name = v.Identity.Name
