@@ -322,7 +322,7 @@ func TestAcknowledgeFromTheDeskStopsTheLadderAndTellsStaff(t *testing.T) {
 	if len(ms) != 1 || ms[0].Channel != "telegram:-100" || !strings.Contains(ms[0].Text, "acknowledged by "+staffName) {
 		t.Fatalf("staff chat told: %+v", ms)
 	}
-	timers, _ := h.store.Timers(store.EscalationPatient(e.ID))
+	timers, _ := h.store.EscalationTimers(e.ID)
 	if len(timers) != 0 {
 		t.Fatalf("ladder timers left: %v", timers)
 	}

@@ -15,8 +15,10 @@
 //   - clarify.go: short questions that settle an ambiguous report.
 //   - person.go: a patient asking for a person, and their call-back
 //     request to staff.
-//   - escalate.go: what the patient is told and the staff alert of a red
-//     flag; silent.go: patients who answer no check-in.
+//   - escalate.go: what the patient is told, the staff alert and the
+//     escalation record of a red flag (the reminder ladder that follows an
+//     unacknowledged alert is the service's, service/ladder.go); silent.go:
+//     patients who answer no check-in.
 //   - schedule.go: timers (check-ins, nudges, clarify timeouts) and when
 //     the bot will next write; clinic.go: opening and quiet hours.
 //   - language.go: which language a patient is answered in.

@@ -10,7 +10,9 @@ import (
 // comparisons like `a > b` are meaningful.
 type Level int
 
-// The levels of PROTOCOL.md, lowest first.
+// The triage levels, lowest first. What the patient is told at each is
+// protocol data (Protocol.Escalation, in protocol/default.json); which
+// signs reach which level are the Triager's rules (package triage).
 const (
 	// None is a normal after-effect, a question or chit-chat: reassure and answer.
 	None Level = iota

@@ -121,14 +121,17 @@ type Outbound struct {
 	// Staff names the staff member who wrote a message from the clinic
 	// team (a reply from the desk); empty for the bot's own messages.
 	Staff string `json:"staff,omitempty"`
-	// EscalationID links an alert to its escalation record, so staff can acknowledge it.
+	// EscalationID links an alert to its escalation record, so staff can
+	// acknowledge it. The engine leaves it 0 on the alert of a new
+	// escalation; the service sets it once the store has given the record
+	// its ID (service/ladder.go).
 	EscalationID uint64 `json:"escalation_id,omitempty"`
 	// Created is when the message was queued.
 	Created Time `json:"created"`
 	// Attempts counts failed delivery attempts so far.
 	Attempts int `json:"attempts,omitempty"`
 	// NotBefore delays a retry after a failure or a platform's retry-after.
-	NotBefore Time `json:"not_before,omitempty"`
+	NotBefore Time `json:"not_before,omitzero"`
 }
 
 // Destination is where the message actually goes: Channel for staff

@@ -159,13 +159,13 @@ type State struct {
 	// person at the clinic is talking with the patient: each staff reply
 	// moves it to Clinic.StaffHold after the reply. Red-flag triage never
 	// waits for it.
-	HeldUntil time.Time `json:"held_until,omitempty"`
+	HeldUntil time.Time `json:"held_until,omitzero"`
 	// AskedPerson is when the patient last asked for a person ("can I
 	// talk to someone?"); StaffReplied when a staff member last wrote to
 	// them. The desk lists a patient who asked after the last staff reply
 	// as needing a person.
-	AskedPerson  time.Time `json:"asked_person,omitempty"`
-	StaffReplied time.Time `json:"staff_replied,omitempty"`
+	AskedPerson  time.Time `json:"asked_person,omitzero"`
+	StaffReplied time.Time `json:"staff_replied,omitzero"`
 	// Unreachable is set when the platform says the patient can no longer be messaged.
 	Unreachable bool `json:"unreachable,omitempty"`
 	// Escalated is when staff were last alerted about the patient.
@@ -272,8 +272,11 @@ type Event struct {
 }
 
 // Timer asks the scheduler to deliver an EventDue with Key at At. A zero
-// At cancels the timer. Keys are per patient; scheduling a key again
-// replaces the earlier time.
+// At cancels the timer. Keys are per owner; scheduling a key again
+// replaces the earlier time. The engine's timers (Result.Timers) are the
+// patient's own; the store keeps them under the patient as a typed owner
+// (store.Owner), beside the timers the service keeps for an escalation's
+// reminder ladder, and neither reads meaning into the other's keys.
 type Timer struct {
 	Key string    `json:"key"`
 	At  time.Time `json:"at"`
@@ -298,9 +301,9 @@ type Escalation struct {
 	// AckBy and AckAt record who acknowledged the alert and when;
 	// ResolvedBy and ResolvedAt who closed it.
 	AckBy      string    `json:"ack_by,omitempty"`
-	AckAt      time.Time `json:"ack_at,omitempty"`
+	AckAt      time.Time `json:"ack_at,omitzero"`
 	ResolvedBy string    `json:"resolved_by,omitempty"`
-	ResolvedAt time.Time `json:"resolved_at,omitempty"`
+	ResolvedAt time.Time `json:"resolved_at,omitzero"`
 	// Steps counts the reminders and forwards sent while unacknowledged.
 	Steps int `json:"steps,omitempty"`
 }
@@ -319,9 +322,13 @@ type Audit struct {
 // all together in one transaction: the next state, the messages to send,
 // timer changes, at most one escalation record, and audit lines.
 type Result struct {
-	State      State
-	Messages   []Outbound
-	Timers     []Timer
+	State    State
+	Messages []Outbound
+	Timers   []Timer
+	// Escalation, when set, is a new escalation record; the store gives it
+	// its ID. What goes with it beyond the engine's alert (the alert's
+	// Acknowledge button, the reminder ladder) is the service's
+	// (service/ladder.go).
 	Escalation *Escalation
 	Audit      []Audit
 	// InviteUsed asks the store to mark the presented invite as used.
@@ -344,7 +351,7 @@ type Invite struct {
 	Expires time.Time `json:"expires"`
 	// UsedBy and UsedAt are set when a patient opened the invite.
 	UsedBy PatientID `json:"used_by,omitempty"`
-	UsedAt time.Time `json:"used_at,omitempty"`
+	UsedAt time.Time `json:"used_at,omitzero"`
 }
 
 // InviteStatus is what became of an invite a patient presented.

@@ -31,6 +31,20 @@ type Pace struct {
 // derive their bounds on the busiest second from it.
 func (p Pace) Burst() int { return max(1, int(p.PerSecond/5)) }
 
+// OutboxStore is the queue of messages to send, as the dispatcher uses it.
+type OutboxStore interface {
+	// OutboxScan returns up to limit queued messages of a platform in
+	// delivery order, leaving out those whose destination skip rejects
+	// (looking at most at maxKeys entries).
+	OutboxScan(platform string, limit, maxKeys int, skip func(engine.PatientID) bool) ([]engine.Outbound, error)
+	// Delivered removes sent (or undeliverable) messages.
+	Delivered(ms ...engine.Outbound) error
+	// Retry stores a failed message's attempt count and hold.
+	Retry(m engine.Outbound) error
+	// Enqueue queues messages made outside a step (a forwarded alert).
+	Enqueue(ms ...engine.Outbound) error
+}
+
 // Dispatcher drains one platform's outbox through its Sender. Messages are
 // taken in priority order (escalations and alerts, then replies, then
 // check-ins), paced to the platform's limits, and deleted from the outbox
@@ -57,8 +71,13 @@ func (p Pace) Burst() int { return max(1, int(p.PerSecond/5)) }
 // and escalation contact that did not get it yet, and the destination is
 // reported (log, metrics, /readyz) by its configuration key until a
 // message gets through again.
+//
+// # Outbox
+//
+// The dispatcher reads and settles the outbox through OutboxStore only.
 type Dispatcher struct {
 	svc    *Service
+	out    OutboxStore // svc's store: the only part of it a dispatcher uses
 	sender Sender
 	pace   Pace
 	global *rate.Limiter
@@ -95,7 +114,7 @@ func (s *Service) NewDispatcher(sender Sender, pace Pace) *Dispatcher {
 		pace.PerChatBurst = 3
 	}
 	return &Dispatcher{
-		svc: s, sender: sender, pace: pace,
+		svc: s, out: s.store, sender: sender, pace: pace,
 		global: rate.NewLimiter(rate.Limit(pace.PerSecond), pace.Burst()),
 		chats:  map[engine.PatientID]*rate.Limiter{},
 		held:   map[engine.PatientID]time.Duration{},
@@ -216,7 +235,7 @@ func (d *Dispatcher) Pass(ctx context.Context) (time.Duration, error) {
 	if len(d.accepted) > 0 {
 		// Sent earlier, but still in the outbox: finish the removal
 		// instead of sending them again.
-		if err := d.svc.store.Delivered(d.accepted...); err != nil {
+		if err := d.out.Delivered(d.accepted...); err != nil {
 			return time.Second, fmt.Errorf("removing %d sent messages from the outbox: %w", len(d.accepted), err)
 		}
 		d.accepted = d.accepted[:0]
@@ -241,7 +260,7 @@ func (d *Dispatcher) Pass(ctx context.Context) (time.Duration, error) {
 	// Scan again while this pass held back new chats: what queues behind
 	// them may be sendable now.
 	for scans, rescans := 0, 0; scans < 4 && sent < batch; scans++ {
-		msgs, err := d.svc.store.OutboxScan(platform, batch-sent, maxScan, skip)
+		msgs, err := d.out.OutboxScan(platform, batch-sent, maxScan, skip)
 		if err != nil {
 			return time.Second, err
 		}
@@ -365,7 +384,7 @@ func (d *Dispatcher) deliver(ctx context.Context, m engine.Outbound) (done bool,
 		if staff {
 			d.svc.staffUp(dest)
 		}
-		if err := d.svc.store.Delivered(m); err != nil {
+		if err := d.out.Delivered(m); err != nil {
 			// The platform has it: remember it, so the retry of the
 			// removal cannot turn into a second send.
 			d.accepted = append(d.accepted, m)
@@ -384,10 +403,10 @@ func (d *Dispatcher) deliver(ctx context.Context, m engine.Outbound) (done bool,
 		m.NotBefore = d.Clock.Now().Add(retry) // informational; holds are kept in memory
 		d.svc.log.Error("staff destination refused the message; kept for retry", "platform", platform, "key", d.svc.StaffKey(dest),
 			"kind", m.Kind, "id", m.ID, "attempt", m.Attempts, "retry_in", retry)
-		return false, retry, 0, d.svc.store.Retry(m)
+		return false, retry, 0, d.out.Retry(m)
 	case errors.Is(serr, engine.ErrUnreachable):
 		d.svc.log.Warn("recipient unreachable; message dropped", "platform", platform, "to", dest, "kind", m.Kind, "id", m.ID)
-		if err := d.svc.store.Delivered(m); err != nil {
+		if err := d.out.Delivered(m); err != nil {
 			return false, 0, 0, err
 		}
 		if m.Channel == "" {
@@ -404,14 +423,14 @@ func (d *Dispatcher) deliver(ctx context.Context, m engine.Outbound) (done bool,
 		m.Attempts++
 		m.NotBefore = d.Clock.Now().Add(ra.After) // informational; holds are kept in memory
 		d.svc.log.Warn("rate limited by platform", "platform", platform, "retry_after", ra.After, "id", m.ID)
-		return false, 0, max(ra.After, time.Millisecond), d.svc.store.Retry(m)
+		return false, 0, max(ra.After, time.Millisecond), d.out.Retry(m)
 	default:
 		d.svc.cfg.Observer.SendFailed(platform, false)
 		m.Attempts++
 		retry = d.retryDelay(m)
 		m.NotBefore = d.Clock.Now().Add(retry) // informational; holds are kept in memory
 		d.svc.log.Warn("send failed; will retry", "platform", platform, "id", m.ID, "attempt", m.Attempts, "retry_in", retry, "err", serr)
-		return false, retry, 0, d.svc.store.Retry(m)
+		return false, retry, 0, d.out.Retry(m)
 	}
 }
 
@@ -467,7 +486,7 @@ func (d *Dispatcher) fanOutStaff(m engine.Outbound) error {
 	if len(copies) == 0 {
 		return nil
 	}
-	if err := d.svc.store.Enqueue(copies...); err != nil {
+	if err := d.out.Enqueue(copies...); err != nil {
 		return err
 	}
 	d.svc.log.Warn("alert forwarded to the other staff destinations", "from_key", d.svc.StaffKey(m.Destination()), "copies", len(copies), "id", m.ID)

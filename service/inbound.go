@@ -44,6 +44,19 @@ func (s *Service) MarkUnreachable(ctx context.Context, id engine.PatientID) erro
 	return err
 }
 
+// StepStore commits patient steps: the stored state is read (raw, to
+// compute a step outside the write transaction) and each step is applied
+// in one transaction.
+type StepStore interface {
+	// Apply loads the patient's state, calls fn with it and commits fn's
+	// result with everything st asks for, in one transaction; false when
+	// nothing was committed (dedupe key seen, timer gone, store.ErrSkip).
+	Apply(ctx context.Context, st store.Step, fn func(store.Input) (engine.Result, error)) (bool, error)
+	// StateRaw returns a patient's state and its stored bytes (nil when
+	// none is stored).
+	StateRaw(id engine.PatientID) (engine.State, []byte, error)
+}
+
 func (s *Service) apply(ctx context.Context, id engine.PatientID, dedupe string, due *store.Due, ev engine.Event) (bool, error) {
 	return s.applyInvite(ctx, id, dedupe, due, "", ev)
 }
@@ -52,6 +65,10 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	p := s.locks.acquire(id)
 	defer s.locks.release(id, p)
 	now := s.clock.Now()
+	// The store's latency (Observer.Step) is real elapsed time, not the
+	// service clock's: under a virtual or fake clock the commit still takes
+	// real milliseconds, and that is what the metric is for. It is the one
+	// reading of the system clock in this package.
 	start := time.Now()
 	var sent []engine.Outbound
 	var esc *engine.Escalation
@@ -61,7 +78,6 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 		ev.Invite = inv
 		res := s.engine.Step(id, st, ev, now)
 		res.Messages = s.fanOut(res.Messages)
-		s.startLadder(&res, now)
 		return res
 	}
 	// Compute the step before the write transaction, so engine and triage
@@ -84,7 +100,7 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 			ms, err2 := store.EncodeMessages(r.Messages)
 			if err1 == nil && err2 == nil {
 				pre = &store.Prepared{From: cached.raw, Result: r, State: b, Messages: ms}
-				sent, esc, timers = r.Messages, r.Escalation, len(r.Timers) > 0
+				sent, esc, timers = r.Messages, r.Escalation, len(r.Timers) > 0 || s.laddered(r.Escalation)
 			}
 		}
 	}
@@ -93,10 +109,10 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	if ev.Kind == engine.EventMessage {
 		heard = &store.TranscriptLine{At: now, From: store.FromPatient, Text: ev.Text, Choice: ev.Choice}
 	}
-	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre, Heard: heard},
+	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre, Heard: heard, OnEscalation: s.startLadder(now)},
 		func(in store.Input) (engine.Result, error) {
 			res := step(in.State, in.Invite) // the stored state changed: recompute
-			sent, esc, timers = res.Messages, res.Escalation, len(res.Timers) > 0
+			sent, esc, timers = res.Messages, res.Escalation, len(res.Timers) > 0 || s.laddered(res.Escalation)
 			recomputed = true
 			return res, nil
 		})

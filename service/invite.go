@@ -11,6 +11,12 @@ import (
 	"github.com/aftercare-clinic/aftercare/engine"
 )
 
+// InviteStore keeps one-time enrollment links.
+type InviteStore interface {
+	// PutInvite stores a new invite.
+	PutInvite(inv engine.Invite) error
+}
+
 // InvitePayload returns the invite token of a "/start TOKEN" deep link, or
 // "" when the text is not one. Tokens are 1-64 characters of A-Z a-z 0-9 _ -.
 func InvitePayload(text string) string {

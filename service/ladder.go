@@ -8,41 +8,92 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/staffgate"
 	"github.com/aftercare-clinic/aftercare/store"
 )
+
+// The escalation ladder: an urgent or emergency alert that stays
+// unacknowledged is sent again to every staff channel after AckTimeout
+// (rung 1), then forwarded to each escalation contact in turn (rungs 2,
+// 3, ...), then repeated to everyone until maxLadderSteps. Everything about
+// it lives here: the first rung (startLadder), the acknowledge button
+// (ackChoice), the re-alert wording and forwarding (fireLadder). The store
+// keeps the rungs as the escalation's own timers (store.EscalationOwner,
+// keys "ladder:<n>") without reading them; Fire hands them back here.
+
+// EscalationStore keeps escalation records: the ladder and the staff
+// commands update one in a transaction of its own.
+type EscalationStore interface {
+	// ApplyEscalation loads escalation id, calls fn with it and commits
+	// the update; with due set it is skipped (false) when that timer of
+	// the escalation is gone. store.ErrNotFound for an unknown id.
+	ApplyEscalation(ctx context.Context, id uint64, due *store.Due, now time.Time, fn func(*engine.Escalation) (store.EscalationUpdate, error)) (bool, error)
+	// Escalations returns the escalation records, oldest first.
+	Escalations() ([]engine.Escalation, error)
+}
 
 // maxLadderSteps bounds the reminders for one alert (at the default 10
 // minutes, four hours of reminders) so a forgotten alert cannot flood a
 // channel forever; the last step is audited.
 const maxLadderSteps = 24
 
-// startLadder asks the store, through res's timers, to start the
-// escalation ladder of res's escalation: the first rung fires AckTimeout
-// after now unless staff acknowledge the alert first. Only escalating
-// levels get a ladder, and none when AckTimeout is off.
-func (s *Service) startLadder(res *engine.Result, now time.Time) {
-	if e := res.Escalation; e != nil && e.Level.Escalates() && s.cfg.AckTimeout > 0 {
-		res.Timers = append(res.Timers, engine.Timer{Key: store.LadderKey, At: now.Add(s.cfg.AckTimeout)})
+// ladderKey is the key of rung n of an escalation's ladder; ladderRung
+// reads it back.
+func ladderKey(n int) string { return "ladder:" + strconv.Itoa(n) }
+
+func ladderRung(key string) (int, bool) {
+	s, ok := strings.CutPrefix(key, "ladder:")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n >= 1
+}
+
+// ackChoice is the button on a staff alert that acknowledges escalation
+// id: pressed, it is the command "/ack <id>" (staffgate.Button).
+func ackChoice(id uint64) engine.Choice {
+	return engine.Choice{ID: staffgate.Button("ack", strconv.FormatUint(id, 10)), Label: "Acknowledge"}
+}
+
+// startLadder is the store's Step.OnEscalation for a step at now: once the
+// step's escalation e has its ID, it ties the step's staff alerts to it
+// with the acknowledge button, and returns the first rung of e's ladder,
+// AckTimeout after now. Only escalating levels get a ladder, and none when
+// AckTimeout is off. It changes only ms and depends only on its arguments,
+// as the store requires (a group commit may run it twice).
+func (s *Service) startLadder(now time.Time) func(e engine.Escalation, ms []engine.Outbound) []engine.Timer {
+	return func(e engine.Escalation, ms []engine.Outbound) []engine.Timer {
+		for i, m := range ms {
+			if m.Kind == engine.KindAlert && m.EscalationID == 0 {
+				ms[i].EscalationID = e.ID
+				ms[i].Choices = append(append([]engine.Choice(nil), m.Choices...), ackChoice(e.ID))
+			}
+		}
+		if !s.laddered(&e) {
+			return nil
+		}
+		return []engine.Timer{{Key: ladderKey(1), At: now.Add(s.cfg.AckTimeout)}}
 	}
 }
 
-// isLadderTimer reports whether d is a rung of an escalation's ladder (the
-// store keeps those under store.EscalationPatient) rather than a patient's
-// timer.
-func isLadderTimer(d store.Due) bool {
-	return strings.HasPrefix(string(d.Patient), "escalation:")
+// laddered reports whether escalation e gets a ladder: an escalating level
+// while AckTimeout is on.
+func (s *Service) laddered(e *engine.Escalation) bool {
+	return e != nil && e.Level.Escalates() && s.cfg.AckTimeout > 0
 }
 
-// fireLadder runs one step of an unacknowledged alert's escalation ladder:
-// step 1 sends it again to every staff channel, step k >= 2 forwards it to
-// the next escalation contact (and staff again); once the contacts are used
-// up it keeps reminding everyone until maxLadderSteps.
+// fireLadder runs one rung of an unacknowledged alert's escalation ladder
+// (d is one of the escalation's timers): rung 1 sends it again to every
+// staff channel, rung k >= 2 forwards it to the next escalation contact
+// (and staff again); once the contacts are used up it keeps reminding
+// everyone until maxLadderSteps.
 func (s *Service) fireLadder(ctx context.Context, d store.Due) (bool, error) {
-	id, err := strconv.ParseUint(strings.TrimPrefix(string(d.Patient), "escalation:"), 10, 64)
-	if err != nil {
-		return false, fmt.Errorf("service: bad ladder timer %q", d.Patient)
+	id := d.Escalation
+	n, ok := ladderRung(d.Key)
+	if !ok {
+		return false, fmt.Errorf("service: escalation %d: timer %q is not a ladder rung", id, d.Key)
 	}
-	n, _ := strconv.Atoi(strings.TrimPrefix(d.Key, "ladder:"))
 	now := s.clock.Now()
 	var kick []engine.PatientID
 	// Wake the dispatchers once the alerts are committed, not before: an
@@ -73,7 +124,7 @@ func (s *Service) fireLadder(ctx context.Context, d store.Due) (bool, error) {
 		}
 		for _, ch := range dedupeIDs(to) {
 			m := engine.Outbound{To: engine.StaffAddress, Channel: ch, Kind: engine.KindAlert, Level: e.Level, Patient: e.Patient,
-				Text: text, EscalationID: e.ID, Choices: []engine.Choice{store.AckChoice(e.ID)}, Created: now}
+				Text: text, EscalationID: e.ID, Choices: []engine.Choice{ackChoice(e.ID)}, Created: now}
 			if ch == engine.StaffAddress {
 				m.Channel = ""
 			}
@@ -84,7 +135,7 @@ func (s *Service) fireLadder(ctx context.Context, d store.Due) (bool, error) {
 		e.Steps = n
 		up.Changed = true
 		if n < maxLadderSteps {
-			up.Timers = []engine.Timer{{Key: "ladder:" + strconv.Itoa(n+1), At: now.Add(s.cfg.AckTimeout)}}
+			up.Timers = []engine.Timer{{Key: ladderKey(n + 1), At: now.Add(s.cfg.AckTimeout)}}
 		} else {
 			up.Audit = append(up.Audit, engine.Audit{At: now, Actor: "system", Action: "ladder_exhausted", Patient: e.Patient,
 				Detail: fmt.Sprintf("escalation %d still open after %d reminders", e.ID, n)})

@@ -8,6 +8,17 @@ import (
 	"github.com/aftercare-clinic/aftercare/store"
 )
 
+// RetentionStore is what the daily housekeeping needs: a walk over the
+// patients, the erasing step, and forgetting old dedupe keys.
+type RetentionStore interface {
+	// Patients calls fn with every stored patient state.
+	Patients(fn func(engine.State) error) error
+	// Apply commits one step (here: an erasure).
+	Apply(ctx context.Context, st store.Step, fn func(store.Input) (engine.Result, error)) (bool, error)
+	// PruneDedupe forgets dedupe keys applied before the time.
+	PruneDedupe(before time.Time) (int, error)
+}
+
 // DedupeHorizon is how long platform update keys are remembered.
 // Platforms redeliver for at most a day (Telegram keeps unconfirmed
 // updates 24 h; Discord resumes within minutes), and Telegram may restart

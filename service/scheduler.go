@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -9,11 +10,28 @@ import (
 	"github.com/aftercare-clinic/aftercare/store"
 )
 
-// Fire applies one due timer. It reports false when the timer had already
-// been applied (by another pass, or before a restart).
+// TimerStore is the schedule the scheduler reads. Timers are set and
+// removed by the steps that own them (StepStore.Apply,
+// EscalationStore.ApplyEscalation).
+type TimerStore interface {
+	// DueBefore returns up to limit timers due at or before now, earliest
+	// first.
+	DueBefore(now time.Time, limit int) ([]store.Due, error)
+	// NextDue returns the earliest timer; false when there is none.
+	NextDue() (store.Due, bool, error)
+}
+
+// Fire applies one due timer: a patient's goes to the engine as an
+// EventDue, an escalation's is a rung of its ladder (ladder.go). It
+// reports false when the timer had already been applied (by another pass,
+// or before a restart).
 func (s *Service) Fire(ctx context.Context, d store.Due) (bool, error) {
-	if isLadderTimer(d) {
+	switch d.Kind {
+	case store.OwnerEscalation:
 		return s.fireLadder(ctx, d)
+	case store.OwnerPatient:
+	default:
+		return false, fmt.Errorf("service: timer %s of unknown owner kind %s", d.Key, d.Kind)
 	}
 	return s.apply(ctx, d.Patient, "", &d, engine.Event{Kind: engine.EventDue, Timer: d.Key})
 }
@@ -49,17 +67,17 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	}
 }
 
-// fireAll fires due (in due order) with up to dueWorkers patients at once,
-// each patient's timers in order on one worker. It stops taking new
-// patients at the first error and returns it.
+// fireAll fires due (in due order) with up to dueWorkers owners (patients,
+// escalations) at once, each owner's timers in order on one worker. It
+// stops taking new owners at the first error and returns it.
 func (s *Service) fireAll(ctx context.Context, due []store.Due) (int, error) {
-	var order []engine.PatientID
-	byPatient := map[engine.PatientID][]store.Due{}
+	var order []store.Owner
+	byOwner := map[store.Owner][]store.Due{}
 	for _, d := range due {
-		if _, ok := byPatient[d.Patient]; !ok {
-			order = append(order, d.Patient)
+		if _, ok := byOwner[d.Owner]; !ok {
+			order = append(order, d.Owner)
 		}
-		byPatient[d.Patient] = append(byPatient[d.Patient], d)
+		byOwner[d.Owner] = append(byOwner[d.Owner], d)
 	}
 	var (
 		mu       sync.Mutex
@@ -67,13 +85,13 @@ func (s *Service) fireAll(ctx context.Context, due []store.Due) (int, error) {
 		firstErr error
 		wg       sync.WaitGroup
 	)
-	next := make(chan engine.PatientID)
+	next := make(chan store.Owner)
 	for range min(dueWorkers, len(order)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for p := range next {
-				for _, d := range byPatient[p] {
+				for _, d := range byOwner[p] {
 					ok, err := s.Fire(ctx, d)
 					mu.Lock()
 					if ok {

@@ -22,14 +22,16 @@
 //
 // # Files
 //
-//	service.go      Service, Config, Observer, New, the Store it needs
+//	service.go      Service, Config, Observer, New; Store, the union of
+//	                the small store interfaces each file below declares
 //	inbound.go      Receive and the patient step: per-patient FIFO, state
 //	                cache use (statecache.go), fan-out to staff channels
 //	scheduler.go    RunScheduler, DeliverDue, Fire
 //	ladder.go       the escalation ladder: first rung, re-alert, forwarding
 //	retention.go    the retention purge and dedupe-key pruning
 //	invite.go       one-time enrollment links
-//	staff.go        staff commands (ReceiveStaff)
+//	staff.go        staff commands (ReceiveStaff); which commands exist
+//	                and who is staff is package staffgate's
 //	staffhealth.go  whether staff destinations are reachable
 //	dispatch.go     the outbox dispatcher: pacing, retries, 429s
 //	quarantine.go   staff notices for records the store set aside
@@ -44,34 +46,57 @@ import (
 
 	"github.com/aftercare-clinic/aftercare/clock"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/staffgate"
 	"github.com/aftercare-clinic/aftercare/store"
 )
 
-// Store is the durable storage the service needs. *store.Store implements it.
+// Store is all the durable storage the service needs: the small
+// interfaces each part declares where it uses them (StepStore in
+// inbound.go, TimerStore in scheduler.go, OutboxStore in dispatch.go,
+// EscalationStore in ladder.go, RetentionStore in retention.go, StaffStore
+// in staff.go, InviteStore in invite.go, RecordReader below), so a backend
+// sees what each caller relies on. *store.Store (bbolt) and
+// *postgres.Store implement it (asserted in store/storetest).
 type Store interface {
-	Apply(ctx context.Context, st store.Step, fn func(store.Input) (engine.Result, error)) (bool, error)
-	State(id engine.PatientID) (engine.State, bool, error)
-	StateRaw(id engine.PatientID) (engine.State, []byte, error)
-	PutInvite(inv engine.Invite) error
-	ApplyEscalation(ctx context.Context, id uint64, due *store.Due, now time.Time, fn func(*engine.Escalation) (store.EscalationUpdate, error)) (bool, error)
-	Escalations() ([]engine.Escalation, error)
-	Patients(fn func(engine.State) error) error
-	PatientRecord(p engine.PatientID) (store.Record, error)
-	Audit() ([]engine.Audit, error)
-	AppendAudit(ctx context.Context, as ...engine.Audit) error
-	DueBefore(now time.Time, limit int) ([]store.Due, error)
-	NextDue() (store.Due, bool, error)
-	Outbox(platform string, limit int) ([]engine.Outbound, error)
-	OutboxScan(platform string, limit, maxKeys int, skip func(engine.PatientID) bool) ([]engine.Outbound, error)
-	Delivered(ms ...engine.Outbound) error
-	Retry(m engine.Outbound) error
-	Enqueue(ms ...engine.Outbound) error
-	PruneDedupe(before time.Time) (int, error)
-	Applied(key string) (bool, error)
-	ApplyStaff(ctx context.Context, st store.StaffStep) (bool, error)
+	StepStore
+	TimerStore
+	OutboxStore
+	EscalationStore
+	RetentionStore
+	StaffStore
+	InviteStore
+	RecordReader
 }
 
-var _ Store = (*store.Store)(nil)
+// RecordReader is the read side staff tools and exports use (cmd/aftercare
+// ops, the staff desk): states, records and the audit trail, and the
+// outbox as queued.
+type RecordReader interface {
+	// State returns a patient's stored state; false when none is stored.
+	State(id engine.PatientID) (engine.State, bool, error)
+	// PatientRecord returns everything stored about one patient, or
+	// store.ErrNotFound.
+	PatientRecord(p engine.PatientID) (store.Record, error)
+	// Audit returns the audit trail, oldest first.
+	Audit() ([]engine.Audit, error)
+	// AppendAudit records reads and other actions that change no record.
+	AppendAudit(ctx context.Context, as ...engine.Audit) error
+	// Outbox returns up to limit queued messages of a platform in
+	// delivery order.
+	Outbox(platform string, limit int) ([]engine.Outbound, error)
+}
+
+var (
+	_ Store           = (*store.Store)(nil)
+	_ StepStore       = (*store.Store)(nil)
+	_ TimerStore      = (*store.Store)(nil)
+	_ OutboxStore     = (*store.Store)(nil)
+	_ EscalationStore = (*store.Store)(nil)
+	_ RetentionStore  = (*store.Store)(nil)
+	_ StaffStore      = (*store.Store)(nil)
+	_ InviteStore     = (*store.Store)(nil)
+	_ RecordReader    = (*store.Store)(nil)
+)
 
 // Service connects engine, store and clock. Create it with New.
 type Service struct {
@@ -101,10 +126,11 @@ type Config struct {
 	// queued once per channel. At least one is required: an alert with
 	// nowhere to go would be a silent failure.
 	StaffChannels []engine.PatientID
-	// StaffIDs, when set, lists who may use staff commands ("telegram:42").
-	// Adapters already only pass staff messages from configured staff; this
-	// is the second gate. Empty means any message the adapters pass on.
-	StaffIDs []string
+	// StaffGate, when set, is asked again for every staff command, with
+	// the sender and the channel it came from: the second gate, after the
+	// adapter's (both are staffgate's rules). A command from someone it
+	// does not call staff is refused. Nil: any command the adapters pass on.
+	StaffGate *staffgate.Gate
 	// AckTimeout is how long an urgent or emergency alert may stay
 	// unacknowledged before it is sent again, then forwarded along
 	// EscalationContacts (default 10 minutes; negative disables).

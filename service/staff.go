@@ -10,14 +10,29 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/staffgate"
 	"github.com/aftercare-clinic/aftercare/store"
 )
 
-// ErrNotStaff is returned when a staff command comes from someone not configured as staff.
-var ErrNotStaff = errors.New("not configured as staff")
+// StaffStore is what staff commands read and write.
+type StaffStore interface {
+	// Applied reports whether an update key was already committed.
+	Applied(key string) (bool, error)
+	// ApplyStaff commits a command's answers, invite and key once per key.
+	ApplyStaff(ctx context.Context, st store.StaffStep) (bool, error)
+	EscalationStore
+	// Patients calls fn with every stored patient state (/today).
+	Patients(fn func(engine.State) error) error
+	// PatientRecord returns one patient's record (/patient, /pause).
+	PatientRecord(p engine.PatientID) (store.Record, error)
+	// Audit returns the audit trail (/audit); AppendAudit records a read.
+	Audit() ([]engine.Audit, error)
+	AppendAudit(ctx context.Context, as ...engine.Audit) error
+}
 
 // ReceiveStaff handles a command or button press from clinic staff and
-// answers in the channel it came from. Commands:
+// answers in the channel it came from. Which commands exist, and who is
+// staff, is decided in package staffgate; this file implements them:
 //
 //	/open                     open escalations, oldest first
 //	/ack N                    acknowledge escalation N (or press its button)
@@ -51,31 +66,30 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 			return nil
 		}
 	}
-	if len(s.cfg.StaffIDs) > 0 && !contains(s.cfg.StaffIDs, in.Staff) {
+	if g := s.cfg.StaffGate; g != nil && !g.Staff(staffgate.Who{User: in.Staff, Chat: in.Channel}) {
 		s.log.Warn("staff command refused", "from", in.Staff)
 		return s.answerStaff(ctx, in, "Sorry, only the clinic's staff can use staff commands.", nil)
 	}
 	text, _ := engine.Sanitize(in.Text)
 	if in.Choice != "" {
 		choice, _ := engine.Sanitize(in.Choice)
-		text = strings.Replace(choice, ":", " ", 1)
+		text = strings.Replace(choice, ":", " ", 1) // an unknown button answers the help
+		if cmd, ok := staffgate.ButtonCommand(choice); ok {
+			text = cmd
+		}
 	}
-	f := strings.Fields(text)
-	if len(f) == 0 {
-		return s.answerStaff(ctx, in, staffHelp, nil)
+	c, args, known := staffgate.Parse(text)
+	if !known {
+		return s.answerStaff(ctx, in, staffgate.Help(), nil)
 	}
-	cmd := strings.ToLower(strings.TrimPrefix(f[0], "/"))
-	if i := strings.IndexByte(cmd, '@'); i >= 0 {
-		cmd = cmd[:i] // "/ack@ClinicBot 12"
-	}
-	args := f[1:]
+	cmd := c.Name
 	var reply string
 	var inv *engine.Invite
 	var err error
 	switch cmd {
 	case "open":
 		reply, err = s.listOpen()
-	case "ack", "acknowledge":
+	case "ack":
 		reply, err = s.setStatus(ctx, args, in.Staff, "acknowledged", "")
 	case "resolve":
 		note := ""
@@ -96,7 +110,9 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 	case "login":
 		reply, err = s.staffLogin(ctx, in.Staff)
 	default:
-		reply = staffHelp
+		// In staffgate.Commands but not implemented here: a test keeps
+		// the two in step.
+		reply = staffgate.Help()
 	}
 	if err != nil {
 		s.log.Error("staff command failed", "command", cmd, "err", err)
@@ -134,17 +150,6 @@ func (s *Service) answerStaff(ctx context.Context, in engine.StaffInbound, reply
 	return nil
 }
 
-const staffHelp = `Staff commands:
-/open - open escalations
-/ack N - acknowledge escalation N (or press its button)
-/resolve N note - close escalation N
-/today - patients in follow-up and their check-ins
-/patient ID - one patient's timeline
-/pause ID, /resume ID - stop or restart a patient's check-ins
-/visit TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone] - record a visit, get an invite
-/audit [N] - recent audit lines
-/login - a one-time sign-in link to the staff desk`
-
 // userError shows staff our own sentences, never internals.
 func userError(err error) string {
 	var ue *staffError
@@ -157,15 +162,6 @@ func userError(err error) string {
 type staffError struct{ msg string }
 
 func (e *staffError) Error() string { return e.msg }
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
 
 // noticeTo builds a notice to one staff channel.
 func (s *Service) noticeTo(ch engine.PatientID, text string, now time.Time) engine.Outbound {

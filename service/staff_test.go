@@ -12,6 +12,7 @@ import (
 	"github.com/aftercare-clinic/aftercare/engine"
 	"github.com/aftercare-clinic/aftercare/engine/enginetest"
 	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/staffgate"
 	"github.com/aftercare-clinic/aftercare/store"
 )
 
@@ -24,7 +25,7 @@ func newStaffHarness(t *testing.T, contacts ...engine.PatientID) *harness {
 	t.Cleanup(func() { st.Close() })
 	svc, err := service.New(service.Config{Engine: enginetest.New(), Store: st, Clock: h.clock,
 		StaffChannels: []engine.PatientID{"console:staff"}, EscalationContacts: contacts,
-		StaffIDs: []string{"telegram:42"}, Retention: 90 * 24 * time.Hour,
+		StaffGate: staffgate.New(staffgate.Rules{Users: []string{"telegram:42"}}), Retention: 90 * 24 * time.Hour,
 		InviteLinks: func(tok string) []string { return []string{"https://t.me/clinic_bot?start=" + tok} }})
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +197,7 @@ func TestForgetErasesEverything(t *testing.T) {
 	if tm, _ := h.store.Timers(p); len(tm) != 0 {
 		t.Fatalf("timers left: %v", tm)
 	}
-	if tm, _ := h.store.Timers(store.EscalationPatient(1)); len(tm) != 0 {
+	if tm, _ := h.store.EscalationTimers(1); len(tm) != 0 {
 		t.Fatalf("ladder left: %v", tm)
 	}
 	as, _ := h.store.Audit()
@@ -347,5 +348,40 @@ func TestSilentPatientInToday(t *testing.T) {
 	}
 	if !strings.Contains(silent, "NO ANSWER to any check-in (staff alerted") || strings.Contains(answered, "NO ANSWER to any") {
 		t.Fatalf("/today does not single out the silent patient:\n%s", out)
+	}
+}
+
+// TestEveryStaffCommandImplemented: each command staffgate lists (and so
+// adapters route to the service as staff) has an answer of its own here,
+// never the help text an unknown command gets; and an unlisted one gets it.
+func TestEveryStaffCommandImplemented(t *testing.T) {
+	h := newStaffHarness(t)
+	help := staffgate.Help() + "\n"
+	for _, c := range staffgate.Commands {
+		for _, n := range append([]string{c.Name}, c.Aliases...) {
+			if got := h.staff("/" + n); got == help || got == "" {
+				t.Errorf("/%s answered %q; want an answer of its own", n, got)
+			}
+		}
+	}
+	if got := h.staff("/frobnicate"); got != help {
+		t.Errorf("/frobnicate answered %q; want the help", got)
+	}
+}
+
+// TestStaffGateRefusesOthers: the service's second gate refuses a command
+// from someone staffgate does not call staff, even when an adapter passed
+// it on.
+func TestStaffGateRefusesOthers(t *testing.T) {
+	h := newStaffHarness(t)
+	if err := h.svc.ReceiveStaff(context.Background(), engine.StaffInbound{Staff: "telegram:666", Channel: "console:staff", Text: "/open"}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range h.drain() {
+		got = append(got, m.Text)
+	}
+	if len(got) != 1 || !strings.Contains(got[0], "only the clinic's staff") {
+		t.Fatalf("answers to a non-staff /open: %q", got)
 	}
 }

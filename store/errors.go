@@ -18,5 +18,10 @@ var ErrSkip = errors.New("skip")
 // ErrNotFound means the record does not exist (or was erased).
 var ErrNotFound = errors.New("not found")
 
+// ErrOwner is returned by Apply for a Step whose Due is not one of the
+// step's patient's timers: an escalation's timers are fired with
+// ApplyEscalation, and one patient's step never fires another's timer.
+var ErrOwner = errors.New("the timer is not the step's patient's")
+
 // ErrClosed is returned by writes made after Close.
 var ErrClosed = errors.New("store is closed")

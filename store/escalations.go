@@ -12,20 +12,10 @@ import (
 	"github.com/aftercare-clinic/aftercare/engine"
 )
 
-// LadderKey is the timer key an engine step's caller uses to start the
-// escalation ladder of the step's escalation: the store files it under the
-// escalation ("escalation:<id>", key "ladder:1").
-const LadderKey = "escalation-ladder"
-
-// EscalationPatient is the pseudo patient ID under which an escalation's
-// ladder timers are kept.
-func EscalationPatient(id uint64) engine.PatientID {
+// escalationLabel names an escalation in a quarantine record, whose
+// Patient field says whose the record was.
+func escalationLabel(id uint64) engine.PatientID {
 	return engine.PatientID("escalation:" + strconv.FormatUint(id, 10))
-}
-
-// AckChoice is the button on a staff alert that acknowledges it.
-func AckChoice(id uint64) engine.Choice {
-	return engine.Choice{ID: "ack:" + strconv.FormatUint(id, 10), Label: "Acknowledge"}
 }
 
 // EscalationUpdate is what an escalation step commits.
@@ -34,34 +24,29 @@ type EscalationUpdate struct {
 	Changed bool
 	// Messages are queued (staff channels already resolved).
 	Messages []engine.Outbound
-	// Timers are (re)scheduled on the escalation's ladder; zero At cancels.
+	// Timers are (re)scheduled as the escalation's own (owner
+	// EscalationOwner(id)); zero At cancels.
 	Timers []engine.Timer
-	// StopLadder cancels every pending ladder step.
+	// StopLadder cancels every pending timer of the escalation.
 	StopLadder bool
 	Audit      []engine.Audit
 }
 
 // ApplyEscalation loads escalation id, calls fn with it, and commits the
-// update in one transaction. With due set, it is skipped (false) when that
-// ladder timer is gone, so a ladder step is never applied twice.
+// update in one transaction. With due set (one of the escalation's own
+// timers), it is skipped (false) when that timer is gone, so a ladder step
+// is never applied twice.
 func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *Due, now time.Time, fn func(e *engine.Escalation) (EscalationUpdate, error)) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
 	applied, quarantined := false, false
-	p := EscalationPatient(id)
+	o := EscalationOwner(id)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		applied, quarantined = false, false
-		timers, idx := tx.Bucket(bTimers), tx.Bucket(bTimerIdx)
 		if due != nil {
-			k := timerKey(due.At, p, due.Key)
-			if timers.Get(k) == nil {
-				return nil
-			}
-			if err := timers.Delete(k); err != nil {
-				return err
-			}
-			if err := idx.Delete(idxKey(p, due.Key)); err != nil {
+			took, err := takeTimer(tx, Due{Owner: o, Key: due.Key, At: due.At})
+			if err != nil || !took {
 				return err
 			}
 		}
@@ -78,11 +63,11 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *Due, now ti
 		if err := json.Unmarshal(raw, &e); err != nil {
 			// Set it aside and end its ladder: a ladder step that fails
 			// every time would hold up every timer due after it.
-			q := Quarantined{Patient: p, Kind: QuarantineEscalation, Key: u64(id), Value: raw, At: now, Reason: err.Error()}
+			q := Quarantined{Patient: escalationLabel(id), Kind: QuarantineEscalation, Key: u64(id), Value: raw, At: now, Reason: err.Error()}
 			if err := s.quarantine(tx, bEscalations, q); err != nil {
 				return err
 			}
-			if err := deleteTimers(tx, p); err != nil {
+			if err := deleteTimers(tx, o); err != nil {
 				return err
 			}
 			applied = due != nil
@@ -103,12 +88,12 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *Due, now ti
 			}
 		}
 		if up.StopLadder {
-			if err := deleteTimers(tx, p); err != nil {
+			if err := deleteTimers(tx, o); err != nil {
 				return err
 			}
 		}
 		for _, t := range up.Timers {
-			if err := setTimer(tx, p, t); err != nil {
+			if err := setTimer(tx, o, t); err != nil {
 				return err
 			}
 		}

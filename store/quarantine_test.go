@@ -158,12 +158,12 @@ func TestPoisonEscalationEndsItsLadder(t *testing.T) {
 	open(t, path).Close()
 	poison(t, path, "escalations", binary.BigEndian.AppendUint64(nil, 7), []byte("{"))
 	tk := binary.BigEndian.AppendUint64(nil, uint64(t0.UnixNano()))
-	tk = append(append(append(tk, "escalation:7"...), 0), "ladder:1"...)
+	tk = append(append(append(tk, "e7"...), 0), "ladder:1"...)
 	poison(t, path, "timers", tk, nil)
 	s := open(t, path)
 	defer s.Close()
 	noticeTo(s)
-	due := &store.Due{Patient: store.EscalationPatient(7), Key: "ladder:1", At: t0}
+	due := &store.Due{Owner: store.EscalationOwner(7), Key: "ladder:1", At: t0}
 	applied, err := s.ApplyEscalation(context.Background(), 7, due, t0, func(*engine.Escalation) (store.EscalationUpdate, error) {
 		t.Error("fn called with an unreadable escalation")
 		return store.EscalationUpdate{}, nil

@@ -21,8 +21,9 @@ type Step struct {
 	// Dedupe, when set, is the platform update's key: a step with a key
 	// already committed is skipped (Apply returns false, nil).
 	Dedupe string
-	// Due, when set, is the timer being fired: it is removed in the same
-	// transaction, and the step is skipped when it is no longer there.
+	// Due, when set, is the patient's timer being fired: it is removed in
+	// the same transaction, and the step is skipped when it is no longer
+	// there.
 	Due *Due
 	// Invite, when set, is an invite token the patient presented: it is
 	// resolved, and used up when valid, in the same transaction.
@@ -39,6 +40,16 @@ type Step struct {
 	// into the conversation transcript, with the messages the step sends
 	// the patient (see TranscriptLine).
 	Heard *TranscriptLine
+	// OnEscalation, when set, is called inside the transaction once the
+	// step's new escalation is stored and has its ID (e.ID); never for a
+	// step that raised none. It may change msgs, the step's messages (a
+	// copy of the result's), in place: the caller ties its alerts to the
+	// escalation and gives them their buttons. It returns timers to
+	// schedule as the escalation's own (EscalationOwner(e.ID)): the first
+	// rung of its ladder. It may run more than once and must depend only
+	// on its arguments. The store adds nothing of its own to an escalation:
+	// without OnEscalation, the record is stored and nothing else changes.
+	OnEscalation func(e engine.Escalation, msgs []engine.Outbound) []engine.Timer
 }
 
 // Prepared is a step result computed from a known stored state.
@@ -70,13 +81,16 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
+	if st.Due != nil && st.Due.Owner != PatientOwner(st.Patient) {
+		return false, fmt.Errorf("apply %s: timer %s of %s: %w", st.Patient, st.Due.Key, st.Due.Owner, ErrOwner)
+	}
 	applied := false
 	err := s.commit.do(ctx, func(tx *bolt.Tx) error {
 		applied = false
 		if st.Dedupe != "" && tx.Bucket(bDedupe).Get([]byte(st.Dedupe)) != nil {
 			return nil
 		}
-		if st.Due != nil && tx.Bucket(bTimers).Get(timerKey(st.Due.At, st.Patient, st.Due.Key)) == nil {
+		if st.Due != nil && tx.Bucket(bTimers).Get(timerKey(st.Due.At, PatientOwner(st.Patient), st.Due.Key)) == nil {
 			return nil
 		}
 		raw := tx.Bucket(bStates).Get([]byte(st.Patient))
@@ -126,7 +140,8 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 // commit writes one step; stateBytes and encoded, when set, are res.State
 // and res.Messages already encoded. Each bucket's part is a helper below,
 // called in this order: erasure, state, fired timer, timers, escalation
-// (and its ladder), messages, audit, visit, dedupe key, invite.
+// (and what st.OnEscalation adds to it), messages, audit, visit, dedupe
+// key, invite.
 func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
 	// A group may run a step twice, with the same result value: work on
 	// copies, so IDs assigned in a rolled-back attempt never leak.
@@ -148,15 +163,18 @@ func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded 
 	if err := commitFired(tx, st); err != nil {
 		return err
 	}
-	ladder, err := commitTimers(tx, st.Patient, res.Timers)
+	for _, t := range res.Timers {
+		if err := setTimer(tx, PatientOwner(st.Patient), t); err != nil {
+			return err
+		}
+	}
+	escalated, err := commitEscalation(tx, res.Escalation, res.Messages, st.OnEscalation)
 	if err != nil {
 		return err
 	}
-	escID, err := commitEscalation(tx, res.Escalation, ladder)
-	if err != nil {
-		return err
+	if escalated {
+		encoded = nil // the caller may have changed the messages
 	}
-	encoded = linkAlerts(res.Messages, encoded, escID)
 	if err := putOutbound(tx, res.Messages, encoded); err != nil {
 		return err
 	}
@@ -203,86 +221,42 @@ func commitState(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte) err
 }
 
 // commitFired removes the timer the step fired, if any (timers and
-// timer_idx buckets). The index entry goes only when it still points at
-// the fired time: the step may have rescheduled the same key.
+// timer_idx buckets).
 func commitFired(tx *bolt.Tx, st Step) error {
 	if st.Due == nil {
 		return nil
 	}
-	timers, idx := tx.Bucket(bTimers), tx.Bucket(bTimerIdx)
-	if err := timers.Delete(timerKey(st.Due.At, st.Patient, st.Due.Key)); err != nil {
-		return err
-	}
-	ik := idxKey(st.Patient, st.Due.Key)
-	if v := idx.Get(ik); v != nil && bytes.Equal(v, timeKey(st.Due.At)) {
-		return idx.Delete(ik)
-	}
-	return nil
-}
-
-// commitTimers applies the step's timer changes to the patient's timers.
-// The LadderKey timer is not the patient's: it is returned, to be filed
-// under the step's escalation.
-func commitTimers(tx *bolt.Tx, p engine.PatientID, ts []engine.Timer) (*engine.Timer, error) {
-	var ladder *engine.Timer
-	for _, t := range ts {
-		if t.Key == LadderKey {
-			t := t
-			ladder = &t
-			continue
-		}
-		if err := setTimer(tx, p, t); err != nil {
-			return nil, err
-		}
-	}
-	return ladder, nil
+	_, err := takeTimer(tx, Due{Owner: PatientOwner(st.Patient), Key: st.Due.Key, At: st.Due.At})
+	return err
 }
 
 // commitEscalation stores the step's escalation, if any, under a new ID
-// (escalations bucket) and starts its ladder when the step asked for one.
-// It returns the new ID, or 0 without an escalation.
-func commitEscalation(tx *bolt.Tx, e *engine.Escalation, ladder *engine.Timer) (uint64, error) {
+// (escalations bucket), then lets on (Step.OnEscalation) complete msgs and
+// schedules the escalation timers it returns. It reports whether there was
+// an escalation that on was called for.
+func commitEscalation(tx *bolt.Tx, e *engine.Escalation, msgs []engine.Outbound, on func(engine.Escalation, []engine.Outbound) []engine.Timer) (bool, error) {
 	if e == nil {
-		return 0, nil
+		return false, nil
 	}
 	eb := tx.Bucket(bEscalations)
 	escID, _ := eb.NextSequence()
 	e.ID = escID
 	b, err := json.Marshal(e)
 	if err != nil {
-		return 0, err
+		return false, err
 	}
 	if err := eb.Put(u64(escID), b); err != nil {
-		return 0, err
+		return false, err
 	}
-	if ladder != nil {
-		if err := setTimer(tx, EscalationPatient(escID), engine.Timer{Key: "ladder:1", At: ladder.At}); err != nil {
-			return 0, err
+	if on == nil {
+		return false, nil
+	}
+	for _, t := range on(*e, msgs) {
+		if err := setTimer(tx, EscalationOwner(escID), t); err != nil {
+			return false, err
 		}
 	}
-	return escID, nil
-}
-
-// linkAlerts ties the step's staff alerts to its new escalation escID
-// (none when 0) and gives them the acknowledge button, in place. It
-// returns encoded with the changed messages' encodings dropped, so they
-// are encoded again (rare; red flags only); encoded is nil when it does
-// not match ms.
-func linkAlerts(ms []engine.Outbound, encoded [][]byte, escID uint64) [][]byte {
-	if len(encoded) != len(ms) {
-		encoded = nil
-	}
-	for i, m := range ms {
-		if m.Kind == engine.KindAlert && m.EscalationID == 0 && escID != 0 {
-			ms[i].EscalationID = escID
-			ms[i].Choices = append(append([]engine.Choice(nil), m.Choices...), AckChoice(escID))
-			if encoded != nil {
-				encoded = append([][]byte(nil), encoded...)
-				encoded[i] = nil
-			}
-		}
-	}
-	return encoded
+	return true, nil
 }
 
 // commitVisit records the patient's visit (visits bucket) when the step
@@ -299,15 +273,6 @@ func commitVisit(tx *bolt.Tx, p engine.PatientID, res engine.Result) error {
 		return err
 	}
 	return vb.Put(append(idxKey(p, ""), u64(seq)...), b)
-}
-
-func hasAudit(as []engine.Audit, action string) bool {
-	for _, a := range as {
-		if a.Action == action {
-			return true
-		}
-	}
-	return false
 }
 
 // Applied reports whether a step or staff command with the platform update
@@ -414,7 +379,7 @@ func erase(tx *bolt.Tx, p engine.PatientID) error {
 	if err := bumpStates(tx); err != nil {
 		return err
 	}
-	if err := deleteTimers(tx, p); err != nil {
+	if err := deleteTimers(tx, PatientOwner(p)); err != nil {
 		return err
 	}
 	if err := tx.Bucket(bReadMarks).Delete([]byte(p)); err != nil {
@@ -437,7 +402,7 @@ func erase(tx *bolt.Tx, p engine.PatientID) error {
 		return err
 	}
 	for _, k := range escs {
-		if err := deleteTimers(tx, EscalationPatient(binary.BigEndian.Uint64(k))); err != nil {
+		if err := deleteTimers(tx, EscalationOwner(binary.BigEndian.Uint64(k))); err != nil {
 			return err
 		}
 	}

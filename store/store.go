@@ -13,10 +13,10 @@
 //
 // # Layout
 //
-//	meta        "schema" -> uint64 schema version (1)
+//	meta        "schema" -> uint64 schema version (2)
 //	states      patient -> engine.State (JSON)
-//	timers      due(8, big-endian unix ns) | patient | 0x00 | key -> empty
-//	timer_idx   patient | 0x00 | key -> due(8)
+//	timers      due(8, big-endian unix ns) | owner | 0x00 | key -> empty
+//	timer_idx   owner | 0x00 | key -> due(8)
 //	outbox      platform | 0x00 | priority(1) | seq(8) -> engine.Outbound (JSON)
 //	escalations seq(8) -> engine.Escalation (JSON)
 //	visits      patient | 0x00 | seq(8) -> engine.Visit (JSON)
@@ -30,6 +30,11 @@
 //	transcript  patient | 0x00 | seq(8) -> TranscriptLine (JSON): both
 //	            sides of the conversation, for the staff desk
 //	desk_logins sha256(token) -> DeskLogin (JSON): one-time sign-in links
+//
+// A timer's owner (see Owner) is a tag byte and an ID: 'p' and the patient
+// ID, or 'e' and the escalation ID in decimal. Schema 1 had no tag and
+// kept ladder timers under a pseudo patient "escalation:<id>"; Open
+// upgrades such a file (upgrade.go).
 //
 // Timers sort by due time, so the next due timer is the first key and the
 // due ones are a prefix: finding them costs O(log n + due), never a scan.
@@ -54,9 +59,11 @@
 //	store.go        Open, Options, Close, the bucket names, backups
 //	steps.go        Apply and the step commit (one helper per bucket),
 //	                ApplyStaff, erasure, dedupe keys
-//	timers.go       the schedule: setting, finding due and listing timers
+//	timers.go       the schedule: typed timer owners (Owner), setting,
+//	                finding due and listing timers
+//	upgrade.go      upgrading files of older schema versions
 //	outbox.go       queued messages: scanning, delivered, retry
-//	escalations.go  escalation records and their ladder timers
+//	escalations.go  escalation records, and their updates (ApplyEscalation)
 //	invites.go      one-time enrollment links
 //	records.go      reads of states, visits, audit and read marks
 //	check.go        the integrity check (Check)
@@ -81,8 +88,10 @@ import (
 	"github.com/aftercare-clinic/aftercare/engine"
 )
 
-// SchemaVersion is the layout version this code reads and writes.
-const SchemaVersion = 1
+// SchemaVersion is the layout version this code writes. Open upgrades a
+// file of an older version in place (see upgrade.go) and refuses a newer
+// one.
+const SchemaVersion = 2
 
 var (
 	bMeta        = []byte("meta")
@@ -180,6 +189,8 @@ func (s *Store) init() error {
 			return fmt.Errorf("%w: bad schema record", ErrCorrupt)
 		case binary.BigEndian.Uint64(v) > SchemaVersion:
 			return fmt.Errorf("%w: file has schema %d, this program reads %d (upgrade aftercare)", ErrSchema, binary.BigEndian.Uint64(v), SchemaVersion)
+		case binary.BigEndian.Uint64(v) < SchemaVersion:
+			return upgrade(tx, binary.BigEndian.Uint64(v))
 		}
 		return nil
 	})

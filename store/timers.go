@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -11,27 +12,118 @@ import (
 	"github.com/aftercare-clinic/aftercare/engine"
 )
 
-func timerKey(due time.Time, p engine.PatientID, key string) []byte {
-	b := make([]byte, 0, 8+len(p)+1+len(key))
-	b = append(b, timeKey(due)...)
-	b = append(b, p...)
+// OwnerKind says what a timer belongs to.
+type OwnerKind uint8
+
+// The owners a timer can have. The zero value is a patient's, so a Due
+// built with only a patient is one of theirs.
+const (
+	// OwnerPatient timers belong to a patient's conversation (check-ins,
+	// reminders, quiet-hours holds); the engine names their keys and fires
+	// them.
+	OwnerPatient OwnerKind = iota
+	// OwnerEscalation timers belong to an escalation: the rungs of its
+	// ladder, named and fired by the service (service/ladder.go).
+	OwnerEscalation
+)
+
+// String returns "patient" or "escalation", for logs.
+func (k OwnerKind) String() string {
+	switch k {
+	case OwnerPatient:
+		return "patient"
+	case OwnerEscalation:
+		return "escalation"
+	}
+	return "owner(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Owner is whose a timer is. The store keeps it as given and gives it back
+// unchanged; it never reads a meaning into a timer's owner or key.
+type Owner struct {
+	Kind OwnerKind
+	// Patient is the patient, for OwnerPatient.
+	Patient engine.PatientID
+	// Escalation is the escalation's ID, for OwnerEscalation.
+	Escalation uint64
+}
+
+// PatientOwner is the owner of a patient's conversation timers.
+func PatientOwner(p engine.PatientID) Owner { return Owner{Kind: OwnerPatient, Patient: p} }
+
+// EscalationOwner is the owner of escalation id's ladder timers.
+func EscalationOwner(id uint64) Owner { return Owner{Kind: OwnerEscalation, Escalation: id} }
+
+// String returns the patient ID, or "escalation <id>", for logs.
+func (o Owner) String() string {
+	if o.Kind == OwnerEscalation {
+		return "escalation " + strconv.FormatUint(o.Escalation, 10)
+	}
+	return string(o.Patient)
+}
+
+// Due is a timer that is due or will be: its owner, its key (the owner's
+// name for it) and when it falls due.
+type Due struct {
+	Owner
+	Key string
+	At  time.Time
+}
+
+// Owner tags in timer keys (schema 2; see the package doc's layout).
+const (
+	tagPatient    = 'p'
+	tagEscalation = 'e'
+)
+
+// ownerKey encodes o as it leads a timer_idx key: a tag byte, then the
+// patient ID or the escalation ID in decimal (no 0x00 inside, so the
+// separator after it is unambiguous).
+func ownerKey(o Owner) []byte {
+	if o.Kind == OwnerEscalation {
+		return strconv.AppendUint([]byte{tagEscalation}, o.Escalation, 10)
+	}
+	return append([]byte{tagPatient}, o.Patient...)
+}
+
+// timerIdxKey is the timer_idx key of o's timer key.
+func timerIdxKey(o Owner, key string) []byte {
+	b := ownerKey(o)
 	b = append(b, 0)
 	return append(b, key...)
 }
 
-// Due is a timer that is due or will be.
-type Due struct {
-	Patient engine.PatientID
-	Key     string
-	At      time.Time
+// timerKey is the timers key of o's timer key due at due.
+func timerKey(due time.Time, o Owner, key string) []byte {
+	return append(timeKey(due), timerIdxKey(o, key)...)
 }
 
-// setTimer schedules (or, with a zero At, cancels) one of p's timers,
+// parseTimerIdx decodes a timer_idx key (a timers key without its time).
+func parseTimerIdx(k []byte) (Owner, string, error) {
+	i := bytes.IndexByte(k, 0)
+	if i < 1 {
+		return Owner{}, "", fmt.Errorf("%w: timer key", ErrCorrupt)
+	}
+	id, key := k[1:i], string(k[i+1:])
+	switch k[0] {
+	case tagPatient:
+		return PatientOwner(engine.PatientID(id)), key, nil
+	case tagEscalation:
+		n, err := strconv.ParseUint(string(id), 10, 64)
+		if err != nil {
+			return Owner{}, "", fmt.Errorf("%w: timer key: escalation %q", ErrCorrupt, id)
+		}
+		return EscalationOwner(n), key, nil
+	}
+	return Owner{}, "", fmt.Errorf("%w: timer key: owner tag %q", ErrCorrupt, k[0])
+}
+
+// setTimer schedules (or, with a zero At, cancels) one of o's timers,
 // replacing the key's earlier time: the time-ordered entry and the index
 // always change together.
-func setTimer(tx *bolt.Tx, p engine.PatientID, t engine.Timer) error {
+func setTimer(tx *bolt.Tx, o Owner, t engine.Timer) error {
 	timers, idx := tx.Bucket(bTimers), tx.Bucket(bTimerIdx)
-	ik := idxKey(p, t.Key)
+	ik := timerIdxKey(o, t.Key)
 	if old := idx.Get(ik); old != nil {
 		if err := timers.Delete(append(bytes.Clone(old), ik...)); err != nil {
 			return err
@@ -43,10 +135,29 @@ func setTimer(tx *bolt.Tx, p engine.PatientID, t engine.Timer) error {
 	if t.At.IsZero() {
 		return nil
 	}
-	if err := timers.Put(timerKey(t.At, p, t.Key), nil); err != nil {
+	if err := timers.Put(timerKey(t.At, o, t.Key), nil); err != nil {
 		return err
 	}
 	return idx.Put(ik, timeKey(t.At))
+}
+
+// takeTimer removes d if it is still scheduled at d.At and reports whether
+// it was. The index entry goes only when it still points at d.At (a step
+// may have rescheduled the same key meanwhile).
+func takeTimer(tx *bolt.Tx, d Due) (bool, error) {
+	timers, idx := tx.Bucket(bTimers), tx.Bucket(bTimerIdx)
+	k := timerKey(d.At, d.Owner, d.Key)
+	if timers.Get(k) == nil {
+		return false, nil
+	}
+	if err := timers.Delete(k); err != nil {
+		return false, err
+	}
+	ik := timerIdxKey(d.Owner, d.Key)
+	if v := idx.Get(ik); v != nil && bytes.Equal(v, timeKey(d.At)) {
+		return true, idx.Delete(ik)
+	}
+	return true, nil
 }
 
 // NextDue returns the earliest timer, without scanning the others.
@@ -113,24 +224,29 @@ func parseTimer(k []byte) (Due, error) {
 	if len(k) < 10 {
 		return Due{}, fmt.Errorf("%w: timer key", ErrCorrupt)
 	}
-	rest := k[8:]
-	i := bytes.IndexByte(rest, 0)
-	if i < 0 {
-		return Due{}, fmt.Errorf("%w: timer key", ErrCorrupt)
+	o, key, err := parseTimerIdx(k[8:])
+	if err != nil {
+		return Due{}, err
 	}
-	return Due{
-		At:      time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))).UTC(),
-		Patient: engine.PatientID(rest[:i]),
-		Key:     string(rest[i+1:]),
-	}, nil
+	return Due{Owner: o, Key: key, At: time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))).UTC()}, nil
 }
 
 // Timers returns a patient's pending timers (for tests and staff tools).
 func (s *Store) Timers(id engine.PatientID) (map[string]time.Time, error) {
+	return s.ownerTimers(PatientOwner(id))
+}
+
+// EscalationTimers returns an escalation's pending ladder timers (for
+// tests and staff tools).
+func (s *Store) EscalationTimers(id uint64) (map[string]time.Time, error) {
+	return s.ownerTimers(EscalationOwner(id))
+}
+
+func (s *Store) ownerTimers(o Owner) (map[string]time.Time, error) {
 	out := map[string]time.Time{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bTimerIdx).Cursor()
-		p := idxKey(id, "")
+		p := timerIdxKey(o, "")
 		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 			out[string(k[len(p):])] = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
 		}
@@ -139,9 +255,10 @@ func (s *Store) Timers(id engine.PatientID) (map[string]time.Time, error) {
 	return out, err
 }
 
-func deleteTimers(tx *bolt.Tx, p engine.PatientID) error {
+// deleteTimers cancels every timer of o.
+func deleteTimers(tx *bolt.Tx, o Owner) error {
 	idx, timers := tx.Bucket(bTimerIdx), tx.Bucket(bTimers)
-	pre := idxKey(p, "")
+	pre := timerIdxKey(o, "")
 	c := idx.Cursor()
 	for k, v := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = c.Seek(pre) {
 		if err := timers.Delete(append(bytes.Clone(v), k...)); err != nil {

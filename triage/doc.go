@@ -1,6 +1,6 @@
 // Package triage decides how urgently a patient's message after acupuncture,
 // electroacupuncture or dry needling needs a person: emergency, urgent,
-// watch or none (see PROTOCOL.md), and names the signs it found so staff see
+// watch or none (engine.Level), and names the signs it found so staff see
 // why. It implements engine.Triager.
 //
 // A missed red flag is the worst mistake this package can make; an alarm on

@@ -6,9 +6,10 @@
 // Typing a choice's label presses that button; anything else is free text.
 // `/skip 24h` moves the bot's clock forward so the automatic check-ins can
 // be seen without waiting a day; `/quit` ends the session. The console also
-// stands in for the clinic's staff: `/open`, `/ack N`, `/resolve N` and
-// `/today` go to the staff commands, so an alert raised in a demo can be
-// acknowledged and stops being sent again.
+// stands in for the clinic's staff: the staff commands (staffgate.Commands:
+// `/open`, `/ack N`, `/resolve N`, `/today`, ...) go to the service as
+// staff, so an alert raised in a demo can be acknowledged and stops being
+// sent again.
 package console
 
 import (
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/staffgate"
 )
 
 // Platform is the platform name of console patient IDs.
@@ -38,15 +40,12 @@ type Receiver interface {
 }
 
 // StaffReceiver takes staff commands (the service). When the Receiver
-// given to New also implements it, the console accepts the staff commands
-// in staffCommands, so a demo can acknowledge the alerts it raises.
+// given to New also implements it, the console passes on the staff
+// commands (staffgate.IsCommand), so a demo can acknowledge the alerts it
+// raises.
 type StaffReceiver interface {
 	ReceiveStaff(ctx context.Context, in engine.StaffInbound) error
 }
-
-// staffCommands are typed at the console on the staff's behalf; anything
-// else is the patient's.
-var staffCommands = map[string]bool{"/ack": true, "/open": true, "/resolve": true, "/today": true}
 
 // Skipper moves time forward (an *clock.Offset plus a scheduler wake-up).
 type Skipper func(d time.Duration)
@@ -80,8 +79,8 @@ func (c *Console) Send(_ context.Context, m engine.Outbound) error {
 	if m.Channel != "" || m.To == engine.StaffAddress {
 		fmt.Fprintf(&b, "\n  %s\n", strings.ReplaceAll(strings.TrimRight(staffLine(m), "\n"), "\n", "\n    "))
 		for _, ch := range m.Choices {
-			if id, ok := strings.CutPrefix(ch.ID, "ack:"); ok {
-				fmt.Fprintf(&b, "  (staff: /ack %s to acknowledge, /open to list open alerts)\n", id)
+			if cmd, ok := staffgate.ButtonCommand(ch.ID); ok {
+				fmt.Fprintf(&b, "  (staff: %s to %s, /open to list open alerts)\n", cmd, strings.ToLower(ch.Label))
 			}
 		}
 	} else {
@@ -178,7 +177,7 @@ func (c *Console) line(ctx context.Context, line string) (bool, error) {
 		fmt.Fprintf(c.out, "(skipped %s ahead)\n", d)
 		return false, nil
 	}
-	if f := strings.Fields(t); len(f) > 0 && staffCommands[strings.ToLower(f[0])] {
+	if staffgate.IsCommand(t) { // typed on the staff's behalf; anything else is the patient's
 		if sr, ok := c.recv.(StaffReceiver); ok {
 			if err := sr.ReceiveStaff(ctx, engine.StaffInbound{Staff: string(Staff), Channel: Staff, Text: t}); err != nil {
 				fmt.Fprintln(c.out, "(sorry, that staff command could not be saved; please try again)")

@@ -73,7 +73,7 @@ func (r *staffRecorder) ReceiveStaff(_ context.Context, in engine.StaffInbound) 
 func TestConsoleStaffSide(t *testing.T) {
 	var out bytes.Buffer
 	rec := &staffRecorder{}
-	c := console.New(strings.NewReader("/open\n/ack 3\n/ACK 4\n/resolve 3 called back\nI still feel dizzy\n"), &out, rec, nil)
+	c := console.New(strings.NewReader("/open\n/ack 3\n/ACK 4\n/resolve 3 called back\n/audit 5\n/help\nI still feel dizzy\n"), &out, rec, nil)
 	ctx := context.Background()
 	c.Send(ctx, engine.Outbound{To: engine.StaffAddress, Channel: console.Staff, Kind: engine.KindAlert, Level: engine.Emergency,
 		Text: "[EMERGENCY] console:local after dry needling: fainting", Choices: []engine.Choice{{ID: "ack:3", Label: "Acknowledge"}}})
@@ -90,10 +90,10 @@ func TestConsoleStaffSide(t *testing.T) {
 		}
 		cmds = append(cmds, in.Text)
 	}
-	if got := strings.Join(cmds, "|"); got != "/open|/ack 3|/ACK 4|/resolve 3 called back" {
+	if got := strings.Join(cmds, "|"); got != "/open|/ack 3|/ACK 4|/resolve 3 called back|/audit 5" {
 		t.Errorf("staff commands %q", got)
 	}
-	if len(rec.got) != 1 || rec.got[0].Text != "I still feel dizzy" {
+	if len(rec.got) != 2 || rec.got[0].Text != "/help" || rec.got[1].Text != "I still feel dizzy" {
 		t.Errorf("patient inbound %+v", rec.got)
 	}
 	o := out.String()

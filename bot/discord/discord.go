@@ -19,6 +19,7 @@ import (
 	"github.com/aftercare-clinic/aftercare/backoff"
 	"github.com/aftercare-clinic/aftercare/engine"
 	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/staffgate"
 )
 
 // Platform is the platform name of this adapter, the prefix of its PatientIDs.
@@ -74,15 +75,14 @@ func WithMinReconnectDelay(d time.Duration) Option {
 // Send may be called from any goroutine, also before Run (it only needs
 // REST). Run may be called once.
 type Bot struct {
-	cfg    Config
-	token  string // "Bot <token>"; never logged
-	recv   Receiver
-	log    *slog.Logger
-	opts   options
-	s      *discordgo.Session
-	pacer  *rate.Limiter
-	staffR map[string]bool
-	staffU map[string]bool
+	cfg   Config
+	token string // "Bot <token>"; never logged
+	recv  Receiver
+	log   *slog.Logger
+	opts  options
+	s     *discordgo.Session
+	pacer *rate.Limiter
+	gate  *staffgate.Gate // who is staff: staff_user_ids, staff_role_ids
 
 	mu       sync.Mutex
 	botID    string            // our own user ID, from READY
@@ -142,8 +142,7 @@ func New(cfg Config, token string, recv Receiver, logger *slog.Logger, opts ...O
 		log:      logger.With("platform", Platform),
 		opts:     o,
 		pacer:    rate.NewLimiter(rate.Limit(cfg.RequestsPerSecond), 1),
-		staffR:   set(cfg.StaffRoleIDs),
-		staffU:   set(cfg.StaffUserIDs),
+		gate:     newGate(cfg),
 		dms:      make(map[string]string),
 		progress: make(map[uint64]int),
 		seen:     newSeenSet(8192),
@@ -441,12 +440,17 @@ func (t *rewriteTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return next.RoundTrip(r)
 }
 
-func set(ids []string) map[string]bool {
-	m := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		m[id] = true
+// newGate returns the staff rules of cfg: the staff users and the holders
+// of a staff role. Being in the staff channel does not make one staff.
+func newGate(cfg Config) *staffgate.Gate {
+	var r staffgate.Rules
+	for _, id := range cfg.StaffUserIDs {
+		r.Users = append(r.Users, string(engine.NewPatientID(Platform, id)))
 	}
-	return m
+	for _, id := range cfg.StaffRoleIDs {
+		r.Roles = append(r.Roles, string(engine.NewPatientID(Platform, id)))
+	}
+	return staffgate.New(r)
 }
 
 // String describes the bot without its token, so printing it is safe.

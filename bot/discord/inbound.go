@@ -11,6 +11,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/staffgate"
 )
 
 // Texts the adapter itself says. They carry no health content; everything
@@ -79,7 +80,7 @@ func (b *Bot) onMessageCreate(_ *discordgo.Session, m *discordgo.MessageCreate) 
 	if m.Member != nil {
 		roles = m.Member.Roles
 	}
-	if !b.isStaff(m.Author.ID, roles) {
+	if !b.isStaff(m.Author.ID, m.ChannelID, roles) {
 		b.log.Info("discord: staff command refused", "user", m.Author.ID, "channel", m.ChannelID)
 		b.background(func(ctx context.Context) {
 			err := b.call(ctx, "channels/messages", func(o ...discordgo.RequestOption) error {
@@ -138,7 +139,7 @@ func (b *Bot) onInteractionCreate(_ *discordgo.Session, ic *discordgo.Interactio
 				DisplayName: displayName(user, i.Member),
 				Lang:        string(i.Locale),
 			}})
-		case i.ChannelID == b.cfg.StaffChannelID && b.isStaff(user.ID, roles):
+		case i.ChannelID == b.cfg.StaffChannelID && b.isStaff(user.ID, i.ChannelID, roles):
 			b.enqueue(staffQueueKey, item{userID: user.ID, ack: b.respond(i, componentAck(i.Message, data.CustomID)), staff: &engine.StaffInbound{
 				Staff:     string(engine.NewPatientID(Platform, user.ID)),
 				Channel:   engine.NewPatientID(Platform, i.ChannelID),
@@ -171,7 +172,7 @@ func (b *Bot) onInteractionCreate(_ *discordgo.Session, ic *discordgo.Interactio
 			}})
 		case cmdStaff:
 			switch {
-			case !b.isStaff(user.ID, roles) || i.GuildID == "":
+			case !b.isStaff(user.ID, i.ChannelID, roles) || i.GuildID == "":
 				b.log.Info("discord: staff command refused", "user", user.ID, "interaction", i.ID)
 				b.respond(i, ephemeral(textStaffOnly))
 			case i.ChannelID != b.cfg.StaffChannelID:
@@ -194,17 +195,15 @@ func (b *Bot) onInteractionCreate(_ *discordgo.Session, ic *discordgo.Interactio
 	}
 }
 
-// isStaff reports whether a user may run staff commands.
-func (b *Bot) isStaff(userID string, roles []string) bool {
-	if b.staffU[userID] {
-		return true
-	}
+// isStaff reports whether a user speaking in a channel with roles (their
+// guild roles there) is staff, as the gate decides; where staff commands
+// are taken (the staff channel) is decided by the callers.
+func (b *Bot) isStaff(userID, channelID string, roles []string) bool {
+	who := staffgate.Who{User: string(engine.NewPatientID(Platform, userID)), Chat: engine.NewPatientID(Platform, channelID)}
 	for _, r := range roles {
-		if b.staffR[r] {
-			return true
-		}
+		who.Roles = append(who.Roles, string(engine.NewPatientID(Platform, r)))
 	}
-	return false
+	return b.gate.Staff(who)
 }
 
 // respond answers an interaction in the background, at once and ahead of

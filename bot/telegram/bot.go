@@ -19,6 +19,7 @@ import (
 	"github.com/aftercare-clinic/aftercare/bot/chunk"
 	"github.com/aftercare-clinic/aftercare/engine"
 	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/staffgate"
 )
 
 // PlatformName is the platform prefix of Telegram PatientIDs ("telegram:123").
@@ -50,7 +51,7 @@ type Bot struct {
 	client *http.Client     // request_timeout
 	poll   *http.Client     // poll_timeout + request_timeout
 
-	staffUsers map[int64]bool
+	gate *staffgate.Gate // who is staff: the staff chat (and its migrations), staff_user_ids
 
 	mu        sync.Mutex
 	staffChat int64            // may change when a group migrates to a supergroup
@@ -112,16 +113,13 @@ func New(cfg Config, token string, recv Receiver, logger *slog.Logger, opts ...O
 		red:           redactor{token: token},
 		client:        newHTTPClient(time.Duration(cfg.RequestTimeout)),
 		poll:          newHTTPClient(time.Duration(cfg.RequestTimeout) + time.Duration(cfg.PollTimeout)),
-		staffUsers:    map[int64]bool{},
+		gate:          newGate(cfg),
 		staffChat:     cfg.StaffChatID,
 		progress:      map[uint64]int{},
 		answered:      map[string]bool{},
 		seen:          map[int]struct{}{},
 		retry:         backoff.Policy{Min: 200 * time.Millisecond, Max: 30 * time.Second},
 		confirmOnStop: true,
-	}
-	for _, id := range cfg.StaffUserIDs {
-		b.staffUsers[id] = true
 	}
 	for _, o := range opts {
 		o(b)
@@ -217,13 +215,18 @@ func (b *Bot) Username() string {
 	return ""
 }
 
-func (b *Bot) isStaffChat(id int64) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return id == b.staffChat || id == b.cfg.StaffChatID
+// newGate returns the staff rules of cfg: every member of the staff chat
+// is staff, and so are the staff_user_ids (in a private chat with the bot).
+func newGate(cfg Config) *staffgate.Gate {
+	r := staffgate.Rules{}
+	if cfg.StaffChatID != 0 {
+		r.Chats = append(r.Chats, PatientID(cfg.StaffChatID))
+	}
+	for _, id := range cfg.StaffUserIDs {
+		r.Users = append(r.Users, staffUser(id))
+	}
+	return staffgate.New(r)
 }
-
-func (b *Bot) isStaffUser(id int64) bool { return b.staffUsers[id] }
 
 // Run receives updates until ctx is cancelled, then returns nil. It first
 // waits, calling getMe with backoff, until Telegram answers. In polling
@@ -356,7 +359,7 @@ func (b *Bot) process(ctx context.Context, u tgbotapi.Update) error {
 // Receiver's error; everything else (a refusal that could not be sent, an
 // ignored group message) is logged and counts as handled.
 func (b *Bot) handle(ctx context.Context, u tgbotapi.Update) error {
-	r := translate(u, b.isStaffChat, b.isStaffUser)
+	r := translate(u, b.gate)
 	if r.callback != nil {
 		// Before Receive, so the button's spinner stops within a second.
 		b.answerCallback(ctx, r.callback)

@@ -8,6 +8,7 @@ import (
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/staffgate"
 )
 
 // Receiver is what the adapter hands translated updates to: the service.
@@ -56,25 +57,38 @@ func PatientID(chatID int64) engine.PatientID {
 	return engine.NewPatientID(PlatformName, strconv.FormatInt(chatID, 10))
 }
 
-// translate decides what an update means. isStaffChat and isStaffUser say
-// whether a chat or user is configured as staff.
-func translate(u tgbotapi.Update, isStaffChat func(int64) bool, isStaffUser func(int64) bool) route {
+// translate decides what an update means; gate says who is staff.
+func translate(u tgbotapi.Update, gate *staffgate.Gate) route {
 	key := DedupeKey(u.UpdateID)
 	switch {
 	case u.CallbackQuery != nil:
-		return translateCallback(u.CallbackQuery, key, isStaffChat, isStaffUser)
+		return translateCallback(u.CallbackQuery, key, gate)
 	case u.Message != nil:
-		return translateMessage(u.Message, key, isStaffChat, isStaffUser)
+		return translateMessage(u.Message, key, gate)
 	case u.EditedMessage != nil:
 		// An edit can add a red flag ("...and now chest pain"); it is
 		// passed on as a new message rather than silently dropped.
-		return translateMessage(u.EditedMessage, key, isStaffChat, isStaffUser)
+		return translateMessage(u.EditedMessage, key, gate)
 	default:
 		return route{kind: routeIgnore, reason: "unsupported update type"}
 	}
 }
 
-func translateMessage(m *tgbotapi.Message, key string, isStaffChat, isStaffUser func(int64) bool) route {
+// staffUser is the staffgate user ID of Telegram user id.
+func staffUser(id int64) string { return PlatformName + ":" + strconv.FormatInt(id, 10) }
+
+// fromStaff reports whether user fromID (0: unknown) speaks as staff in
+// chatID, as gate decides, where Telegram staff give commands: the staff
+// group, or a private chat with the bot.
+func fromStaff(gate *staffgate.Gate, chatID, fromID int64, private bool) bool {
+	who := staffgate.Who{Chat: PatientID(chatID)}
+	if fromID != 0 {
+		who.User = staffUser(fromID)
+	}
+	return gate.Staff(who) && (private || gate.StaffChat(who.Chat))
+}
+
+func translateMessage(m *tgbotapi.Message, key string, gate *staffgate.Gate) route {
 	if m.Chat == nil {
 		return route{kind: routeIgnore, reason: "message without chat"}
 	}
@@ -93,7 +107,7 @@ func translateMessage(m *tgbotapi.Message, key string, isStaffChat, isStaffUser 
 		// engine must read ("my arm looks like this, it's hot").
 		text = m.Caption
 	}
-	if isStaffChat(m.Chat.ID) || (m.Chat.IsPrivate() && fromID != 0 && isStaffUser(fromID)) {
+	if fromStaff(gate, m.Chat.ID, fromID, m.Chat.IsPrivate()) {
 		if text == "" {
 			r.kind, r.reason = routeIgnore, "non-text message in staff chat"
 			return r
@@ -111,7 +125,7 @@ func translateMessage(m *tgbotapi.Message, key string, isStaffChat, isStaffUser 
 		r.kind, r.reason = routeIgnore, "message in a group that is not the staff chat"
 		return r
 	}
-	if name, _, ok := command(text); ok && staffCommands[name] {
+	if staffgate.IsCommand(text) {
 		r.kind = routeRefuse
 		return r
 	}
@@ -126,7 +140,7 @@ func translateMessage(m *tgbotapi.Message, key string, isStaffChat, isStaffUser 
 	return r
 }
 
-func translateCallback(q *tgbotapi.CallbackQuery, key string, isStaffChat, isStaffUser func(int64) bool) route {
+func translateCallback(q *tgbotapi.CallbackQuery, key string, gate *staffgate.Gate) route {
 	r := route{callback: q}
 	var fromID int64
 	if q.From != nil {
@@ -144,7 +158,7 @@ func translateCallback(q *tgbotapi.CallbackQuery, key string, isStaffChat, isSta
 		return r
 	}
 	r.label = buttonLabel(q.Message, q.Data)
-	if isStaffChat(chatID) || (private && fromID != 0 && isStaffUser(fromID)) {
+	if fromStaff(gate, chatID, fromID, private) {
 		r.kind = routeStaff
 		r.staff = engine.StaffInbound{
 			Staff:     PlatformName + ":" + strconv.FormatInt(fromID, 10),

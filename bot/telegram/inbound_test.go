@@ -6,6 +6,7 @@ import (
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/staffgate"
 )
 
 const (
@@ -32,8 +33,7 @@ func callbackUpdate(id int, chatID int64, data string) tgbotapi.Update {
 }
 
 func TestTranslate(t *testing.T) {
-	isStaffChat := func(id int64) bool { return id == testStaffChat }
-	isStaffUser := func(id int64) bool { return id == testStaffUser }
+	gate := staffgate.New(staffgate.Rules{Chats: []engine.PatientID{PatientID(testStaffChat)}, Users: []string{staffUser(testStaffUser)}})
 	yes := "yes"
 	withKeyboard := callbackUpdate(8, 42, "yes")
 	withKeyboard.CallbackQuery.Message.ReplyMarkup = &tgbotapi.InlineKeyboardMarkup{InlineKeyboard: [][]tgbotapi.InlineKeyboardButton{{{Text: "Yes", CallbackData: &yes}}}}
@@ -81,6 +81,8 @@ func TestTranslate(t *testing.T) {
 		{name: "staff button", u: staffCallback, kind: routeStaff,
 			staff: engine.StaffInbound{Staff: "telegram:77", Channel: "telegram:-1001", Choice: "ack:3", DedupeKey: "telegram:update:12"}},
 		{name: "other group ignored", u: textUpdate(14, -5, "group", 42, "hi all"), kind: routeIgnore},
+		{name: "every staffgate command is refused from a patient", u: textUpdate(17, 42, "private", 42, "/login"), kind: routeRefuse},
+		{name: "a staff user in another group is not taken as staff", u: textUpdate(18, -5, "group", testStaffUser, "/open"), kind: routeIgnore},
 		{name: "bot ignored", u: fromBot, kind: routeIgnore},
 		{name: "sticker in staff chat ignored", u: func() tgbotapi.Update {
 			u := textUpdate(15, testStaffChat, "supergroup", 77, "")
@@ -90,7 +92,7 @@ func TestTranslate(t *testing.T) {
 		{name: "unknown update ignored", u: tgbotapi.Update{UpdateID: 16}, kind: routeIgnore},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := translate(tc.u, isStaffChat, isStaffUser)
+			r := translate(tc.u, gate)
 			if r.kind != tc.kind {
 				t.Fatalf("kind = %v, want %v (reason %q)", r.kind, tc.kind, r.reason)
 			}

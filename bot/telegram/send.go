@@ -116,6 +116,7 @@ func (b *Bot) migrated(from, to int64) {
 	staff := from == b.staffChat || from == b.cfg.StaffChatID
 	if staff {
 		b.staffChat = to
+		b.gate.AddChat(PatientID(to))
 	}
 	b.mu.Unlock()
 	if staff {

@@ -261,7 +261,7 @@ func TestSendFollowsStaffGroupMigration(t *testing.T) {
 	if !strings.Contains(logs.String(), "update telegram.staff_chat_id") {
 		t.Fatal("migration not logged")
 	}
-	if !b.isStaffChat(-1009999) {
+	if !b.gate.StaffChat(PatientID(-1009999)) {
 		t.Fatal("the new supergroup is not recognised as the staff chat")
 	}
 }

@@ -112,15 +112,11 @@ func command(text string) (name, args string, ok bool) {
 	return strings.ToLower(head), strings.TrimLeft(rest, " \n\t"), true
 }
 
-// patientCommands are the commands a patient may use; any other command
-// looks like a staff command and is refused outside staff chats.
+// patientCommands are the commands a patient may use, written in one form
+// for the engine (normalizeCommandText). Staff commands (staffgate) are
+// refused outside staff chats; any other command goes to the engine, which
+// answers everything.
 var patientCommands = map[string]bool{"start": true, "stop": true, "help": true, "forget": true}
-
-// staffCommands are the service's staff command names. Only these are
-// refused when a patient types them; any other command goes to the engine,
-// which answers everything.
-var staffCommands = map[string]bool{"open": true, "ack": true, "acknowledge": true, "resolve": true, "today": true,
-	"patient": true, "pause": true, "resume": true, "visit": true, "audit": true}
 
 // normalizeCommandText rewrites "/start@AftercareBot payload" to
 // "/start payload", so the engine sees deep links in one form. Other text is

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/staffgate"
 )
 
 func TestBuildKeyboard(t *testing.T) {
@@ -151,7 +152,7 @@ func FuzzCallbackData(f *testing.F) {
 		kb, _ := buildKeyboard([]engine.Choice{{ID: data, Label: label}, {ID: "other", Label: "Other"}})
 		u := callbackUpdate(7, 42, data)
 		u.CallbackQuery.Message.ReplyMarkup = kb
-		r := translate(u, func(int64) bool { return false }, func(int64) bool { return false })
+		r := translate(u, staffgate.New(staffgate.Rules{}))
 		if r.kind != routePatient {
 			t.Fatalf("kind = %v", r.kind)
 		}

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/aftercare-clinic/aftercare/store"
 )
 
 var deskScreenshots = flag.Bool("screenshots", false, "rewrite desk/testdata/screenshots/telegram-*.png from the desk's end-to-end browser test")
@@ -138,7 +136,7 @@ func TestDeskThroughTelegram(t *testing.T) {
 	}
 	e := es[0]
 	w.next(t, tgStaff, staffBefore, "EMERGENCY")
-	if tm, _ := w.run.Store.Timers(store.EscalationPatient(e.ID)); len(tm) == 0 {
+	if tm, _ := w.run.Store.EscalationTimers(e.ID); len(tm) == 0 {
 		t.Fatal("no reminder ladder running for the emergency; the acknowledgement below would prove nothing")
 	}
 	shot("telegram-alert")
@@ -150,7 +148,7 @@ func TestDeskThroughTelegram(t *testing.T) {
 	if got, _ := w.run.Store.Escalation(e.ID); got.Status != "acknowledged" || got.AckBy != "Nurse Joy" {
 		t.Fatalf("after the click: %s by %q", got.Status, got.AckBy)
 	}
-	if tm, _ := w.run.Store.Timers(store.EscalationPatient(e.ID)); len(tm) != 0 {
+	if tm, _ := w.run.Store.EscalationTimers(e.ID); len(tm) != 0 {
 		t.Errorf("the ladder still has timers after the acknowledgement: %v", tm)
 	}
 	if ladder := eval("ladder", fmt.Sprintf(`document.querySelector("#alert-%d .ladder").textContent`, e.ID)); ladder != "acknowledged by Nurse Joy" {

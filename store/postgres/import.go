@@ -91,7 +91,8 @@ func (s *Store) Import(ctx context.Context, src *store.Store) (ImportReport, err
 					string(p), append([]byte(nil), raw...), last, visit)
 			},
 			Timer: func(d store.Due) error {
-				return q(`INSERT INTO timers (owner, key, due_ns) VALUES ($1, $2, $3) ON CONFLICT (owner, key) DO NOTHING`, string(d.Patient), d.Key, ns(d.At))
+				kind, owner := ownerCols(d.Owner)
+				return q(`INSERT INTO timers (owner_kind, owner, key, due_ns) VALUES ($1, $2, $3, $4) ON CONFLICT (owner_kind, owner, key) DO NOTHING`, kind, owner, d.Key, ns(d.At))
 			},
 			Outbox: func(id uint64, raw []byte) error {
 				var m engine.Outbound

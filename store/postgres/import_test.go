@@ -26,12 +26,15 @@ func TestImportCopiesBboltAndIsIdempotent(t *testing.T) {
 	defer src.Close()
 	p := engine.PatientID("telegram:1")
 	src.PutInvite(engine.Invite{Token: "tok", Created: t0, Expires: t0.Add(time.Hour)})
-	if _, err := src.Apply(ctx, store.Step{Patient: p, Dedupe: "u1", Invite: "tok", Now: t0}, func(in store.Input) (engine.Result, error) {
+	ladder := func(engine.Escalation, []engine.Outbound) []engine.Timer {
+		return []engine.Timer{{Key: "ladder:1", At: t0.Add(10 * time.Minute)}}
+	}
+	if _, err := src.Apply(ctx, store.Step{Patient: p, Dedupe: "u1", Invite: "tok", Now: t0, OnEscalation: ladder}, func(in store.Input) (engine.Result, error) {
 		st := in.State
 		st.Patient = p
 		st.Visit = &engine.Visit{At: t0, Treatment: engine.Acupuncture}
 		return engine.Result{State: st, InviteUsed: true,
-			Timers:        []engine.Timer{{Key: "checkin:24", At: t0.Add(24 * time.Hour)}, {Key: store.LadderKey, At: t0.Add(10 * time.Minute)}},
+			Timers:        []engine.Timer{{Key: "checkin:24", At: t0.Add(24 * time.Hour)}},
 			Escalation:    &engine.Escalation{Patient: p, Level: engine.Urgent, Status: "open"},
 			Messages:      []engine.Outbound{{To: p, Kind: engine.KindReply, Text: "hi"}, {To: engine.StaffAddress, Channel: "telegram:-1", Kind: engine.KindAlert, Patient: p, Text: "alert"}},
 			Audit:         []engine.Audit{{At: t0, Actor: "clinic", Action: "visit_recorded", Patient: p}},
@@ -60,7 +63,7 @@ func TestImportCopiesBboltAndIsIdempotent(t *testing.T) {
 	}
 	// The ladder of the copied escalation steps once.
 	due, _ := dst.DueBefore(t0.Add(time.Hour), 10)
-	if len(due) != 1 || due[0].Patient != store.EscalationPatient(1) {
+	if len(due) != 1 || due[0].Owner != store.EscalationOwner(1) || due[0].Key != "ladder:1" {
 		t.Fatalf("due %+v", due)
 	}
 	if ok, err := dst.ApplyEscalation(ctx, 1, &due[0], t0, func(e *engine.Escalation) (store.EscalationUpdate, error) {

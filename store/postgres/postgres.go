@@ -49,6 +49,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -211,6 +212,9 @@ func lockPatient(ctx context.Context, tx pgx.Tx, p engine.PatientID) ([]byte, er
 // was committed: false when the dedupe key was already applied, the timer
 // was already fired, or fn returned store.ErrSkip. fn runs at most once.
 func (s *Store) Apply(ctx context.Context, st store.Step, fn func(store.Input) (engine.Result, error)) (bool, error) {
+	if st.Due != nil && st.Due.Owner != store.PatientOwner(st.Patient) {
+		return false, fmt.Errorf("apply %s: timer %s of %s: %w", st.Patient, st.Due.Key, st.Due.Owner, store.ErrOwner)
+	}
 	ok, err := s.tx(ctx, func(tx pgx.Tx) error {
 		raw, err := lockPatient(ctx, tx, st.Patient)
 		if err != nil {
@@ -228,7 +232,7 @@ func (s *Store) Apply(ctx context.Context, st store.Step, fn func(store.Input) (
 		}
 		if d := st.Due; d != nil {
 			var one int
-			err := tx.QueryRow(ctx, `SELECT 1 FROM timers WHERE owner = $1 AND key = $2 AND due_ns = $3 FOR UPDATE SKIP LOCKED`,
+			err := tx.QueryRow(ctx, `SELECT 1 FROM timers WHERE owner_kind = 'patient' AND owner = $1 AND key = $2 AND due_ns = $3 FOR UPDATE SKIP LOCKED`,
 				string(st.Patient), d.Key, ns(d.At)).Scan(&one)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return errSkip // fired already (or being fired under a claim)
@@ -278,7 +282,10 @@ func (s *Store) Apply(ctx context.Context, st store.Step, fn func(store.Input) (
 }
 
 // commit writes one step; stateBytes and encoded, when set, are res.State
-// and res.Messages already encoded.
+// and res.Messages already encoded. Each table's part is a helper below,
+// called in the bbolt store's order: erasure, state, fired timer, timers,
+// escalation (and what st.OnEscalation adds to it), messages, audit,
+// transcript, visit, dedupe key, invite.
 func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
 	// Work on copies: the caller's result (a cached Prepared) stays as is.
 	res.Messages = append([]engine.Outbound(nil), res.Messages...)
@@ -287,79 +294,24 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 		e := *res.Escalation
 		res.Escalation = &e
 	}
-	p := string(st.Patient)
 	if res.Erase {
 		if err := erase(ctx, tx, st.Patient); err != nil {
 			return err
 		}
 		res.Audit = append(res.Audit, engine.Audit{At: st.Now, Actor: "system", Action: "erased", Detail: "all data of one patient erased"})
 	}
-	// An erasure with no state left (retention purge) writes none back.
-	if !res.Erase || res.State.Patient != "" {
-		b := stateBytes
-		if b == nil || res.Erase {
-			var err error
-			if b, err = json.Marshal(res.State); err != nil {
-				return err
-			}
-		}
-		var visit any
-		if v := res.State.Visit; v != nil {
-			visit = nsOrNil(v.At)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO patients (id, state, last_active_ns, visit_ns) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (id) DO UPDATE SET state = excluded.state, last_active_ns = excluded.last_active_ns, visit_ns = excluded.visit_ns`,
-			p, b, nsOrNil(res.State.LastActive), visit); err != nil {
-			return err
-		}
+	if err := commitState(ctx, tx, st, res, stateBytes); err != nil {
+		return err
 	}
-	if d := st.Due; d != nil {
-		if _, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner = $1 AND key = $2 AND due_ns = $3`, p, d.Key, ns(d.At)); err != nil {
-			return err
-		}
+	if err := commitTimers(ctx, tx, st, res.Timers); err != nil {
+		return err
 	}
-	var ladder *engine.Timer
-	for _, t := range res.Timers {
-		if t.Key == store.LadderKey {
-			t := t
-			ladder = &t
-			continue
-		}
-		if err := setTimer(ctx, tx, st.Patient, t); err != nil {
-			return err
-		}
+	escalated, err := commitEscalation(ctx, tx, res.Escalation, res.Messages, st.OnEscalation)
+	if err != nil {
+		return err
 	}
-	var escID uint64
-	if e := res.Escalation; e != nil {
-		if err := tx.QueryRow(ctx, `SELECT nextval('escalations_seq')`).Scan(&escID); err != nil {
-			return err
-		}
-		e.ID = escID
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO escalations (id, patient, body) VALUES ($1, $2, $3)`, escID, string(e.Patient), b); err != nil {
-			return err
-		}
-		if ladder != nil {
-			if err := setTimer(ctx, tx, store.EscalationPatient(escID), engine.Timer{Key: "ladder:1", At: ladder.At}); err != nil {
-				return err
-			}
-		}
-	}
-	if len(encoded) != len(res.Messages) {
-		encoded = nil
-	}
-	for i, m := range res.Messages {
-		if m.Kind == engine.KindAlert && m.EscalationID == 0 && escID != 0 {
-			res.Messages[i].EscalationID = escID
-			res.Messages[i].Choices = append(append([]engine.Choice(nil), m.Choices...), store.AckChoice(escID))
-			if encoded != nil {
-				encoded = append([][]byte(nil), encoded...)
-				encoded[i] = nil
-			}
-		}
+	if escalated {
+		encoded = nil // the caller may have changed the messages
 	}
 	if err := putOutbound(ctx, tx, res.Messages, encoded); err != nil {
 		return err
@@ -372,14 +324,8 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 			return err
 		}
 	}
-	if v := res.State.Visit; v != nil && res.VisitRecorded {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO visits (patient, at_ns, body) VALUES ($1, $2, $3)`, p, ns(v.At), b); err != nil {
-			return err
-		}
+	if err := commitVisit(ctx, tx, st.Patient, res); err != nil {
+		return err
 	}
 	if st.Dedupe != "" {
 		if _, err := tx.Exec(ctx, `INSERT INTO dedupe (key, at_ns) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET at_ns = excluded.at_ns`, st.Dedupe, ns(st.Now)); err != nil {
@@ -387,45 +333,158 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 		}
 	}
 	if st.Invite != "" && res.InviteUsed {
-		var raw []byte
-		err := tx.QueryRow(ctx, `SELECT body FROM invites WHERE token = $1`, st.Invite).Scan(&raw)
-		var inv engine.Invite
-		if err == nil && json.Unmarshal(raw, &inv) == nil {
-			inv.UsedBy, inv.UsedAt = st.Patient, st.Now
-			b, err := json.Marshal(inv)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `UPDATE invites SET body = $2, used_by = $3 WHERE token = $1`, st.Invite, b, p); err != nil {
-				return err
-			}
-		} else if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return useInvite(ctx, tx, st)
+	}
+	return nil
+}
+
+// commitState writes the step's new state (patients); stateBytes, when
+// set, is res.State already encoded. An erasure with no state left
+// (retention purge) writes none back.
+func commitState(ctx context.Context, tx pgx.Tx, st store.Step, res engine.Result, stateBytes []byte) error {
+	if res.Erase && res.State.Patient == "" {
+		return nil
+	}
+	b := stateBytes
+	if b == nil || res.Erase {
+		var err error
+		if b, err = json.Marshal(res.State); err != nil {
+			return err
+		}
+	}
+	var visit any
+	if v := res.State.Visit; v != nil {
+		visit = nsOrNil(v.At)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO patients (id, state, last_active_ns, visit_ns) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (id) DO UPDATE SET state = excluded.state, last_active_ns = excluded.last_active_ns, visit_ns = excluded.visit_ns`,
+		string(st.Patient), b, nsOrNil(res.State.LastActive), visit)
+	return err
+}
+
+// commitTimers removes the timer the step fired, if any, and applies the
+// step's changes to the patient's timers.
+func commitTimers(ctx context.Context, tx pgx.Tx, st store.Step, ts []engine.Timer) error {
+	if d := st.Due; d != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner_kind = 'patient' AND owner = $1 AND key = $2 AND due_ns = $3`,
+			string(st.Patient), d.Key, ns(d.At)); err != nil {
+			return err
+		}
+	}
+	for _, t := range ts {
+		if err := setTimer(ctx, tx, store.PatientOwner(st.Patient), t); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func hasAudit(as []engine.Audit, action string) bool {
-	for _, a := range as {
-		if a.Action == action {
-			return true
+// commitEscalation stores the step's escalation, if any, under a new ID,
+// then lets on (Step.OnEscalation) complete msgs and schedules the
+// escalation timers it returns: what goes with an escalation (its alerts'
+// buttons, its ladder) is the caller's, the store only keeps it. It
+// reports whether on was called.
+func commitEscalation(ctx context.Context, tx pgx.Tx, e *engine.Escalation, msgs []engine.Outbound, on func(engine.Escalation, []engine.Outbound) []engine.Timer) (bool, error) {
+	if e == nil {
+		return false, nil
+	}
+	var escID uint64
+	if err := tx.QueryRow(ctx, `SELECT nextval('escalations_seq')`).Scan(&escID); err != nil {
+		return false, err
+	}
+	e.ID = escID
+	b, err := json.Marshal(e)
+	if err != nil {
+		return false, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO escalations (id, patient, body) VALUES ($1, $2, $3)`, escID, string(e.Patient), b); err != nil {
+		return false, err
+	}
+	if on == nil {
+		return false, nil
+	}
+	for _, t := range on(*e, msgs) {
+		if err := setTimer(ctx, tx, store.EscalationOwner(escID), t); err != nil {
+			return false, err
 		}
 	}
-	return false
+	return true, nil
 }
 
-// setTimer schedules (or, with a zero At, cancels) one of owner's timers,
-// replacing the key's earlier time and any claim on it.
-func setTimer(ctx context.Context, tx pgx.Tx, owner engine.PatientID, t engine.Timer) error {
-	if t.At.IsZero() {
-		_, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner = $1 AND key = $2`, string(owner), t.Key)
+// commitVisit records the patient's visit when the step recorded one.
+func commitVisit(ctx context.Context, tx pgx.Tx, p engine.PatientID, res engine.Result) error {
+	v := res.State.Visit
+	if v == nil || !res.VisitRecorded {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO timers (owner, key, due_ns) VALUES ($1, $2, $3)
-		ON CONFLICT (owner, key) DO UPDATE SET due_ns = excluded.due_ns, claimed_by = NULL, lease_until = NULL`,
-		string(owner), t.Key, ns(t.At))
+	_, err = tx.Exec(ctx, `INSERT INTO visits (patient, at_ns, body) VALUES ($1, $2, $3)`, string(p), ns(v.At), b)
 	return err
+}
+
+// useInvite marks the invite the step presented as used by its patient.
+func useInvite(ctx context.Context, tx pgx.Tx, st store.Step) error {
+	var raw []byte
+	err := tx.QueryRow(ctx, `SELECT body FROM invites WHERE token = $1`, st.Invite).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var inv engine.Invite
+	if json.Unmarshal(raw, &inv) != nil {
+		return nil
+	}
+	inv.UsedBy, inv.UsedAt = st.Patient, st.Now
+	b, err := json.Marshal(inv)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE invites SET body = $2, used_by = $3 WHERE token = $1`, st.Invite, b, string(st.Patient))
+	return err
+}
+
+// setTimer schedules (or, with a zero At, cancels) one of o's timers,
+// replacing the key's earlier time and any claim on it.
+func setTimer(ctx context.Context, tx pgx.Tx, o store.Owner, t engine.Timer) error {
+	kind, owner := ownerCols(o)
+	if t.At.IsZero() {
+		_, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner_kind = $1 AND owner = $2 AND key = $3`, kind, owner, t.Key)
+		return err
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO timers (owner_kind, owner, key, due_ns) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (owner_kind, owner, key) DO UPDATE SET due_ns = excluded.due_ns, claimed_by = NULL, lease_until = NULL`,
+		kind, owner, t.Key, ns(t.At))
+	return err
+}
+
+// ownerCols returns the timers table's owner_kind and owner columns of o
+// (migration 0003): the kind's name, and the patient ID or the escalation
+// ID in decimal.
+func ownerCols(o store.Owner) (kind, owner string) {
+	if o.Kind == store.OwnerEscalation {
+		return "escalation", strconv.FormatUint(o.Escalation, 10)
+	}
+	return "patient", string(o.Patient)
+}
+
+// ownerFromCols is ownerCols' inverse.
+func ownerFromCols(kind, owner string) (store.Owner, error) {
+	switch kind {
+	case "patient":
+		return store.PatientOwner(engine.PatientID(owner)), nil
+	case "escalation":
+		id, err := strconv.ParseUint(owner, 10, 64)
+		if err != nil {
+			return store.Owner{}, fmt.Errorf("%w: timer of escalation %q", store.ErrCorrupt, owner)
+		}
+		return store.EscalationOwner(id), nil
+	}
+	return store.Owner{}, fmt.Errorf("%w: timer owner kind %q", store.ErrCorrupt, kind)
 }
 
 // resolveInvite looks up an invite token, locking it so two patients
@@ -497,12 +556,12 @@ func putAudit(ctx context.Context, tx pgx.Tx, as []engine.Audit) error {
 func erase(ctx context.Context, tx pgx.Tx, p engine.PatientID) error {
 	for _, q := range []string{
 		`DELETE FROM patients WHERE id = $1`,
-		`DELETE FROM timers WHERE owner = $1`,
+		`DELETE FROM timers WHERE owner_kind = 'patient' AND owner = $1`,
 		`DELETE FROM read_marks WHERE patient = $1`,
 		`DELETE FROM visits WHERE patient = $1`,
 		`DELETE FROM quarantine WHERE patient = $1`,
 		`DELETE FROM transcript WHERE patient = $1`,
-		`DELETE FROM timers WHERE owner IN (SELECT 'escalation:' || id FROM escalations WHERE patient = $1)`,
+		`DELETE FROM timers WHERE owner_kind = 'escalation' AND owner IN (SELECT id::text FROM escalations WHERE patient = $1)`,
 		`DELETE FROM escalations WHERE patient = $1`,
 		`DELETE FROM audit WHERE patient = $1`,
 		`DELETE FROM outbox WHERE to_id = $1 OR about = $1`,
@@ -594,12 +653,12 @@ func (s *Store) State(id engine.PatientID) (engine.State, bool, error) {
 // renewed), so a failed step is retried on the next pass.
 func (s *Store) DueBefore(now time.Time, limit int) ([]store.Due, error) {
 	rows, err := s.pool.Query(context.Background(), `WITH c AS (
-			SELECT owner, key FROM timers
+			SELECT owner_kind, owner, key FROM timers
 			WHERE due_ns <= $1 AND (claimed_by IS NULL OR claimed_by = $2 OR lease_until < now())
-			ORDER BY due_ns, owner, key LIMIT $3 FOR UPDATE SKIP LOCKED)
+			ORDER BY due_ns, owner_kind, owner, key LIMIT $3 FOR UPDATE SKIP LOCKED)
 		UPDATE timers t SET claimed_by = $2, lease_until = now() + $4 * interval '1 millisecond'
-		FROM c WHERE t.owner = c.owner AND t.key = c.key
-		RETURNING t.owner, t.key, t.due_ns`, ns(now), s.instance, limit, s.leaseMS)
+		FROM c WHERE t.owner_kind = c.owner_kind AND t.owner = c.owner AND t.key = c.key
+		RETURNING t.owner_kind, t.owner, t.key, t.due_ns`, ns(now), s.instance, limit, s.leaseMS)
 	if err != nil {
 		return nil, err
 	}
@@ -612,28 +671,38 @@ func (s *Store) DueBefore(now time.Time, limit int) ([]store.Due, error) {
 		if !a.At.Equal(b.At) {
 			return a.At.Before(b.At)
 		}
-		if a.Patient != b.Patient {
-			return a.Patient < b.Patient
+		ak, ao := ownerCols(a.Owner)
+		bk, bo := ownerCols(b.Owner)
+		if ak != bk {
+			return ak < bk
+		}
+		if ao != bo {
+			return ao < bo
 		}
 		return a.Key < b.Key
 	})
 	return out, nil
 }
 
+// scanDue reads a timers row of owner_kind, owner, key, due_ns.
 func scanDue(r pgx.CollectableRow) (store.Due, error) {
 	var d store.Due
-	var owner string
+	var kind, owner string
 	var n int64
-	err := r.Scan(&owner, &d.Key, &n)
-	d.Patient, d.At = engine.PatientID(owner), fromNS(n)
+	if err := r.Scan(&kind, &owner, &d.Key, &n); err != nil {
+		return d, err
+	}
+	var err error
+	d.Owner, err = ownerFromCols(kind, owner)
+	d.At = fromNS(n)
 	return d, err
 }
 
 // NextDue returns the earliest timer not claimed by another live instance.
 func (s *Store) NextDue() (store.Due, bool, error) {
-	rows, err := s.pool.Query(context.Background(), `SELECT owner, key, due_ns FROM timers
+	rows, err := s.pool.Query(context.Background(), `SELECT owner_kind, owner, key, due_ns FROM timers
 		WHERE claimed_by IS NULL OR claimed_by = $1 OR lease_until < now()
-		ORDER BY due_ns, owner, key LIMIT 1`, s.instance)
+		ORDER BY due_ns, owner_kind, owner, key LIMIT 1`, s.instance)
 	if err != nil {
 		return store.Due{}, false, err
 	}
@@ -644,9 +713,20 @@ func (s *Store) NextDue() (store.Due, bool, error) {
 	return ds[0], true, nil
 }
 
-// Timers returns the pending timers of a patient (or escalation ladder).
+// Timers returns the pending timers of a patient.
 func (s *Store) Timers(id engine.PatientID) (map[string]time.Time, error) {
-	rows, err := s.pool.Query(context.Background(), `SELECT owner, key, due_ns FROM timers WHERE owner = $1`, string(id))
+	return s.ownerTimers(store.PatientOwner(id))
+}
+
+// EscalationTimers returns the pending timers of an escalation (its
+// ladder).
+func (s *Store) EscalationTimers(id uint64) (map[string]time.Time, error) {
+	return s.ownerTimers(store.EscalationOwner(id))
+}
+
+func (s *Store) ownerTimers(o store.Owner) (map[string]time.Time, error) {
+	kind, owner := ownerCols(o)
+	rows, err := s.pool.Query(context.Background(), `SELECT owner_kind, owner, key, due_ns FROM timers WHERE owner_kind = $1 AND owner = $2`, kind, owner)
 	if err != nil {
 		return nil, err
 	}
@@ -820,7 +900,8 @@ func (s *Store) PruneDedupe(t time.Time) (int, error) {
 // skipped (false) when that ladder timer is gone, so a ladder step is
 // never applied twice.
 func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *store.Due, now time.Time, fn func(e *engine.Escalation) (store.EscalationUpdate, error)) (bool, error) {
-	p := store.EscalationPatient(id)
+	o := store.EscalationOwner(id)
+	kind, owner := ownerCols(o)
 	quarantined := false
 	ok, err := s.tx(ctx, func(tx pgx.Tx) error {
 		var raw []byte
@@ -830,7 +911,7 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *store.Due, 
 			return err
 		}
 		if due != nil {
-			tag, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner = $1 AND key = $2 AND due_ns = $3`, string(p), due.Key, ns(due.At))
+			tag, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner_kind = $1 AND owner = $2 AND key = $3 AND due_ns = $4`, kind, owner, due.Key, ns(due.At))
 			if err != nil {
 				return err
 			}
@@ -850,10 +931,10 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *store.Due, 
 			if _, err := tx.Exec(ctx, `DELETE FROM escalations WHERE id = $1`, int64(id)); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner = $1`, string(p)); err != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner_kind = $1 AND owner = $2`, kind, owner); err != nil {
 				return err
 			}
-			q := store.Quarantined{Patient: p, Kind: store.QuarantineEscalation, Key: []byte(fmt.Sprint(id)), Value: raw, At: now, Reason: err.Error()}
+			q := store.Quarantined{Patient: engine.PatientID("escalation:" + owner), Kind: store.QuarantineEscalation, Key: []byte(fmt.Sprint(id)), Value: raw, At: now, Reason: err.Error()}
 			if err := s.quarantine(ctx, tx, q); err != nil {
 				return err
 			}
@@ -874,12 +955,12 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *store.Due, 
 			}
 		}
 		if up.StopLadder {
-			if _, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner = $1`, string(p)); err != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner_kind = $1 AND owner = $2`, kind, owner); err != nil {
 				return err
 			}
 		}
 		for _, t := range up.Timers {
-			if err := setTimer(ctx, tx, p, t); err != nil {
+			if err := setTimer(ctx, tx, o, t); err != nil {
 				return err
 			}
 		}

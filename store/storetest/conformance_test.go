@@ -14,10 +14,19 @@ import (
 	"github.com/aftercare-clinic/aftercare/store/storetest"
 )
 
-// Both backends implement the service's store unchanged.
+// Both backends implement the service's store, and each small interface
+// a part of the service declares, unchanged.
 var (
-	_ service.Store = (*store.Store)(nil)
-	_ service.Store = (*postgres.Store)(nil)
+	_ service.Store           = (*store.Store)(nil)
+	_ service.Store           = (*postgres.Store)(nil)
+	_ service.StepStore       = (*postgres.Store)(nil)
+	_ service.TimerStore      = (*postgres.Store)(nil)
+	_ service.OutboxStore     = (*postgres.Store)(nil)
+	_ service.EscalationStore = (*postgres.Store)(nil)
+	_ service.RetentionStore  = (*postgres.Store)(nil)
+	_ service.StaffStore      = (*postgres.Store)(nil)
+	_ service.InviteStore     = (*postgres.Store)(nil)
+	_ service.RecordReader    = (*postgres.Store)(nil)
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }

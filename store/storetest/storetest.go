@@ -30,8 +30,10 @@ import (
 // few reads for checking.
 type Store interface {
 	service.Store
-	// Timers returns a patient's (or escalation ladder's) pending timers.
+	// Timers returns a patient's pending timers.
 	Timers(id engine.PatientID) (map[string]time.Time, error)
+	// EscalationTimers returns an escalation's pending timers.
+	EscalationTimers(id uint64) (map[string]time.Time, error)
 	// OutboxAll lists queued messages without claiming them.
 	OutboxAll(limit int) ([]engine.Outbound, error)
 	PatientIDs(platform string) ([]engine.PatientID, error)
@@ -65,6 +67,7 @@ func Run(t *testing.T, b Backend) {
 		{"StaffCommandAppliedOncePerUpdate", testStaffOnce},
 		{"OutboxPriorityDeliveryAndRetry", testOutbox},
 		{"EscalationLadderStepsOnce", testEscalation},
+		{"TimerOwnersKeptApart", testTimerOwners},
 		{"InvitesUsedOnce", testInvites},
 		{"EraseRemovesOnePatientOnly", testErase},
 		{"IdentityAndClinicRepliesKeptThenErased", testIdentity},
@@ -224,7 +227,7 @@ func testTimers(t *testing.T, b Backend) {
 		t.Fatalf("fired timer still pending: %v", tm)
 	}
 	// A stale Due (rescheduled since) does not fire.
-	stale := store.Due{Patient: "a", Key: "checkin:24", At: t0.Add(1 * time.Hour)}
+	stale := store.Due{Owner: store.PatientOwner("a"), Key: "checkin:24", At: t0.Add(1 * time.Hour)}
 	if fire(t, s, stale) {
 		t.Fatal("a rescheduled timer fired at its old time")
 	}
@@ -335,9 +338,24 @@ func testPatientSerial(t *testing.T, b Backend) {
 	}
 }
 
+// linkAlerts is the suite's Step.OnEscalation: it ties the step's alerts
+// to the new escalation with a button of its own naming, as the service
+// does with its wording, and starts no timers.
+func linkAlerts(e engine.Escalation, ms []engine.Outbound) []engine.Timer {
+	for i, m := range ms {
+		if m.Kind == engine.KindAlert {
+			ms[i].EscalationID = e.ID
+			ms[i].Choices = append(append([]engine.Choice(nil), m.Choices...), engine.Choice{ID: fmt.Sprintf("test-ack:%d", e.ID), Label: "OK"})
+		}
+	}
+	return nil
+}
+
 func testOutbox(t *testing.T, b Backend) {
 	s := one(t, b)
-	s.Apply(context.Background(), step("telegram:1", ""), func(in store.Input) (engine.Result, error) {
+	st := step("telegram:1", "")
+	st.OnEscalation = linkAlerts
+	s.Apply(context.Background(), st, func(in store.Input) (engine.Result, error) {
 		st := in.State
 		st.Patient = "telegram:1"
 		return engine.Result{State: st, Messages: []engine.Outbound{
@@ -351,8 +369,11 @@ func testOutbox(t *testing.T, b Backend) {
 	if len(out) != 3 || out[0].Kind != engine.KindAlert || out[1].Kind != engine.KindReply || out[2].Kind != engine.KindCheckin {
 		t.Fatalf("order %v", out)
 	}
-	if out[0].EscalationID == 0 || len(out[0].Choices) != 1 || out[0].Choices[0] != store.AckChoice(out[0].EscalationID) {
-		t.Fatalf("alert not linked to its escalation: %+v", out[0])
+	if out[0].EscalationID == 0 || len(out[0].Choices) != 1 || out[0].Choices[0].ID != fmt.Sprintf("test-ack:%d", out[0].EscalationID) {
+		t.Fatalf("alert not linked to its escalation by OnEscalation: %+v", out[0])
+	}
+	if out[1].EscalationID != 0 || len(out[1].Choices) != 0 {
+		t.Fatalf("store changed a message OnEscalation left alone: %+v", out[1])
 	}
 	if d, _ := s.Outbox("discord", 10); len(d) != 1 || d[0].Text != "d" {
 		t.Fatalf("discord outbox %v", d)
@@ -392,16 +413,20 @@ func testOutbox(t *testing.T, b Backend) {
 	}
 }
 
-// escalate stores a patient step that opens an escalation with its ladder
-// timer and returns the escalation's ID.
+// escalate stores a patient step that opens an escalation whose
+// OnEscalation starts its ladder timer, and returns the escalation's ID.
 func escalate(t *testing.T, s Store, p engine.PatientID) uint64 {
 	t.Helper()
-	if _, err := s.Apply(context.Background(), step(p, ""), func(in store.Input) (engine.Result, error) {
+	stp := step(p, "")
+	stp.OnEscalation = func(e engine.Escalation, ms []engine.Outbound) []engine.Timer {
+		linkAlerts(e, ms)
+		return []engine.Timer{{Key: "ladder:1", At: t0.Add(10 * time.Minute)}}
+	}
+	if _, err := s.Apply(context.Background(), stp, func(in store.Input) (engine.Result, error) {
 		st := in.State
 		st.Patient = p
 		return engine.Result{State: st,
 			Escalation: &engine.Escalation{Patient: p, Level: engine.Urgent, Status: "open", At: t0},
-			Timers:     []engine.Timer{{Key: store.LadderKey, At: t0.Add(10 * time.Minute)}},
 			Messages:   []engine.Outbound{{To: engine.StaffAddress, Channel: "telegram:-100", Kind: engine.KindAlert, Patient: p, Text: "alert"}},
 			Audit:      []engine.Audit{{At: t0, Actor: "system", Action: "escalated", Patient: p}},
 		}, nil
@@ -419,14 +444,16 @@ func testEscalation(t *testing.T, b Backend) {
 	s := one(t, b)
 	ctx := context.Background()
 	id := escalate(t, s, "telegram:1")
-	ladder := store.EscalationPatient(id)
-	tm, _ := s.Timers(ladder)
+	tm, _ := s.EscalationTimers(id)
 	if len(tm) != 1 || !tm["ladder:1"].Equal(t0.Add(10*time.Minute)) {
 		t.Fatalf("ladder timers %v", tm)
 	}
+	if tm, _ := s.Timers("telegram:1"); len(tm) != 0 {
+		t.Fatalf("the escalation's timer filed under its patient: %v", tm)
+	}
 	due, _ := s.DueBefore(t0.Add(time.Hour), 10)
-	if len(due) != 1 || due[0].Patient != ladder {
-		t.Fatalf("due %+v", due)
+	if len(due) != 1 || due[0].Owner != store.EscalationOwner(id) || due[0].Key != "ladder:1" {
+		t.Fatalf("due %+v, want escalation %d's ladder:1", due, id)
 	}
 	d := due[0]
 	calls := 0
@@ -447,7 +474,7 @@ func testEscalation(t *testing.T, b Backend) {
 	if ok, err := stepLadder(); ok || err != nil || calls != 1 {
 		t.Fatalf("ladder step applied twice: ok=%v err=%v calls=%d", ok, err, calls)
 	}
-	if tm, _ := s.Timers(ladder); len(tm) != 1 || tm["ladder:2"].IsZero() {
+	if tm, _ := s.EscalationTimers(id); len(tm) != 1 || tm["ladder:2"].IsZero() {
 		t.Fatalf("ladder timers after step 1: %v", tm)
 	}
 	// Acknowledging stops the ladder.
@@ -457,7 +484,7 @@ func testEscalation(t *testing.T, b Backend) {
 	}); !ok || err != nil {
 		t.Fatalf("ack: %v %v", ok, err)
 	}
-	if tm, _ := s.Timers(ladder); len(tm) != 0 {
+	if tm, _ := s.EscalationTimers(id); len(tm) != 0 {
 		t.Fatalf("ladder timers after ack: %v", tm)
 	}
 	es, _ := s.Escalations()
@@ -472,6 +499,57 @@ func testEscalation(t *testing.T, b Backend) {
 	out, _ := s.OutboxAll(10)
 	if len(out) != 2 || out[1].Text != "again" {
 		t.Fatalf("outbox %v", out)
+	}
+}
+
+// testTimerOwners: a timer's owner is kept as given. A patient whose ID
+// reads like an escalation's old pseudo patient ("escalation:<id>") keeps
+// its timers, and the escalation its own; cancelling one owner's timers
+// leaves the other's.
+func testTimerOwners(t *testing.T, b Backend) {
+	s := one(t, b)
+	ctx := context.Background()
+	id := escalate(t, s, "telegram:1")
+	look := engine.PatientID(fmt.Sprintf("escalation:%d", id))
+	put(t, s, look, 0, engine.Timer{Key: "ladder:1", At: t0.Add(5 * time.Minute)})
+	due, err := s.DueBefore(t0.Add(time.Hour), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range due {
+		got = append(got, fmt.Sprintf("%s %q %s/%s", d.Kind, d.Patient, d.Owner, d.Key))
+	}
+	want := []string{
+		fmt.Sprintf("patient %q %s/ladder:1", look, look),
+		fmt.Sprintf("escalation \"\" escalation %d/ladder:1", id),
+	}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("due:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if ok, err := s.ApplyEscalation(ctx, id, nil, t0, func(*engine.Escalation) (store.EscalationUpdate, error) {
+		return store.EscalationUpdate{StopLadder: true}, nil
+	}); !ok || err != nil {
+		t.Fatalf("stop ladder: %v %v", ok, err)
+	}
+	if tm, _ := s.Timers(look); len(tm) != 1 {
+		t.Fatalf("stopping escalation %d's ladder cancelled patient %s's timer: %v", id, look, tm)
+	}
+	// A patient's step cannot fire an escalation's timer, nor another
+	// patient's.
+	for _, d := range []store.Due{
+		{Owner: store.EscalationOwner(id), Key: "ladder:1", At: t0.Add(10 * time.Minute)},
+		{Owner: store.PatientOwner("telegram:1"), Key: "ladder:1", At: t0.Add(5 * time.Minute)},
+	} {
+		ok, err := s.Apply(ctx, store.Step{Patient: look, Due: &d, Now: t0}, func(in store.Input) (engine.Result, error) {
+			return result(in.State, 0), nil
+		})
+		if ok || !errors.Is(err, store.ErrOwner) {
+			t.Errorf("patient %s's step firing %s's timer: %v, %v; want store.ErrOwner", look, d.Owner, ok, err)
+		}
+	}
+	if tm, _ := s.EscalationTimers(id); len(tm) != 0 {
+		t.Fatalf("ladder not stopped: %v", tm)
 	}
 }
 
@@ -562,7 +640,7 @@ func testErase(t *testing.T, b Backend) {
 	}
 	due, _ := s.DueBefore(t0.Add(48*time.Hour), 100)
 	for _, d := range due {
-		if d.Patient == "telegram:1" || d.Patient == store.EscalationPatient(escIDs["telegram:1"]) {
+		if d.Owner == store.PatientOwner("telegram:1") || d.Owner == store.EscalationOwner(escIDs["telegram:1"]) {
 			t.Fatalf("a timer of the erased patient is left: %+v", d)
 		}
 	}
