@@ -20,6 +20,9 @@ type alertView struct {
 	engine.Escalation
 	Since  string
 	Ladder string
+	// Name and Chart are who the patient is: the identity the clinic
+	// entered, else the platform display name.
+	Name, Chart string
 }
 
 type alertsData struct {
@@ -50,8 +53,22 @@ func (d *Desk) alertsData(csrf string) (alertsData, error) {
 	}
 	now := d.cfg.Clock.Now()
 	ad := alertsData{CSRF: csrf, Now: now}
+	who := map[engine.PatientID][2]string{}
 	for _, e := range es {
-		ad.Alerts = append(ad.Alerts, alertView{Escalation: e, Since: since(now, e.At), Ladder: ladderText(e)})
+		n, ok := who[e.Patient]
+		if !ok {
+			if st, found, err := d.cfg.Store.State(e.Patient); err == nil && found {
+				n[0] = st.DisplayName
+				if v := st.Visit; v != nil && v.Identity != nil {
+					if v.Identity.Name != "" {
+						n[0] = v.Identity.Name
+					}
+					n[1] = v.Identity.Chart
+				}
+			}
+			who[e.Patient] = n
+		}
+		ad.Alerts = append(ad.Alerts, alertView{Escalation: e, Since: since(now, e.At), Ladder: ladderText(e), Name: n[0], Chart: n[1]})
 	}
 	return ad, nil
 }

@@ -74,7 +74,8 @@ func TestBrowser(t *testing.T) {
 	if err := h.svc.Receive(ctx, engine.Inbound{Patient: maria, Text: "hello", DisplayName: "Maria L."}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.svc.RecordVisit(ctx, maria, engine.Visit{At: h.clock.Now(), Treatment: engine.DryNeedling, Area: "lower back", Source: "clinic", Consent: true}); err != nil {
+	if err := h.svc.RecordVisit(ctx, maria, engine.Visit{At: h.clock.Now(), Treatment: engine.DryNeedling, Area: "lower back", Source: "clinic", Consent: true,
+		Identity: &engine.Identity{Name: "Maria Lopez", Chart: "C-1001", Phone: "+1-555-0142"}}); err != nil {
 		t.Fatal(err)
 	}
 	h.checkin(maria, 25*time.Hour, 6)
@@ -137,14 +138,36 @@ func TestBrowser(t *testing.T) {
 		return v
 	}
 
+	// Refused: a made-up link and an expired one.
+	refused := func(what, link, want string) {
+		t.Helper()
+		do(what, chromedp.Navigate(link), chromedp.WaitVisible(`button[type=submit]`), chromedp.Click(`button[type=submit]`), chromedp.WaitVisible(`p.problem`))
+		if txt := eval(what, `document.querySelector("p.problem").textContent`); !strings.Contains(txt, want) {
+			t.Errorf("%s: page says %q, want %q", what, txt, want)
+		}
+		if nav := eval("signed in?", `String(document.querySelector("nav") !== null)`); nav != "false" {
+			t.Errorf("%s: the desk's navigation is shown", what)
+		}
+	}
+	refused("made-up link", h.srv.URL+"/login?t=AAAAmadeupAAAA", "not valid")
+	expired := h.link()
+	h.clock.Add(11 * time.Minute)
+	refused("expired link", expired, "has expired")
+	if _, err := h.desk.IssueLink(ctx, "telegram:999"); err == nil {
+		t.Error("someone who is not staff got a sign-in link")
+	}
+
 	// Sign in by link.
-	do("open the sign-in link", chromedp.Navigate(h.link()), chromedp.WaitVisible(`button[type=submit]`))
+	link := h.link()
+	do("open the sign-in link", chromedp.Navigate(link), chromedp.WaitVisible(`button[type=submit]`))
 	axe("sign-in")
 	shot("signin")
 	do("sign in", chromedp.Click(`button[type=submit]`), chromedp.WaitVisible(`#alert-list`))
 	if loc := eval("location", "location.pathname"); loc != "/alerts" {
 		t.Fatalf("after sign-in at %s", loc)
 	}
+	refused("reused link", link, "already used")
+	do("back to the desk", chromedp.Navigate(h.srv.URL+"/alerts"), chromedp.WaitVisible(`#alert-list`))
 	axe("alerts (none open)")
 
 	// A red flag appears live, without a reload, with the count in the title.
@@ -162,7 +185,24 @@ func TestBrowser(t *testing.T) {
 
 	// Acknowledge from the page: the ladder stops and the staff chat is told.
 	h.store.Delivered(mustOutbox(t, h)...)
-	do("acknowledge", chromedp.Click(fmt.Sprintf(`#alert-%d form[action$="/ack"] button`, e.ID)), chromedp.WaitVisible(`.flash`))
+	// By keyboard alone: Tab until the Acknowledge button has the focus
+	// (visibly), then Enter.
+	ackSel := fmt.Sprintf(`#alert-%d form[action$="/ack"] button`, e.ID)
+	focused := false
+	for range 40 {
+		do("tab", chromedp.KeyEvent("\t"))
+		if eval("focus", fmt.Sprintf(`String(document.activeElement === document.querySelector(%q))`, ackSel)) == "true" {
+			focused = true
+			break
+		}
+	}
+	if !focused {
+		t.Fatal("Tab never reached the Acknowledge button")
+	}
+	if outline := eval("focus outline", `getComputedStyle(document.activeElement).outlineStyle`); outline == "none" {
+		t.Error("the focused Acknowledge button shows no focus outline")
+	}
+	do("acknowledge by keyboard", chromedp.KeyEvent("\r"), chromedp.WaitVisible(`.flash`))
 	if got, _ := h.store.Escalation(e.ID); got.Status != "acknowledged" || got.AckBy != staffName {
 		t.Fatalf("after the click: %s by %q", got.Status, got.AckBy)
 	}
@@ -181,6 +221,18 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("chart points %q, want the two check-ins", points)
 	}
 	axe("patient")
+	// A form sent without the session's CSRF token is refused.
+	eval("drop the CSRF token", `document.querySelector("form.reply input[name=csrf]").remove(); "dropped"`)
+	do("reply without CSRF", chromedp.SendKeys(`#reply-text`, "forged"), chromedp.Click(`form.reply button`), chromedp.WaitVisible(`p.problem`))
+	if txt := eval("refusal", `document.querySelector("p.problem").textContent`); !strings.Contains(txt, "did not come from the desk") {
+		t.Errorf("reply without a CSRF token: page says %q", txt)
+	}
+	for _, m := range mustOutbox(t, h) {
+		if strings.Contains(m.Text, "forged") {
+			t.Fatal("a reply without a CSRF token was queued")
+		}
+	}
+	do("patient page again", chromedp.Navigate(h.srv.URL+"/patients/"+string(maria)), chromedp.WaitVisible(`#reply-text`))
 	do("reply", chromedp.SendKeys(`#reply-text`, "Hi Maria, this is Ana from the clinic. How is your back today?"),
 		chromedp.Click(`form.reply button`), chromedp.WaitVisible(`p.flash`))
 	replied := false
@@ -191,6 +243,23 @@ func TestBrowser(t *testing.T) {
 		t.Error("the reply did not reach the outbox")
 	}
 	shot("patient")
+	for _, want := range []string{"Maria Lopez", "C-1001", "Download the record", "Pause automatic check-ins", "waiting while the clinic team talks"} {
+		if !strings.Contains(eval("page text", `document.body.innerText`), want) {
+			t.Errorf("patient page lacks %q", want)
+		}
+	}
+
+	// Pause from the page, then the erase confirmation (not confirmed).
+	do("pause", chromedp.Click(`form[action$="/pause"] button`), chromedp.WaitVisible(`form[action$="/resume"] button`))
+	if st, _, _ := h.store.State(maria); !st.Paused {
+		t.Error("the Pause button did not pause the check-ins")
+	}
+	do("erase page", chromedp.Click(`a.button.danger`), chromedp.WaitVisible(`button.danger`))
+	axe("erase confirmation")
+	shot("erase")
+	if _, err := h.store.PatientRecord(maria); err != nil {
+		t.Fatalf("opening the confirmation erased the patient: %v", err)
+	}
 
 	for _, p := range []struct{ path, name string }{{"/inbox", "inbox"}, {"/inbox?filter=needs", "inbox-needs"}, {"/today", "today"}, {"/visits/new", "visit"}} {
 		do(p.name, chromedp.Navigate(h.srv.URL+p.path), chromedp.WaitVisible(`main h1`))
@@ -200,8 +269,13 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 
-	// One invite with its QR code.
-	do("make an invite", chromedp.SendKeys(`#area`, "neck"), chromedp.Click(`form[action="/visits/new"] button`), chromedp.WaitVisible(`img.qr`))
+	// One invite with its QR code, with the staff-only identity.
+	do("make an invite", chromedp.Navigate(h.srv.URL+"/visits/new"), chromedp.WaitVisible(`#area`),
+		chromedp.SendKeys(`#name`, "Sam Lee"), chromedp.SendKeys(`#chart`, "C-2002"), chromedp.SendKeys(`#area`, "neck"),
+		chromedp.Click(`form[action="/visits/new"] button`), chromedp.WaitVisible(`img.qr`))
+	if txt := eval("invite text", `document.body.innerText`); !strings.Contains(txt, "Sam Lee") || !strings.Contains(txt, "C-2002") {
+		t.Errorf("the invite does not name the patient: %q", txt)
+	}
 	axe("invite")
 	shot("invite")
 
@@ -218,6 +292,20 @@ func TestBrowser(t *testing.T) {
 	}
 	axe("sheet")
 	shot("sheet")
+
+	// Phone and tablet width: every page fits without sideways scrolling.
+	for _, size := range [][2]int64{{390, 844}, {820, 1180}} {
+		do("resize", chromedp.EmulateViewport(size[0], size[1]))
+		for _, path := range []string{"/alerts", "/inbox", "/today", "/patients/" + string(maria), "/visits/new"} {
+			do(path, chromedp.Navigate(h.srv.URL+path), chromedp.WaitVisible(`main h1`))
+			if over := eval("overflow", `String(document.documentElement.scrollWidth - document.documentElement.clientWidth)`); over != "0" {
+				t.Errorf("%s at %dpx wide scrolls sideways by %spx", path, size[0], over)
+			}
+			if size[0] == 390 && path == "/patients/"+string(maria) {
+				shot("patient-phone")
+			}
+		}
+	}
 }
 
 func mustOutbox(t *testing.T, h *harness) []engine.Outbound {

@@ -65,6 +65,8 @@ type Store interface {
 	Escalations() ([]engine.Escalation, error)
 	PatientStatesRaw(fn func(id engine.PatientID, raw []byte) error) error
 	PatientRecord(p engine.PatientID) (store.Record, error)
+	State(p engine.PatientID) (engine.State, bool, error)
+	OpenInvites(now time.Time) ([]engine.Invite, error)
 	AppendAudit(ctx context.Context, as ...engine.Audit) error
 	PutDeskLogin(ctx context.Context, hash []byte, l store.DeskLogin, now time.Time) error
 	UseDeskLogin(ctx context.Context, hash []byte, now time.Time) (store.DeskLogin, error)
@@ -79,6 +81,8 @@ type Service interface {
 	Resolve(ctx context.Context, id uint64, who, note string) (string, error)
 	Reply(ctx context.Context, patient engine.PatientID, who, text string) error
 	CreateInvite(ctx context.Context, v engine.Visit, ttl time.Duration) (engine.Invite, error)
+	Pause(ctx context.Context, patient engine.PatientID, who, action string) error
+	Erase(ctx context.Context, patient engine.PatientID, who string) error
 }
 
 // Config holds what New needs.
@@ -99,6 +103,13 @@ type Config struct {
 	Secure bool
 	// ClinicName heads every page.
 	ClinicName string
+	// Location is the clinic's time zone: every time the desk shows is in
+	// it, whatever the server's zone, and CSV times without a zone are
+	// read in it. Default UTC.
+	Location *time.Location
+	// Protocol names the check-in questions and answers in the FHIR
+	// export; default engine.DefaultProtocol().
+	Protocol *engine.Protocol
 	// InviteLinks renders an invite token as what the patient opens; the
 	// first link is put in the QR code. Nil shows the bare code.
 	InviteLinks func(token string) []string
@@ -110,7 +121,7 @@ type Config struct {
 	// 12 hours in all).
 	IdleTimeout, MaxSession time.Duration
 	// PollInterval is how often Run looks for changed escalations to push
-	// to open alert pages (default 1 s): a new red flag is on every page
+	// to open alert pages (default 250 ms): a new red flag is on every page
 	// within about this long.
 	PollInterval time.Duration
 	// LoginRate and LoginBurst limit sign-in attempts per client address
@@ -134,6 +145,12 @@ type Desk struct {
 	// since the last one (statesMu held for the whole walk).
 	statesMu sync.Mutex
 	states   map[engine.PatientID]*cachedState
+	gen      uint64
+
+	// snap is every state, most recent first, as of states version snapVer.
+	snapMu  sync.Mutex
+	snap    []*engine.State
+	snapVer uint64
 
 	bcMu    sync.Mutex
 	changed chan struct{} // closed and replaced on every change
@@ -164,7 +181,7 @@ func New(c Config) (*Desk, error) {
 		c.MaxSession = 12 * time.Hour
 	}
 	if c.PollInterval <= 0 {
-		c.PollInterval = time.Second
+		c.PollInterval = 250 * time.Millisecond
 	}
 	if c.LoginRate <= 0 {
 		c.LoginRate = 10.0 / 60
@@ -175,8 +192,14 @@ func New(c Config) (*Desk, error) {
 	if c.ClinicName == "" {
 		c.ClinicName = "Clinic"
 	}
+	if c.Location == nil {
+		c.Location = time.UTC
+	}
+	if c.Protocol == nil {
+		c.Protocol = engine.DefaultProtocol()
+	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
-	pages, err := parsePages()
+	pages, err := parsePages(c.Location)
 	if err != nil {
 		return nil, err
 	}
@@ -279,6 +302,11 @@ func (d *Desk) Handler() http.Handler {
 	mux.Handle("GET /today", d.auth(d.todayPage))
 	mux.Handle("GET /patients/{id}", d.auth(d.patientPage))
 	mux.Handle("POST /patients/{id}/reply", d.auth(d.replyPost))
+	mux.Handle("POST /patients/{id}/export", d.auth(d.exportPost))
+	mux.Handle("POST /patients/{id}/pause", d.auth(d.pausePost))
+	mux.Handle("POST /patients/{id}/resume", d.auth(d.pausePost))
+	mux.Handle("GET /patients/{id}/erase", d.auth(d.erasePage))
+	mux.Handle("POST /patients/{id}/erase", d.auth(d.erasePost))
 	mux.Handle("GET /visits/new", d.auth(d.visitForm))
 	mux.Handle("POST /visits/new", d.auth(d.visitPost))
 	mux.Handle("POST /visits/import", d.auth(d.importPost))

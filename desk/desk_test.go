@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -414,11 +415,11 @@ func TestNewVisitShowsInviteWithQR(t *testing.T) {
 func TestImportCSVMakesOneInvitePerRow(t *testing.T) {
 	h := newHarness(t)
 	c, csrf := h.session()
-	// Jane App's column names.
-	csvText := "Patient,Start Time,Treatment,Practitioner\n" +
-		"Maria Lopez,2026-03-02 09:00,Dry Needling 45 min,Dr A\n" +
-		"Sam Lee,2026-03-02 09:45,Acupuncture Follow-up,Dr A\n" +
-		"Jo Kim,2026-03-02 10:30,Electroacupuncture,Dr B\n"
+	// Jane App's column names, with a chart number and a phone.
+	csvText := "Patient,Start Time,Treatment,Practitioner,Patient ID,Mobile\n" +
+		"Maria Lopez,2026-03-02 09:00,Dry Needling 45 min,Dr A,C-1001,+1-555-0142\n" +
+		"Sam Lee,2026-03-02 09:45,Acupuncture Follow-up,Dr A,,\n" +
+		"Jo Kim,2026-03-02 10:30,Electroacupuncture,Dr B,C-1003,\n"
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	mw.WriteField("csrf", csrf)
@@ -437,14 +438,35 @@ func TestImportCSVMakesOneInvitePerRow(t *testing.T) {
 	if n := strings.Count(body, `class="qr"`); n != 3 {
 		t.Fatalf("%d QR codes on the sheet, want 3", n)
 	}
-	for _, name := range []string{"Maria Lopez", "Sam Lee", "Jo Kim", "dry needling", "electroacupuncture"} {
+	for _, name := range []string{"Maria Lopez", "Sam Lee", "Jo Kim", "chart C-1001", "dry needling", "electroacupuncture", "Mon 2 Mar 09:00 CST"} {
 		if !strings.Contains(body, name) {
 			t.Errorf("sheet lacks %q", name)
 		}
 	}
-	var buf2 bytes.Buffer
-	h.store.Backup(&buf2)
-	if bytes.Contains(buf2.Bytes(), []byte("Maria Lopez")) {
-		t.Error("a patient's name from the CSV was stored")
+	if strings.Contains(body, "555-0142") {
+		t.Error("the sheet handed to the patient shows the phone number")
+	}
+	// The name, chart number and phone become the visit's staff-only
+	// identity, which the patient's state carries once the invite is used.
+	tok := regexp.MustCompile(`/start ([A-Za-z0-9_-]+)`).FindStringSubmatch(body)
+	if tok == nil {
+		t.Fatal("no invite code on the sheet")
+	}
+	p := engine.PatientID("telegram:77")
+	if err := h.svc.Receive(context.Background(), engine.Inbound{Patient: p, Text: "/start " + tok[1]}); err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := h.store.State(p)
+	if err != nil || st.Visit == nil || st.Visit.Identity == nil {
+		t.Fatalf("state after the invite: %+v %v", st.Visit, err)
+	}
+	if got := *st.Visit.Identity; got != (engine.Identity{Name: "Maria Lopez", Chart: "C-1001", Phone: "+1-555-0142"}) {
+		t.Errorf("identity %+v", got)
+	}
+	page := read(t, h.get(c, "/patients/"+string(p)))
+	for _, want := range []string{"<h1>Maria Lopez", "C-1001", "555-0142"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("patient page lacks %q", want)
+		}
 	}
 }

@@ -24,6 +24,17 @@ import (
 // t0 is 10:00 in Chicago.
 var t0 = time.Date(2026, 3, 2, 16, 0, 0, 0, time.UTC)
 
+// chicago is the test clinic's time zone, which the desk shows times in.
+var chicago = mustZone("America/Chicago")
+
+func mustZone(name string) *time.Location {
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
 // staffID is the one configured staff member; staffName how the desk names her.
 const (
 	staffID   = "telegram:111"
@@ -59,7 +70,7 @@ func newHarness(t testing.TB, mod ...func(*desk.Config)) *harness {
 	h.srv = httptest.NewUnstartedServer(nil)
 	cfg := desk.Config{Store: st, Service: svc, Clock: h.clock, ClinicName: "Sample Clinic",
 		Staff: map[string]string{staffID: staffName}, BaseURL: "http://" + h.srv.Listener.Addr().String(),
-		PollInterval: 5 * time.Millisecond, LoginRate: 1000, LoginBurst: 1000}
+		PollInterval: 5 * time.Millisecond, LoginRate: 1000, LoginBurst: 1000, Location: chicago}
 	for _, m := range mod {
 		m(&cfg)
 	}

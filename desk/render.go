@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // pageData is what every page template gets.
@@ -23,13 +24,25 @@ type pageData struct {
 	Data   any
 }
 
-var funcs = template.FuncMap{
-	"patientURL": func(p engine.PatientID) string { return "/patients/" + url.PathEscape(string(p)) },
-	"upper":      strings.ToUpper,
-	"since":      since,
-	"clock":      func(t time.Time) string { return t.Format("Mon 2 Jan 15:04") },
-	"iso":        func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"join":       strings.Join,
+// clockLayout is how the desk writes a time for people; the zone's
+// abbreviation says which zone it is in.
+const clockLayout = "Mon 2 Jan 15:04 MST"
+
+// funcs are the template functions; clock writes times in the clinic's
+// zone loc, never the server's.
+func funcs(loc *time.Location) template.FuncMap {
+	return template.FuncMap{
+		"patientURL": func(p engine.PatientID) string { return "/patients/" + url.PathEscape(string(p)) },
+		"upper":      strings.ToUpper,
+		"since":      since,
+		"clock":      func(t time.Time) string { return t.In(loc).Format(clockLayout) },
+		"iso":        func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"join":       strings.Join,
+		"platform":   platformName,
+		// clinicText is a staff reply without the heading the patient gets
+		// ("Message from the clinic team:"), which the page says already.
+		"clinicText": func(s string) string { return strings.TrimPrefix(s, service.ReplyHeading) },
+	}
 }
 
 // since writes how long ago t was, for people.
@@ -51,13 +64,13 @@ func since(now, t time.Time) string {
 }
 
 // parsePages parses each page template together with the layout.
-func parsePages() (map[string]*template.Template, error) {
-	base, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html")
+func parsePages(loc *time.Location) (map[string]*template.Template, error) {
+	base, err := template.New("").Funcs(funcs(loc)).ParseFS(templateFS, "templates/layout.html", "templates/parts.html")
 	if err != nil {
 		return nil, fmt.Errorf("desk: templates: %w", err)
 	}
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login", "signedout", "refused", "alerts", "inbox", "today", "patient", "visit", "invite", "sheet"} {
+	for _, name := range []string{"login", "signedout", "refused", "alerts", "inbox", "today", "patient", "erase", "visit", "invite", "sheet"} {
 		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("desk: template %s: %w", name, err)
@@ -93,3 +106,12 @@ func (d *Desk) refuse(w http.ResponseWriter, code int, msg string) {
 }
 
 func escapePath(p engine.PatientID) string { return url.PathEscape(string(p)) }
+
+// platformName is the patient's platform for people ("Telegram").
+func platformName(p engine.PatientID) string {
+	pl := p.Platform()
+	if pl == "" {
+		return "the platform"
+	}
+	return strings.ToUpper(pl[:1]) + pl[1:]
+}

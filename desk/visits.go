@@ -18,6 +18,7 @@ import (
 
 type inviteView struct {
 	Name      string
+	Chart     string
 	When      string
 	Treatment string
 	Area      string
@@ -35,9 +36,12 @@ func (d *Desk) links(tok string) []string {
 	return []string{"code: " + tok + " (the patient sends: /start " + tok + ")"}
 }
 
-func (d *Desk) inviteView(inv engine.Invite, name string) inviteView {
-	v := inviteView{Name: name, When: inv.Visit.At.Format("Mon 2 Jan 15:04"), Treatment: inv.Visit.Treatment.Label(),
+func (d *Desk) inviteView(inv engine.Invite) inviteView {
+	v := inviteView{When: inv.Visit.At.In(d.cfg.Location).Format(clockLayout), Treatment: inv.Visit.Treatment.Label(),
 		Area: inv.Visit.Area, Links: d.links(inv.Token), Code: inv.Token, Expires: inv.Expires}
+	if id := inv.Visit.Identity; id != nil {
+		v.Name, v.Chart = id.Name, id.Chart
+	}
 	target := inv.Token
 	if len(v.Links) > 0 && strings.HasPrefix(v.Links[0], "https://") {
 		target = v.Links[0]
@@ -51,12 +55,14 @@ func (d *Desk) inviteView(inv engine.Invite, name string) inviteView {
 type visitFormData struct {
 	Treatments []engine.Treatment
 	Error      string
+	// Zone names the clinic's time zone, the default for CSV times.
+	Zone string
 }
 
 var treatments = []engine.Treatment{engine.Acupuncture, engine.Electroacupuncture, engine.DryNeedling}
 
 func (d *Desk) visitForm(w http.ResponseWriter, r *http.Request, s *session) {
-	d.page(w, s, "visit", "New visit", visitFormData{Treatments: treatments})
+	d.page(w, s, "visit", "New visit", visitFormData{Zone: d.cfg.Location.String(), Treatments: treatments})
 }
 
 // visitPost records a visit as an invite and shows it with its QR code.
@@ -64,7 +70,8 @@ func (d *Desk) visitPost(w http.ResponseWriter, r *http.Request, s *session) {
 	now := d.cfg.Clock.Now()
 	v := engine.Visit{At: now, Source: "clinic", Treatment: engine.Treatment(r.FormValue("treatment")),
 		Area: engine.Truncate(strings.TrimSpace(r.FormValue("area")), 60), Acute: r.FormValue("acute") != "", Child: r.FormValue("child") != "",
-		TZ: strings.TrimSpace(r.FormValue("tz")), Lang: strings.TrimSpace(r.FormValue("lang"))}
+		TZ: strings.TrimSpace(r.FormValue("tz")), Lang: strings.TrimSpace(r.FormValue("lang")),
+		Identity: engine.Identity{Name: r.FormValue("name"), Chart: r.FormValue("chart"), Phone: r.FormValue("phone")}.Clean()}
 	if ago, err := time.ParseDuration(r.FormValue("ago")); err == nil && ago >= 0 && ago <= 14*24*time.Hour {
 		v.At = now.Add(-ago)
 	}
@@ -77,7 +84,7 @@ func (d *Desk) visitPost(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	if problem != "" {
 		w.WriteHeader(http.StatusBadRequest)
-		d.page(w, s, "visit", "New visit", visitFormData{Treatments: treatments, Error: problem})
+		d.page(w, s, "visit", "New visit", visitFormData{Zone: d.cfg.Location.String(), Treatments: treatments, Error: problem})
 		return
 	}
 	inv, err := d.cfg.Service.CreateInvite(r.Context(), v, d.cfg.InviteTTL)
@@ -89,7 +96,7 @@ func (d *Desk) visitPost(w http.ResponseWriter, r *http.Request, s *session) {
 		d.refuse(w, http.StatusInternalServerError, "The invite could not be made because of an internal error; it has been logged.")
 		return
 	}
-	d.page(w, s, "invite", "Invite", d.inviteView(inv, ""))
+	d.page(w, s, "invite", "Invite", d.inviteView(inv))
 }
 
 func validZone(tz string) bool {
@@ -104,9 +111,12 @@ const maxImportRows = 500
 // is the header; columns may come in any order; unknown columns are
 // ignored. The aliases cover the appointment exports of Jane App
 // ("Patient", "Start Time", "Treatment") and Cliniko ("Patient",
-// "Appointment Start", "Appointment Type").
+// "Appointment Start", "Appointment Type"). Name, chart number and phone
+// become the visit's staff-only identity.
 var columns = map[string][]string{
-	"name":      {"name", "patient", "patient name", "client", "client name", "patient full name"},
+	"name":      {"name", "patient", "patient name", "client", "client name", "patient full name", "full name"},
+	"chart":     {"chart", "chart number", "chart no", "chart #", "mrn", "patient id", "patient number", "client id", "file number"},
+	"phone":     {"phone", "phone number", "mobile", "mobile phone", "mobile number", "cell", "cell phone", "patient phone", "client phone"},
 	"start":     {"start", "start time", "appointment start", "start date", "date", "appointment date", "time", "starts at"},
 	"treatment": {"treatment", "appointment type", "service", "type", "treatment name"},
 	"area":      {"area", "body area", "treated area"},
@@ -135,12 +145,12 @@ func treatmentOf(s string) engine.Treatment {
 
 type importRow struct {
 	Line  int
-	Name  string
 	Visit engine.Visit
 }
 
 // parseAppointments reads an appointments CSV into visits. The patient's
-// name is only printed on the sheet; it is not stored.
+// name, chart number and phone become the visit's staff-only identity
+// (printed on the sheet, shown on the desk, never logged).
 func parseAppointments(rd io.Reader, now time.Time, loc *time.Location, fallback engine.Treatment) ([]importRow, error) {
 	cr := csv.NewReader(rd)
 	cr.FieldsPerRecord = -1
@@ -184,7 +194,8 @@ func parseAppointments(rd io.Reader, now time.Time, loc *time.Location, fallback
 			return nil, fmt.Errorf("more than %d appointments: split the file", maxImportRows)
 		}
 		v := engine.Visit{At: now, Source: "clinic", Area: engine.Truncate(get(rec, "area"), 60), TZ: get(rec, "tz"), Lang: get(rec, "lang"),
-			Acute: yes(get(rec, "acute")), Child: yes(get(rec, "child"))}
+			Acute: yes(get(rec, "acute")), Child: yes(get(rec, "child")),
+			Identity: engine.Identity{Name: get(rec, "name"), Chart: get(rec, "chart"), Phone: get(rec, "phone")}.Clean()}
 		v.Treatment = treatmentOf(get(rec, "treatment"))
 		if get(rec, "treatment") == "" {
 			v.Treatment = fallback
@@ -202,7 +213,7 @@ func parseAppointments(rd io.Reader, now time.Time, loc *time.Location, fallback
 			}
 			v.At = at
 		}
-		out = append(out, importRow{Line: line, Name: engine.Truncate(get(rec, "name"), 80), Visit: v})
+		out = append(out, importRow{Line: line, Visit: v})
 	}
 	if len(out) == 0 {
 		return nil, errors.New("the file has a header but no appointments")
@@ -244,11 +255,11 @@ func (d *Desk) importPost(w http.ResponseWriter, r *http.Request, s *session) {
 	f, _, err := r.FormFile("file")
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
-		d.page(w, s, "visit", "New visit", visitFormData{Treatments: treatments, Error: "Choose a CSV file of appointments to import."})
+		d.page(w, s, "visit", "New visit", visitFormData{Zone: d.cfg.Location.String(), Treatments: treatments, Error: "Choose a CSV file of appointments to import."})
 		return
 	}
 	defer f.Close()
-	loc := time.Local
+	loc := d.cfg.Location
 	if tz := strings.TrimSpace(r.FormValue("tz")); tz != "" {
 		if l, err := time.LoadLocation(tz); err == nil {
 			loc = l
@@ -257,7 +268,7 @@ func (d *Desk) importPost(w http.ResponseWriter, r *http.Request, s *session) {
 	rows, err := parseAppointments(io.LimitReader(f, 1<<20), d.cfg.Clock.Now(), loc, engine.Treatment(r.FormValue("treatment")))
 	if err != nil {
 		w.WriteHeader(http.StatusBadRequest)
-		d.page(w, s, "visit", "New visit", visitFormData{Treatments: treatments, Error: "Nothing was imported: " + err.Error()})
+		d.page(w, s, "visit", "New visit", visitFormData{Zone: d.cfg.Location.String(), Treatments: treatments, Error: "Nothing was imported: " + err.Error()})
 		return
 	}
 	var sheet sheetData
@@ -268,7 +279,7 @@ func (d *Desk) importPost(w http.ResponseWriter, r *http.Request, s *session) {
 			d.refuse(w, http.StatusInternalServerError, fmt.Sprintf("The import stopped at line %d because of an internal error; %d invites were made. It has been logged.", row.Line, len(sheet.Invites)))
 			return
 		}
-		sheet.Invites = append(sheet.Invites, d.inviteView(inv, row.Name))
+		sheet.Invites = append(sheet.Invites, d.inviteView(inv))
 	}
 	if err := d.audit(r.Context(), s, "desk_invites_imported", "", fmt.Sprintf("%d invites from a CSV file", len(sheet.Invites))); err != nil {
 		d.log.Error("desk import: audit failed", "err", err)

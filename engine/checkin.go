@@ -22,6 +22,9 @@ func (s *step) checkinDue(h float64) {
 			return
 		}
 	}
+	if s.held(checkinKey(h)) {
+		return
+	}
 	if at := s.allowed(s.now); at.After(s.now) {
 		s.timer(checkinKey(h), at)
 		s.audit("checkin_deferred", fmt.Sprintf("%vh: quiet hours", h))
@@ -72,6 +75,9 @@ func (s *step) checkinDue(h float64) {
 func (s *step) nudgeDue(h float64) {
 	i := s.st.Current
 	if i < 0 || i >= len(s.st.Checkins) || s.st.Checkins[i].Hours != h || !s.st.Checkins[i].Open() || s.st.Stopped {
+		return
+	}
+	if s.held(nudgeKey(h)) {
 		return
 	}
 	if at := s.allowed(s.now); at.After(s.now) {

@@ -24,6 +24,33 @@ type Clinic struct {
 	Hours map[time.Weekday][2]int
 	// AfterHoursPhone is told to patients outside opening hours, if set.
 	AfterHoursPhone string
+	// StaffHold is how long automatic follow-ups (check-ins, nudges) wait
+	// after a staff member's reply to the patient, so the bot does not
+	// talk over a person; zero uses DefaultStaffHold, negative turns the
+	// hold off. Red flags are never held.
+	StaffHold time.Duration
+	// AlertIdentity says what of the clinic-entered identity staff alerts
+	// in chat show next to the patient ID: "" (nothing, the default),
+	// "chart" (the chart number) or "initials".
+	AlertIdentity string
+}
+
+// DefaultStaffHold is Clinic.StaffHold when not set: long enough for a
+// conversation between a person and the patient to finish.
+const DefaultStaffHold = 30 * time.Minute
+
+// Values of Clinic.AlertIdentity.
+const (
+	AlertIdentityNone     = ""
+	AlertIdentityChart    = "chart"
+	AlertIdentityInitials = "initials"
+)
+
+func (c Clinic) staffHold() time.Duration {
+	if c.StaffHold == 0 {
+		return DefaultStaffHold
+	}
+	return max(c.StaffHold, 0)
 }
 
 // Open reports whether the clinic is open at t.

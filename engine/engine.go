@@ -38,6 +38,11 @@ func New(p *Protocol, t Triager, c Clinic, more ...*Protocol) (*Engine, error) {
 	if c.EmergencyNumber == "" {
 		c.EmergencyNumber = "911"
 	}
+	switch c.AlertIdentity {
+	case AlertIdentityNone, AlertIdentityChart, AlertIdentityInitials:
+	default:
+		return nil, fmt.Errorf("engine: alert identity %q: use \"\", %q or %q", c.AlertIdentity, AlertIdentityChart, AlertIdentityInitials)
+	}
 	loc, err := time.LoadLocation(c.TimeZone)
 	if err != nil {
 		return nil, fmt.Errorf("engine: clinic time zone %q: %w", c.TimeZone, err)
@@ -115,7 +120,7 @@ func (e *Engine) Step(id PatientID, st State, ev Event, now time.Time) Result {
 	case EventUnreachable:
 		s.unreachable(ev.Platform)
 	case EventStaff:
-		s.staff(ev.Action, ev.Actor)
+		s.staff(ev.Action, ev.Actor, ev.Text)
 	default:
 		s.audit("ignored", fmt.Sprintf("unknown event kind %q", ev.Kind))
 	}
@@ -185,16 +190,60 @@ func choices(q Question) []Choice {
 // ---- clarifying questions ----
 
 // staff applies a staff action to the patient.
-func (s *step) staff(action, actor string) {
+func (s *step) staff(action, actor, text string) {
 	switch action {
 	case "pause":
 		s.st.Paused = true
 	case "resume":
 		s.st.Paused = false
 		s.scheduleCheckins()
+	case "erase":
+		// Staff erase the patient's data (the desk's Erase, confirmed):
+		// everything goes, the state too (an empty Patient tells the
+		// store to keep none), and the audit line naming who erased is
+		// kept without the patient ID.
+		s.res.Erase = true
+		s.st = State{}
+	case "reply":
+		s.staffReply(text, actor)
+		return
 	default:
 		s.audit("ignored", "unknown staff action "+action)
 		return
 	}
 	s.res.Audit = append(s.res.Audit, Audit{At: s.now, Actor: actor, Action: action, Patient: s.st.Patient})
+}
+
+// staffReply sends a staff member's message to the patient and holds the
+// automatic follow-ups while the person is talking with them: a check-in
+// or nudge falling due before HeldUntil waits until then (see hold). It
+// audits "staff_reply" with the staff member's name, never the text.
+func (s *step) staffReply(text, actor string) {
+	if strings.TrimSpace(text) == "" || actor == "" {
+		s.audit("ignored", "staff reply without text or staff member")
+		return
+	}
+	if hold := s.e.clinic.staffHold(); hold > 0 {
+		s.st.HeldUntil = s.now.Add(hold)
+	}
+	s.st.StaffReplied = s.now
+	if s.st.Unreachable {
+		s.res.Audit = append(s.res.Audit, Audit{At: s.now, Actor: actor, Action: "staff_reply", Patient: s.st.Patient, Detail: "not sent: the patient is unreachable"})
+		return
+	}
+	s.res.Messages = append(s.res.Messages, Outbound{
+		To: s.st.Patient, Kind: KindReply, Text: Truncate(strings.TrimSpace(text), MaxOutputRunes), Staff: actor, Created: s.now,
+	})
+	s.res.Audit = append(s.res.Audit, Audit{At: s.now, Actor: actor, Action: "staff_reply", Patient: s.st.Patient, Detail: "message from the clinic team queued"})
+}
+
+// held defers the automatic follow-up timer key while staff are talking
+// with the patient and reports whether it did.
+func (s *step) held(key string) bool {
+	if !s.now.Before(s.st.HeldUntil) {
+		return false
+	}
+	s.timer(key, s.allowed(s.st.HeldUntil))
+	s.audit("followup_held", key+": a person at the clinic is talking with the patient")
+	return true
 }

@@ -81,7 +81,7 @@ func (s *step) alertStaff(l Level, signs []string, subject, said, note string) {
 		// Nothing the patient said to quote (a report on silence).
 		tmpl = strings.Replace(tmpl, ` Said: "{said}"`, "", 1)
 	}
-	alert := strings.NewReplacer("{level}", strings.ToUpper(l.String()), "{patient}", string(s.st.Patient), "{name}", s.quotedName(),
+	alert := strings.NewReplacer("{level}", strings.ToUpper(l.String()), "{patient}", string(s.st.Patient)+s.alertIdentity(), "{name}", s.quotedName(),
 		"{visit}", visit, "{signs}", strings.Join(signs, ", "), "{subject}", subj, "{said}", StaffQuote(said)).Replace(tmpl)
 	s.res.Messages = append(s.res.Messages, Outbound{
 		To: StaffAddress, Kind: KindAlert, Level: l, Patient: s.st.Patient, Text: Truncate(alert, MaxOutputRunes), Created: s.now,
@@ -114,7 +114,30 @@ func (s *step) unreachable(platform string) {
 }
 
 func (s *step) patientLabel() string {
-	return string(s.st.Patient) + s.quotedName()
+	return string(s.st.Patient) + s.alertIdentity() + s.quotedName()
+}
+
+// alertIdentity is what staff messages in chat show of the identity the
+// clinic entered, as Clinic.AlertIdentity says: " (chart 12345)",
+// " (J.Q.)", or "" (the default: chat histories are kept on the chat
+// platform's servers, so nothing more than the patient ID goes there
+// unless the clinic chooses).
+func (s *step) alertIdentity() string {
+	if s.st.Visit == nil || s.st.Visit.Identity.Empty() {
+		return ""
+	}
+	id := s.st.Visit.Identity
+	switch s.e.clinic.AlertIdentity {
+	case AlertIdentityChart:
+		if c := StaffQuote(id.Chart); c != "" {
+			return " (chart " + c + ")"
+		}
+	case AlertIdentityInitials:
+		if i := id.Initials(); i != "" {
+			return " (" + StaffQuote(i) + ")"
+		}
+	}
+	return ""
 }
 
 // quotedName is the patient's display name as staff see it, quoted, or "".

@@ -64,6 +64,16 @@ func (s *step) setVisit(v *Visit) {
 	}
 	s.timer(silentKey, time.Time{})
 	s.st.Silent = time.Time{}
+	if old := s.st.Visit; old != nil {
+		for _, c := range s.st.Checkins {
+			if c.Soreness != nil {
+				s.st.EarlierScores = append(s.st.EarlierScores, EarlierScore{Visit: old.At, Hours: c.Hours, Soreness: *c.Soreness})
+			}
+		}
+		if n := len(s.st.EarlierScores); n > MaxEarlierScores {
+			s.st.EarlierScores = append([]EarlierScore(nil), s.st.EarlierScores[n-MaxEarlierScores:]...)
+		}
+	}
 	s.st.Visit = v
 	s.st.Draft = nil
 	s.st.Checkins = nil

@@ -118,6 +118,9 @@ type Outbound struct {
 	Text string `json:"text"`
 	// Choices are buttons to offer, if any.
 	Choices []Choice `json:"choices,omitempty"`
+	// Staff names the staff member who wrote a message from the clinic
+	// team (a reply from the desk); empty for the bot's own messages.
+	Staff string `json:"staff,omitempty"`
 	// EscalationID links an alert to its escalation record, so staff can
 	// acknowledge it. The engine leaves it 0 on the alert of a new
 	// escalation; the service sets it once the store has given the record

@@ -37,6 +37,7 @@ func (s *step) person(prefix []string) {
 	}
 	body := strings.TrimSpace(strings.ReplaceAll(s.text("person"), "{hours}", hours))
 	s.send(KindReply, strings.Join(append(prefix, body), "\n\n"), []Choice{{ID: callbackChoice, Label: s.text("callback_button")}})
+	s.st.AskedPerson = s.now
 	s.audit("asked_for_person", "")
 	s.reask("")
 }

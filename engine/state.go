@@ -1,6 +1,12 @@
 package engine
 
-import "time"
+import (
+	"log/slog"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
 
 // Treatment is the kind of needling session, which changes the advice.
 type Treatment string
@@ -58,6 +64,60 @@ type Visit struct {
 	// Consent is set when the clinic recorded, in person, the patient's
 	// agreement to automatic check-ins. Otherwise the bot asks first.
 	Consent bool `json:"consent,omitempty"`
+	// Identity is who the patient is, as the clinic entered it: for staff
+	// only (the desk, and in alerts only as Clinic.AlertIdentity allows).
+	// Nil when the clinic entered nothing.
+	Identity *Identity `json:"identity,omitempty"`
+}
+
+// Identity is the staff-only identity the clinic records with a visit, so
+// staff know who "telegram:8815..." is. It is personal data: never logged
+// (LogValue redacts it), exported with the record, erased with the patient.
+type Identity struct {
+	// Name is the patient's name as the clinic's records have it.
+	Name string `json:"name,omitempty"`
+	// Chart is the clinic's chart (medical record) number.
+	Chart string `json:"chart,omitempty"`
+	// Phone is the patient's phone number.
+	Phone string `json:"phone,omitempty"`
+}
+
+// Empty reports whether nothing was entered.
+func (id *Identity) Empty() bool {
+	return id == nil || (id.Name == "" && id.Chart == "" && id.Phone == "")
+}
+
+// Initials are the first letters of the name's words, upper case ("J.Q.").
+func (id *Identity) Initials() string {
+	if id == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, w := range strings.Fields(id.Name) {
+		r, _ := utf8.DecodeRuneInString(w)
+		if unicode.IsLetter(r) {
+			b.WriteRune(unicode.ToUpper(r))
+			b.WriteByte('.')
+		}
+	}
+	return b.String()
+}
+
+// LogValue keeps the identity out of logs that include a visit or a state.
+func (id *Identity) LogValue() slog.Value { return slog.StringValue("[identity redacted]") }
+
+// Clean trims each field, drops control characters and bounds its length,
+// and returns nil when nothing is left.
+func (id Identity) Clean() *Identity {
+	f := func(s string, n int) string {
+		s, _ = Sanitize(s)
+		return Truncate(strings.TrimSpace(s), n)
+	}
+	out := &Identity{Name: f(id.Name, 80), Chart: f(id.Chart, 40), Phone: f(id.Phone, 40)}
+	if out.Empty() {
+		return nil
+	}
+	return out
 }
 
 // State is everything the engine remembers about one patient's
@@ -80,6 +140,10 @@ type State struct {
 	Ready map[string]string `json:"ready,omitempty"`
 	// Checkins holds the automatic check-ins of the current visit.
 	Checkins []Checkin `json:"checkins,omitempty"`
+	// EarlierScores keeps the soreness scores of earlier visits' check-ins
+	// (at most MaxEarlierScores, the newest), so staff can follow a patient
+	// across visits.
+	EarlierScores []EarlierScore `json:"earlier_scores,omitempty"`
 	// Current is the index in Checkins of the open check-in, or -1.
 	Current int `json:"current"`
 	// Clarify is a pending clarifying question about a possible red flag.
@@ -91,6 +155,17 @@ type State struct {
 	Consent string `json:"consent,omitempty"`
 	// Paused is set while staff have paused the patient's check-ins.
 	Paused bool `json:"paused,omitempty"`
+	// HeldUntil holds automatic follow-ups (check-ins and nudges) while a
+	// person at the clinic is talking with the patient: each staff reply
+	// moves it to Clinic.StaffHold after the reply. Red-flag triage never
+	// waits for it.
+	HeldUntil time.Time `json:"held_until,omitzero"`
+	// AskedPerson is when the patient last asked for a person ("can I
+	// talk to someone?"); StaffReplied when a staff member last wrote to
+	// them. The desk lists a patient who asked after the last staff reply
+	// as needing a person.
+	AskedPerson  time.Time `json:"asked_person,omitzero"`
+	StaffReplied time.Time `json:"staff_replied,omitzero"`
 	// Unreachable is set when the platform says the patient can no longer be messaged.
 	Unreachable bool `json:"unreachable,omitempty"`
 	// Escalated is when staff were last alerted about the patient.
@@ -111,6 +186,18 @@ type State struct {
 	// Handled counts the events applied, for the audit trail and tests.
 	Handled int `json:"handled"`
 }
+
+// EarlierScore is the soreness score a patient gave at a check-in of an
+// earlier visit.
+type EarlierScore struct {
+	// Visit is when that visit's session took place; Hours which check-in.
+	Visit    time.Time `json:"visit"`
+	Hours    float64   `json:"hours"`
+	Soreness int       `json:"soreness"`
+}
+
+// MaxEarlierScores bounds State.EarlierScores.
+const MaxEarlierScores = 30
 
 // Checkin is one automatic check-in and the patient's answers.
 type Checkin struct {
@@ -154,7 +241,9 @@ const (
 	EventDue EventKind = "due"
 	// EventUnreachable is the platform refusing delivery for good.
 	EventUnreachable EventKind = "unreachable"
-	// EventStaff is a staff action on the patient ("pause", "resume", "erase").
+	// EventStaff is a staff action on the patient: "pause", "resume",
+	// "erase", or "reply" (a staff member's message in Text, which holds
+	// automatic follow-ups for Clinic.StaffHold).
 	EventStaff EventKind = "staff"
 )
 

@@ -15,20 +15,30 @@ import (
 // System URIs identifying Aftercare's codes and identifiers in FHIR.
 const (
 	PatientSystem = "urn:aftercare:patient"
+	// ChartSystem marks the clinic's chart number among the Patient's
+	// identifiers; a clinic importing into its EHR maps it to its own
+	// medical-record-number system.
+	ChartSystem   = "urn:aftercare:clinic-chart"
 	AnswerSystem  = "urn:aftercare:checkin-answer"
 	Questionnaire = "urn:aftercare:questionnaire:checkin"
 )
 
 // Document is the exported record.
 type Document struct {
-	Patient     engine.PatientID        `json:"patient"`
-	Exported    time.Time               `json:"exported"`
-	Visit       *engine.Visit           `json:"current_visit,omitempty"`
-	Visits      []engine.Visit          `json:"visits"`
-	Escalations []engine.Escalation     `json:"escalations"`
-	Audit       []engine.Audit          `json:"audit"`
-	Checkins    []QuestionnaireResponse `json:"checkins"`
-	Preferences Preferences             `json:"preferences"`
+	Patient  engine.PatientID `json:"patient"`
+	Exported time.Time        `json:"exported"`
+	Visit    *engine.Visit    `json:"current_visit,omitempty"`
+	Visits   []engine.Visit   `json:"visits"`
+	// PatientResource is the patient as a FHIR R4 Patient: the platform
+	// identifier always, and the identity the clinic entered (name, chart
+	// number, phone) when there is one.
+	PatientResource Patient                 `json:"patient_resource"`
+	Escalations     []engine.Escalation     `json:"escalations"`
+	Audit           []engine.Audit          `json:"audit"`
+	Checkins        []QuestionnaireResponse `json:"checkins"`
+	// EarlierScores are the soreness scores of earlier visits\' check-ins.
+	EarlierScores []engine.EarlierScore `json:"earlier_soreness_scores,omitempty"`
+	Preferences   Preferences           `json:"preferences"`
 	// Conversation is every message of the conversation, both sides.
 	Conversation []store.TranscriptLine `json:"conversation,omitempty"`
 }
@@ -38,6 +48,52 @@ type Preferences struct {
 	Consent string `json:"consent_to_checkins"`
 	Stopped bool   `json:"stopped"`
 	Paused  bool   `json:"paused_by_clinic"`
+}
+
+// Patient is the subset of FHIR R4 Patient Aftercare fills.
+type Patient struct {
+	ResourceType string         `json:"resourceType"`
+	ID           string         `json:"id"`
+	Identifier   []Identifier   `json:"identifier"`
+	Name         []HumanName    `json:"name,omitempty"`
+	Telecom      []ContactPoint `json:"telecom,omitempty"`
+}
+
+// HumanName is a FHIR HumanName, as the clinic wrote it.
+type HumanName struct {
+	Text string `json:"text"`
+}
+
+// ContactPoint is a FHIR ContactPoint.
+type ContactPoint struct {
+	System string `json:"system"`
+	Value  string `json:"value"`
+}
+
+// patientResource builds the Patient resource from the current visit's
+// identity, or the latest visit's that has one.
+func patientResource(r store.Record) Patient {
+	pt := Patient{ResourceType: "Patient", ID: "patient", Identifier: []Identifier{{System: PatientSystem, Value: string(r.State.Patient)}}}
+	var id *engine.Identity
+	if r.State.Visit != nil {
+		id = r.State.Visit.Identity
+	}
+	for i := len(r.Visits) - 1; i >= 0 && id.Empty(); i-- {
+		id = r.Visits[i].Identity
+	}
+	if id.Empty() {
+		return pt
+	}
+	if id.Chart != "" {
+		pt.Identifier = append(pt.Identifier, Identifier{System: ChartSystem, Value: id.Chart})
+	}
+	if id.Name != "" {
+		pt.Name = []HumanName{{Text: id.Name}}
+	}
+	if id.Phone != "" {
+		pt.Telecom = []ContactPoint{{System: "phone", Value: id.Phone}}
+	}
+	return pt
 }
 
 // QuestionnaireResponse is the subset of FHIR R4 QuestionnaireResponse
@@ -96,8 +152,9 @@ type Extension struct {
 func Build(r store.Record, p *engine.Protocol, now time.Time) Document {
 	d := Document{
 		Patient: r.State.Patient, Exported: now, Visit: r.State.Visit, Visits: r.Visits,
-		Escalations: r.Escalations, Audit: r.Audit, Conversation: r.Transcript,
-		Preferences: Preferences{Consent: r.State.Consent, Stopped: r.State.Stopped, Paused: r.State.Paused},
+		Escalations: r.Escalations, Audit: r.Audit, Conversation: r.Transcript, PatientResource: patientResource(r),
+		EarlierScores: r.State.EarlierScores,
+		Preferences:   Preferences{Consent: r.State.Consent, Stopped: r.State.Stopped, Paused: r.State.Paused},
 	}
 	if d.Visits == nil {
 		d.Visits = []engine.Visit{}

@@ -50,3 +50,33 @@ func TestCheckinsBecomeQuestionnaireResponses(t *testing.T) {
 		t.Fatalf("subject %v", subj)
 	}
 }
+
+// TestIdentityBecomesPatientResource: the identity the clinic entered is
+// exported as a FHIR Patient (chart number as an identifier, name, phone);
+// without one the Patient carries only the platform identifier.
+func TestIdentityBecomesPatientResource(t *testing.T) {
+	at := time.Date(2026, 3, 3, 16, 0, 0, 0, time.UTC)
+	id := &engine.Identity{Name: "Jane Quinlan", Chart: "C-20417", Phone: "+1-555-0142"}
+	for _, tc := range []struct {
+		name string
+		rec  store.Record
+		want string
+	}{
+		{"current visit", store.Record{State: engine.State{Patient: "telegram:1", Visit: &engine.Visit{At: at, Identity: id}}},
+			`{"resourceType":"Patient","id":"patient","identifier":[{"system":"urn:aftercare:patient","value":"telegram:1"},{"system":"urn:aftercare:clinic-chart","value":"C-20417"}],"name":[{"text":"Jane Quinlan"}],"telecom":[{"system":"phone","value":"+1-555-0142"}]}`},
+		{"an earlier visit", store.Record{State: engine.State{Patient: "telegram:1", Visit: &engine.Visit{At: at}}, Visits: []engine.Visit{{At: at.Add(-time.Hour), Identity: &engine.Identity{Chart: "C-9"}}, {At: at}}},
+			`{"resourceType":"Patient","id":"patient","identifier":[{"system":"urn:aftercare:patient","value":"telegram:1"},{"system":"urn:aftercare:clinic-chart","value":"C-9"}]}`},
+		{"none", store.Record{State: engine.State{Patient: "telegram:1"}},
+			`{"resourceType":"Patient","id":"patient","identifier":[{"system":"urn:aftercare:patient","value":"telegram:1"}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := json.Marshal(export.Build(tc.rec, engine.DefaultProtocol(), at).PatientResource)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(b) != tc.want {
+				t.Errorf("Patient\n got %s\nwant %s", b, tc.want)
+			}
+		})
+	}
+}

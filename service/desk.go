@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/aftercare-clinic/aftercare/engine"
-	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // This file is what the staff desk (package desk) asks of the service: the
@@ -54,18 +53,14 @@ const ReplyHeading = "Message from the clinic team:\n"
 // ErrEmptyReply is returned by Reply for a reply with no text.
 var ErrEmptyReply = errors.New("the reply is empty")
 
-// staffReplier is implemented by stores that queue a staff reply together
-// with its transcript and audit lines (*store.Store).
-type staffReplier interface {
-	EnqueueStaffReply(ctx context.Context, m engine.Outbound, line store.TranscriptLine, a engine.Audit) error
-}
-
-// Reply queues a message from staff member who to the patient, through the
+// Reply sends a message from staff member who to the patient, through the
 // outbox like every other message (so pacing, retries and the patient's
-// platform apply), marked as from the clinic team. The message, its line
-// in the conversation transcript and its audit line ("staff_reply", actor
-// who, never the text) are committed together. It returns an error
-// wrapping store.ErrNotFound when the patient is not on record.
+// platform apply), marked as from the clinic team. It is an engine step
+// (the "reply" staff action), so the message, its transcript line, its
+// audit line ("staff_reply", actor who, never the text) and the hold on
+// automatic follow-ups while a person talks with the patient are
+// committed together, in either store. It returns an error wrapping
+// store.ErrNotFound when the patient is not on record.
 func (s *Service) Reply(ctx context.Context, patient engine.PatientID, who, text string) error {
 	text, _ = engine.Sanitize(text)
 	text = strings.TrimSpace(text)
@@ -73,18 +68,37 @@ func (s *Service) Reply(ctx context.Context, patient engine.PatientID, who, text
 		return ErrEmptyReply
 	}
 	text = engine.Truncate(text, MaxReplyRunes)
-	sr, ok := s.store.(staffReplier)
-	if !ok {
-		return errors.New("service: this store cannot queue staff replies")
+	return s.deskStep(ctx, patient, engine.Event{Kind: engine.EventStaff, Action: "reply", Actor: who, Text: ReplyHeading + text})
+}
+
+// Pause stops (action "pause") or restarts ("resume") the patient's
+// automatic check-ins, as /pause and /resume do, audited with who.
+func (s *Service) Pause(ctx context.Context, patient engine.PatientID, who, action string) error {
+	if action != "pause" && action != "resume" {
+		return fmt.Errorf("service: unknown action %q", action)
 	}
-	now := s.clock.Now()
-	m := engine.Outbound{To: patient, Kind: engine.KindReply, Patient: patient, Text: ReplyHeading + text, Created: now}
-	line := store.TranscriptLine{At: now, From: store.FromClinic, Kind: engine.KindReply, Text: text, Staff: who}
-	a := engine.Audit{At: now, Actor: who, Action: "staff_reply", Patient: patient, Detail: "message from the clinic team queued"}
-	if err := sr.EnqueueStaffReply(ctx, m, line, a); err != nil {
-		return fmt.Errorf("staff reply to %s: %w", patient, err)
+	return s.deskStep(ctx, patient, engine.Event{Kind: engine.EventStaff, Action: action, Actor: who})
+}
+
+// Erase deletes everything stored about the patient, as the patient's own
+// /forget does, leaving one anonymous audit line and one naming who.
+func (s *Service) Erase(ctx context.Context, patient engine.PatientID, who string) error {
+	return s.deskStep(ctx, patient, engine.Event{Kind: engine.EventStaff, Action: "erase", Actor: who})
+}
+
+// deskStep applies a staff member's action from the desk to a patient on
+// record; store.ErrNotFound (wrapped) for anyone else, so a made-up ID
+// never starts a conversation.
+func (s *Service) deskStep(ctx context.Context, patient engine.PatientID, ev engine.Event) error {
+	if strings.TrimSpace(ev.Actor) == "" {
+		return errors.New("service: desk action without a staff member")
 	}
-	s.kick(patient.Platform())
+	if _, err := s.store.PatientRecord(patient); err != nil {
+		return fmt.Errorf("%s %s: %w", ev.Action, patient, err)
+	}
+	if _, err := s.apply(ctx, patient, "", nil, ev); err != nil {
+		return fmt.Errorf("%s %s: %w", ev.Action, patient, err)
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -54,9 +55,19 @@ func putTranscript(tx *bolt.Tx, st Step, ms []engine.Outbound) error {
 		if m.To != st.Patient || m.Channel != "" {
 			continue
 		}
-		lines = append(lines, TranscriptLine{At: m.Created, From: FromBot, Kind: m.Kind, Text: m.Text, Level: m.Level})
+		lines = append(lines, SentLine(m))
 	}
 	return appendTranscript(tx, st.Patient, lines...)
+}
+
+// SentLine is the transcript line of a message sent to the patient: the
+// bot's, or the clinic team's when a staff member wrote it (m.Staff).
+// Both stores write it the same way.
+func SentLine(m engine.Outbound) TranscriptLine {
+	if m.Staff != "" {
+		return TranscriptLine{At: m.Created, From: FromClinic, Kind: m.Kind, Text: m.Text, Staff: m.Staff}
+	}
+	return TranscriptLine{At: m.Created, From: FromBot, Kind: m.Kind, Text: m.Text, Level: m.Level}
 }
 
 func appendTranscript(tx *bolt.Tx, p engine.PatientID, lines ...TranscriptLine) error {
@@ -119,28 +130,6 @@ func readTranscript(tx *bolt.Tx, p engine.PatientID, limit int) []TranscriptLine
 		out[len(rev)-1-i] = l
 	}
 	return out
-}
-
-// EnqueueStaffReply queues a staff member's message to a patient, in one
-// transaction with its transcript line and its audit line, so a reply is
-// never sent unrecorded nor recorded unsent. It returns ErrNotFound when
-// the patient is not on record (erased meanwhile).
-func (s *Store) EnqueueStaffReply(ctx context.Context, m engine.Outbound, line TranscriptLine, a engine.Audit) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.commit.do(ctx, func(tx *bolt.Tx) error {
-		if tx.Bucket(bStates).Get([]byte(m.To)) == nil {
-			return ErrNotFound
-		}
-		if err := putOutbound(tx, []engine.Outbound{m}, nil); err != nil {
-			return err
-		}
-		if err := appendTranscript(tx, m.To, line); err != nil {
-			return err
-		}
-		return putAudit(tx, []engine.Audit{a})
-	})
 }
 
 // DeskLogin is a one-time sign-in link for the staff desk. The store keeps
@@ -241,4 +230,43 @@ func (s *Store) PatientStatesRaw(fn func(id engine.PatientID, raw []byte) error)
 			return fn(engine.PatientID(k), v)
 		})
 	})
+}
+
+// OpenInvites returns the invites no patient has used yet and that are
+// still valid at now, oldest visit first: the desk lists them on Today as
+// "invited". Their visits carry the identity the clinic entered.
+func (s *Store) OpenInvites(now time.Time) ([]engine.Invite, error) {
+	var out []engine.Invite
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bInvites).ForEach(func(_, v []byte) error {
+			var inv engine.Invite
+			if json.Unmarshal(v, &inv) != nil || inv.UsedBy != "" || !now.Before(inv.Expires) {
+				return nil
+			}
+			out = append(out, inv)
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Visit.At.Before(out[j].Visit.At) })
+	return out, err
+}
+
+// bumpStates counts a change of the states bucket in its sequence, inside
+// the transaction that makes it: every write or delete of a patient's
+// state calls it, so StatesVersion changes with every change of a state.
+func bumpStates(tx *bolt.Tx) error {
+	b := tx.Bucket(bStates)
+	return b.SetSequence(b.Sequence() + 1)
+}
+
+// StatesVersion is a number that changes whenever any patient's stored
+// state changes (written, erased or set aside), so the desk can keep its
+// lists of 10,000 patients without walking them while nothing changed.
+func (s *Store) StatesVersion() (uint64, error) {
+	var v uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v = tx.Bucket(bStates).Sequence()
+		return nil
+	})
+	return v, err
 }

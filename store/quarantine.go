@@ -79,6 +79,11 @@ func (s *Store) quarantine(tx *bolt.Tx, bucket []byte, q Quarantined) error {
 	if err := tx.Bucket(bucket).Delete(q.Key); err != nil {
 		return err
 	}
+	if bytes.Equal(bucket, bStates) {
+		if err := bumpStates(tx); err != nil {
+			return err
+		}
+	}
 	qb := tx.Bucket(bQuarantine)
 	seq, _ := qb.NextSequence()
 	q.Seq = seq

@@ -207,7 +207,16 @@ func (s *Store) PatientRecord(p engine.PatientID) (Record, error) {
 			r.Visits = append(r.Visits, vi)
 		}
 		r.Transcript = readTranscript(tx, p, 0)
+		// Escalation and audit lines are keyed by sequence, not patient:
+		// decode only those whose bytes name the patient, so a record costs
+		// a byte scan of the others rather than decoding every one (the
+		// desk's patient page with 10,000 patients on record).
+		needle, _ := json.Marshal(p)
+		needle = append([]byte(`"patient":`), needle...)
 		if err := tx.Bucket(bEscalations).ForEach(func(_, v []byte) error {
+			if !bytes.Contains(v, needle) {
+				return nil
+			}
 			var e engine.Escalation
 			if json.Unmarshal(v, &e) == nil && e.Patient == p {
 				r.Escalations = append(r.Escalations, e)
@@ -217,6 +226,9 @@ func (s *Store) PatientRecord(p engine.PatientID) (Record, error) {
 			return err
 		}
 		return tx.Bucket(bAudit).ForEach(func(_, v []byte) error {
+			if !bytes.Contains(v, needle) {
+				return nil
+			}
 			var a engine.Audit
 			if json.Unmarshal(v, &a) == nil && a.Patient == p {
 				r.Audit = append(r.Audit, a)

@@ -214,7 +214,10 @@ func commitState(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte) err
 			return err
 		}
 	}
-	return tx.Bucket(bStates).Put([]byte(st.Patient), b)
+	if err := tx.Bucket(bStates).Put([]byte(st.Patient), b); err != nil {
+		return err
+	}
+	return bumpStates(tx)
 }
 
 // commitFired removes the timer the step fired, if any (timers and
@@ -371,6 +374,9 @@ func (s *Store) ApplyStaff(ctx context.Context, st StaffStep) (bool, error) {
 // queued messages and used invites. Dedupe keys hold no personal data and stay.
 func erase(tx *bolt.Tx, p engine.PatientID) error {
 	if err := tx.Bucket(bStates).Delete([]byte(p)); err != nil {
+		return err
+	}
+	if err := bumpStates(tx); err != nil {
 		return err
 	}
 	if err := deleteTimers(tx, PatientOwner(p)); err != nil {

@@ -128,6 +128,30 @@ type ClinicConfig struct {
 	Hours map[string]string `json:"hours,omitempty"`
 	// AfterHoursPhone is given to patients when the clinic is closed.
 	AfterHoursPhone string `json:"after_hours_phone,omitempty"`
+	// AlertIdentity is what staff alerts in chat show of the identity the
+	// clinic entered with a visit: "" (nothing, the default), "chart"
+	// (the chart number) or "initials".
+	AlertIdentity string `json:"alert_identity,omitempty"`
+	// StaffReplyHold is how long automatic check-ins and nudges wait after
+	// a staff reply from the desk ("30m" by default; "0s" turns it off).
+	// Red flags never wait.
+	StaffReplyHold string `json:"staff_reply_hold,omitempty"`
+}
+
+// staffHold is clinic.staff_reply_hold as the engine takes it: zero for
+// the default, negative for off.
+func (c ClinicConfig) staffHold() (time.Duration, error) {
+	if c.StaffReplyHold == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(c.StaffReplyHold)
+	if err != nil || d < 0 || d > 24*time.Hour {
+		return 0, fmt.Errorf("%q: use a duration up to 24h, e.g. \"30m\", or \"0s\" for no hold", c.StaffReplyHold)
+	}
+	if d == 0 {
+		return -1, nil
+	}
+	return d, nil
 }
 
 // QuietHours bound when automatic check-ins may not be sent ("21:00" to
@@ -421,6 +445,14 @@ func (c Config) Validate() error {
 	if _, err := c.hours(); err != nil {
 		other(err)
 	}
+	switch c.Clinic.AlertIdentity {
+	case engine.AlertIdentityNone, engine.AlertIdentityChart, engine.AlertIdentityInitials:
+	default:
+		bad("clinic.alert_identity", fmt.Sprintf("%q: use \"chart\", \"initials\", or leave it out to show neither", c.Clinic.AlertIdentity))
+	}
+	if _, err := c.Clinic.staffHold(); err != nil {
+		bad("clinic.staff_reply_hold", err.Error())
+	}
 	if d, err := time.ParseDuration(c.Escalation.AckTimeout); err != nil || d < time.Minute {
 		bad("escalation.ack_timeout", fmt.Sprintf("%q: use a duration of at least a minute, e.g. \"10m\"", c.Escalation.AckTimeout))
 	}
@@ -627,8 +659,10 @@ func (c Config) clinic() engine.Clinic {
 	qs, _ := parseHHMM(c.Clinic.QuietHours.Start)
 	qe, _ := parseHHMM(c.Clinic.QuietHours.End)
 	hours, _ := c.hours()
+	hold, _ := c.Clinic.staffHold()
 	return engine.Clinic{
 		Name: c.Clinic.Name, Phone: c.Clinic.Phone, EmergencyNumber: c.Clinic.EmergencyNumber,
 		TimeZone: c.Clinic.TimeZone, QuietStart: qs, QuietEnd: qe, Hours: hours, AfterHoursPhone: c.Clinic.AfterHoursPhone,
+		AlertIdentity: c.Clinic.AlertIdentity, StaffHold: hold,
 	}
 }

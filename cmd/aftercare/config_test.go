@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // validClinic is a clinic section that passes every check, for cases that
@@ -151,6 +152,40 @@ func TestTelegramBotUsernameChecked(t *testing.T) {
 		err := c.Validate()
 		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "invites.telegram_bot_username")) {
 			t.Errorf("%s / %q: err %v, want ok=%v", tc.clinic, tc.user, err, tc.ok)
+		}
+	}
+}
+
+// TestClinicDeskKeys: clinic.alert_identity and clinic.staff_reply_hold
+// reach the engine as configured and wrong values name their key.
+func TestClinicDeskKeys(t *testing.T) {
+	for _, tc := range []struct {
+		identity, hold string
+		bad            string // key named in the error, "" when valid
+		wantHold       time.Duration
+	}{
+		{"", "", "", 0},
+		{"chart", "45m", "", 45 * time.Minute},
+		{"initials", "0s", "", -1},
+		{"name", "", "clinic.alert_identity", 0},
+		{"", "soon", "clinic.staff_reply_hold", 0},
+		{"", "-5m", "clinic.staff_reply_hold", 0},
+	} {
+		c := testConfig(t.TempDir())
+		c.Clinic.AlertIdentity, c.Clinic.StaffReplyHold = tc.identity, tc.hold
+		err := c.Validate()
+		if tc.bad != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.bad) {
+				t.Errorf("%q/%q: error %v, want one naming %s", tc.identity, tc.hold, err, tc.bad)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q/%q: %v", tc.identity, tc.hold, err)
+			continue
+		}
+		if cl := c.clinic(); cl.AlertIdentity != tc.identity || cl.StaffHold != tc.wantHold {
+			t.Errorf("%q/%q: engine gets %q and %v", tc.identity, tc.hold, cl.AlertIdentity, cl.StaffHold)
 		}
 	}
 }

@@ -3,6 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +44,11 @@ type dcWorld struct {
 	logs *lockedBuffer
 }
 
-func startDiscordMain(t *testing.T) *dcWorld {
+func startDiscordMain(t *testing.T) *dcWorld { return startDiscordMainWith(t, nil) }
+
+// startDiscordMainWith is startDiscordMain with configure applied to the
+// configuration first (nil: none).
+func startDiscordMainWith(t *testing.T, configure func(*Config)) *dcWorld {
 	t.Helper()
 	fake := discordfake.New(dcToken, discordfake.WithCompression(), discordfake.WithHeartbeatInterval(time.Second))
 	cfg := DefaultConfig()
@@ -52,6 +61,9 @@ func startDiscordMain(t *testing.T) *dcWorld {
 		GuildID:           dcGuild,
 		APIBase:           fake.URL(),
 		MaxReconnectDelay: discord.Duration(2 * time.Second),
+	}
+	if configure != nil {
+		configure(&cfg)
 	}
 	clk := clock.NewFake(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
 	w := &dcWorld{t: t, fake: fake, clk: clk, logs: &lockedBuffer{}}
@@ -323,5 +335,49 @@ func TestDiscordEndToEnd(t *testing.T) {
 		if strings.Contains(w.logs.String(), secret) {
 			t.Errorf("the logs contain %q", secret)
 		}
+	}
+}
+
+// TestDiscordLoginGivesADeskLink: /staff login in the Discord staff
+// channel gives a configured staff member a one-time desk link that signs
+// them in; a member with only the staff role, not listed, gets none.
+func TestDiscordLoginGivesADeskLink(t *testing.T) {
+	w := startDiscordMainWith(t, func(c *Config) {
+		c.Discord.StaffUserIDs = []string{dcNurse}
+		c.Web = WebConfig{Listen: "127.0.0.1:0", StaffNames: map[string]string{"discord:" + dcNurse: "Nurse Kim"}}
+	})
+	n := len(w.fake.MessagesIn(dcStaffCh))
+	w.fake.Slash(dcGuild, dcStaffCh, dcStranger, []string{dcStaffRole}, "staff", map[string]string{"command": "login"})
+	w.next(t, dcStaffCh, n, "only staff listed in the configuration")
+	n = len(w.fake.MessagesIn(dcStaffCh))
+	w.fake.Slash(dcGuild, dcStaffCh, dcNurse, []string{dcStaffRole}, "staff", map[string]string{"command": "login"})
+	msg := w.next(t, dcStaffCh, n, "/login?t=")
+	link := regexp.MustCompile(`https?://[^\s<>]+/login\?t=[A-Za-z0-9_\\-]+`).FindString(msg.Content)
+	link = strings.ReplaceAll(link, `\_`, "_") // Discord markdown escaping
+	link = strings.ReplaceAll(link, `\-`, "-")
+	if link == "" {
+		t.Fatalf("no link in %q", msg.Content)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	r, err := c.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	tok := regexp.MustCompile(`name="t" value="([^"]+)"`).FindStringSubmatch(string(b))
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(string(b))
+	if r.StatusCode != 200 || tok == nil || csrf == nil {
+		t.Fatalf("link %s: %d\n%s", link, r.StatusCode, b)
+	}
+	r, err = c.PostForm("http://"+w.run.WebAddr+"/login", url.Values{"t": {tok[1]}, "csrf": {csrf[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 200 || !strings.Contains(string(b), "Nurse Kim") {
+		t.Fatalf("sign in: %d\n%s", r.StatusCode, b)
 	}
 }

@@ -1,11 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aftercare-clinic/aftercare/engine"
 
 	"github.com/aftercare-clinic/aftercare/store/postgres"
 	"github.com/aftercare-clinic/aftercare/store/postgres/pgtest"
@@ -84,5 +93,92 @@ func TestMigrateCopiesTheBboltDatabase(t *testing.T) {
 	defer st.Close()
 	if es, _ := st.Escalations(); len(es) != 1 {
 		t.Fatalf("escalations after migrate: %v", es)
+	}
+}
+
+// TestDeskOnPostgres runs the program on PostgreSQL with the desk on: a
+// staff member signs in by link, sees a red flag, makes an invite with the
+// patient's identity (listed on Today) and replies to the patient, all on
+// the PostgreSQL store.
+func TestDeskOnPostgres(t *testing.T) {
+	dir := t.TempDir()
+	cfg := deskConfig(dir)
+	cfg.Store.Backend = "postgres"
+	dsn := pgtest.DSN(t)
+	pr, pw := io.Pipe()
+	started := make(chan *Running, 1)
+	m := &Main{Stdin: pr, Stdout: io.Discard, Config: cfg, Started: func(r *Running) { started <- r },
+		Getenv: func(k string) string { return map[string]string{EnvPostgresDSN: dsn}[k] }}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(context.Background()) }()
+	var run *Running
+	select {
+	case run = <-started:
+	case err := <-done:
+		t.Fatal(err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("did not start")
+	}
+	defer func() {
+		pw.Close()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	if run.Store != nil {
+		t.Fatal("a bbolt store is open with the postgres backend")
+	}
+	base := "http://" + run.WebAddr
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	body := func(r *http.Response, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		if r.StatusCode != 200 {
+			t.Fatalf("%s: %d\n%s", r.Request.URL, r.StatusCode, b)
+		}
+		return string(b)
+	}
+	// `aftercare staff-link` on the shared database, while the bot runs.
+	var out bytes.Buffer
+	cli := &Main{Args: []string{"staff-link", "Ana Ruiz"}, Stdout: &out, Stderr: io.Discard, Config: cfg,
+		Getenv: func(k string) string { return map[string]string{EnvPostgresDSN: dsn}[k] }}
+	if err := cli.Run(context.Background()); err != nil {
+		t.Fatalf("staff-link: %v", err)
+	}
+	link := regexp.MustCompile(`\S+/login\?t=\S+`).FindString(out.String())
+	if link == "" {
+		t.Fatalf("no link in %q", out.String())
+	}
+	link = strings.Replace(link, "http://"+cfg.Web.Listen, base, 1) // the CLI names the configured address
+	page := body(c.Get(link))
+	field := func(page, name string) string {
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]+)"`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatalf("no %s field in\n%s", name, page)
+		}
+		return m[1]
+	}
+	alerts := body(c.PostForm(base+"/login", url.Values{"t": {field(page, "t")}, "csrf": {field(page, "csrf")}}))
+	csrf := field(alerts, "csrf")
+
+	p := engine.PatientID("telegram:5")
+	if err := run.Service.Receive(context.Background(), engine.Inbound{Patient: p, Text: "I fainted"}); err != nil {
+		t.Fatal(err)
+	}
+	if page := body(c.Get(base + "/alerts")); !strings.Contains(page, string(p)) {
+		t.Errorf("the alert is not on the page:\n%s", page)
+	}
+	body(c.PostForm(base+"/visits/new", url.Values{"csrf": {csrf}, "treatment": {"acupuncture"}, "name": {"Rosa Diaz"}, "chart": {"C-77"}}))
+	if page := body(c.Get(base + "/today")); !strings.Contains(page, "Rosa Diaz") {
+		t.Errorf("Today does not list the invited patient:\n%s", page)
+	}
+	body(c.PostForm(base+"/patients/"+string(p)+"/reply", url.Values{"csrf": {csrf}, "text": {"We are calling you."}}))
+	if page := body(c.Get(base + "/patients/" + string(p))); !strings.Contains(page, "We are calling you.") {
+		t.Errorf("the reply is not in the conversation:\n%s", page)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -68,9 +67,12 @@ func TestLogsNeverHoldHealthData(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(dir)
 	cfg.Log = LogConfig{Level: "debug", Format: "json", File: "stderr"} // the console would log to a file
+	cfg.Clinic.AlertIdentity = "chart"                                  // the chart number goes into chat alerts, never into logs
 	secrets := []string{
 		"Jane Quinlan", "+1-555-0142", "555-0142", "left breast", "I fainted", "stabbing pain",
 		"chest hurts", "my husband", "Sample Acupuncture Clinic", "+1-555-0100",
+		// The staff-only identity entered with a visit, and a staff reply.
+		"C-20417", "Quinlan-Ortega", "555-0199", "Ana Ruiz", "your back",
 	}
 	input := strings.Join([]string{
 		"hi, this is Jane Quinlan, call me on +1-555-0142",
@@ -79,18 +81,34 @@ func TestLogsNeverHoldHealthData(t *testing.T) {
 		"stabbing pain and my chest hurts",
 		"I fainted",
 	}, "\n") + "\n"
-	var logs, out bytes.Buffer
+	// The console writes its banner while the dispatcher sends it the
+	// alerts of the patients Started makes: both write to out.
+	var logs, out lockedBuffer
 	m := &Main{Stdin: strings.NewReader(input), Stdout: &out, Stderr: &logs, Config: cfg,
 		Getenv: func(k string) string { return map[string]string{EnvDataDir: dir}[k] },
 		Started: func(r *Running) {
 			// A display name arrives from platforms with every message.
-			r.Service.Receive(context.Background(), engine.Inbound{Patient: "telegram:99", Text: "dizzy, Jane Quinlan here", DisplayName: "Jane Quinlan"})
+			ctx := context.Background()
+			r.Service.Receive(ctx, engine.Inbound{Patient: "telegram:99", Text: "dizzy, Jane Quinlan here", DisplayName: "Jane Quinlan"})
+			// A visit with the staff-only identity, a reply from the desk,
+			// and a red flag whose alert shows the chart number.
+			if err := r.Service.RecordVisit(ctx, "telegram:98", engine.Visit{At: r.Clock.Now(), Treatment: engine.Acupuncture, Consent: true,
+				Identity: &engine.Identity{Name: "Rosa Quinlan-Ortega", Chart: "C-20417", Phone: "+1-555-0199"}}); err != nil {
+				t.Error(err)
+			}
+			if err := r.Service.Reply(ctx, "telegram:98", "Ana Ruiz", "How is your back, Rosa Quinlan-Ortega?"); err != nil {
+				t.Error(err)
+			}
+			r.Service.Receive(ctx, engine.Inbound{Patient: "telegram:98", Text: "I fainted"})
 		}}
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "STAFF ALERT EMERGENCY") {
 		t.Fatalf("the conversation did not reach an escalation; the test proves nothing:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "telegram:98 (chart C-20417)") {
+		t.Fatalf("the alert about the patient with an identity does not show the chart number; the test proves nothing:\n%s", out.String())
 	}
 	if !strings.Contains(logs.String(), `"level":"WARN","msg":"escalation"`) {
 		t.Fatalf("expected structured escalation logs:\n%s", logs.String())

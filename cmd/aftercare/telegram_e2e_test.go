@@ -50,12 +50,17 @@ type tgWorld struct {
 	stop    func()
 	// seen counts the messages read so far per chat, for next.
 	msgs map[int64][]telegramtest.BotMessage
+	// configure, when set, changes each Main's configuration (the desk's
+	// browser test turns the desk on).
+	configure func(*Config)
 }
 
-func startTelegramWorld(t *testing.T) *tgWorld {
+func startTelegramWorld(t *testing.T) *tgWorld { return startTelegramWorldWith(t, nil) }
+
+func startTelegramWorldWith(t *testing.T, configure func(*Config)) *tgWorld {
 	t.Helper()
 	emu := telegramtest.StartEmulator(t)
-	w := &tgWorld{
+	w := &tgWorld{configure: configure,
 		t: t, emu: emu, proxy: telegramtest.NewProxy(t, emu), client: telegramtest.NewClient(emu.URL, tgToken),
 		clk:     clock.NewFake(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)),
 		dataDir: t.TempDir(), logs: &lockedBuffer{}, msgs: map[int64][]telegramtest.BotMessage{},
@@ -84,6 +89,9 @@ func (w *tgWorld) start() {
 		StaffChatID:  tgStaff,
 		PollInterval: telegram.Duration(20 * time.Millisecond),
 		PollTimeout:  telegram.Duration(time.Second),
+	}
+	if w.configure != nil {
+		w.configure(&cfg)
 	}
 	m := &Main{
 		Config: &cfg, Clock: w.clk, Stderr: w.logs,

@@ -19,6 +19,7 @@ import (
 	"github.com/aftercare-clinic/aftercare/engine"
 	"github.com/aftercare-clinic/aftercare/service"
 	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store/postgres"
 )
 
 // WebConfig is the staff desk's listener (package desk). Off unless
@@ -113,10 +114,21 @@ func deskBaseURL(w WebConfig, addr string) string {
 	return scheme + net.JoinHostPort(host, port)
 }
 
-func newDesk(cfg Config, st *store.Store, svc *service.Service, clk clock.Clock, log *slog.Logger, links func(string) []string, addr string) (*desk.Desk, error) {
+// The desk runs on either store.
+var (
+	_ desk.Store = (*store.Store)(nil)
+	_ desk.Store = (*postgres.Store)(nil)
+)
+
+func newDesk(cfg Config, st desk.Store, svc *service.Service, clk clock.Clock, log *slog.Logger, links func(string) []string, addr string, p *engine.Protocol) (*desk.Desk, error) {
+	loc, err := time.LoadLocation(cfg.Clinic.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("clinic.time_zone: %w", err)
+	}
 	return desk.New(desk.Config{Store: st, Service: svc, Clock: clk, Logger: log, Staff: deskStaff(cfg),
 		BaseURL: deskBaseURL(cfg.Web, addr), Secure: cfg.Web.TLSCert != "" || cfg.Web.BehindTLSProxy,
-		ClinicName: cfg.Clinic.Name, InviteLinks: links, InviteTTL: time.Duration(cfg.Invites.TTLDays) * 24 * time.Hour})
+		ClinicName: cfg.Clinic.Name, InviteLinks: links, InviteTTL: time.Duration(cfg.Invites.TTLDays) * 24 * time.Hour,
+		Location: loc, Protocol: p})
 }
 
 // staffLoginFunc answers /login in the staff chat once the desk runs; nil
@@ -141,7 +153,12 @@ func startDesk(ctx context.Context, run *Running, cfgPath string, log *slog.Logg
 		return &ConfigError{File: cfgPath, Key: "web.listen", Msg: err.Error()}
 	}
 	run.WebAddr = ln.Addr().String()
-	d, err := newDesk(cfg, run.Store, run.Service, run.Clock, log, links, run.WebAddr)
+	st, ok := run.DB.(desk.Store)
+	if !ok {
+		ln.Close()
+		return &ConfigError{File: cfgPath, Key: "web.listen", Msg: fmt.Sprintf("the staff desk does not run on this store (%T)", run.DB)}
+	}
+	d, err := newDesk(cfg, st, run.Service, run.Clock, log, links, run.WebAddr, run.Engine.Protocol())
 	if err != nil {
 		ln.Close()
 		return &ConfigError{File: cfgPath, Key: "web", Msg: err.Error()}
@@ -195,7 +212,11 @@ func (m *Main) staffLink(ctx context.Context, args []string) error {
 	}
 	who := fs.Arg(0)
 	var link string
-	err = m.withStore(cfg, func(st *store.Store) error {
+	issue := func(st appStore) error {
+		ds, ok := st.(desk.Store)
+		if !ok {
+			return fmt.Errorf("the staff desk does not run on this store (%T)", st)
+		}
 		eng, err := buildEngine(cfg)
 		if err != nil {
 			return err
@@ -205,13 +226,25 @@ func (m *Main) staffLink(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		d, err := newDesk(cfg, st, svc, clk, slog.New(slog.DiscardHandler), nil, cfg.Web.Listen)
+		d, err := newDesk(cfg, ds, svc, clk, slog.New(slog.DiscardHandler), nil, cfg.Web.Listen, eng.Protocol())
 		if err != nil {
 			return err
 		}
 		link, err = d.IssueLink(ctx, who)
 		return err
-	})
+	}
+	if cfg.Store.Backend == "postgres" {
+		// Every instance shares the database: the link works on any of
+		// them, running or not.
+		st, _, oerr := m.openStore(ctx, cfg, *cfgPath)
+		if oerr != nil {
+			return oerr
+		}
+		defer st.Close()
+		err = issue(st)
+	} else {
+		err = m.withStore(cfg, func(st *store.Store) error { return issue(st) })
+	}
 	if errors.Is(err, errRunning) {
 		var b []byte
 		b, err = adminCall(ctx, cfg, "POST", "/admin/staff-link", map[string]string{"staff": who})

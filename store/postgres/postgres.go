@@ -1140,6 +1140,11 @@ func (s *Store) PatientRecord(p engine.PatientID) (store.Record, error) {
 	if r.Escalations, err = decodeAll[engine.Escalation](s, `SELECT body FROM escalations WHERE patient = $1 ORDER BY id`, string(p)); err != nil {
 		return r, err
 	}
+	// The conversation, both sides: exported with the record and shown on
+	// the desk's patient page, as the bbolt store does.
+	if r.Transcript, err = decodeAll[store.TranscriptLine](s, `SELECT body FROM transcript WHERE patient = $1 ORDER BY id`, string(p)); err != nil {
+		return r, err
+	}
 	r.Audit, err = decodeAll[engine.Audit](s, `SELECT body FROM audit WHERE patient = $1 ORDER BY id`, string(p))
 	return r, err
 }
@@ -1198,7 +1203,7 @@ func putTranscript(ctx context.Context, tx pgx.Tx, st store.Step, ms []engine.Ou
 	}
 	for _, m := range ms {
 		if m.To == st.Patient && m.Channel == "" {
-			lines = append(lines, store.TranscriptLine{At: m.Created, From: store.FromBot, Kind: m.Kind, Text: m.Text, Level: m.Level})
+			lines = append(lines, store.SentLine(m))
 		}
 	}
 	for _, l := range lines {

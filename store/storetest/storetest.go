@@ -70,6 +70,9 @@ func Run(t *testing.T, b Backend) {
 		{"TimerOwnersKeptApart", testTimerOwners},
 		{"InvitesUsedOnce", testInvites},
 		{"EraseRemovesOnePatientOnly", testErase},
+		{"IdentityAndClinicRepliesKeptThenErased", testIdentity},
+		{"DeskSignInLinksSingleUse", testDeskLogins},
+		{"DeskListsStatesAndOpenInvites", testDeskLists},
 		{"PruneDedupe", testPruneDedupe},
 		{"PreparedResultOnlyWhenStateUnchanged", testPrepared},
 		{"ReadMarksOnlyForStoredPatients", testReadMarks},
@@ -805,5 +808,167 @@ func testStaffOnce(t *testing.T, b Backend) {
 	ms, err := ss[0].OutboxAll(10)
 	if err != nil || len(ms) != 1 {
 		t.Fatalf("outbox %d messages, %v; want 1", len(ms), err)
+	}
+}
+
+// testIdentity: the staff-only identity entered with a visit is kept with
+// the state and the visit history, a message written by staff is kept in
+// the transcript as the clinic team's, and erasing the patient (the
+// desk's erase or /forget) removes all of it.
+func testIdentity(t *testing.T, b Backend) {
+	s := one(t, b)
+	ctx := context.Background()
+	p := engine.PatientID("telegram:31")
+	id := &engine.Identity{Name: "Jane Quinlan", Chart: "C-20417", Phone: "+1-555-0142"}
+	if _, err := s.Apply(ctx, step(p, "visit"), func(in store.Input) (engine.Result, error) {
+		st := in.State
+		st.Patient = p
+		st.Visit = &engine.Visit{At: t0, Treatment: engine.Acupuncture, Identity: id}
+		r := result(st, 0)
+		r.VisitRecorded = true
+		r.Messages = []engine.Outbound{{To: p, Kind: engine.KindReply, Text: "Message from the clinic team:\nhello", Staff: "Ana Ruiz", Created: t0}}
+		return r, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.PatientRecord(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State.Visit == nil || r.State.Visit.Identity == nil || *r.State.Visit.Identity != *id {
+		t.Fatalf("identity in the state: %+v", r.State.Visit)
+	}
+	if len(r.Visits) != 1 || r.Visits[0].Identity == nil || r.Visits[0].Identity.Chart != id.Chart {
+		t.Fatalf("identity in the visit history: %+v", r.Visits)
+	}
+	if n := len(r.Transcript); n != 1 || r.Transcript[0].From != store.FromClinic || r.Transcript[0].Staff != "Ana Ruiz" {
+		t.Fatalf("transcript %+v, want the clinic team's line by Ana Ruiz", r.Transcript)
+	}
+	if _, err := s.Apply(ctx, step(p, "erase"), func(in store.Input) (engine.Result, error) {
+		return engine.Result{Erase: true}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PatientRecord(p); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("record after erasure: %v, want ErrNotFound", err)
+	}
+	if _, found, _ := s.State(p); found {
+		t.Fatal("state with the identity kept")
+	}
+}
+
+// DeskStore is what the staff desk needs of a store beyond the service's;
+// every backend implements it, so the desk runs on either.
+type DeskStore interface {
+	PatientStatesRaw(fn func(id engine.PatientID, raw []byte) error) error
+	PutDeskLogin(ctx context.Context, hash []byte, l store.DeskLogin, now time.Time) error
+	UseDeskLogin(ctx context.Context, hash []byte, now time.Time) (store.DeskLogin, error)
+	OpenInvites(now time.Time) ([]engine.Invite, error)
+}
+
+func deskStore(t *testing.T, s Store) DeskStore {
+	t.Helper()
+	d, ok := s.(DeskStore)
+	if !ok {
+		t.Fatalf("%T does not implement the desk's store methods", s)
+	}
+	return d
+}
+
+// testDeskLogins: a sign-in link works once, not after it expired, not
+// when unknown; two instances racing with one link cannot both use it;
+// links expired more than a day are pruned when a new one is stored.
+func testDeskLogins(t *testing.T, b Backend) {
+	ss := b.Instances(t, 2)
+	d0, d1 := deskStore(t, ss[0]), deskStore(t, ss[1])
+	ctx := context.Background()
+	l := store.DeskLogin{Staff: "telegram:1", Name: "Ana", Created: t0, Expires: t0.Add(10 * time.Minute)}
+	if err := d0.PutDeskLogin(ctx, []byte("h1"), l, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := d0.PutDeskLogin(ctx, []byte("h1"), l, t0); err == nil {
+		t.Fatal("a link hash was stored twice")
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, d := range []DeskStore{d0, d1} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = d.UseDeskLogin(ctx, []byte("h1"), t0.Add(time.Minute))
+		}()
+	}
+	wg.Wait()
+	if (errs[0] == nil) == (errs[1] == nil) {
+		t.Fatalf("two uses of one link: %v, %v; want exactly one to succeed", errs[0], errs[1])
+	}
+	for _, e := range errs {
+		if e != nil && !errors.Is(e, store.ErrLoginUsed) {
+			t.Fatalf("second use: %v, want ErrLoginUsed", e)
+		}
+	}
+	if err := d0.PutDeskLogin(ctx, []byte("h2"), l, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d1.UseDeskLogin(ctx, []byte("h2"), t0.Add(10*time.Minute)); !errors.Is(err, store.ErrLoginExpired) {
+		t.Fatalf("expired link: %v", err)
+	}
+	if _, err := d1.UseDeskLogin(ctx, []byte("nope"), t0); !errors.Is(err, store.ErrLoginUnknown) {
+		t.Fatalf("unknown link: %v", err)
+	}
+	// A day and more later, storing a link prunes the old ones.
+	later := t0.Add(48 * time.Hour)
+	if err := d0.PutDeskLogin(ctx, []byte("h3"), store.DeskLogin{Staff: "telegram:1", Created: later, Expires: later.Add(time.Minute)}, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d0.UseDeskLogin(ctx, []byte("h2"), later); !errors.Is(err, store.ErrLoginUnknown) {
+		t.Fatalf("a link expired two days ago: %v, want it pruned (unknown)", err)
+	}
+}
+
+// testDeskLists: the desk's walk lists every patient's stored state and no
+// escalation ladder; open invites are the unused, unexpired ones.
+func testDeskLists(t *testing.T, b Backend) {
+	s := one(t, b)
+	d := deskStore(t, s)
+	ctx := context.Background()
+	put(t, s, "telegram:2", 0)
+	put(t, s, "telegram:1", 0)
+	escalate(t, s, "telegram:1")
+	var ids []string
+	if err := d.PatientStatesRaw(func(id engine.PatientID, raw []byte) error {
+		var st engine.State
+		if err := json.Unmarshal(raw, &st); err != nil || st.Patient != id {
+			t.Errorf("state of %s: %s (%v)", id, raw, err)
+		}
+		ids = append(ids, string(id))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(ids, ",") != "telegram:1,telegram:2" {
+		t.Fatalf("states walked: %v, want the two patients in ID order", ids)
+	}
+	v := engine.Visit{At: t0, Treatment: engine.Acupuncture, Identity: &engine.Identity{Name: "Jo"}}
+	for _, inv := range []engine.Invite{
+		{Token: "open", Visit: v, Created: t0, Expires: t0.Add(time.Hour)},
+		{Token: "expired", Visit: v, Created: t0.Add(-2 * time.Hour), Expires: t0.Add(-time.Hour)},
+		{Token: "used", Visit: v, Created: t0, Expires: t0.Add(time.Hour)},
+	} {
+		if err := s.PutInvite(inv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Apply(ctx, store.Step{Patient: "telegram:3", Invite: "used", Now: t0}, func(in store.Input) (engine.Result, error) {
+		return engine.Result{State: engine.State{Patient: "telegram:3"}, InviteUsed: true}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	invs, err := d.OpenInvites(t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(invs) != 1 || invs[0].Token != "open" || invs[0].Visit.Identity == nil || invs[0].Visit.Identity.Name != "Jo" {
+		t.Fatalf("open invites %+v", invs)
 	}
 }

@@ -1,0 +1,134 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
+)
+
+// This file is what the staff desk (package desk) needs of the store
+// beyond the service's: the patients' encoded states for its lists, its
+// one-time sign-in links, and the invites not used yet. It mirrors the
+// bbolt store's store/desk.go.
+
+// PatientStatesRaw calls fn with every stored patient's ID and encoded
+// state, in ID order, without decoding them (the desk decodes only those
+// that changed since its last walk). raw is valid only during fn. Escalation
+// ladders are not patients and are not listed.
+func (s *Store) PatientStatesRaw(fn func(id engine.PatientID, raw []byte) error) error {
+	rows, err := s.pool.Query(context.Background(), `SELECT id, state FROM patients WHERE state IS NOT NULL AND id NOT LIKE 'escalation:%' ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	var id string
+	var raw []byte
+	_, err = pgx.ForEachRow(rows, []any{&id, &raw}, func() error { return fn(engine.PatientID(id), raw) })
+	return err
+}
+
+// PutDeskLogin stores a sign-in link under its token's hash, and drops
+// links that expired more than a day before now (used or not).
+func (s *Store) PutDeskLogin(ctx context.Context, hash []byte, l store.DeskLogin, now time.Time) error {
+	v, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	_, err = s.tx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT hash, body FROM desk_logins`)
+		if err != nil {
+			return err
+		}
+		var old [][]byte
+		var h, body []byte
+		if _, err := pgx.ForEachRow(rows, []any{&h, &body}, func() error {
+			var x store.DeskLogin
+			if json.Unmarshal(body, &x) != nil || x.Expires.Before(now.Add(-24*time.Hour)) {
+				old = append(old, bytes.Clone(h))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range old {
+			if _, err := tx.Exec(ctx, `DELETE FROM desk_logins WHERE hash = $1`, k); err != nil {
+				return err
+			}
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO desk_logins (hash, body) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING`, hash, v)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return errors.New("sign-in token collision")
+		}
+		return nil
+	})
+	return err
+}
+
+// UseDeskLogin marks the link with this token hash as used and returns it,
+// under the row's lock, so two requests (or two instances) racing with one
+// link cannot both succeed. Errors: store.ErrLoginUnknown,
+// store.ErrLoginExpired, store.ErrLoginUsed.
+func (s *Store) UseDeskLogin(ctx context.Context, hash []byte, now time.Time) (store.DeskLogin, error) {
+	var l store.DeskLogin
+	_, err := s.tx(ctx, func(tx pgx.Tx) error {
+		var raw []byte
+		err := tx.QueryRow(ctx, `SELECT body FROM desk_logins WHERE hash = $1 FOR UPDATE`, hash).Scan(&raw)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrLoginUnknown
+		}
+		if err != nil {
+			return err
+		}
+		l = store.DeskLogin{}
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return fmt.Errorf("%w: unreadable record", store.ErrLoginUnknown)
+		}
+		switch {
+		case !l.Used.IsZero():
+			return store.ErrLoginUsed
+		case !now.Before(l.Expires):
+			return store.ErrLoginExpired
+		}
+		l.Used = now
+		v, err := json.Marshal(l)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE desk_logins SET body = $2 WHERE hash = $1`, hash, v)
+		return err
+	})
+	return l, err
+}
+
+// OpenInvites returns the invites no patient has used yet and that are
+// still valid at now, oldest visit first.
+func (s *Store) OpenInvites(now time.Time) ([]engine.Invite, error) {
+	rows, err := s.pool.Query(context.Background(), `SELECT body FROM invites WHERE used_by = ''`)
+	if err != nil {
+		return nil, err
+	}
+	var out []engine.Invite
+	var raw []byte
+	if _, err := pgx.ForEachRow(rows, []any{&raw}, func() error {
+		var inv engine.Invite
+		if json.Unmarshal(raw, &inv) == nil && inv.UsedBy == "" && now.Before(inv.Expires) {
+			out = append(out, inv)
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Visit.At.Before(out[j].Visit.At) })
+	return out, nil
+}
