@@ -34,6 +34,7 @@ const (
 	rMedia                   // a story from elsewhere ("on the news"): its clause is no report
 	rDisclaim                // "nothing to do with me": what others have does not count
 	rNormalCheck             // asks afterwards whether what was told is normal ("..., normal?")
+	rFig                     // a figurative cue ("laughing", "the price of"): its clause's figurative signs are no report
 	nRoles
 )
 
@@ -41,20 +42,25 @@ const (
 var rolePrio = [nRoles]int8{
 	rPseudo: 0, rSign: 1, rMod: 2, rTime: 3, rScore: 4, rChild: 5, rOther: 5,
 	rPronoun: 6, rFirst: 7, rTerm: 8, rNeg: 9, rNegPost: 10, rHypo: 11, rCond: 12, rQuestion: 13, rAffirm: 1,
-	rAcq: 5, rNotPatient: 5, rHearsay: 8, rMedia: 8, rDisclaim: 8, rNormalCheck: 13,
+	rAcq: 5, rNotPatient: 5, rHearsay: 8, rMedia: 8, rDisclaim: 8, rNormalCheck: 13, rFig: 8,
 }
 
 var ctxRoles = []struct {
 	name string
 	role role
+	arg  int32
 }{
-	{"negation", rNeg}, {"negation_post", rNegPost}, {"pseudo", rPseudo},
-	{"hypothetical", rHypo}, {"conditional", rCond}, {"question", rQuestion}, {"affirm", rAffirm},
-	{"acquaintance", rAcq}, {"not_patient", rNotPatient}, {"hearsay", rHearsay}, {"media", rMedia}, {"disclaim", rDisclaim},
-	{"normal_check", rNormalCheck},
-	{"terminators", rTerm}, {"child", rChild}, {"other", rOther},
-	{"pronouns", rPronoun}, {"first_person", rFirst},
+	{"negation", rNeg, 0}, {"negation_list", rNeg, negList}, {"figurative", rFig, 0}, {"negation_post", rNegPost, 0}, {"pseudo", rPseudo, 0},
+	{"hypothetical", rHypo, 0}, {"conditional", rCond, 0}, {"question", rQuestion, 0}, {"affirm", rAffirm, 0},
+	{"acquaintance", rAcq, 0}, {"not_patient", rNotPatient, 0}, {"hearsay", rHearsay, 0}, {"media", rMedia, 0}, {"disclaim", rDisclaim, 0},
+	{"normal_check", rNormalCheck, 0},
+	{"terminators", rTerm, 0}, {"child", rChild, 0}, {"other", rOther, 0},
+	{"pronouns", rPronoun, 0}, {"first_person", rFirst, 0},
 }
+
+// negList is the arg of a negation that reads a whole list of signs
+// ("denies fever, chest pain, palpitations"), as clinical notes do.
+const negList = 1
 
 // Single-word context lists that set token flags instead of making phrases.
 var ctxFlags = []struct {
@@ -93,6 +99,8 @@ type entry struct {
 	laterLevel     engine.Level
 	ask            *engine.Clarify
 	askNow         *askNowSpec
+	figurative     bool
+	plan           bool
 }
 
 type combo struct {
@@ -358,7 +366,7 @@ func compile(m *mergedRules, el *errList) *ruleset {
 			continue
 		}
 		s := ms.spec
-		e := entry{id: s.ID, sign: s.Sign, lang: ms.lang, askNow: m.askNow[ms.lang]}
+		e := entry{id: s.ID, sign: s.Sign, lang: ms.lang, askNow: m.askNow[ms.lang], figurative: s.Figurative, plan: s.Plan}
 		base, _ := engine.ParseLevel(s.Level)
 		for c := range e.adult {
 			switch c {
@@ -404,8 +412,7 @@ func compile(m *mergedRules, el *errList) *ruleset {
 	}
 	for _, cr := range ctxRoles {
 		for _, tr := range m.ctx[cr.name] {
-			var arg int32
-			add(tr, cr.role, arg, 0, 0)
+			add(tr, cr.role, cr.arg, 0, 0)
 		}
 	}
 	for _, cf := range ctxFlags {

@@ -182,6 +182,17 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			lv = &e.child
 		}
 		has := func(c int) bool { return m.mods&(1<<c) != 0 }
+		if s.fig && e.figurative && !has(catSevere) && !has(catPersistent) && !has(catWorse) && !has(catRecurring) {
+			// A figure of speech ("laughed so hard I couldn't breathe",
+			// "my heart skipped when I saw the bill"): no report, unless
+			// the patient says it is severe or lasting.
+			m.live = false
+			continue
+		}
+		if e.plan && sc.hypoSentence(s.sent) {
+			m.live = false
+			continue
+		}
 		var L engine.Level
 		amb := false
 		switch {
@@ -379,6 +390,10 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 	cl := sp[md.span].clause
 	bit := uint16(1) << md.cat
 	raise := md.cat == catPersistent || md.cat == catWorse || md.cat == catRecurring
+	// A time frame long past ("years ago", "last year") dates its whole
+	// clause, like a raising word: "my wife fainted at her blood test last
+	// year" is history for the faint too, not only for the blood.
+	frame := md.cat == catPast
 	lower := md.cat == catMild || md.cat == catImproving || md.cat == catHistorical || md.cat == catResolved || md.cat == catPast
 	// Mentions are ordered by start, so clause numbers rise with them.
 	lo, _ := slices.BinarySearchFunc(ments, cl, func(m mention, c int32) int { return int(m.clause - c) })
@@ -387,7 +402,7 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 		hi++
 	}
 	if hi > lo {
-		if raise {
+		if raise || frame {
 			for k := lo; k < hi; k++ {
 				ments[k].mods |= bit
 			}
@@ -412,14 +427,15 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 		}
 		if best >= 0 {
 			ments[best].mods |= bit
-			// Mentions that overlap it read the same words, so they are the
-			// same complaint ("shooting pain down my leg has stopped").
+			// Mentions that overlap or touch it read one phrase, so they
+			// are the same complaint ("shooting pain down my leg has
+			// stopped", "the zapping pain ... is gone").
 			lo2, hi2 := ments[best].start, ments[best].end
 			for changed := true; changed; {
 				changed = false
 				for k := lo; k < hi; k++ {
 					m := &ments[k]
-					if m.mods&bit == 0 && m.start < hi2 && m.end > lo2 {
+					if m.mods&bit == 0 && m.start <= hi2 && m.end >= lo2 {
 						m.mods |= bit
 						lo2, hi2 = min(lo2, m.start), max(hi2, m.end)
 						changed = true
@@ -429,11 +445,13 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 			return
 		}
 	}
-	if lower && !sc.onlyFiller(md.start, cl) {
+	if lower && !frame && !sc.onlyFiller(md.start, cl) {
 		return
 	}
-	// Orphan: the previous clause that has mentions.
-	if lo == 0 {
+	// Orphan: the previous clause that has mentions. A time frame reaches
+	// back only within its sentence ("my uncle passed out during his
+	// session in the 90s").
+	if lo == 0 || (frame && sp[ments[lo-1].span].sent != sp[md.span].sent) {
 		return
 	}
 	prev := ments[lo-1].clause
@@ -461,4 +479,20 @@ func (sc *scratch) onlyFiller(t int32, cl int32) bool {
 		return false
 	}
 	return true
+}
+
+// hypoSentence reports whether sentence se holds a hypothetical or a
+// conditional ("what should I do if", "if I get"): a call for help in it is
+// part of the question about what to do.
+func (sc *scratch) hypoSentence(se int32) bool {
+	for i := range sc.spans {
+		s := &sc.spans[i]
+		if s.sent > se {
+			break
+		}
+		if s.sent == se && (s.role == rHypo || s.role == rCond) && !s.neg {
+			return true
+		}
+	}
+	return false
 }

@@ -127,6 +127,7 @@ type span struct {
 	clause, sent int32
 	neg, hypo    bool
 	question     bool
+	fig          bool // in a clause with a figurative cue ("laughing", "the price of")
 	subj         uint8
 }
 
@@ -523,7 +524,7 @@ func (rs *ruleset) clauses(sc *scratch) {
 
 // listContinues reports whether a negated list goes on after a comma at
 // t-1: only sign phrases, commas and list words up to a closing "or".
-func (sc *scratch) listContinues(t int) bool {
+func (sc *scratch) listContinues(t int, clinical bool) bool {
 	sawSign := false
 	for end := min(len(sc.toks), t+maxListLook); t < end; t++ {
 		tk := &sc.toks[t]
@@ -531,6 +532,13 @@ func (sc *scratch) listContinues(t int) bool {
 			return false
 		}
 		if tk.claim > 0 && sc.spans[tk.claim-1].role == rSign {
+			if clinical {
+				// "denies fever, chest pain, palpitations": a clinical
+				// list negator reads every sign of its comma list, with or
+				// without a closing "or", as long as the item after the
+				// comma is a sign.
+				return true
+			}
 			sawSign = true
 			continue
 		}
@@ -572,13 +580,19 @@ const (
 // at a word such as "my" or "it" two or more words in, which usually opens a
 // new statement ("didn't sleep well my head hurts").
 func (sc *scratch) forwardScope(from int32, window int, clauseStart bool) int32 {
-	return sc.forwardScopeStop(from, window, clauseStart, 0)
+	return sc.forwardScopeStop(from, window, clauseStart, 0, 0)
 }
 
 // forwardScopeStop is forwardScope that also stops at a word flagged stop
 // two or more words in: "can I get help I can't breathe" asks nothing about
 // the breathing.
-func (sc *scratch) forwardScopeStop(from int32, window int, clauseStart bool, stop uint8) int32 {
+// Options of forwardScopeStop.
+const (
+	scopeList    uint8 = 1 << iota // a clinical list negator: reads a comma list of signs whole
+	scopeSubject                   // may open on the person it is about ("if my son faints")
+)
+
+func (sc *scratch) forwardScopeStop(from int32, window int, clauseStart bool, stop uint8, opts uint8) int32 {
 	n := int32(len(sc.toks))
 	if from <= 0 || from >= n {
 		return from
@@ -592,19 +606,25 @@ func (sc *scratch) forwardScopeStop(from int32, window int, clauseStart bool, st
 			break
 		}
 		if tk.kind == tComma {
-			if t+1 < n && sc.listContinues(int(t)+1) {
+			if t+1 < n && sc.listContinues(int(t)+1, opts&scopeList != 0) {
 				cl = sc.toks[t+1].clause
 				continue
 			}
 			break
 		}
 		if tk.clause != cl {
-			break
+			if off == 0 && opts&scopeSubject != 0 && tk.claim > 0 && isSubject(sc.spans[tk.claim-1].role) {
+				// "what if my son faints": the person named right after a
+				// hypothetical is who it is about, not a new statement.
+				cl = tk.clause
+			} else {
+				break
+			}
 		}
 		if (window > 0 && off >= window) || off >= maxScope {
 			break
 		}
-		if clauseStart && off >= 2 && tk.flags&fClauseStart != 0 && tk.claim == 0 {
+		if clauseStart && off >= 2 && tk.flags&fClauseStart != 0 && tk.claim == 0 && (opts&scopeList == 0 || tk.flags&fListWord == 0) {
 			break
 		}
 		if stop != 0 && off >= 2 && tk.flags&stop != 0 && (tk.claim == 0 || sc.spans[tk.claim-1].role == rFirst) {
@@ -660,6 +680,18 @@ func (rs *ruleset) answers(sc *scratch) {
 	}
 }
 
+func negOpts(arg int32) uint8 {
+	if arg == negList {
+		return scopeList
+	}
+	return 0
+}
+
+// isSubject reports whether r names who a statement is about.
+func isSubject(r role) bool {
+	return r == rChild || r == rOther || r == rPronoun || r == rAcq || r == rNotPatient
+}
+
 func isTarget(r role) bool {
 	return r == rSign || r == rMod || r == rTime || r == rScore || r == rNormalCheck
 }
@@ -674,11 +706,32 @@ func (rs *ruleset) scopes(sc *scratch) {
 		var lo, hi int32
 		switch tr.role {
 		case rNeg:
-			lo, hi = tr.end, sc.forwardScope(tr.end, rs.negWin, true)
+			lo, hi = tr.end, sc.forwardScopeStop(tr.end, rs.negWin, true, 0, negOpts(tr.arg))
 		case rHypo, rQuestion:
-			lo, hi = tr.end, sc.forwardScopeStop(tr.end, 0, false, fPersonal)
+			lo, hi = tr.end, sc.forwardScopeStop(tr.end, 0, false, fPersonal, scopeSubject)
 		case rCond:
-			lo, hi = tr.end, sc.forwardScope(tr.end, rs.condWin, true)
+			lo, hi = tr.end, sc.forwardScopeStop(tr.end, rs.condWin, true, 0, scopeSubject)
+		case rFig:
+			// "laughed so hard she couldn't breathe", "almost passed out
+			// from the price of parking": the whole clause is a figure of
+			// speech for the signs that are used that way.
+			for j := i - 1; j >= 0 && sp[j].clause == tr.clause; j-- {
+				sp[j].fig = true
+			}
+			// It reads on into a clause that only opens on a person, with
+			// no comma between ("laughed so hard she couldn't breathe").
+			cl := tr.clause
+			for j := i + 1; j < len(sp) && sp[j].sent == tr.sent; j++ {
+				if sp[j].clause != cl {
+					st := sp[j].start
+					if !isSubject(sp[j].role) || st == 0 || sc.toks[st-1].kind == tComma || sc.toks[st-1].kind == tStop {
+						break
+					}
+					cl = sp[j].clause
+				}
+				sp[j].fig = true
+			}
+			continue
 		case rMedia:
 			// "the bus driver fainted on the news": the whole clause
 			for j := i - 1; j >= 0 && sp[j].clause == tr.clause; j-- {
