@@ -223,7 +223,9 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 					L = max(L, lv[c])
 				}
 			}
-			if e.later && hours >= e.laterHours && !has(catImproving) {
+			if e.later && hours >= e.laterHours && !has(catImproving) && (!has(catMild) || has(catPersistent) || has(catWorse) || has(catVery) || has(catSevere)) {
+				// A mild after-effect the patient does not call lasting
+				// ("just a little tired") is not the persisting kind.
 				if e.laterLevel > L {
 					raised = true
 				}
@@ -326,8 +328,9 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			}
 		}
 		// Signs name what the patient has or had since the session; a
-		// complaint from before it that is now gone is not one.
-		if !m.historical || m.level > engine.None {
+		// complaint from before it, or one now gone that the rules set at
+		// no level ("the headache went away"), is not one.
+		if (!m.historical && !m.resolved) || m.level > engine.None {
 			name := rs.entries[m.e].sign
 			if !slices.Contains(sc.signs, name) {
 				sc.signs = append(sc.signs, name)
@@ -393,7 +396,10 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 	// A time frame long past ("years ago", "last year") dates its whole
 	// clause, like a raising word: "my wife fainted at her blood test last
 	// year" is history for the faint too, not only for the blood.
-	frame := md.cat == catPast
+	// Only for someone else's story: for the patient's own report a
+	// lowering word reaches the nearest mention alone ("I feel faint and I
+	// fell once today" is still a faint).
+	frame := (md.cat == catPast || md.cat == catHistorical) && sp[md.span].subj != subjSelf
 	lower := md.cat == catMild || md.cat == catImproving || md.cat == catHistorical || md.cat == catResolved || md.cat == catPast
 	// Mentions are ordered by start, so clause numbers rise with them.
 	lo, _ := slices.BinarySearchFunc(ments, cl, func(m mention, c int32) int { return int(m.clause - c) })

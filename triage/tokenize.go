@@ -35,6 +35,7 @@ type token struct {
 	timeLen   int8 // elements of the longest time expression claiming it
 	vocab     bool // a word of a sign's vocabulary, or a typo of one
 	scoped    bool // inside the reach of a negation or a hypothetical
+	negated   bool // inside the reach of a negation
 	flags     uint8
 }
 

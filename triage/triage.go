@@ -239,8 +239,8 @@ func (rs *ruleset) run(sc *scratch, text string, hours float64) engine.Finding {
 }
 
 // unread counts the words of a sign's vocabulary (or typos of them) that no
-// matched phrase reads: "my chest ... something" where no chest rule
-// matched. Such a word outside any negation or hypothetical makes the
+// matched phrase reads and no negation reaches: "my chest ... something"
+// where no chest rule matched. Such a word outside a hypothetical makes the
 // finding Suspect, so the engine asks rather than reassures.
 func (rs *ruleset) unread(sc *scratch, f *engine.Finding) {
 	n := 0
@@ -263,6 +263,12 @@ func (rs *ruleset) unread(sc *scratch, f *engine.Finding) {
 			}
 		}
 		if inside {
+			continue
+		}
+		if tk.negated {
+			// Inside a negation the word is read with it ("nothing
+			// weird", "no weird heartbeats"): whatever it would have
+			// said is denied, so it is settled.
 			continue
 		}
 		n++
@@ -782,6 +788,7 @@ func (rs *ruleset) scopes(sc *scratch) {
 		if tr.role != rQuestion {
 			for t := lo; t < hi; t++ {
 				sc.toks[t].scoped = true
+				sc.toks[t].negated = sc.toks[t].negated || tr.role == rNeg
 			}
 		}
 		// Spans are ordered by start: those in scope follow the trigger, and

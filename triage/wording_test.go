@@ -89,8 +89,9 @@ func TestHistoryAndIdiomsRaiseNothing(t *testing.T) {
 }
 
 // TestUnreadAndSuspect: a word of a sign's vocabulary that no rule reads
-// is counted, and makes the finding suspect unless it is negated or
-// hypothetical; ordinary words and fully read messages count nothing.
+// is counted unless a negation reaches it ("no buzzing at all" is an
+// all-clear), and makes the finding suspect unless it is hypothetical;
+// ordinary words and fully read messages count nothing.
 func TestUnreadAndSuspect(t *testing.T) {
 	c := Default()
 	for _, tc := range []struct {
@@ -99,7 +100,8 @@ func TestUnreadAndSuspect(t *testing.T) {
 		suspect bool
 	}{
 		{"weird buzzing in my ear since the session", true, true},
-		{"no buzzing at all", true, false},
+		{"no buzzing at all", false, false},
+		{"nothing weird, no weird heartbeats", false, false},
 		{"what if I get a buzzing feeling?", true, false},
 		{"I fainted", false, false},
 		{"thanks, see you on thursday", false, false},
