@@ -451,7 +451,12 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 			return
 		}
 	}
-	if lower && !frame && !sc.onlyFiller(md.start, cl) {
+	// "dizzy standing up, but sat back down and it passed": a word saying
+	// the complaint is over, alone in its clause, looks back to the
+	// complaint before it in the same sentence, whatever was done
+	// meanwhile; the sign's own "resolved" level decides what remains.
+	over := md.cat == catResolved && lo > 0 && sp[ments[lo-1].span].sent == sp[md.span].sent
+	if lower && !frame && !over && !sc.onlyFiller(md.start, cl) {
 		return
 	}
 	// Orphan: the previous clause that has mentions. A time frame reaches
