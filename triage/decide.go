@@ -451,11 +451,12 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 			return
 		}
 	}
-	// "dizzy standing up, but sat back down and it passed": a word saying
-	// the complaint is over, alone in its clause, looks back to the
-	// complaint before it in the same sentence, whatever was done
-	// meanwhile; the sign's own "resolved" level decides what remains.
-	over := md.cat == catResolved && lo > 0 && sp[ments[lo-1].span].sent == sp[md.span].sent
+	// "dizzy standing up, but sat back down and it passed", "I threw up,
+	// but that was before the session": a word saying the complaint is
+	// over or dates it, alone in its clause, looks back to the complaint
+	// before it in the same sentence, whatever was done meanwhile; the
+	// sign's own level for it decides what remains.
+	over := (md.cat == catResolved || md.cat == catHistorical) && lo > 0 && sp[ments[lo-1].span].sent == sp[md.span].sent
 	if lower && !frame && !over && !sc.onlyFiller(md.start, cl) {
 		return
 	}
