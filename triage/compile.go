@@ -2,6 +2,7 @@ package triage
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -141,8 +142,14 @@ type lexicon struct {
 type ruleset struct {
 	lex      lexicon
 	patterns []pattern
-	byFirst  [][]int32 // lexeme id -> patterns whose first element accepts it
-	numFirst []int32   // patterns starting with "#"
+	byFirst  [][]int32 // lexeme id -> patterns whose first element accepts it (except those in byPair)
+	// byPair holds, per lexeme id of the first element, the patterns whose
+	// second element follows with no gap and accepts words, sorted by the
+	// second element's lexeme id: a pattern is only tried where the next
+	// token can continue it, so the common first words ("my", "no", "i")
+	// cost a lookup instead of a try of every phrase they begin.
+	byPair   [][]pairRef
+	numFirst []int32 // patterns starting with "#"
 	entries  []entry
 	combos   []combo
 	scores   []score
@@ -528,18 +535,41 @@ func compile(m *mergedRules, el *errList) *ruleset {
 		}
 	}
 
-	// Index patterns by their first element.
+	// Index patterns by their first element (and their second, where it
+	// follows with no gap and accepts words only).
 	rs.byFirst = make([][]int32, lx.n)
+	rs.byPair = make([][]pairRef, lx.n)
 	for i, p := range rs.patterns {
 		e := p.elems[0]
 		if e.num {
 			rs.numFirst = append(rs.numFirst, int32(i))
 		}
+		paired := len(p.elems) > 1 && p.elems[1].gap == 0 && !p.elems[1].num && !p.elems[1].slash && len(p.elems[1].ids) > 0
 		for _, id := range e.ids {
-			rs.byFirst[id] = append(rs.byFirst[id], int32(i))
+			if !paired {
+				rs.byFirst[id] = append(rs.byFirst[id], int32(i))
+				continue
+			}
+			for _, id2 := range p.elems[1].ids {
+				rs.byPair[id] = append(rs.byPair[id], pairRef{second: id2, p: int32(i)})
+			}
 		}
 	}
+	for id := range rs.byPair {
+		slices.SortFunc(rs.byPair[id], func(a, b pairRef) int {
+			if a.second != b.second {
+				return int(a.second - b.second)
+			}
+			return int(a.p - b.p)
+		})
+	}
 	return rs
+}
+
+// pairRef is a pattern reached through its first two elements.
+type pairRef struct {
+	second int32 // a lexeme id the second element accepts
+	p      int32 // the pattern
 }
 
 func containsInt(list []int, v int) bool {

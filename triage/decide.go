@@ -338,7 +338,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 		}
 	}
 	if len(sc.signs) > 0 {
-		f.Signs = slices.Clone(sc.signs)
+		f.Signs = sc.signs // the scratch's own: Triage hands out a shared copy
 	}
 	// Who the report is about: the first mention at the top level.
 	for k := range sc.ments {

@@ -17,6 +17,47 @@ type Classifier struct {
 	// model is the learned second opinion; it may mark a message Suspect
 	// but never lowers what the rules found.
 	model *learned.Model
+	// signs interns the lists of sign names handed out in Findings, so the
+	// common path allocates nothing (see internSigns).
+	signs signCache
+}
+
+// signCache maps a list of sign names, keyed by their indices, to one
+// shared read-only slice. It holds at most maxSignLists lists; past that a
+// list is copied per call.
+type signCache struct {
+	idx map[string]byte // sign name -> index, fixed after load
+	mu  sync.RWMutex
+	m   map[string][]string
+}
+
+const maxSignLists = 4096
+
+// internSigns returns a shared copy of names. The copy's capacity is its
+// length, so a caller's append copies instead of writing into it; callers
+// must not modify its elements.
+func (c *Classifier) internSigns(names []string, buf []byte) ([]string, []byte) {
+	buf = buf[:0]
+	for _, n := range names {
+		i, ok := c.signs.idx[n]
+		if !ok {
+			return slices.Clone(names), buf
+		}
+		buf = append(buf, i)
+	}
+	c.signs.mu.RLock()
+	got, ok := c.signs.m[string(buf)]
+	c.signs.mu.RUnlock()
+	if ok {
+		return got, buf
+	}
+	cp := slices.Clip(slices.Clone(names))
+	c.signs.mu.Lock()
+	if len(c.signs.m) < maxSignLists {
+		c.signs.m[string(buf)] = cp
+	}
+	c.signs.mu.Unlock()
+	return cp, buf
 }
 
 var _ engine.Triager = (*Classifier)(nil)
@@ -87,6 +128,13 @@ func LoadFiles(paths ...string) (*Classifier, error) {
 
 func newClassifier(rs *ruleset) *Classifier {
 	c := &Classifier{rs: rs, model: learned.Default()}
+	c.signs.idx = map[string]byte{}
+	c.signs.m = map[string][]string{}
+	for _, e := range rs.entries {
+		if _, ok := c.signs.idx[e.sign]; !ok && len(c.signs.idx) < 255 {
+			c.signs.idx[e.sign] = byte(len(c.signs.idx))
+		}
+	}
 	c.pool.New = func() any { return &scratch{tried: make([]int32, len(rs.patterns))} }
 	return c
 }
@@ -105,6 +153,7 @@ type scratch struct {
 	tried     []int32
 	buf       []byte
 	signs     []string
+	key       []byte // internSigns' key buffer
 	lastScore []int
 	words     int // word, number and emoji tokens in the message
 }
@@ -190,6 +239,9 @@ func (c *Classifier) Triage(text string, hoursSinceSession float64) (f engine.Fi
 	sc := c.pool.Get().(*scratch)
 	sc.reset()
 	f = c.rs.run(sc, text, hoursSinceSession)
+	if len(f.Signs) > 0 {
+		f.Signs, sc.key = c.internSigns(f.Signs, sc.key)
+	}
 	unreadLive := f.Suspect
 	f.Suspect = false
 	if f.Level < engine.Urgent || f.Ask != nil {
@@ -394,9 +446,25 @@ func (rs *ruleset) candidates(sc *scratch) {
 	clear(sc.tried)
 	for i := range sc.toks {
 		t := &sc.toks[i]
+		var next []int32 // lexemes of the next token, if it is a word
+		if i+1 < len(sc.toks) {
+			if u := &sc.toks[i+1]; u.kind == tWord || u.kind == tNum || u.kind == tEmoji {
+				next = sc.lex[u.lexOff : u.lexOff+u.lexN]
+			}
+		}
 		for _, id := range sc.lex[t.lexOff : t.lexOff+t.lexN] {
 			for _, pi := range rs.byFirst[id] {
 				rs.tryAt(sc, pi, i)
+			}
+			pairs := rs.byPair[id]
+			if len(pairs) == 0 {
+				continue
+			}
+			for _, id2 := range next {
+				k, _ := slices.BinarySearchFunc(pairs, id2, func(r pairRef, v int32) int { return int(r.second - v) })
+				for ; k < len(pairs) && pairs[k].second == id2; k++ {
+					rs.tryAt(sc, pairs[k].p, i)
+				}
 			}
 		}
 		if t.isNum {
