@@ -35,6 +35,7 @@ const (
 	rMedia                   // a story from elsewhere ("on the news"): its clause is no report
 	rDisclaim                // "nothing to do with me": what others have does not count
 	rNormalCheck             // asks afterwards whether what was told is normal ("..., normal?")
+	rPastOther               // a weak past marker ("once"): past for someone else's story only
 	rFig                     // a figurative cue ("laughing", "the price of"): its clause's figurative signs are no report
 	nRoles
 )
@@ -43,7 +44,7 @@ const (
 var rolePrio = [nRoles]int8{
 	rPseudo: 0, rSign: 1, rMod: 2, rTime: 3, rScore: 4, rChild: 5, rOther: 5,
 	rPronoun: 6, rFirst: 7, rTerm: 8, rNeg: 9, rNegPost: 10, rHypo: 11, rCond: 12, rQuestion: 13, rAffirm: 1,
-	rAcq: 5, rNotPatient: 5, rHearsay: 8, rMedia: 8, rDisclaim: 8, rNormalCheck: 13, rFig: 8,
+	rAcq: 5, rNotPatient: 5, rHearsay: 8, rMedia: 8, rDisclaim: 8, rNormalCheck: 13, rFig: 8, rPastOther: 2,
 }
 
 var ctxRoles = []struct {
@@ -51,7 +52,7 @@ var ctxRoles = []struct {
 	role role
 	arg  int32
 }{
-	{"negation", rNeg, 0}, {"negation_list", rNeg, negList}, {"figurative", rFig, 0}, {"negation_post", rNegPost, 0}, {"pseudo", rPseudo, 0},
+	{"negation", rNeg, 0}, {"negation_list", rNeg, negList}, {"figurative", rFig, 0}, {"past_others", rPastOther, 0}, {"negation_post", rNegPost, 0}, {"pseudo", rPseudo, 0},
 	{"hypothetical", rHypo, 0}, {"conditional", rCond, 0}, {"question", rQuestion, 0}, {"affirm", rAffirm, 0},
 	{"acquaintance", rAcq, 0}, {"not_patient", rNotPatient, 0}, {"hearsay", rHearsay, 0}, {"media", rMedia, 0}, {"disclaim", rDisclaim, 0},
 	{"normal_check", rNormalCheck, 0},

@@ -128,6 +128,12 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			if !s.neg && !s.hypo && !sc.insideSign(i) {
 				sc.mods = append(sc.mods, modRef{span: int32(i), cat: int(s.arg), start: s.start, end: s.end})
 			}
+		case rPastOther:
+			// "my colleague had a seizure once" is her history; "I feel
+			// faint and fell once today" is the patient's report.
+			if !s.neg && !s.hypo && s.subj != subjSelf {
+				sc.mods = append(sc.mods, modRef{span: int32(i), cat: catPast, start: s.start, end: s.end})
+			}
 		}
 	}
 	if textHours > hours {

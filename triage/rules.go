@@ -73,6 +73,7 @@ type laterSpec struct {
 type contextSpec struct {
 	Negation          []string `json:"negation"`
 	NegationList      []string `json:"negation_list"`
+	PastOthers        []string `json:"past_others"`
 	Figurative        []string `json:"figurative"`
 	NegationPost      []string `json:"negation_post"`
 	Pseudo            []string `json:"pseudo"`
