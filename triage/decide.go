@@ -211,7 +211,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 		case has(catResolved):
 			L, m.resolved = lv[catResolved], true
 		case has(catImproving) && !has(catWorse):
-			L = lv[catImproving]
+			L, m.improving = lv[catImproving], true
 		case has(catPleasant) && !has(catWorse) && !has(catSevere) && !has(catPersistent):
 			// "tingly in a nice relaxed way": a sensation the patient
 			// describes as pleasant is the expected kind, for the signs
@@ -313,7 +313,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 
 	f := engine.Finding{Level: top}
 	for k := range sc.ments {
-		if m := &sc.ments[k]; !m.live || (m.resolved && m.level == engine.None) {
+		if m := &sc.ments[k]; !m.live || ((m.resolved || m.improving) && m.level == engine.None) {
 			f.Settled++ // negated, asked about, past or someone else's
 		}
 	}
@@ -336,7 +336,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 		// Signs name what the patient has or had since the session; a
 		// complaint from before it, or one now gone that the rules set at
 		// no level ("the headache went away"), is not one.
-		if (!m.historical && !m.resolved) || m.level > engine.None {
+		if (!m.historical && !m.resolved && !m.improving) || m.level > engine.None {
 			name := rs.entries[m.e].sign
 			if !slices.Contains(sc.signs, name) {
 				sc.signs = append(sc.signs, name)
