@@ -206,7 +206,11 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			// Long before this treatment ("years ago", "as a child"): the
 			// patient's history, not a report.
 			L, m.resolved, m.historical = lv[catPast], true, true
-		case has(catHistorical) && !has(catWorse) && !has(catSevere) && !has(catPersistent):
+		case has(catHistorical) && !has(catWorse) && !has(catPersistent) && (!has(catSevere) || lv[catBase] == engine.None):
+			// Severity dated before or during the session counts for a
+			// red flag ("a horrible headache before the session") but not
+			// for an after-effect ("it hurt like hell during the needle
+			// twitch, nothing since").
 			L, m.resolved, m.historical = lv[catHistorical], true, true
 		case has(catResolved):
 			L, m.resolved = lv[catResolved], true
@@ -468,8 +472,14 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 	}
 	// Orphan: the previous clause that has mentions. A time frame reaches
 	// back only within its sentence ("my uncle passed out during his
-	// session in the 90s").
+	// session in the 90s"). A raising word reaches back when the rest of
+	// its clause before or after it is filler ("It's been getting worse",
+	// "still there"), not when its clause says something else ("since the
+	// needling my achilles feels amazing").
 	if lo == 0 || (frame && sp[ments[lo-1].span].sent != sp[md.span].sent) {
+		return
+	}
+	if raise && !sc.onlyFillerBefore(md.start, cl) && !sc.onlyFillerAfter(md.end, cl) {
 		return
 	}
 	prev := ments[lo-1].clause
@@ -513,4 +523,46 @@ func (sc *scratch) hypoSentence(se int32) bool {
 		}
 	}
 	return false
+}
+
+// onlyFillerAfter reports whether every token of clause cl from position t
+// on is filler, punctuation or part of a modifier or time phrase.
+func (sc *scratch) onlyFillerAfter(t int32, cl int32) bool {
+	for i := int(t); i < len(sc.toks); i++ {
+		tk := &sc.toks[i]
+		if tk.clause != cl {
+			return true
+		}
+		if tk.kind == tComma || tk.kind == tStop || tk.flags&fFiller != 0 || tk.timeClaim {
+			continue
+		}
+		if tk.claim > 0 {
+			if r := sc.spans[tk.claim-1].role; r == rMod || r == rTerm || r == rFirst || r == rPseudo || r == rPronoun {
+				continue
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// onlyFillerBefore is onlyFiller that also passes over other modifiers ("a
+// little worse").
+func (sc *scratch) onlyFillerBefore(t int32, cl int32) bool {
+	for i := t - 1; i >= 0; i-- {
+		tk := &sc.toks[i]
+		if tk.clause != cl {
+			return true
+		}
+		if tk.kind == tComma || tk.flags&fFiller != 0 || tk.timeClaim {
+			continue
+		}
+		if tk.claim > 0 {
+			if r := sc.spans[tk.claim-1].role; r == rMod || r == rTerm || r == rFirst || r == rPseudo || r == rPronoun {
+				continue
+			}
+		}
+		return false
+	}
+	return true
 }

@@ -80,6 +80,17 @@ func TestResolvedAfterAction(t *testing.T) {
 	})
 }
 
+// TestRaisingWordsReachBack: a raising word alone in its sentence reaches
+// back to the complaint before it, one inside a sentence about something
+// else does not.
+func TestRaisingWordsReachBack(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "I have a headache. It's been getting worse since this morning", want: engine.Urgent, sign: "headache"},
+		{text: "I have a headache. Still there.", want: engine.Urgent, sign: "headache"},
+		{text: "bit of a headache. since the needling my shoulder feels amazing", want: engine.Watch, sign: "headache"},
+	})
+}
+
 func TestNegatedWordsAreRead(t *testing.T) {
 	c := Default()
 	for _, tc := range []struct {

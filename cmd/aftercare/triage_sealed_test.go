@@ -21,8 +21,8 @@ func TestTriageReplaySealed(t *testing.T) {
 	// normal escalated 16, asked 21, watch 66/68. The guard below is what
 	// was reached on them as development data.
 	reached := map[string]triageScore{
-		"s1.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 1, noneNet: 3, watch: 68, watchReached: 67},
-		"s2.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 5, noneNet: 7, watch: 68, watchReached: 67},
+		"s1.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 0, noneNet: 3, watch: 68, watchReached: 67},
+		"s2.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 4, noneNet: 7, watch: 68, watchReached: 67},
 	}
 	files, _ := filepath.Glob("../../triage/testdata/sealed/*.tsv")
 	if len(files) < len(reached) {
