@@ -482,6 +482,12 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 	if raise && !sc.onlyFillerBefore(md.start, cl) && !sc.onlyFillerAfter(md.end, cl) {
 		return
 	}
+	if !raise && !lower && !sc.onlyFillerAfter(md.end, cl) {
+		// A severity word reaches back only when it ends its clause ("so
+		// bad"), not as the adjective of something else ("had a big
+		// glass of water").
+		return
+	}
 	prev := ments[lo-1].clause
 	for k := lo - 1; k >= 0 && ments[k].clause == prev; k-- {
 		ments[k].mods |= bit

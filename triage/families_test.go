@@ -88,6 +88,10 @@ func TestRaisingWordsReachBack(t *testing.T) {
 		{text: "I have a headache. It's been getting worse since this morning", want: engine.Urgent, sign: "headache"},
 		{text: "I have a headache. Still there.", want: engine.Urgent, sign: "headache"},
 		{text: "bit of a headache. since the needling my shoulder feels amazing", want: engine.Watch, sign: "headache"},
+		{text: "a bit stiff, had a big glass of water", want: engine.None, sign: "soreness"},
+		{text: "my arm hurts. really bad", want: engine.Watch, sign: "soreness"},
+		// An aside in parentheses stays in its clause: the frame dates it.
+		{text: "my daughter had a high fever last month (flu), can she come in?", want: engine.None, not: "infection", subj: ""},
 	})
 }
 

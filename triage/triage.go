@@ -587,7 +587,9 @@ func (rs *ruleset) clauses(sc *scratch) {
 		tk.clause, tk.sent = cl, se
 		switch tk.kind {
 		case tComma:
-			cl++
+			if tk.flags&fParen == 0 {
+				cl++
+			}
 		case tStop:
 			cl++
 			se++
