@@ -137,6 +137,30 @@ type lexicon struct {
 	typos     typoIndex
 	vocab     []bool          // lexeme id -> a word of a sign's own vocabulary (for Unread)
 	everyday  map[string]bool // words never counted as unread, even as a typo of a sign word
+	// stemMask says, per first two bytes of a word (folded by stemKey),
+	// which stem lengths have a stem starting with them (bit k for length
+	// k), so a word is looked up only at the stem lengths that can match.
+	stemMask [1 << 12]uint32
+	// info holds what lexemes() needs about a word beyond its ids, in one
+	// lookup: its flags, its value as a number word, whether it is
+	// everyday.
+	info map[string]wordInfo
+}
+
+// wordInfo is the per-word data of lexicon.info.
+type wordInfo struct {
+	flags    uint8
+	isNum    bool
+	everyday bool
+	num      float64
+}
+
+// stemKey folds the first two bytes of a word into an index of stemMask.
+func stemKey(a, b byte) int { return int(a&63)<<6 | int(b&63) }
+
+// mayStem reports whether w could begin with a stem of length k.
+func (lx *lexicon) mayStem(w []byte, k int) bool {
+	return k < 2 || k > 31 || lx.stemMask[stemKey(w[0], w[1])]&(1<<k) != 0
 }
 
 // ruleset is everything compiled from the rule files; it is read-only once built.
@@ -503,6 +527,9 @@ func compile(m *mergedRules, el *errList) *ruleset {
 		if !containsInt(lx.stemLens, len(k)) {
 			lx.stemLens = append(lx.stemLens, len(k))
 		}
+		if len(k) >= 2 && len(k) <= 31 {
+			lx.stemMask[stemKey(k[0], k[1])] |= 1 << len(k)
+		}
 	}
 	sort.Ints(lx.stemLens)
 
@@ -534,6 +561,24 @@ func compile(m *mergedRules, el *errList) *ruleset {
 				lx.collapsed[c] = w
 			}
 		}
+	}
+
+	// One lookup per word for its flags, number value and everyday mark.
+	lx.info = map[string]wordInfo{}
+	for w, f := range lx.flags {
+		wi := lx.info[w]
+		wi.flags |= f
+		lx.info[w] = wi
+	}
+	for w, v := range lx.numbers {
+		wi := lx.info[w]
+		wi.isNum, wi.num = true, v
+		lx.info[w] = wi
+	}
+	for w := range lx.everyday {
+		wi := lx.info[w]
+		wi.everyday = true
+		lx.info[w] = wi
 	}
 
 	// Index patterns by their first element (and their second, where it
@@ -602,6 +647,9 @@ func (lx *lexicon) resolve(dst []int32, w string) []int32 {
 		if k > len(w) {
 			break
 		}
+		if k >= 2 && k <= 31 && lx.stemMask[stemKey(w[0], w[1])]&(1<<k) == 0 {
+			continue
+		}
 		if id, ok := lx.stems[w[:k]]; ok {
 			dst = append(dst, id)
 		}
@@ -619,6 +667,9 @@ func (lx *lexicon) resolveToken(dst []int32, w []byte, stretched bool, buf *[]by
 	for _, k := range lx.stemLens {
 		if k > len(w) {
 			break
+		}
+		if !lx.mayStem(w, k) {
+			continue
 		}
 		if id, ok := lx.stems[string(w[:k])]; ok {
 			dst = append(dst, id)

@@ -348,17 +348,18 @@ func (rs *ruleset) lexemes(sc *scratch) {
 			if t.poss && len(w) > 2 {
 				sc.lex = lx.resolveToken(sc.lex, w[:len(w)-1], false, &sc.buf)
 			}
+			wi := lx.info[string(w)]
 			for _, id := range sc.lex[t.lexOff:] {
 				if lx.vocab[id] {
-					t.vocab = !lx.everyday[string(w)]
+					t.vocab = !wi.everyday
 					break
 				}
 			}
 			if t.kind == tWord {
-				if v, ok := lx.numbers[string(w)]; ok {
-					t.isNum, t.num = true, v
+				if wi.isNum {
+					t.isNum, t.num = true, wi.num
 				}
-				t.flags |= lx.flags[string(w)]
+				t.flags |= wi.flags
 			}
 		}
 		t.lexN = int32(len(sc.lex)) - t.lexOff
