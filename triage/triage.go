@@ -1,6 +1,7 @@
 package triage
 
 import (
+	"cmp"
 	"slices"
 	"sync"
 
@@ -166,6 +167,15 @@ type cand struct {
 	posOff, posN int32
 	nEl          int16
 	prio         int8
+	// key orders candidates as claim wants them, in one comparison: more
+	// elements first, then lower role priority, then the shorter span,
+	// then the earlier start.
+	key uint64
+}
+
+// candKey packs claim's order of a candidate into one number.
+func candKey(nEl int16, prio int8, start, end int32) uint64 {
+	return uint64(uint16(0x7fff-nEl))<<48 | uint64(uint8(prio))<<40 | uint64(uint32(end-start)&0xffff)<<24 | uint64(uint32(start)&0xffffff)
 }
 
 type span struct {
@@ -439,6 +449,7 @@ func (rs *ruleset) tryAt(sc *scratch, pi int32, i int) {
 	sc.cands = append(sc.cands, cand{
 		p: pi, start: int32(i), end: int32(end), posOff: int32(off), posN: int32(len(sc.pos) - off),
 		nEl: int16(len(p.elems)), prio: rolePrio[p.role],
+		key: candKey(int16(len(p.elems)), rolePrio[p.role], int32(i), int32(end)),
 	})
 }
 
@@ -483,18 +494,7 @@ func (rs *ruleset) candidates(sc *scratch) {
 // beats a shorter one inside it, so "can't breathe" is a sign and not a
 // negation of "breathe", and "not sure" is not a negation.
 func (rs *ruleset) claim(sc *scratch) {
-	slices.SortFunc(sc.cands, func(a, b cand) int {
-		if a.nEl != b.nEl {
-			return int(b.nEl) - int(a.nEl)
-		}
-		if a.prio != b.prio {
-			return int(a.prio) - int(b.prio)
-		}
-		if la, lb := a.end-a.start, b.end-b.start; la != lb {
-			return int(la - lb)
-		}
-		return int(a.start - b.start)
-	})
+	slices.SortFunc(sc.cands, func(a, b cand) int { return cmp.Compare(a.key, b.key) })
 	// Time expressions never compete: "for 3 days" is both a duration and a
 	// sign of persistence. They only stop a score from reading their number.
 	for _, c := range sc.cands {
