@@ -52,13 +52,21 @@ var ctxRoles = []struct {
 	role role
 	arg  int32
 }{
-	{"negation", rNeg, 0}, {"negation_list", rNeg, negList}, {"figurative", rFig, 0}, {"past_others", rPastOther, 0}, {"negation_post", rNegPost, 0}, {"pseudo", rPseudo, 0},
+	{"negation", rNeg, 0}, {"negation_list", rNeg, negList}, {"figurative", rFig, figIdiom}, {"figurative_excitement", rFig, figExcite}, {"past_others", rPastOther, 0}, {"negation_post", rNegPost, 0}, {"pseudo", rPseudo, 0},
 	{"hypothetical", rHypo, 0}, {"conditional", rCond, 0}, {"question", rQuestion, 0}, {"affirm", rAffirm, 0},
 	{"acquaintance", rAcq, 0}, {"not_patient", rNotPatient, 0}, {"hearsay", rHearsay, 0}, {"media", rMedia, 0}, {"disclaim", rDisclaim, 0},
 	{"normal_check", rNormalCheck, 0},
 	{"terminators", rTerm, 0}, {"child", rChild, 0}, {"other", rOther, 0},
 	{"pronouns", rPronoun, 0}, {"first_person", rFirst, 0},
 }
+
+// Args of a figurative cue: an idiom ("laughed so hard", "the price of")
+// sets aside every figurative sign, excitement ("watching the final") only
+// those marked excitement.
+const (
+	figIdiom  = 1
+	figExcite = 2
+)
 
 // negList is the arg of a negation that reads a whole list of signs
 // ("denies fever, chest pain, palpitations"), as clinical notes do.
@@ -102,6 +110,7 @@ type entry struct {
 	ask            *engine.Clarify
 	askNow         *askNowSpec
 	figurative     bool
+	excitement     bool
 	plan           bool
 }
 
@@ -398,7 +407,7 @@ func compile(m *mergedRules, el *errList) *ruleset {
 			continue
 		}
 		s := ms.spec
-		e := entry{id: s.ID, sign: s.Sign, lang: ms.lang, askNow: m.askNow[ms.lang], figurative: s.Figurative, plan: s.Plan}
+		e := entry{id: s.ID, sign: s.Sign, lang: ms.lang, askNow: m.askNow[ms.lang], figurative: s.Figurative, excitement: s.Excitement, plan: s.Plan}
 		base, _ := engine.ParseLevel(s.Level)
 		for c := range e.adult {
 			switch c {

@@ -188,7 +188,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			lv = &e.child
 		}
 		has := func(c int) bool { return m.mods&(1<<c) != 0 }
-		if s.fig && e.figurative && !has(catSevere) && !has(catPersistent) && !has(catWorse) && !has(catRecurring) {
+		if ((s.fig&figIdiom != 0 && e.figurative) || (s.fig&figExcite != 0 && e.excitement)) && !has(catSevere) && !has(catPersistent) && !has(catWorse) && !has(catRecurring) {
 			// A figure of speech ("laughed so hard I couldn't breathe",
 			// "my heart skipped when I saw the bill"): no report, unless
 			// the patient says it is severe or lasting.
@@ -206,7 +206,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			// Long before this treatment ("years ago", "as a child"): the
 			// patient's history, not a report.
 			L, m.resolved, m.historical = lv[catPast], true, true
-		case has(catHistorical) && !has(catWorse) && !has(catPersistent) && (!has(catSevere) || lv[catBase] == engine.None):
+		case has(catHistorical) && !has(catWorse) && !has(catPersistent) && !has(catRecurring) && (!has(catSevere) || lv[catBase] == engine.None):
 			// Severity dated before or during the session counts for a
 			// red flag ("a horrible headache before the session") but not
 			// for an after-effect ("it hurt like hell during the needle

@@ -44,15 +44,17 @@
 //     weird" leaves nothing unread;
 //   - hypotheticals ("what if", "should I worry about", "if I get") drop a
 //     mention, also when they open on the person they are about ("what
-//     should we do if our son faints"); a call for help ("911",
-//     "urgencias") in a sentence asking what to do if something happens is
-//     about the plan, not a report;
-//   - a figurative cue ("laughed so hard", "from the price of", "the
-//     game") sets aside, in its clause and a clause that only opens on a
-//     person, the signs patients use as figures of speech (fainting,
-//     breathing, palpitations, dizziness, weakness, allergy-like swelling
-//     with a named cause such as pollen), unless the patient calls them
-//     severe or lasting;
+//     should we do if our son faints"); a call for emergency services
+//     ("911", "urgencias") in a sentence asking what to do if something
+//     happens is about the plan, not a report (a plea such as "help me, I
+//     think I'm dying" always is one);
+//   - a figurative cue ("laughed so hard", "from the price of") sets
+//     aside, in its clause and a clause that only opens on a person, the
+//     signs patients use as figures of speech (fainting, breathing,
+//     palpitations, dizziness, weakness), unless the patient calls them
+//     severe or lasting; a cue of excitement ("watching the final") does
+//     so only for the heart's idioms (a faint while watching the final is
+//     still a faint);
 //     "is it normal to ..." lowers a red flag one step and asks whether it is
 //     happening now;
 //   - modifiers move the level: "a little", "passed", "fading" lower it,

@@ -135,3 +135,24 @@ func TestSignsAreShared(t *testing.T) {
 		t.Errorf("common message: %v allocations, want 0", n)
 	}
 }
+
+// TestFamilyRulesKeepRedFlags: wording close to each family's rule that is
+// a report and must stay one.
+func TestFamilyRulesKeepRedFlags(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "my heart was racing watching the final", want: engine.None, not: "palpitations"},
+		{text: "I fainted watching the final", want: engine.Emergency, sign: "fainting"},
+		{text: "my son collapsed at the football match", want: engine.Emergency, subj: "child"},
+		{text: "I have hay fever and my throat is closing", want: engine.Emergency, sign: "allergic_reaction"},
+		{text: "please help me if you can, I think I'm dying", want: engine.Urgent, sign: "distress"},
+		{text: "if I get up my head spins", want: engine.Urgent, sign: "dizziness"},
+		{text: "if I feel my chest it hurts", want: engine.Emergency, sign: "chest_pain"},
+		{text: "denies fever (chest pain now)", want: engine.Emergency, sign: "chest_pain"},
+		{text: "my son fainted last week and again today", want: engine.Emergency, subj: "child"},
+		{text: "both my legs feel dead", want: engine.Urgent, sign: "numbness"},
+		{text: "my legs are dead after the half marathon lol", want: engine.None, not: "numbness"},
+		// "I'll" is folded to "ill": a plan, not an illness.
+		{text: "a bit sore, so I'll rest today", want: engine.None, not: "distress"},
+		{text: "I feel so ill", want: engine.Urgent, sign: "distress"},
+	})
+}

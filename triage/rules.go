@@ -63,6 +63,10 @@ type signSpec struct {
 	// asking what to do if something happens, is about the plan and not a
 	// report ("should I call you or 911 if I get chest pain?").
 	Plan bool `json:"plan"`
+	// Excitement marks a figurative sign also used of excitement ("heart
+	// racing watching the final"), which the figurative_excitement cues
+	// set aside too; a faint while watching the final is still a faint.
+	Excitement bool `json:"excitement"`
 }
 
 type laterSpec struct {
@@ -75,6 +79,7 @@ type contextSpec struct {
 	NegationList      []string `json:"negation_list"`
 	PastOthers        []string `json:"past_others"`
 	Figurative        []string `json:"figurative"`
+	FigExcitement     []string `json:"figurative_excitement"`
 	NegationPost      []string `json:"negation_post"`
 	Pseudo            []string `json:"pseudo"`
 	Hypothetical      []string `json:"hypothetical"`

@@ -188,7 +188,7 @@ type span struct {
 	clause, sent int32
 	neg, hypo    bool
 	question     bool
-	fig          bool // in a clause with a figurative cue ("laughing", "the price of")
+	fig          uint8 // figurative cues reaching it: figIdiom, figExcite
 	subj         uint8
 }
 
@@ -686,7 +686,8 @@ func (sc *scratch) forwardScopeStop(from int32, window int, clauseStart bool, st
 			break
 		}
 		if tk.kind == tComma {
-			if t+1 < n && sc.listContinues(int(t)+1, opts&scopeList != 0) {
+			// A list reads across commas, never across a parenthesis.
+			if t+1 < n && tk.flags&fParen == 0 && sc.listContinues(int(t)+1, opts&scopeList != 0) {
 				cl = sc.toks[t+1].clause
 				continue
 			}
@@ -796,7 +797,7 @@ func (rs *ruleset) scopes(sc *scratch) {
 			// from the price of parking": the whole clause is a figure of
 			// speech for the signs that are used that way.
 			for j := i - 1; j >= 0 && sp[j].clause == tr.clause; j-- {
-				sp[j].fig = true
+				sp[j].fig |= uint8(tr.arg)
 			}
 			// It reads on into a clause that only opens on a person, with
 			// no comma between ("laughed so hard she couldn't breathe").
@@ -809,7 +810,7 @@ func (rs *ruleset) scopes(sc *scratch) {
 					}
 					cl = sp[j].clause
 				}
-				sp[j].fig = true
+				sp[j].fig |= uint8(tr.arg)
 			}
 			continue
 		case rMedia:
