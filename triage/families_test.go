@@ -151,6 +151,13 @@ func TestFamilyRulesKeepRedFlags(t *testing.T) {
 		{text: "my son fainted last week and again today", want: engine.Emergency, subj: "child"},
 		{text: "both my legs feel dead", want: engine.Urgent, sign: "numbness"},
 		{text: "my legs are dead after the half marathon lol", want: engine.None, not: "numbness"},
+		{text: "I threw up twice, but that was before the session, and now I'm vomiting again", want: engine.Urgent, sign: "vomiting"},
+		{text: "my wife passed out years ago, and she just passed out again", want: engine.Emergency, subj: "other"},
+		{text: "my mom had a stroke last year and now her face is drooping", want: engine.Emergency, subj: "other"},
+		{text: "laughed so hard I couldn't breathe and now my lips are blue", want: engine.Emergency, sign: "breathing"},
+		{text: "my son used to faint at the dentist and he fainted again today", want: engine.Emergency, subj: "child"},
+		{text: "if I get any chest pain I'll call, right now I have chest pain", want: engine.Emergency, sign: "chest_pain"},
+		{text: "the price of parking made me dizzy lol but now I can't feel my arm", want: engine.Urgent, sign: "numbness"},
 		// "I'll" is folded to "ill": a plan, not an illness.
 		{text: "a bit sore, so I'll rest today", want: engine.None, not: "distress"},
 		{text: "I feel so ill", want: engine.Urgent, sign: "distress"},
