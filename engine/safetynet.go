@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -41,7 +42,7 @@ func (s *step) safetyNet(f Finding, text string) {
 		{ID: netFine, Label: s.text("safety_net_fine"), Level: None},
 		{ID: netQuestion, Label: s.text("safety_net_ask"), Level: None},
 	}}
-	s.st.Clarify = &PendingClarify{Ask: ask, Signs: dedupe(f.Signs), Subject: f.Subject, Said: Truncate(text, 300), Fallback: fallback, Asked: s.now, Net: true}
+	s.st.Clarify = &PendingClarify{Ask: ask, Signs: dedupe(slices.Clone(f.Signs)), Subject: f.Subject, Said: Truncate(text, 300), Fallback: fallback, Asked: s.now, Net: true}
 	cs := make([]Choice, len(ask.Choices))
 	for i, c := range ask.Choices {
 		cs[i] = Choice{ID: "clarify:" + c.ID, Label: c.Label}

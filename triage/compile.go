@@ -2,6 +2,7 @@ package triage
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -34,6 +35,8 @@ const (
 	rMedia                   // a story from elsewhere ("on the news"): its clause is no report
 	rDisclaim                // "nothing to do with me": what others have does not count
 	rNormalCheck             // asks afterwards whether what was told is normal ("..., normal?")
+	rPastOther               // a weak past marker ("once"): past for someone else's story only
+	rFig                     // a figurative cue ("laughing", "the price of"): its clause's figurative signs are no report
 	nRoles
 )
 
@@ -41,20 +44,33 @@ const (
 var rolePrio = [nRoles]int8{
 	rPseudo: 0, rSign: 1, rMod: 2, rTime: 3, rScore: 4, rChild: 5, rOther: 5,
 	rPronoun: 6, rFirst: 7, rTerm: 8, rNeg: 9, rNegPost: 10, rHypo: 11, rCond: 12, rQuestion: 13, rAffirm: 1,
-	rAcq: 5, rNotPatient: 5, rHearsay: 8, rMedia: 8, rDisclaim: 8, rNormalCheck: 13,
+	rAcq: 5, rNotPatient: 5, rHearsay: 8, rMedia: 8, rDisclaim: 8, rNormalCheck: 13, rFig: 8, rPastOther: 2,
 }
 
 var ctxRoles = []struct {
 	name string
 	role role
+	arg  int32
 }{
-	{"negation", rNeg}, {"negation_post", rNegPost}, {"pseudo", rPseudo},
-	{"hypothetical", rHypo}, {"conditional", rCond}, {"question", rQuestion}, {"affirm", rAffirm},
-	{"acquaintance", rAcq}, {"not_patient", rNotPatient}, {"hearsay", rHearsay}, {"media", rMedia}, {"disclaim", rDisclaim},
-	{"normal_check", rNormalCheck},
-	{"terminators", rTerm}, {"child", rChild}, {"other", rOther},
-	{"pronouns", rPronoun}, {"first_person", rFirst},
+	{"negation", rNeg, 0}, {"negation_list", rNeg, negList}, {"figurative", rFig, figIdiom}, {"figurative_excitement", rFig, figExcite}, {"past_others", rPastOther, 0}, {"negation_post", rNegPost, 0}, {"pseudo", rPseudo, 0},
+	{"hypothetical", rHypo, 0}, {"conditional", rCond, 0}, {"question", rQuestion, 0}, {"affirm", rAffirm, 0},
+	{"acquaintance", rAcq, 0}, {"not_patient", rNotPatient, 0}, {"hearsay", rHearsay, 0}, {"media", rMedia, 0}, {"disclaim", rDisclaim, 0},
+	{"normal_check", rNormalCheck, 0},
+	{"terminators", rTerm, 0}, {"child", rChild, 0}, {"other", rOther, 0},
+	{"pronouns", rPronoun, 0}, {"first_person", rFirst, 0},
 }
+
+// Args of a figurative cue: an idiom ("laughed so hard", "the price of")
+// sets aside every figurative sign, excitement ("watching the final") only
+// those marked excitement.
+const (
+	figIdiom  = 1
+	figExcite = 2
+)
+
+// negList is the arg of a negation that reads a whole list of signs
+// ("denies fever, chest pain, palpitations"), as clinical notes do.
+const negList = 1
 
 // Single-word context lists that set token flags instead of making phrases.
 var ctxFlags = []struct {
@@ -93,6 +109,9 @@ type entry struct {
 	laterLevel     engine.Level
 	ask            *engine.Clarify
 	askNow         *askNowSpec
+	figurative     bool
+	excitement     bool
+	plan           bool
 }
 
 type combo struct {
@@ -127,14 +146,44 @@ type lexicon struct {
 	typos     typoIndex
 	vocab     []bool          // lexeme id -> a word of a sign's own vocabulary (for Unread)
 	everyday  map[string]bool // words never counted as unread, even as a typo of a sign word
+	// stemMask says, per first two bytes of a word (folded by stemKey),
+	// which stem lengths have a stem starting with them (bit k for length
+	// k), so a word is looked up only at the stem lengths that can match.
+	stemMask [1 << 12]uint32
+	// info holds what lexemes() needs about a word beyond its ids, in one
+	// lookup: its flags, its value as a number word, whether it is
+	// everyday.
+	info map[string]wordInfo
+}
+
+// wordInfo is the per-word data of lexicon.info.
+type wordInfo struct {
+	flags    uint8
+	isNum    bool
+	everyday bool
+	num      float64
+}
+
+// stemKey folds the first two bytes of a word into an index of stemMask.
+func stemKey(a, b byte) int { return int(a&63)<<6 | int(b&63) }
+
+// mayStem reports whether w could begin with a stem of length k.
+func (lx *lexicon) mayStem(w []byte, k int) bool {
+	return k < 2 || k > 31 || lx.stemMask[stemKey(w[0], w[1])]&(1<<k) != 0
 }
 
 // ruleset is everything compiled from the rule files; it is read-only once built.
 type ruleset struct {
 	lex      lexicon
 	patterns []pattern
-	byFirst  [][]int32 // lexeme id -> patterns whose first element accepts it
-	numFirst []int32   // patterns starting with "#"
+	byFirst  [][]int32 // lexeme id -> patterns whose first element accepts it (except those in byPair)
+	// byPair holds, per lexeme id of the first element, the patterns whose
+	// second element follows with no gap and accepts words, sorted by the
+	// second element's lexeme id: a pattern is only tried where the next
+	// token can continue it, so the common first words ("my", "no", "i")
+	// cost a lookup instead of a try of every phrase they begin.
+	byPair   [][]pairRef
+	numFirst []int32 // patterns starting with "#"
 	entries  []entry
 	combos   []combo
 	scores   []score
@@ -358,7 +407,7 @@ func compile(m *mergedRules, el *errList) *ruleset {
 			continue
 		}
 		s := ms.spec
-		e := entry{id: s.ID, sign: s.Sign, lang: ms.lang, askNow: m.askNow[ms.lang]}
+		e := entry{id: s.ID, sign: s.Sign, lang: ms.lang, askNow: m.askNow[ms.lang], figurative: s.Figurative, excitement: s.Excitement, plan: s.Plan}
 		base, _ := engine.ParseLevel(s.Level)
 		for c := range e.adult {
 			switch c {
@@ -404,8 +453,7 @@ func compile(m *mergedRules, el *errList) *ruleset {
 	}
 	for _, cr := range ctxRoles {
 		for _, tr := range m.ctx[cr.name] {
-			var arg int32
-			add(tr, cr.role, arg, 0, 0)
+			add(tr, cr.role, cr.arg, 0, 0)
 		}
 	}
 	for _, cf := range ctxFlags {
@@ -488,6 +536,9 @@ func compile(m *mergedRules, el *errList) *ruleset {
 		if !containsInt(lx.stemLens, len(k)) {
 			lx.stemLens = append(lx.stemLens, len(k))
 		}
+		if len(k) >= 2 && len(k) <= 31 {
+			lx.stemMask[stemKey(k[0], k[1])] |= 1 << len(k)
+		}
 	}
 	sort.Ints(lx.stemLens)
 
@@ -521,18 +572,59 @@ func compile(m *mergedRules, el *errList) *ruleset {
 		}
 	}
 
-	// Index patterns by their first element.
+	// One lookup per word for its flags, number value and everyday mark.
+	lx.info = map[string]wordInfo{}
+	for w, f := range lx.flags {
+		wi := lx.info[w]
+		wi.flags |= f
+		lx.info[w] = wi
+	}
+	for w, v := range lx.numbers {
+		wi := lx.info[w]
+		wi.isNum, wi.num = true, v
+		lx.info[w] = wi
+	}
+	for w := range lx.everyday {
+		wi := lx.info[w]
+		wi.everyday = true
+		lx.info[w] = wi
+	}
+
+	// Index patterns by their first element (and their second, where it
+	// follows with no gap and accepts words only).
 	rs.byFirst = make([][]int32, lx.n)
+	rs.byPair = make([][]pairRef, lx.n)
 	for i, p := range rs.patterns {
 		e := p.elems[0]
 		if e.num {
 			rs.numFirst = append(rs.numFirst, int32(i))
 		}
+		paired := len(p.elems) > 1 && p.elems[1].gap == 0 && !p.elems[1].num && !p.elems[1].slash && len(p.elems[1].ids) > 0
 		for _, id := range e.ids {
-			rs.byFirst[id] = append(rs.byFirst[id], int32(i))
+			if !paired {
+				rs.byFirst[id] = append(rs.byFirst[id], int32(i))
+				continue
+			}
+			for _, id2 := range p.elems[1].ids {
+				rs.byPair[id] = append(rs.byPair[id], pairRef{second: id2, p: int32(i)})
+			}
 		}
 	}
+	for id := range rs.byPair {
+		slices.SortFunc(rs.byPair[id], func(a, b pairRef) int {
+			if a.second != b.second {
+				return int(a.second - b.second)
+			}
+			return int(a.p - b.p)
+		})
+	}
 	return rs
+}
+
+// pairRef is a pattern reached through its first two elements.
+type pairRef struct {
+	second int32 // a lexeme id the second element accepts
+	p      int32 // the pattern
 }
 
 func containsInt(list []int, v int) bool {
@@ -564,6 +656,9 @@ func (lx *lexicon) resolve(dst []int32, w string) []int32 {
 		if k > len(w) {
 			break
 		}
+		if k >= 2 && k <= 31 && lx.stemMask[stemKey(w[0], w[1])]&(1<<k) == 0 {
+			continue
+		}
 		if id, ok := lx.stems[w[:k]]; ok {
 			dst = append(dst, id)
 		}
@@ -581,6 +676,9 @@ func (lx *lexicon) resolveToken(dst []int32, w []byte, stretched bool, buf *[]by
 	for _, k := range lx.stemLens {
 		if k > len(w) {
 			break
+		}
+		if !lx.mayStem(w, k) {
+			continue
 		}
 		if id, ok := lx.stems[string(w[:k])]; ok {
 			dst = append(dst, id)

@@ -128,6 +128,12 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			if !s.neg && !s.hypo && !sc.insideSign(i) {
 				sc.mods = append(sc.mods, modRef{span: int32(i), cat: int(s.arg), start: s.start, end: s.end})
 			}
+		case rPastOther:
+			// "my colleague had a seizure once" is her history; "I feel
+			// faint and fell once today" is the patient's report.
+			if !s.neg && !s.hypo && s.subj != subjSelf {
+				sc.mods = append(sc.mods, modRef{span: int32(i), cat: catPast, start: s.start, end: s.end})
+			}
 		}
 	}
 	if textHours > hours {
@@ -182,6 +188,17 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			lv = &e.child
 		}
 		has := func(c int) bool { return m.mods&(1<<c) != 0 }
+		if ((s.fig&figIdiom != 0 && e.figurative) || (s.fig&figExcite != 0 && e.excitement)) && !has(catSevere) && !has(catPersistent) && !has(catWorse) && !has(catRecurring) {
+			// A figure of speech ("laughed so hard I couldn't breathe",
+			// "my heart skipped when I saw the bill"): no report, unless
+			// the patient says it is severe or lasting.
+			m.live = false
+			continue
+		}
+		if e.plan && sc.hypoSentence(s.sent) {
+			m.live = false
+			continue
+		}
 		var L engine.Level
 		amb := false
 		switch {
@@ -189,12 +206,16 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			// Long before this treatment ("years ago", "as a child"): the
 			// patient's history, not a report.
 			L, m.resolved, m.historical = lv[catPast], true, true
-		case has(catHistorical) && !has(catWorse) && !has(catSevere) && !has(catPersistent):
+		case has(catHistorical) && !has(catWorse) && !has(catPersistent) && !has(catRecurring) && (!has(catSevere) || lv[catBase] == engine.None):
+			// Severity dated before or during the session counts for a
+			// red flag ("a horrible headache before the session") but not
+			// for an after-effect ("it hurt like hell during the needle
+			// twitch, nothing since").
 			L, m.resolved, m.historical = lv[catHistorical], true, true
 		case has(catResolved):
 			L, m.resolved = lv[catResolved], true
 		case has(catImproving) && !has(catWorse):
-			L = lv[catImproving]
+			L, m.improving = lv[catImproving], true
 		case has(catPleasant) && !has(catWorse) && !has(catSevere) && !has(catPersistent):
 			// "tingly in a nice relaxed way": a sensation the patient
 			// describes as pleasant is the expected kind, for the signs
@@ -212,7 +233,9 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 					L = max(L, lv[c])
 				}
 			}
-			if e.later && hours >= e.laterHours && !has(catImproving) {
+			if e.later && hours >= e.laterHours && !has(catImproving) && (!has(catMild) || has(catPersistent) || has(catWorse) || has(catVery) || has(catSevere)) {
+				// A mild after-effect the patient does not call lasting
+				// ("just a little tired") is not the persisting kind.
 				if e.laterLevel > L {
 					raised = true
 				}
@@ -294,7 +317,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 
 	f := engine.Finding{Level: top}
 	for k := range sc.ments {
-		if m := &sc.ments[k]; !m.live || (m.resolved && m.level == engine.None) {
+		if m := &sc.ments[k]; !m.live || ((m.resolved || m.improving) && m.level == engine.None) {
 			f.Settled++ // negated, asked about, past or someone else's
 		}
 	}
@@ -315,8 +338,9 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			}
 		}
 		// Signs name what the patient has or had since the session; a
-		// complaint from before it that is now gone is not one.
-		if !m.historical || m.level > engine.None {
+		// complaint from before it, or one now gone that the rules set at
+		// no level ("the headache went away"), is not one.
+		if (!m.historical && !m.resolved && !m.improving) || m.level > engine.None {
 			name := rs.entries[m.e].sign
 			if !slices.Contains(sc.signs, name) {
 				sc.signs = append(sc.signs, name)
@@ -324,7 +348,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 		}
 	}
 	if len(sc.signs) > 0 {
-		f.Signs = slices.Clone(sc.signs)
+		f.Signs = sc.signs // the scratch's own: Triage hands out a shared copy
 	}
 	// Who the report is about: the first mention at the top level.
 	for k := range sc.ments {
@@ -379,6 +403,13 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 	cl := sp[md.span].clause
 	bit := uint16(1) << md.cat
 	raise := md.cat == catPersistent || md.cat == catWorse || md.cat == catRecurring
+	// A time frame long past ("years ago", "last year") dates its whole
+	// clause, like a raising word: "my wife fainted at her blood test last
+	// year" is history for the faint too, not only for the blood.
+	// Only for someone else's story: for the patient's own report a
+	// lowering word reaches the nearest mention alone ("I feel faint and I
+	// fell once today" is still a faint).
+	frame := (md.cat == catPast || md.cat == catHistorical) && sp[md.span].subj != subjSelf
 	lower := md.cat == catMild || md.cat == catImproving || md.cat == catHistorical || md.cat == catResolved || md.cat == catPast
 	// Mentions are ordered by start, so clause numbers rise with them.
 	lo, _ := slices.BinarySearchFunc(ments, cl, func(m mention, c int32) int { return int(m.clause - c) })
@@ -387,7 +418,7 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 		hi++
 	}
 	if hi > lo {
-		if raise {
+		if raise || frame {
 			for k := lo; k < hi; k++ {
 				ments[k].mods |= bit
 			}
@@ -412,14 +443,15 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 		}
 		if best >= 0 {
 			ments[best].mods |= bit
-			// Mentions that overlap it read the same words, so they are the
-			// same complaint ("shooting pain down my leg has stopped").
+			// Mentions that overlap or touch it read one phrase, so they
+			// are the same complaint ("shooting pain down my leg has
+			// stopped", "the zapping pain ... is gone").
 			lo2, hi2 := ments[best].start, ments[best].end
 			for changed := true; changed; {
 				changed = false
 				for k := lo; k < hi; k++ {
 					m := &ments[k]
-					if m.mods&bit == 0 && m.start < hi2 && m.end > lo2 {
+					if m.mods&bit == 0 && m.start <= hi2 && m.end >= lo2 {
 						m.mods |= bit
 						lo2, hi2 = min(lo2, m.start), max(hi2, m.end)
 						changed = true
@@ -429,11 +461,31 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 			return
 		}
 	}
-	if lower && !sc.onlyFiller(md.start, cl) {
+	// "dizzy standing up, but sat back down and it passed", "I threw up,
+	// but that was before the session": a word saying the complaint is
+	// over or dates it, alone in its clause, looks back to the complaint
+	// before it in the same sentence, whatever was done meanwhile; the
+	// sign's own level for it decides what remains.
+	over := (md.cat == catResolved || md.cat == catHistorical) && lo > 0 && sp[ments[lo-1].span].sent == sp[md.span].sent
+	if lower && !frame && !over && !sc.onlyFiller(md.start, cl) {
 		return
 	}
-	// Orphan: the previous clause that has mentions.
-	if lo == 0 {
+	// Orphan: the previous clause that has mentions. A time frame reaches
+	// back only within its sentence ("my uncle passed out during his
+	// session in the 90s"). A raising word reaches back when the rest of
+	// its clause before or after it is filler ("It's been getting worse",
+	// "still there"), not when its clause says something else ("since the
+	// needling my achilles feels amazing").
+	if lo == 0 || (frame && sp[ments[lo-1].span].sent != sp[md.span].sent) {
+		return
+	}
+	if raise && !sc.onlyFillerBefore(md.start, cl) && !sc.onlyFillerAfter(md.end, cl) {
+		return
+	}
+	if !raise && !lower && !sc.onlyFillerAfter(md.end, cl) {
+		// A severity word reaches back only when it ends its clause ("so
+		// bad"), not as the adjective of something else ("had a big
+		// glass of water").
 		return
 	}
 	prev := ments[lo-1].clause
@@ -455,6 +507,64 @@ func (sc *scratch) onlyFiller(t int32, cl int32) bool {
 		}
 		if tk.claim > 0 {
 			if r := sc.spans[tk.claim-1].role; r == rTerm || r == rFirst || r == rPseudo || r == rPronoun || r == rChild || r == rOther || r == rAcq || r == rHearsay {
+				continue
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// hypoSentence reports whether sentence se holds a hypothetical or a
+// conditional ("what should I do if", "if I get"): a call for help in it is
+// part of the question about what to do.
+func (sc *scratch) hypoSentence(se int32) bool {
+	for i := range sc.spans {
+		s := &sc.spans[i]
+		if s.sent > se {
+			break
+		}
+		if s.sent == se && (s.role == rHypo || s.role == rCond) && !s.neg {
+			return true
+		}
+	}
+	return false
+}
+
+// onlyFillerAfter reports whether every token of clause cl from position t
+// on is filler, punctuation or part of a modifier or time phrase.
+func (sc *scratch) onlyFillerAfter(t int32, cl int32) bool {
+	for i := int(t); i < len(sc.toks); i++ {
+		tk := &sc.toks[i]
+		if tk.clause != cl {
+			return true
+		}
+		if tk.kind == tComma || tk.kind == tStop || tk.flags&fFiller != 0 || tk.timeClaim {
+			continue
+		}
+		if tk.claim > 0 {
+			if r := sc.spans[tk.claim-1].role; r == rMod || r == rTerm || r == rFirst || r == rPseudo || r == rPronoun {
+				continue
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// onlyFillerBefore is onlyFiller that also passes over other modifiers ("a
+// little worse").
+func (sc *scratch) onlyFillerBefore(t int32, cl int32) bool {
+	for i := t - 1; i >= 0; i-- {
+		tk := &sc.toks[i]
+		if tk.clause != cl {
+			return true
+		}
+		if tk.kind == tComma || tk.flags&fFiller != 0 || tk.timeClaim {
+			continue
+		}
+		if tk.claim > 0 {
+			if r := sc.spans[tk.claim-1].role; r == rMod || r == rTerm || r == rFirst || r == rPseudo || r == rPronoun {
 				continue
 			}
 		}

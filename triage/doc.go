@@ -35,10 +35,26 @@
 //
 // Each sign mention is then read in its context:
 //
-//   - negation ("no", "denies", "haven't had") reaches forward to the end of
-//     its clause, at most a few words, and across lists ("no fever, chills or
-//     pus"); terminators ("but", "however") and punctuation end it;
-//   - hypotheticals ("what if", "should I worry about") drop a mention;
+//   - negation ("no", "haven't had") reaches forward to the end of its
+//     clause, at most a few words, and across lists ("no fever, chills or
+//     pus"); terminators ("but", "however") and punctuation end it; a
+//     clinical list negator ("denies", "niego") reads a comma list of signs
+//     whole, with or without a closing "or" ("denies fever, chest pain,
+//     palpitations"); a word a negation reaches is read, so "nothing
+//     weird" leaves nothing unread;
+//   - hypotheticals ("what if", "should I worry about", "if I get") drop a
+//     mention, also when they open on the person they are about ("what
+//     should we do if our son faints"); a call for emergency services
+//     ("911", "urgencias") in a sentence asking what to do if something
+//     happens is about the plan, not a report (a plea such as "help me, I
+//     think I'm dying" always is one);
+//   - a figurative cue ("laughed so hard", "from the price of") sets
+//     aside, in its clause and a clause that only opens on a person, the
+//     signs patients use as figures of speech (fainting, breathing,
+//     palpitations, dizziness, weakness), unless the patient calls them
+//     severe or lasting; a cue of excitement ("watching the final") does
+//     so only for the heart's idioms (a faint while watching the final is
+//     still a faint);
 //     "is it normal to ..." lowers a red flag one step and asks whether it is
 //     happening now;
 //   - modifiers move the level: "a little", "passed", "fading" lower it,
@@ -50,12 +66,19 @@
 //     it lasts ("slight headache since this morning"); and a resolved or
 //     pre-existing complaint ("the pain I came in with is gone") is not a flag
 //     unless the sign itself says otherwise (a faint that passed is still a
-//     faint);
+//     faint); a word saying a complaint is over or dating it, alone in its
+//     clause, looks back to the complaint before it in the same sentence
+//     ("dizzy standing up, sat down and it passed", "but that was before
+//     the session"); a resolved complaint at no level is not named in
+//     Finding.Signs;
 //   - a mention about "my son" or "my husband" still counts, with the
 //     child's levels where the protocol differs (a pale child is urgent);
 //     one about an acquaintance ("my friend", "a guy at work") counts unless
 //     it is past or hearsay asked about ("my friend said she fainted once,
-//     is that common?"); one about a pet, or a story "on the news", never
+//     is that common?"); in someone else's story a time frame ("last
+//     year", "once", "in the 90s") dates the whole clause and the sentence
+//     it closes, while in the patient's own report it reaches only the
+//     nearest mention; one about a pet, or a story "on the news", never
 //     counts, nor does another's complaint after "nothing to do with me";
 //   - a general question about a sign with no word of the patient's own
 //     ("is fainting common?") is a hypothetical; a hypothetical stops at a
@@ -72,6 +95,12 @@
 // A word of a sign's vocabulary that no phrase read is counted in
 // Finding.Unread; one outside any negation or hypothetical sets
 // Finding.Suspect, so the engine asks instead of reassuring.
+//
+// Phrases are found through an index of their first two words, so the cost
+// of a message grows with its length and not with the number of phrases a
+// common word ("my", "no") begins. The lists of sign names a Finding carries
+// are interned and shared read-only: triage allocates nothing on the common
+// path.
 //
 // The highest level wins. When the top level comes only from an ambiguous
 // mention (a bare "I feel dizzy"), the Finding carries one short question

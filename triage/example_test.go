@@ -22,7 +22,7 @@ func ExampleClassifier_Triage() {
 	fmt.Println(f.Level, f.Ask.Text)
 	// Output:
 	// none [] ""
-	// none [dizziness] ""
+	// none [] ""
 	// watch [soreness] ""
 	// urgent [pallor vomiting] "child"
 	// emergency [breathing chest_pain] ""

@@ -55,6 +55,18 @@ type signSpec struct {
 	Later    *laterSpec        `json:"later"`
 	Ask      string            `json:"ask"`
 	Disabled bool              `json:"disabled"`
+	// Figurative marks a sign patients also use as a figure of speech
+	// ("almost passed out from the price", "heart skipped a beat when I
+	// saw"): a mention in a clause with a figurative cue is set aside.
+	Figurative bool `json:"figurative"`
+	// Plan marks a call for help ("911", "urgencias") that, in a sentence
+	// asking what to do if something happens, is about the plan and not a
+	// report ("should I call you or 911 if I get chest pain?").
+	Plan bool `json:"plan"`
+	// Excitement marks a figurative sign also used of excitement ("heart
+	// racing watching the final"), which the figurative_excitement cues
+	// set aside too; a faint while watching the final is still a faint.
+	Excitement bool `json:"excitement"`
 }
 
 type laterSpec struct {
@@ -64,6 +76,10 @@ type laterSpec struct {
 
 type contextSpec struct {
 	Negation          []string `json:"negation"`
+	NegationList      []string `json:"negation_list"`
+	PastOthers        []string `json:"past_others"`
+	Figurative        []string `json:"figurative"`
+	FigExcitement     []string `json:"figurative_excitement"`
 	NegationPost      []string `json:"negation_post"`
 	Pseudo            []string `json:"pseudo"`
 	Hypothetical      []string `json:"hypothetical"`

@@ -35,6 +35,7 @@ type token struct {
 	timeLen   int8 // elements of the longest time expression claiming it
 	vocab     bool // a word of a sign's vocabulary, or a typo of one
 	scoped    bool // inside the reach of a negation or a hypothetical
+	negated   bool // inside the reach of a negation
 	flags     uint8
 }
 
@@ -47,6 +48,7 @@ const (
 	fBreaker
 	fAsked    // a stop that was "?" or ":" ("chest pain? no", "dizziness: none")
 	fPersonal // the patient speaks of themself ("i", "my"): a question is not general
+	fParen    // a comma that is a parenthesis: an aside stays in its clause ("a fever last week (flu)")
 )
 
 // tokenize appends the tokens of s to sc, stopping at maxTokens.
@@ -68,8 +70,14 @@ func (sc *scratch) tokenize(s string, maxTokens int) {
 				if n := len(sc.toks); n > 0 && sc.toks[n-1].kind == tStop {
 					sc.toks[n-1].flags |= fAsked
 				}
-			case c == ',' || c == '(' || c == ')' || c == '[' || c == ']':
+			case c == ',':
 				sc.punct(tComma)
+			case c == '(' || c == ')' || c == '[' || c == ']':
+				n := len(sc.toks)
+				sc.punct(tComma)
+				if len(sc.toks) > n {
+					sc.toks[n].flags |= fParen
+				}
 			case c == '-':
 				// A dash with a space on either side separates clauses; a
 				// hyphen inside a word ("light-headed") only splits the word.

@@ -1,6 +1,7 @@
 package triage
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/aftercare-clinic/aftercare/engine"
@@ -89,8 +90,9 @@ func TestHistoryAndIdiomsRaiseNothing(t *testing.T) {
 }
 
 // TestUnreadAndSuspect: a word of a sign's vocabulary that no rule reads
-// is counted, and makes the finding suspect unless it is negated or
-// hypothetical; ordinary words and fully read messages count nothing.
+// is counted unless a negation reaches it ("no buzzing at all" is an
+// all-clear), and makes the finding suspect unless it is hypothetical;
+// ordinary words and fully read messages count nothing.
 func TestUnreadAndSuspect(t *testing.T) {
 	c := Default()
 	for _, tc := range []struct {
@@ -99,7 +101,8 @@ func TestUnreadAndSuspect(t *testing.T) {
 		suspect bool
 	}{
 		{"weird buzzing in my ear since the session", true, true},
-		{"no buzzing at all", true, false},
+		{"no buzzing at all", false, false},
+		{"nothing weird, no weird heartbeats", false, false},
 		{"what if I get a buzzing feeling?", true, false},
 		{"I fainted", false, false},
 		{"thanks, see you on thursday", false, false},
@@ -121,6 +124,34 @@ func BenchmarkTriage500(b *testing.B) {
 		"bigger and its warm. also my mom says i looked pale. anyway the traffic was killing me on the way to work lol. " +
 		"tengo un poco de mareo y la mano dormida, pero sin dolor de pecho. is this normal or should i come in? thx!!"
 	msg = (msg + " " + msg)[:500]
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for i := 0; i < b.N; i++ {
+		c.Triage(msg, 20)
+	}
+}
+
+// BenchmarkTriage500Model measures a 500-character message the rules leave
+// below urgent, so the learned second opinion is read too (issue 18: the
+// whole triage, second opinion included, under 50 µs and allocation-free).
+func BenchmarkTriage500Model(b *testing.B) {
+	c := Default()
+	msg := strings.Repeat("thanks so much, my back feels loads better, a bit sore and sleepy but no dizziness, see you next week. ", 6)[:500]
+	if f := c.Triage(msg, 20); f.Level >= engine.Urgent {
+		b.Fatalf("want a message below urgent, got %s", f.Level)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for i := 0; i < b.N; i++ {
+		c.Triage(msg, 20)
+	}
+}
+
+// BenchmarkTriage5000 measures a 5,000-character message (target: under
+// 1 ms).
+func BenchmarkTriage5000(b *testing.B) {
+	c := Default()
+	msg := strings.Repeat("my shoulder is a little sore today but no dizziness, slept well. ", 80)[:5000]
 	b.ReportAllocs()
 	b.SetBytes(int64(len(msg)))
 	for i := 0; i < b.N; i++ {

@@ -320,8 +320,8 @@ func checkTargets(t *testing.T, name string, s triageScore) {
 // TestTriageReplayDev replays the development corpus end to end and guards
 // what was reached on it: every red flag handled, every emergency answered
 // with the emergency number first, nothing dismissed or reassured, and no
-// more false alarms than at the end of this work (the false-alarm
-// targets are not met yet; see triage/testdata/sealed/RESULTS.md). With
+// more false alarms than at the end of the last work on it (the issue's
+// false-alarm targets are not met on every file yet). With
 // AFTERCARE_TRIAGE_SET naming other files (comma-separated) it reports on
 // those instead, listing every miss, for tuning.
 func TestTriageReplayDev(t *testing.T) {
@@ -336,12 +336,14 @@ func TestTriageReplayDev(t *testing.T) {
 		}
 		return
 	}
-	ceilings := map[string][2]int{ // normal messages escalated, asked
-		"w1.en.tsv": {18, 14}, "w2.en.tsv": {27, 28}, "w3.en.tsv": {16, 19}, "w4.es.tsv": {21, 17},
+	// Normal messages escalated and asked, at most. (The spent sealed sets
+	// s1 and s2 are guarded the same way by TestTriageReplaySealed.)
+	ceilings := map[string][2]int{
+		"corpus/w1.en.tsv": {6, 2}, "corpus/w2.en.tsv": {5, 11}, "corpus/w3.en.tsv": {4, 6}, "corpus/w4.es.tsv": {5, 5},
 	}
 	for name, c := range ceilings {
 		t.Run(name, func(t *testing.T) {
-			msgs := readLabelled(t, filepath.Join("..", "..", "triage", "testdata", "corpus", name))
+			msgs := readLabelled(t, filepath.Join("..", "..", "triage", "testdata", filepath.FromSlash(name)))
 			s := scoreOutcomes(msgs, replayOutcomes(t, msgs))
 			t.Logf("%s: %s", name, s)
 			if s.redCaught < s.red || s.emergNumber < s.emerg || s.redDismissed > 0 || pct(s.watchReached, s.watch) < 95 {

@@ -7,30 +7,40 @@ import (
 
 // TestTriageReplaySealed replays every message of the sealed sets through
 // `aftercare replay`. The sets were written by people who never saw the
-// rules and were scored once, after the work; that run is recorded in
-// triage/testdata/sealed/RESULTS.md as it came out. The issue's targets did
-// not all hold on it (normal messages escalated or asked more often than 3 %
-// and 10 %, one red flag per set missed), so this test guards what was
-// measured rather than claiming the targets: a change that loses a red
-// flag, an emergency number or a reassurance-free answer fails here, and
-// so does one that raises more false alarms than that run did.
+// rules and are scored once, after the work; each run is recorded in
+// triage/testdata/sealed/RESULTS.md as it came out.
+//
+// A set already scored (s1, s2) is spent: it has been used as development
+// data since, so it is guarded at what was reached on it afterwards (a
+// change that loses a red flag, an emergency number or a reassurance-free
+// answer fails, and so does one that raises more false alarms). A set not
+// yet scored is held to the issue's targets, and its run lists every miss.
 func TestTriageReplaySealed(t *testing.T) {
-	measured := map[string]triageScore{ // the first run's figures
-		"s1.tsv": {red: 225, redCaught: 224, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 10, noneNet: 19, watch: 68, watchReached: 67},
-		"s2.tsv": {red: 225, redCaught: 224, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 16, noneNet: 21, watch: 68, watchReached: 66},
+	// The first run's figures, 2026-11-29, were s1: red flags 224/225,
+	// normal escalated 10, asked 19, watch 67/68; s2: red flags 224/225,
+	// normal escalated 16, asked 21, watch 66/68. The guard below is what
+	// was reached on them as development data.
+	reached := map[string]triageScore{
+		"s1.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 0, noneNet: 3, watch: 68, watchReached: 67},
+		"s2.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 4, noneNet: 7, watch: 68, watchReached: 67},
 	}
 	files, _ := filepath.Glob("../../triage/testdata/sealed/*.tsv")
-	if len(files) != len(measured) {
-		t.Fatalf("want %d sealed sets, found %d", len(measured), len(files))
+	if len(files) < len(reached) {
+		t.Fatalf("want at least %d sealed sets, found %d", len(reached), len(files))
 	}
 	for _, f := range files {
 		msgs := readLabelled(t, f)
 		outs := replayOutcomes(t, msgs)
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
-			got, want := scoreOutcomes(msgs, outs), measured[name]
-			t.Logf("%s: %s", name, got)
+			got := scoreOutcomes(msgs, outs)
 			logByLanguage(t, name, msgs, outs)
+			want, spent := reached[name]
+			if !spent {
+				checkTargets(t, name, got)
+				return
+			}
+			t.Logf("%s: %s", name, got)
 			if got.red != want.red || got.none != want.none || got.watch != want.watch || got.emerg != want.emerg {
 				t.Fatalf("the sealed set changed: %d/%d/%d/%d messages", got.emerg, got.red, got.watch, got.none)
 			}
