@@ -13,7 +13,7 @@
 //
 //	a, err := loadtest.GroupCommit(ctx, loadtest.ThroughputConfig{Dir: dir})
 //	b, err := loadtest.TxPerMessage(ctx, loadtest.ThroughputConfig{Dir: dir, Messages: 10000})
-//	ratio := loadtest.CompareCommits(a, b, loadtest.TargetCommitRatio)
+//	ratio, text := loadtest.CommitRatio(a, b) // reported, not a target
 //	c, err := loadtest.Paced(ctx, loadtest.PacedConfig{Dir: dir})
 //	d, err := loadtest.Timers(ctx, loadtest.TimersConfig{Dir: dir})
 //	e, err := loadtest.Burst(ctx, loadtest.BurstConfig{Dir: dir})
