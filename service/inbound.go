@@ -96,7 +96,7 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 		}
 		if hit {
 			r := step(cached.st, engine.InviteResult{})
-			b, err1 := json.Marshal(r.State)
+			b, err1 := s.encodeState(r.State)
 			ms, err2 := store.EncodeMessages(r.Messages)
 			if err1 == nil && err2 == nil {
 				pre = &store.Prepared{From: cached.raw, Result: r, State: b, Messages: ms}
@@ -154,6 +154,22 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 		s.Wake()
 	}
 	return true, nil
+}
+
+// stateEncoder is a store that keeps states in an encoding of its own (the
+// bbolt store's binary form); a prepared step must hand it that encoding,
+// since it compares and stores the bytes as they are.
+type stateEncoder interface {
+	EncodeState(engine.State) ([]byte, error)
+}
+
+// encodeState encodes a prepared step's state as the store keeps it: its
+// own encoding when it has one, else JSON.
+func (s *Service) encodeState(st engine.State) ([]byte, error) {
+	if e, ok := s.store.(stateEncoder); ok {
+		return e.EncodeState(st)
+	}
+	return json.Marshal(st)
 }
 
 // fanOut turns each staff message into one message per staff channel.

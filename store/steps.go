@@ -104,7 +104,8 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 		var state engine.State
 		found := raw != nil
 		if found {
-			if err := json.Unmarshal(raw, &state); err != nil {
+			var err error
+			if state, err = DecodeState(raw); err != nil {
 				// Set the unreadable state aside and go on from a fresh
 				// one: the message is still triaged, a red flag escalates.
 				q := Quarantined{Patient: st.Patient, Kind: QuarantineState, Key: []byte(st.Patient), Value: raw, At: st.Now, Reason: err.Error()}
@@ -210,7 +211,7 @@ func commitState(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte) err
 	b := stateBytes
 	if b == nil || res.Erase {
 		var err error
-		if b, err = json.Marshal(res.State); err != nil {
+		if b, err = EncodeState(res.State); err != nil {
 			return err
 		}
 	}

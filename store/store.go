@@ -14,7 +14,8 @@
 // # Layout
 //
 //	meta        "schema" -> uint64 schema version (2)
-//	states      patient -> engine.State (JSON)
+//	states      patient -> engine.State (binary, see EncodeState; JSON
+//	            records of earlier versions are still read)
 //	timers      due(8, big-endian unix ns) | owner | 0x00 | key -> empty
 //	timer_idx   owner | 0x00 | key -> due(8)
 //	outbox      platform | 0x00 | priority(1) | seq(8) -> engine.Outbound (JSON)
