@@ -70,9 +70,14 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	// real milliseconds, and that is what the metric is for. It is the one
 	// reading of the system clock in this package.
 	start := time.Now()
-	var sent []engine.Outbound
-	var esc *engine.Escalation
-	var timers bool // the step (re)schedules timers: the scheduler must look again
+	// What the step did, for after the commit; one value, so the closures
+	// below capture one variable rather than one allocation each.
+	var out struct {
+		sent       []engine.Outbound
+		esc        *engine.Escalation
+		timers     bool // the step (re)schedules timers: the scheduler must look again
+		recomputed bool
+	}
 	step := func(st engine.State, inv engine.InviteResult) engine.Result {
 		ev := ev
 		ev.Invite = inv
@@ -100,11 +105,10 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 			ms, err2 := store.EncodeMessages(r.Messages)
 			if err1 == nil && err2 == nil {
 				pre = &store.Prepared{From: cached.raw, Result: r, State: b, Messages: ms}
-				sent, esc, timers = r.Messages, r.Escalation, len(r.Timers) > 0 || s.laddered(r.Escalation)
+				out.sent, out.esc, out.timers = r.Messages, r.Escalation, len(r.Timers) > 0 || s.laddered(r.Escalation)
 			}
 		}
 	}
-	recomputed := false
 	var heard *store.TranscriptLine
 	if ev.Kind == engine.EventMessage {
 		heard = &store.TranscriptLine{At: now, From: store.FromPatient, Text: ev.Text, Choice: ev.Choice}
@@ -112,13 +116,21 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre, Heard: heard, OnEscalation: s.startLadder(now)},
 		func(in store.Input) (engine.Result, error) {
 			res := step(in.State, in.Invite) // the stored state changed: recompute
-			sent, esc, timers = res.Messages, res.Escalation, len(res.Timers) > 0 || s.laddered(res.Escalation)
-			recomputed = true
+			out.sent, out.esc, out.timers = res.Messages, res.Escalation, len(res.Timers) > 0 || s.laddered(res.Escalation)
+			out.recomputed = true
 			return res, nil
 		})
-	if err == nil && applied && pre != nil && !recomputed && !pre.Result.Erase {
-		s.states.put(id, &cachedState{raw: pre.State, st: pre.Result.State})
+	if err == nil && applied && pre != nil && !out.recomputed && !pre.Result.Erase {
+		// The entry taken above is reused for the committed state: no
+		// allocation per step (its old contents are not shared: the step
+		// that read them has been committed).
+		if cached == nil {
+			cached = &cachedState{}
+		}
+		cached.raw, cached.st = pre.State, pre.Result.State
+		s.states.put(id, cached)
 	}
+	sent, esc, timers := out.sent, out.esc, out.timers
 	s.cfg.Observer.Step(time.Since(start))
 	if err != nil {
 		s.log.Error("step failed", "patient", id, "event", ev.Kind, "err", err)
@@ -128,18 +140,7 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 		s.log.Debug("step skipped (already applied)", "patient", id, "event", ev.Kind)
 		return false, nil
 	}
-	platforms := map[string]bool{} // platform -> an escalation or alert is among the messages
-	for _, m := range sent {
-		pl := m.Destination().Platform()
-		platforms[pl] = platforms[pl] || m.Kind.Priority() == 0
-	}
-	for pl, urgent := range platforms {
-		if urgent {
-			s.kickUrgent(pl)
-		} else {
-			s.kick(pl)
-		}
-	}
+	s.kickFor(sent)
 	if esc != nil {
 		s.cfg.Observer.Escalated(esc.Level)
 		// The level and a count only: sign names beside a patient ID are
@@ -172,8 +173,46 @@ func (s *Service) encodeState(st engine.State) ([]byte, error) {
 	return json.Marshal(st)
 }
 
-// fanOut turns each staff message into one message per staff channel.
+// kickFor wakes the dispatcher of every platform a message of sent goes
+// to, at once (kickUrgent) where an escalation or alert is among them.
+func (s *Service) kickFor(sent []engine.Outbound) {
+	// A step sends to one or two platforms: a small array, not a map.
+	type dest struct {
+		platform string
+		urgent   bool
+	}
+	var buf [4]dest
+	ds := buf[:0]
+next:
+	for _, m := range sent {
+		pl, urgent := m.Destination().Platform(), m.Kind.Priority() == 0
+		for i := range ds {
+			if ds[i].platform == pl {
+				ds[i].urgent = ds[i].urgent || urgent
+				continue next
+			}
+		}
+		ds = append(ds, dest{pl, urgent})
+	}
+	for _, d := range ds {
+		if d.urgent {
+			s.kickUrgent(d.platform)
+		} else {
+			s.kick(d.platform)
+		}
+	}
+}
+
+// fanOut turns each staff message into one message per staff channel. A
+// step without staff messages (most) keeps its slice as it is.
 func (s *Service) fanOut(ms []engine.Outbound) []engine.Outbound {
+	staff := false
+	for _, m := range ms {
+		staff = staff || m.To == engine.StaffAddress
+	}
+	if !staff {
+		return ms
+	}
 	out := make([]engine.Outbound, 0, len(ms)+len(s.staff))
 	for _, m := range ms {
 		if m.To != engine.StaffAddress {
