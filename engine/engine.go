@@ -25,6 +25,10 @@ type Engine struct {
 	// vars fills the clinic's placeholders in protocol texts; built once,
 	// since a strings.Replacer is costly to build and safe to share.
 	vars *strings.Replacer
+	// filled holds every protocol's texts with vars already filled in:
+	// the texts and the clinic never change after New, so a step looks a
+	// text up instead of running the replacer over it each time.
+	filled map[*Protocol]map[string]string
 }
 
 // New returns an engine for the protocol, triage and clinic; more adds
@@ -62,7 +66,15 @@ func New(p *Protocol, t Triager, c Clinic, more ...*Protocol) (*Engine, error) {
 		langs[lang] = q
 	}
 	vars := strings.NewReplacer("{clinic}", c.Name, "{clinic_phone}", c.Phone, "{emergency_number}", c.EmergencyNumber)
-	return &Engine{protocol: p, langs: langs, triage: t, clinic: c, clinicTZ: loc, vars: vars}, nil
+	filled := make(map[*Protocol]map[string]string, len(langs))
+	for _, q := range langs {
+		f := make(map[string]string, len(q.Texts))
+		for k, v := range q.Texts {
+			f[k] = vars.Replace(v)
+		}
+		filled[q] = f
+	}
+	return &Engine{protocol: p, langs: langs, triage: t, clinic: c, clinicTZ: loc, vars: vars, filled: filled}, nil
 }
 
 // Protocol returns the engine's protocol in the clinic's language.
@@ -132,7 +144,16 @@ func (e *Engine) Step(id PatientID, st State, ev Event, now time.Time) Result {
 
 func (s *step) vars() *strings.Replacer { return s.e.vars }
 
-func (s *step) text(key string) string { return s.vars().Replace(s.p.Texts[key]) }
+func (s *step) text(key string) string { return s.e.text(s.p, key) }
+
+// text returns protocol p's text key with the clinic's placeholders filled
+// in ("" when p has no such text).
+func (e *Engine) text(p *Protocol, key string) string {
+	if t, ok := e.filled[p][key]; ok {
+		return t
+	}
+	return e.vars.Replace(p.Texts[key])
+}
 
 func (s *step) send(kind Kind, text string, choices []Choice) {
 	s.sendLevel(kind, None, text, choices)

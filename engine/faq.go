@@ -17,12 +17,7 @@ func (s *step) reassure(signs []string) {
 
 // faq returns the answer to a common aftercare question, or "".
 func (s *step) faq(n string) string {
-	best, bestLen := -1, 0
-	for i := range s.p.FAQ {
-		if l := normsScore(n, s.p.faqNorm[i]); l > bestLen {
-			best, bestLen = i, l
-		}
-	}
+	best, _ := s.p.faqMatch.best(n)
 	if best < 0 {
 		return ""
 	}

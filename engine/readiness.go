@@ -10,7 +10,7 @@ var questionCues = []string{"?", "can i", "could i", "should i", "may i", "shall
 
 // readinessIntent spots "can I work out / run / lift today?" questions.
 func (s *step) readinessIntent(n string) bool {
-	if normsScore(n, s.p.triggersNorm) == 0 {
+	if _, l := s.p.triggerMatch.best(n); l == 0 {
 		return false
 	}
 	if len(strings.Fields(n)) <= 4 {
