@@ -12,7 +12,7 @@ func (s *step) reassure(signs []string) {
 	if tip == "" {
 		tip = s.p.AfterEffects["default"]
 	}
-	s.reply(s.vars().Replace(tip))
+	s.reply(s.fill(tip))
 }
 
 // faq returns the answer to a common aftercare question, or "".
@@ -21,5 +21,5 @@ func (s *step) faq(n string) string {
 	if best < 0 {
 		return ""
 	}
-	return s.vars().Replace(s.p.FAQ[best].Answer)
+	return s.fill(s.p.FAQ[best].Answer)
 }
