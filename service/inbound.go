@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -70,21 +71,11 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	// real milliseconds, and that is what the metric is for. It is the one
 	// reading of the system clock in this package.
 	start := time.Now()
-	// What the step did, for after the commit; one value, so the closures
-	// below capture one variable rather than one allocation each.
-	var out struct {
-		sent       []engine.Outbound
-		esc        *engine.Escalation
-		timers     bool // the step (re)schedules timers: the scheduler must look again
-		recomputed bool
-	}
-	step := func(st engine.State, inv engine.InviteResult) engine.Result {
-		ev := ev
-		ev.Invite = inv
-		res := s.engine.Step(id, st, ev, now)
-		res.Messages = s.fanOut(res.Messages)
-		return res
-	}
+	// Everything the step needs and leaves behind, in one value: the
+	// closure handed to the store captures it alone, one allocation
+	// instead of one per variable.
+	op := &applyOp{s: s, id: id, ev: ev, now: now}
+	out, step := &op.out, op.step
 	// Compute the step before the write transaction, so engine and triage
 	// work runs in parallel across patients instead of inside bbolt's one
 	// writer. The per-patient FIFO means nobody else changes this patient
@@ -104,20 +95,22 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 			b, err1 := s.encodeState(r.State)
 			ms, err2 := store.EncodeMessages(r.Messages)
 			if err1 == nil && err2 == nil {
-				pre = &store.Prepared{From: cached.raw, Result: r, State: b, Messages: ms}
+				op.pre = store.Prepared{From: cached.raw, Result: r, State: b, Messages: ms}
+				pre = &op.pre
 				out.sent, out.esc, out.timers = r.Messages, r.Escalation, len(r.Timers) > 0 || s.laddered(r.Escalation)
 			}
 		}
 	}
 	var heard *store.TranscriptLine
 	if ev.Kind == engine.EventMessage {
-		heard = &store.TranscriptLine{At: now, From: store.FromPatient, Text: ev.Text, Choice: ev.Choice}
+		op.heard = store.TranscriptLine{At: now, From: store.FromPatient, Text: ev.Text, Choice: ev.Choice}
+		heard = &op.heard
 	}
 	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre, Heard: heard, OnEscalation: s.startLadder(now)},
 		func(in store.Input) (engine.Result, error) {
-			res := step(in.State, in.Invite) // the stored state changed: recompute
-			out.sent, out.esc, out.timers = res.Messages, res.Escalation, len(res.Timers) > 0 || s.laddered(res.Escalation)
-			out.recomputed = true
+			res := op.step(in.State, in.Invite) // the stored state changed: recompute
+			op.out.sent, op.out.esc, op.out.timers = res.Messages, res.Escalation, len(res.Timers) > 0 || s.laddered(res.Escalation)
+			op.out.recomputed = true
 			return res, nil
 		})
 	if err == nil && applied && pre != nil && !out.recomputed && !pre.Result.Erase {
@@ -150,11 +143,40 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	if due != nil && strings.HasPrefix(due.Key, "checkin:") {
 		s.cfg.Observer.CheckinFired(now.Sub(due.At))
 	}
-	s.log.Debug("step", "patient", id, "event", ev.Kind, "messages", len(sent))
+	if s.log.Enabled(ctx, slog.LevelDebug) { // the arguments cost allocations even when not logged
+		s.log.Debug("step", "patient", id, "event", ev.Kind, "messages", len(sent))
+	}
 	if timers {
 		s.Wake()
 	}
 	return true, nil
+}
+
+// applyOp is one step being applied: its inputs, the prepared result and
+// transcript line handed to the store, and what the step did.
+type applyOp struct {
+	s   *Service
+	id  engine.PatientID
+	ev  engine.Event
+	now time.Time
+	pre store.Prepared
+	// heard is the patient's message as it goes into the transcript.
+	heard store.TranscriptLine
+	out   struct {
+		sent       []engine.Outbound
+		esc        *engine.Escalation
+		timers     bool // the step (re)schedules timers: the scheduler must look again
+		recomputed bool
+	}
+}
+
+// step runs the engine on st, with the invite the store resolved.
+func (o *applyOp) step(st engine.State, inv engine.InviteResult) engine.Result {
+	ev := o.ev
+	ev.Invite = inv
+	res := o.s.engine.Step(o.id, st, ev, o.now)
+	res.Messages = o.s.fanOut(res.Messages)
+	return res
 }
 
 // stateEncoder is a store that keeps states in an encoding of its own (the
@@ -235,7 +257,13 @@ func (s *Service) fanOut(ms []engine.Outbound) []engine.Outbound {
 type locks struct {
 	mu sync.Mutex
 	m  map[engine.PatientID]*plock
+	// free keeps released locks for reuse: most steps find their
+	// patient's lock unused, and would otherwise allocate one each time.
+	free []*plock
 }
+
+// maxFreeLocks bounds the locks kept for reuse.
+const maxFreeLocks = 1024
 
 type plock struct {
 	next, serving uint64
@@ -248,7 +276,11 @@ func (l *locks) acquire(id engine.PatientID) *plock {
 	defer l.mu.Unlock()
 	p := l.m[id]
 	if p == nil {
-		p = &plock{cond: sync.NewCond(&l.mu)}
+		if n := len(l.free); n > 0 {
+			p, l.free = l.free[n-1], l.free[:n-1]
+		} else {
+			p = &plock{cond: sync.NewCond(&l.mu)}
+		}
 		l.m[id] = p
 	}
 	t := p.next
@@ -266,7 +298,13 @@ func (l *locks) release(id engine.PatientID, p *plock) {
 	p.serving++
 	p.refs--
 	if p.refs == 0 {
+		// Nobody waits on it: reuse it from its first ticket.
 		delete(l.m, id)
+		if len(l.free) < maxFreeLocks {
+			p.next, p.serving = 0, 0
+			l.free = append(l.free, p)
+		}
+		return
 	}
 	p.cond.Broadcast()
 }

@@ -62,21 +62,14 @@ func putTranscript(tx *bolt.Tx, st Step, ms []engine.Outbound, encoded [][]byte)
 func encodeTranscript(st Step, ms []engine.Outbound) ([][]byte, error) {
 	out := make([][]byte, 0, len(ms)+1)
 	if st.Heard != nil {
-		v, err := json.Marshal(st.Heard)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
+		out = append(out, st.Heard.appendJSON(nil))
 	}
 	for _, m := range ms {
 		if m.To != st.Patient || m.Channel != "" {
 			continue
 		}
-		v, err := json.Marshal(SentLine(m))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
+		l := SentLine(m)
+		out = append(out, l.appendJSON(nil))
 	}
 	return out, nil
 }
