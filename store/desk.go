@@ -61,15 +61,28 @@ func putTranscript(tx *bolt.Tx, st Step, ms []engine.Outbound, encoded [][]byte)
 // encodeTranscript encodes the step's transcript lines (see putTranscript).
 func encodeTranscript(st Step, ms []engine.Outbound) ([][]byte, error) {
 	out := make([][]byte, 0, len(ms)+1)
+	enc := func(l *TranscriptLine) error {
+		if !jsonTimeOK(l.At) {
+			v, err := json.Marshal(l) // reports the time it cannot write
+			out = append(out, v)
+			return err
+		}
+		out = append(out, l.appendJSON(nil))
+		return nil
+	}
 	if st.Heard != nil {
-		out = append(out, st.Heard.appendJSON(nil))
+		if err := enc(st.Heard); err != nil {
+			return nil, err
+		}
 	}
 	for _, m := range ms {
 		if m.To != st.Patient || m.Channel != "" {
 			continue
 		}
 		l := SentLine(m)
-		out = append(out, l.appendJSON(nil))
+		if err := enc(&l); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

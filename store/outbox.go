@@ -206,5 +206,8 @@ func EncodeMessages(ms []engine.Outbound) ([][]byte, error) {
 // decodeOutbound: without the ID, which the key carries.
 func encodeOutbound(m engine.Outbound) ([]byte, error) {
 	m.ID = 0
-	return json.Marshal(m)
+	if !jsonTimeOK(m.Created) || !jsonTimeOK(m.NotBefore) {
+		return json.Marshal(m) // reports the time it cannot write
+	}
+	return appendOutboundJSON(nil, &m), nil
 }

@@ -59,3 +59,41 @@ func BenchmarkTranscriptLine(b *testing.B) {
 		}
 	})
 }
+
+func TestOutboundJSONIsWhatEncodingJSONWrites(t *testing.T) {
+	at := time.Date(2026, 1, 5, 10, 0, 0, 5, time.UTC)
+	for _, m := range []engine.Outbound{
+		{To: "telegram:1", Kind: engine.KindReply, Text: "Coffee is fine.", Created: at},
+		{ID: 7, To: engine.StaffAddress, Channel: "telegram:-100", Kind: engine.KindAlert, Level: engine.Urgent, Patient: "telegram:1",
+			Text: "URGENT: \"numb\" <arm> & \u2028", Choices: []engine.Choice{{ID: "ack:1", Label: "Acknowledge"}, {ID: "x", Label: "bad \xff"}},
+			EscalationID: 1, Created: at.In(time.FixedZone("", 3600)), Attempts: 3, NotBefore: at.Add(time.Minute)},
+		{To: "discord:9", Kind: engine.KindCheckin, Text: "", Choices: []engine.Choice{}},
+	} {
+		want, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendOutboundJSON(nil, &m); !bytes.Equal(got, want) {
+			t.Errorf("\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+func FuzzOutboundJSON(f *testing.F) {
+	f.Add("telegram:1", "hello", "ack:1", "Acknowledge", uint64(3), 2)
+	f.Add("", "bad \xff \u2029 <&>", "", "", uint64(0), 0)
+	f.Fuzz(func(t *testing.T, to, text, id, label string, esc uint64, level int) {
+		m := engine.Outbound{ID: esc, To: engine.PatientID(to), Channel: engine.PatientID(label), Kind: engine.Kind(id), Level: engine.Level(level % 4),
+			Patient: engine.PatientID(text), Text: text, EscalationID: esc, Attempts: level, Created: time.Unix(int64(esc%(1<<33)), 0).UTC()}
+		if id != "" {
+			m.Choices = []engine.Choice{{ID: id, Label: label}}
+		}
+		want, err := json.Marshal(m)
+		if err != nil {
+			t.Skip()
+		}
+		if got := appendOutboundJSON(nil, &m); !bytes.Equal(got, want) {
+			t.Fatalf("\n got %s\nwant %s", got, want)
+		}
+	})
+}

@@ -1,9 +1,17 @@
 package store
 
+// The transcript and the outbox stay JSON, for the desk, `aftercare
+// check`, the export and the copy to PostgreSQL; a step writes two or three
+// transcript lines and one or two messages, so their JSON is appended by
+// hand here, byte for byte what encoding/json writes (the tests compare
+// both, fuzzed), without its reflection and allocations.
+
 import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/aftercare-clinic/aftercare/engine"
 )
 
 // appendJSON appends l as JSON, the same object json.Marshal writes (field
@@ -41,16 +49,16 @@ func (l *TranscriptLine) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
+// jsonTimeOK reports whether time.Time's MarshalJSON accepts t (years 0 to
+// 9999); callers leave other times to encoding/json, which reports them.
+func jsonTimeOK(t time.Time) bool {
+	y := t.Year()
+	return y >= 0 && y <= 9999
+}
+
 // appendJSONTime appends t as time.Time's MarshalJSON does (RFC 3339 with
-// nanoseconds), falling back to it for years it refuses.
+// nanoseconds); t must satisfy jsonTimeOK.
 func appendJSONTime(b []byte, t time.Time) []byte {
-	if y := t.Year(); y < 0 || y > 9999 {
-		v, err := t.MarshalJSON()
-		if err != nil {
-			return append(b, `null`...)
-		}
-		return append(b, v...)
-	}
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"')
@@ -111,4 +119,68 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// appendOutboundJSON appends m as json.Marshal writes it (the same bytes:
+// the outbox stays JSON for every reader), without reflection: a step
+// queues one or two messages. Its times must satisfy jsonTimeOK.
+func appendOutboundJSON(b []byte, m *engine.Outbound) []byte {
+	if b == nil {
+		n := 192 + len(m.To) + len(m.Channel) + len(m.Patient) + len(m.Text)
+		for _, c := range m.Choices {
+			n += 20 + len(c.ID) + len(c.Label)
+		}
+		b = make([]byte, 0, n)
+	}
+	b = append(b, '{')
+	if m.ID != 0 {
+		b = append(b, `"id":`...)
+		b = strconv.AppendUint(b, m.ID, 10)
+		b = append(b, ',')
+	}
+	b = append(b, `"to":`...)
+	b = appendJSONString(b, string(m.To))
+	if m.Channel != "" {
+		b = append(b, `,"channel":`...)
+		b = appendJSONString(b, string(m.Channel))
+	}
+	b = append(b, `,"kind":`...)
+	b = appendJSONString(b, string(m.Kind))
+	if m.Level != 0 {
+		b = append(b, `,"level":`...)
+		b = appendJSONString(b, m.Level.String())
+	}
+	if m.Patient != "" {
+		b = append(b, `,"patient":`...)
+		b = appendJSONString(b, string(m.Patient))
+	}
+	b = append(b, `,"text":`...)
+	b = appendJSONString(b, m.Text)
+	if len(m.Choices) > 0 {
+		b = append(b, `,"choices":[`...)
+		for i, c := range m.Choices {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"id":`...)
+			b = appendJSONString(b, c.ID)
+			b = append(b, `,"label":`...)
+			b = appendJSONString(b, c.Label)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	if m.EscalationID != 0 {
+		b = append(b, `,"escalation_id":`...)
+		b = strconv.AppendUint(b, m.EscalationID, 10)
+	}
+	b = append(b, `,"created":`...)
+	b = appendJSONTime(b, m.Created)
+	if m.Attempts != 0 {
+		b = append(b, `,"attempts":`...)
+		b = strconv.AppendInt(b, int64(m.Attempts), 10)
+	}
+	b = append(b, `,"not_before":`...)
+	b = appendJSONTime(b, m.NotBefore)
+	return append(b, '}')
 }
