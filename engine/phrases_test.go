@@ -45,6 +45,7 @@ func messages(p *Protocol, rng *rand.Rand, n int) []string {
 		words = append(words, f.Keywords...)
 	}
 	words = append(words, p.Readiness.Triggers...)
+	words = append(words, p.Intents["person"]...)
 	extra := []string{"no", "not", "never", "don't", "i", "my", "can", "today", "?", "really", "without", "sin", "café", "ok"}
 	out := append([]string{"", " ", "?", "coffee", "no coffee", "not really coffee at all"}, words...)
 	for _, w := range words {
@@ -75,6 +76,13 @@ func TestPhraseMatcherAgreesWithScanning(t *testing.T) {
 			_, got := p.triggerMatch.best(n)
 			if want := normsScore(n, p.triggersNorm); got != want {
 				t.Errorf("%s: %q: trigger score %d, scanning finds %d", p.lang(), m, got, want)
+			}
+			person := false
+			for _, ph := range p.Intents["person"] {
+				person = person || (strings.TrimSpace(p.phrase(ph)) != "" && normScore(n, p.phrase(ph)) > 0)
+			}
+			if _, l := p.personMatch.best(n); (l > 0) != person {
+				t.Errorf("%s: %q: person phrase found %v, scanning says %v", p.lang(), m, l > 0, person)
 			}
 			for i := range len(n) + 1 {
 				if negatedBefore(n, i) != negatedByFields(n, i) {

@@ -66,8 +66,10 @@ type Protocol struct {
 	// over a message; intentSet holds each intent's phrases, normalised
 	// and trimmed, for a lookup instead of a comparison with each.
 	faqMatch, triggerMatch *phraseMatcher
-	intentSet              map[string]map[string]bool
-	intentQ                map[string]bool // the intent lists "?" itself
+	// personMatch finds the "person" intent's phrases (asking for a human).
+	personMatch *phraseMatcher
+	intentSet   map[string]map[string]bool
+	intentQ     map[string]bool // the intent lists "?" itself
 	// Sets built from Words, normalised.
 	positive, negators, questionWords, benign, common map[string]bool
 }
@@ -156,6 +158,13 @@ func (p *Protocol) index() {
 	}
 	p.faqMatch = newPhraseMatcher(p.faqNorm)
 	p.triggerMatch = newPhraseMatcher([][]string{p.triggersNorm})
+	var person []string
+	for _, ph := range p.Intents["person"] {
+		if n := norm(ph); strings.TrimSpace(n) != "" {
+			person = append(person, n)
+		}
+	}
+	p.personMatch = newPhraseMatcher([][]string{person})
 	p.intentSet = make(map[string]map[string]bool, len(p.Intents))
 	p.intentQ = map[string]bool{}
 	for name, xs := range p.Intents {
