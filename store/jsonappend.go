@@ -170,6 +170,10 @@ func appendOutboundJSON(b []byte, m *engine.Outbound) []byte {
 		}
 		b = append(b, ']')
 	}
+	if m.Staff != "" {
+		b = append(b, `,"staff":`...)
+		b = appendJSONString(b, m.Staff)
+	}
 	if m.EscalationID != 0 {
 		b = append(b, `,"escalation_id":`...)
 		b = strconv.AppendUint(b, m.EscalationID, 10)
@@ -180,7 +184,9 @@ func appendOutboundJSON(b []byte, m *engine.Outbound) []byte {
 		b = append(b, `,"attempts":`...)
 		b = strconv.AppendInt(b, int64(m.Attempts), 10)
 	}
-	b = append(b, `,"not_before":`...)
-	b = appendJSONTime(b, m.NotBefore)
+	if !m.NotBefore.IsZero() { // omitzero
+		b = append(b, `,"not_before":`...)
+		b = appendJSONTime(b, m.NotBefore)
+	}
 	return append(b, '}')
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -96,4 +98,55 @@ func FuzzOutboundJSON(f *testing.F) {
 			t.Fatalf("\n got %s\nwant %s", got, want)
 		}
 	})
+}
+
+// fillAll sets every field reachable from v to a distinct non-zero value.
+func fillAll(t *testing.T, v reflect.Value, n *int) {
+	t.Helper()
+	*n++
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(fmt.Sprintf("s%d", *n))
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int64:
+		v.SetInt(int64(*n % 4)) // levels stay in range
+	case reflect.Uint64:
+		v.SetUint(uint64(*n))
+	case reflect.Slice:
+		s := reflect.MakeSlice(v.Type(), 2, 2)
+		for i := range 2 {
+			fillAll(t, s.Index(i), n)
+		}
+		v.Set(s)
+	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			v.Set(reflect.ValueOf(time.Unix(1_700_000_000+int64(*n), int64(*n)).UTC()))
+			return
+		}
+		for i := range v.NumField() {
+			fillAll(t, v.Field(i), n)
+		}
+	default:
+		t.Fatalf("a field of kind %s: teach store/jsonappend.go to write it", v.Kind())
+	}
+}
+
+func TestJSONAppendersWriteEveryField(t *testing.T) {
+	// A field added to engine.Outbound or TranscriptLine must be added to
+	// its appender too: filled in, every field must come out as
+	// encoding/json writes it.
+	var m engine.Outbound
+	n := 0
+	fillAll(t, reflect.ValueOf(&m).Elem(), &n)
+	want, _ := json.Marshal(m)
+	if got := appendOutboundJSON(nil, &m); !bytes.Equal(got, want) {
+		t.Errorf("Outbound:\n got %s\nwant %s", got, want)
+	}
+	var l TranscriptLine
+	fillAll(t, reflect.ValueOf(&l).Elem(), &n)
+	want, _ = json.Marshal(l)
+	if got := l.appendJSON(nil); !bytes.Equal(got, want) {
+		t.Errorf("TranscriptLine:\n got %s\nwant %s", got, want)
+	}
 }

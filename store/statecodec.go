@@ -17,7 +17,7 @@ import (
 // step outside triage and bbolt, and made the record twice as large. The
 // first byte says which form a record is in:
 //
-//	'{'   JSON, as schema 1 wrote every state (still read; rewritten in
+//	'{'   JSON, as schemas 1 and 2 wrote every state (still read; rewritten in
 //	      binary at the patient's next step)
 //	0x01  binary, version 1: the fields of engine.State in declaration
 //	      order (strings and counts as uvarint-prefixed, integers as
@@ -72,6 +72,12 @@ func EncodeState(st engine.State) ([]byte, error) {
 		w.str(c.Outcome)
 		w.bool(c.Nudged)
 	}
+	w.uint(uint64(len(st.EarlierScores)))
+	for _, e := range st.EarlierScores {
+		w.time(e.Visit)
+		w.b = binary.BigEndian.AppendUint64(w.b, math.Float64bits(e.Hours))
+		w.int(int64(e.Soreness))
+	}
 	w.int(int64(st.Current))
 	if cl := st.Clarify; cl == nil {
 		w.bool(false)
@@ -97,6 +103,9 @@ func EncodeState(st engine.State) ([]byte, error) {
 	w.bool(st.Stopped)
 	w.str(st.Consent)
 	w.bool(st.Paused)
+	w.time(st.HeldUntil)
+	w.time(st.AskedPerson)
+	w.time(st.StaffReplied)
 	w.bool(st.Unreachable)
 	w.time(st.Escalated)
 	w.time(st.Silent)
@@ -155,6 +164,15 @@ func DecodeState(raw []byte) (engine.State, error) {
 			c.Nudged = r.bool()
 		}
 	}
+	if n := r.count(10); n > 0 {
+		st.EarlierScores = make([]engine.EarlierScore, n)
+		for i := range st.EarlierScores {
+			e := &st.EarlierScores[i]
+			e.Visit = r.time()
+			e.Hours = math.Float64frombits(r.u64())
+			e.Soreness = int(r.int())
+		}
+	}
 	st.Current = int(r.int())
 	if r.bool() {
 		cl := &engine.PendingClarify{}
@@ -184,6 +202,9 @@ func DecodeState(raw []byte) (engine.State, error) {
 	st.Stopped = r.bool()
 	st.Consent = r.str()
 	st.Paused = r.bool()
+	st.HeldUntil = r.time()
+	st.AskedPerson = r.time()
+	st.StaffReplied = r.time()
 	st.Unreachable = r.bool()
 	st.Escalated = r.time()
 	st.Silent = r.time()
@@ -281,6 +302,14 @@ func (w *stateWriter) visit(v *engine.Visit) {
 	w.str(v.Lang)
 	w.str(v.Source)
 	w.bool(v.Consent)
+	if v.Identity == nil {
+		w.bool(false)
+	} else {
+		w.bool(true)
+		w.str(v.Identity.Name)
+		w.str(v.Identity.Chart)
+		w.str(v.Identity.Phone)
+	}
 }
 
 // stateReader reads what stateWriter wrote; the first error sticks and
@@ -414,6 +443,9 @@ func (r *stateReader) visit() *engine.Visit {
 	v.Lang = r.str()
 	v.Source = r.str()
 	v.Consent = r.bool()
+	if r.bool() {
+		v.Identity = &engine.Identity{Name: r.str(), Chart: r.str(), Phone: r.str()}
+	}
 	return v
 }
 

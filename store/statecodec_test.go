@@ -254,3 +254,20 @@ func BenchmarkStateEncoding(b *testing.B) {
 		}
 	})
 }
+
+func TestSchema2FilesAreMarkedSchema3AndNewerRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.db")
+	s := open(t, path)
+	s.Close()
+	poison(t, path, "meta", []byte("schema"), []byte{0, 0, 0, 0, 0, 0, 0, 2})
+	s = open(t, path)
+	s.Close()
+	r, err := store.Check(path)
+	if err != nil || r.Schema != store.SchemaVersion || store.SchemaVersion != 3 {
+		t.Fatalf("schema after opening a schema 2 file: %d, %v; want 3", r.Schema, err)
+	}
+	poison(t, path, "meta", []byte("schema"), []byte{0, 0, 0, 0, 0, 0, 0, 4})
+	if _, err := store.Open(path, store.Options{Timeout: 100 * time.Millisecond}); !errors.Is(err, store.ErrSchema) {
+		t.Fatalf("opening a schema 4 file: %v, want ErrSchema", err)
+	}
+}

@@ -13,7 +13,7 @@
 //
 // # Layout
 //
-//	meta        "schema" -> uint64 schema version (2)
+//	meta        "schema" -> uint64 schema version (3)
 //	states      patient -> engine.State (binary, see EncodeState; JSON
 //	            records of earlier versions are still read)
 //	timers      due(8, big-endian unix ns) | owner | 0x00 | key -> empty
@@ -91,8 +91,12 @@ import (
 
 // SchemaVersion is the layout version this code writes. Open upgrades a
 // file of an older version in place (see upgrade.go) and refuses a newer
-// one.
-const SchemaVersion = 2
+// one. Schema 3 stores conversation states in binary (see EncodeState);
+// JSON states of older files are still read and rewritten at each
+// patient's next step, and the file is marked 3 on open, so an older
+// aftercare, which could not read the binary states, refuses it instead
+// of setting every patient's state aside.
+const SchemaVersion = 3
 
 var (
 	bMeta        = []byte("meta")
