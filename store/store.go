@@ -67,6 +67,9 @@
 //	escalations.go  escalation records, and their updates (ApplyEscalation)
 //	invites.go      one-time enrollment links
 //	records.go      reads of states, visits, audit and read marks
+//	statecodec.go   the binary encoding of conversation states (schema 2)
+//	jsonappend.go   the transcript's and the outbox's JSON, written by hand
+//	sizes.go        record counts and sizes per bucket (the load's ceiling)
 //	check.go        the integrity check (Check)
 //	quarantine.go   records that could not be decoded, set aside
 //	commit.go       the group committer
