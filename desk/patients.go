@@ -133,8 +133,8 @@ func (d *Desk) eachState(fn func(*engine.State)) error {
 	err := d.cfg.Store.PatientStatesRaw(func(id engine.PatientID, raw []byte) error {
 		c := d.states[id]
 		if c == nil || !bytes.Equal(c.raw, raw) {
-			var st engine.State
-			if json.Unmarshal(raw, &st) != nil {
+			st, err := store.DecodeState(raw)
+			if err != nil {
 				return nil
 			}
 			c = &cachedState{raw: bytes.Clone(raw), st: st}

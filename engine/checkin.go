@@ -61,7 +61,7 @@ func (s *step) checkinDue(h float64) {
 		s.st.Greeted = true
 		prefix = append([]string{s.text("greeting")}, prefix...)
 	}
-	s.send(KindCheckin, strings.Join(append(prefix, s.vars().Replace(intro), q.Text), "\n\n"), choices(q))
+	s.send(KindCheckin, strings.Join(append(prefix, s.fill(intro), q.Text), "\n\n"), choices(q))
 	s.audit("checkin_sent", fmt.Sprintf("%vh", h))
 	if n := s.p.Timing.NudgeAfterHours; n > 0 {
 		s.timer(nudgeKey(h), s.allowed(s.now.Add(time.Duration(n*float64(time.Hour)))))
@@ -166,7 +166,7 @@ func (s *step) checkinAnswer(idx string, q Question, i int, f Finding, text stri
 		if ts := s.upcoming(); len(ts) > 0 {
 			next = strings.ReplaceAll(s.text("checkin_next"), "{next}", s.when(ts[0]))
 		}
-		s.reply(strings.ReplaceAll(s.text("checkin_done_ok"), "{tip}", s.vars().Replace(tip)), next)
+		s.reply(strings.ReplaceAll(s.text("checkin_done_ok"), "{tip}", s.fill(tip)), next)
 		s.audit("checkin_answered", fmt.Sprintf("%vh ok", c.Hours))
 		return
 	}

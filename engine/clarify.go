@@ -81,7 +81,7 @@ func (s *step) clarifyDue() {
 		return
 	}
 	s.st.Clarify = nil
-	note := s.vars().Replace(strings.ReplaceAll(s.staffText("clarify_timeout_alert"), "{patient}", s.staffText("the_patient")))
+	note := s.fill(strings.ReplaceAll(s.staffText("clarify_timeout_alert"), "{patient}", s.staffText("the_patient")))
 	switch {
 	case c.Net && c.Fallback >= Watch:
 		// The patient already has the numbers from the safety net; the

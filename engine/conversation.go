@@ -191,15 +191,11 @@ func (s *step) greetingKnown() string {
 func (s *step) intent(n, name string) bool {
 	t := strings.TrimSpace(n)
 	t = strings.TrimSpace(strings.Trim(t, "?! "))
-	for _, p := range s.p.Intents[name] {
-		if strings.TrimSpace(s.p.phrase(p)) == t && t != "" {
-			return true
-		}
-		if p == "?" && strings.TrimSpace(n) == "?" {
-			return true
-		}
+	if t != "" && s.p.intentSet[name][t] {
+		return true
 	}
-	return false
+	// "?" alone trims to nothing above; the list may name it.
+	return s.p.intentQ[name] && strings.TrimSpace(n) == "?"
 }
 
 // command handles STOP, START and HELP.

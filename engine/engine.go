@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +26,11 @@ type Engine struct {
 	// vars fills the clinic's placeholders in protocol texts; built once,
 	// since a strings.Replacer is costly to build and safe to share.
 	vars *strings.Replacer
+	// filled maps every protocol string that has a placeholder to the
+	// string with vars filled in: protocols and the clinic never change
+	// after New, so a step looks a text up instead of running the
+	// replacer over it each time.
+	filled map[string]string
 }
 
 // New returns an engine for the protocol, triage and clinic; more adds
@@ -62,7 +68,15 @@ func New(p *Protocol, t Triager, c Clinic, more ...*Protocol) (*Engine, error) {
 		langs[lang] = q
 	}
 	vars := strings.NewReplacer("{clinic}", c.Name, "{clinic_phone}", c.Phone, "{emergency_number}", c.EmergencyNumber)
-	return &Engine{protocol: p, langs: langs, triage: t, clinic: c, clinicTZ: loc, vars: vars}, nil
+	filled := map[string]string{}
+	for _, q := range langs {
+		eachString(reflect.ValueOf(q).Elem(), func(s string) {
+			if strings.IndexByte(s, '{') >= 0 {
+				filled[s] = vars.Replace(s)
+			}
+		})
+	}
+	return &Engine{protocol: p, langs: langs, triage: t, clinic: c, clinicTZ: loc, vars: vars, filled: filled}, nil
 }
 
 // Protocol returns the engine's protocol in the clinic's language.
@@ -130,9 +144,53 @@ func (e *Engine) Step(id PatientID, st State, ev Event, now time.Time) Result {
 
 // ---- output helpers ----
 
-func (s *step) vars() *strings.Replacer { return s.e.vars }
+// fill fills the clinic's placeholders in t.
+func (s *step) fill(t string) string { return s.e.fill(t) }
 
-func (s *step) text(key string) string { return s.vars().Replace(s.p.Texts[key]) }
+func (s *step) text(key string) string { return s.e.fill(s.p.Texts[key]) }
+
+// fill returns t with the clinic's placeholders filled in: t itself when it
+// has none, the string prepared in New for a protocol text, and the
+// replacer's work only for text put together during the step.
+func (e *Engine) fill(t string) string {
+	if strings.IndexByte(t, '{') < 0 {
+		return t
+	}
+	if f, ok := e.filled[t]; ok {
+		return f
+	}
+	return e.vars.Replace(t)
+}
+
+// eachString calls fn with every string reachable from v through exported
+// fields, slices and maps (keys and values): the protocol's data, not its
+// indexes.
+func eachString(v reflect.Value, fn func(string)) {
+	switch v.Kind() {
+	case reflect.String:
+		fn(v.String())
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			eachString(v.Elem(), fn)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				eachString(v.Field(i), fn)
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			eachString(v.Index(i), fn)
+		}
+	case reflect.Map:
+		it := v.MapRange()
+		for it.Next() {
+			eachString(it.Key(), fn)
+			eachString(it.Value(), fn)
+		}
+	}
+}
 
 func (s *step) send(kind Kind, text string, choices []Choice) {
 	s.sendLevel(kind, None, text, choices)

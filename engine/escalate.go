@@ -30,7 +30,7 @@ func (s *step) escalate(l Level, signs []string, subject, said, note string) {
 	if s.e.clinic.AfterHoursPhone != "" {
 		afterHours = strings.ReplaceAll(s.text("after_hours_line"), "{after_hours_phone}", s.e.clinic.AfterHoursPhone)
 	}
-	body = s.vars().Replace(strings.ReplaceAll(body, "{after_hours}", afterHours))
+	body = s.fill(strings.ReplaceAll(body, "{after_hours}", afterHours))
 	if subject == "child" || (s.st.Visit != nil && s.st.Visit.Child) {
 		body += "\n\n" + s.text("child_note")
 	}

@@ -12,19 +12,14 @@ func (s *step) reassure(signs []string) {
 	if tip == "" {
 		tip = s.p.AfterEffects["default"]
 	}
-	s.reply(s.vars().Replace(tip))
+	s.reply(s.fill(tip))
 }
 
 // faq returns the answer to a common aftercare question, or "".
 func (s *step) faq(n string) string {
-	best, bestLen := -1, 0
-	for i := range s.p.FAQ {
-		if l := normsScore(n, s.p.faqNorm[i]); l > bestLen {
-			best, bestLen = i, l
-		}
-	}
+	best, _ := s.p.faqMatch.best(n)
 	if best < 0 {
 		return ""
 	}
-	return s.vars().Replace(s.p.FAQ[best].Answer)
+	return s.fill(s.p.FAQ[best].Answer)
 }

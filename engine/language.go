@@ -121,7 +121,7 @@ func (s *step) switchedLanguage(prefix []string) {
 }
 
 // staffText is a text for staff, in the clinic's language.
-func (s *step) staffText(key string) string { return s.vars().Replace(s.e.protocol.Texts[key]) }
+func (s *step) staffText(key string) string { return s.e.fill(s.e.protocol.Texts[key]) }
 
 // when says when t is, in the patient's zone and language: "today at
 // 19:00", "tomorrow (Mon 2 Nov) at 08:00", "mañana (mar 1 dic) a las 13:18".

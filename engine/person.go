@@ -18,6 +18,9 @@ const callbackChoice = "callback"
 // numb, can someone call me?" must go to the safety net's questions,
 // which may find a red flag.
 func (s *step) wantsPerson(n string, suspect bool) bool {
+	if _, l := s.p.personMatch.best(n); l == 0 {
+		return false // no phrase of the intent in n: most messages
+	}
 	rest, found := n, false
 	for _, ph := range s.p.Intents["person"] {
 		if p := strings.TrimSpace(s.p.phrase(ph)); p != "" && normScore(n, s.p.phrase(ph)) > 0 {

@@ -62,6 +62,14 @@ type Protocol struct {
 	phrases      map[string]string
 	faqNorm      [][]string
 	triggersNorm []string
+	// faqMatch and triggerMatch find those lists' phrases in one pass
+	// over a message; intentSet holds each intent's phrases, normalised
+	// and trimmed, for a lookup instead of a comparison with each.
+	faqMatch, triggerMatch *phraseMatcher
+	// personMatch finds the "person" intent's phrases (asking for a human).
+	personMatch *phraseMatcher
+	intentSet   map[string]map[string]bool
+	intentQ     map[string]bool // the intent lists "?" itself
 	// Sets built from Words, normalised.
 	positive, negators, questionWords, benign, common map[string]bool
 }
@@ -148,8 +156,25 @@ func (p *Protocol) index() {
 	for i, f := range p.FAQ {
 		p.faqNorm[i] = normAll(f.Keywords)
 	}
-	for _, xs := range p.Intents {
+	p.faqMatch = newPhraseMatcher(p.faqNorm)
+	p.triggerMatch = newPhraseMatcher([][]string{p.triggersNorm})
+	var person []string
+	for _, ph := range p.Intents["person"] {
+		if n := norm(ph); strings.TrimSpace(n) != "" {
+			person = append(person, n)
+		}
+	}
+	p.personMatch = newPhraseMatcher([][]string{person})
+	p.intentSet = make(map[string]map[string]bool, len(p.Intents))
+	p.intentQ = map[string]bool{}
+	for name, xs := range p.Intents {
 		add(xs...)
+		set := make(map[string]bool, len(xs))
+		for _, x := range xs {
+			set[strings.TrimSpace(p.phrases[x])] = true
+			p.intentQ[name] = p.intentQ[name] || x == "?"
+		}
+		p.intentSet[name] = set
 	}
 	add(questionCues...)
 	for _, xs := range p.Words.Net {

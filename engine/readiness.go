@@ -10,7 +10,7 @@ var questionCues = []string{"?", "can i", "could i", "should i", "may i", "shall
 
 // readinessIntent spots "can I work out / run / lift today?" questions.
 func (s *step) readinessIntent(n string) bool {
-	if normsScore(n, s.p.triggersNorm) == 0 {
+	if _, l := s.p.triggerMatch.best(n); l == 0 {
 		return false
 	}
 	if len(strings.Fields(n)) <= 4 {
@@ -26,7 +26,7 @@ func (s *step) readinessIntent(n string) bool {
 
 func (s *step) startReadiness() {
 	s.st.Ready = map[string]string{}
-	s.ask(readinessStep(0), KindReply, s.vars().Replace(s.p.Readiness.Intro))
+	s.ask(readinessStep(0), KindReply, s.fill(s.p.Readiness.Intro))
 }
 
 func (s *step) readinessAnswer(idx string, q Question, i int, f Finding) {
@@ -143,7 +143,7 @@ func (s *step) advice() string {
 		}
 	}
 	parts = append(parts, s.text("stop_and_call"))
-	return s.vars().Replace(strings.Join(parts, "\n\n"))
+	return s.fill(strings.Join(parts, "\n\n"))
 }
 
 // reason is how advice names a wait signal.

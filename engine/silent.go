@@ -73,6 +73,6 @@ func (s *step) silentDue() {
 		what += "s"
 	}
 	s.st.Silent = s.now
-	s.alertStaff(Watch, []string{"no_answer"}, "", "", strings.ReplaceAll(s.vars().Replace(s.text("silent_note")), "{checkins}", what))
+	s.alertStaff(Watch, []string{"no_answer"}, "", "", strings.ReplaceAll(s.fill(s.text("silent_note")), "{checkins}", what))
 	s.audit("silent_reported", fmt.Sprintf("%d check-ins unanswered", len(cs)))
 }

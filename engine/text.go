@@ -141,19 +141,6 @@ func hasPhrase(n, phrase string, pr *Protocol) bool {
 	return strings.Contains(n, p)
 }
 
-// negatedBefore reports whether the phrase at index i of n is preceded by a
-// negation within two words ("not tired", "no dizziness").
-func negatedBefore(n string, i int) bool {
-	words := strings.Fields(n[:i])
-	for k := len(words) - 1; k >= 0 && k >= len(words)-2; k-- {
-		switch words[k] {
-		case "no", "not", "never", "dont", "isnt", "arent", "without", "nor", "sin":
-			return true
-		}
-	}
-	return false
-}
-
 // phraseScore returns the length of the longest phrase found un-negated as
 // whole words in n, or 0.
 func phraseScore(n string, phrases []string, pr *Protocol) int {

@@ -13,7 +13,7 @@
 //
 //	a, err := loadtest.GroupCommit(ctx, loadtest.ThroughputConfig{Dir: dir})
 //	b, err := loadtest.TxPerMessage(ctx, loadtest.ThroughputConfig{Dir: dir, Messages: 10000})
-//	ratio := loadtest.CompareCommits(a, b, loadtest.TargetCommitRatio)
+//	ratio, text := loadtest.CommitRatio(a, b) // reported, not a target
 //	c, err := loadtest.Paced(ctx, loadtest.PacedConfig{Dir: dir})
 //	d, err := loadtest.Timers(ctx, loadtest.TimersConfig{Dir: dir})
 //	e, err := loadtest.Burst(ctx, loadtest.BurstConfig{Dir: dir})
@@ -33,6 +33,20 @@
 // step caused are committed and fsynced. Memory is the peak of the Go heap
 // in use and of the runtime's Sys, sampled every 50 ms, and the process's
 // peak resident set (VmHWM), which is reset at the start of each scenario.
+//
+// # Read against the machine
+//
+// With ThroughputConfig.Ceilings, a throughput scenario also measures,
+// after its run, what it is read against: the bbolt batch ceiling
+// (BoltCeiling: bbolt alone committing records of the sizes the run wrote,
+// StepShape, in batches of the size it committed, with the same fsync) and
+// the pure-work ceiling (PureWork: the engine with the real protocol and
+// triage, and the store's encodings, on every CPU, without a store). The
+// scenario reports its share of each, and its cost per message: the whole
+// process's CPU time (user and system, getrusage) and heap allocations
+// divided by the messages. Scenario a must reach TargetCeilingShare of the
+// bbolt ceiling; a's throughput over b's is reported, not a target, since
+// it moves with the disk's fsync time.
 //
 // # Caveats
 //

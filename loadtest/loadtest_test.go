@@ -56,8 +56,8 @@ func TestLoadShort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ratio := CompareCommits(a, b, 2)
-	t.Logf("a: %.0f msg/s, %v; b: %.0f msg/s; %s", a.PerSecond, a.Latency, b.PerSecond, ratio.Got)
+	_, ratio := CommitRatio(a, b)
+	t.Logf("a: %.0f msg/s, %v; b: %.0f msg/s; a/b %s", a.PerSecond, a.Latency, b.PerSecond, ratio)
 	requireCorrect(t, a, "every step committed once", "every message answered")
 	requireCorrect(t, b, "every step committed once", "every message answered")
 

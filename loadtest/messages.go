@@ -80,6 +80,10 @@ type Sim struct {
 	conv map[int]*conv
 }
 
+// The load's own work is counted in the CPU per message the scenarios
+// report, so a Sim keeps each patient's ID and display name rather than
+// building them for every message.
+
 // updateIDs numbers the updates of every Sim in the process, as Telegram
 // numbers the updates of one bot: one increasing update_id for all chats.
 // Dedupe keys are therefore unique and arrive in nearly increasing order,
@@ -94,6 +98,9 @@ const firstUpdate = 100000000
 type conv struct {
 	s    *script
 	next int
+	// id and name are the patient's, made once.
+	id   engine.PatientID
+	name string
 }
 
 // NewSim returns a Sim seeded with seed, so its message mix is repeatable.
@@ -107,17 +114,19 @@ func NewSim(seed uint64) *Sim {
 // dedupe key, as a platform adapter would hand it to the service.
 func (s *Sim) Next(i int) engine.Inbound {
 	c := s.conv[i]
-	if c == nil || c.next >= len(c.s.steps) {
-		c = &conv{s: s.pick()}
+	if c == nil {
+		c = &conv{s: s.pick(), id: Patient(i), name: "Patient " + strconv.Itoa(i)}
 		s.conv[i] = c
+	} else if c.next >= len(c.s.steps) {
+		c.s, c.next = s.pick(), 0
 	}
 	step := c.s.steps[c.next]
 	c.next++
 	m := step[s.rng.IntN(len(step))]
 	return engine.Inbound{
-		Patient: Patient(i), Text: m.Text, Choice: m.Choice,
+		Patient: c.id, Text: m.Text, Choice: m.Choice,
 		DedupeKey:   telegram.DedupeKey(int(firstUpdate + updateIDs.Add(1))),
-		DisplayName: "Patient " + strconv.Itoa(i),
+		DisplayName: c.name,
 	}
 }
 

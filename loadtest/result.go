@@ -32,6 +32,9 @@ type Result struct {
 	Figures []Figure `json:"figures,omitempty"`
 	// Checks compare the figures with the targets.
 	Checks []Check `json:"checks"`
+	// Shape is the records one step wrote, bucket by bucket, as the bbolt
+	// ceiling replays them (throughput scenarios with ceilings only).
+	Shape []RecordShape `json:"step_records,omitempty"`
 }
 
 // Figure is one named measurement.

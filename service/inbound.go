@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -70,16 +71,11 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	// real milliseconds, and that is what the metric is for. It is the one
 	// reading of the system clock in this package.
 	start := time.Now()
-	var sent []engine.Outbound
-	var esc *engine.Escalation
-	var timers bool // the step (re)schedules timers: the scheduler must look again
-	step := func(st engine.State, inv engine.InviteResult) engine.Result {
-		ev := ev
-		ev.Invite = inv
-		res := s.engine.Step(id, st, ev, now)
-		res.Messages = s.fanOut(res.Messages)
-		return res
-	}
+	// Everything the step needs and leaves behind, in one value: the
+	// closure handed to the store captures it alone, one allocation
+	// instead of one per variable.
+	op := &applyOp{s: s, id: id, ev: ev, now: now}
+	out, step := &op.out, op.step
 	// Compute the step before the write transaction, so engine and triage
 	// work runs in parallel across patients instead of inside bbolt's one
 	// writer. The per-patient FIFO means nobody else changes this patient
@@ -96,29 +92,38 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 		}
 		if hit {
 			r := step(cached.st, engine.InviteResult{})
-			b, err1 := json.Marshal(r.State)
+			b, err1 := s.encodeState(r.State)
 			ms, err2 := store.EncodeMessages(r.Messages)
 			if err1 == nil && err2 == nil {
-				pre = &store.Prepared{From: cached.raw, Result: r, State: b, Messages: ms}
-				sent, esc, timers = r.Messages, r.Escalation, len(r.Timers) > 0 || s.laddered(r.Escalation)
+				op.pre = store.Prepared{From: cached.raw, Result: r, State: b, Messages: ms}
+				pre = &op.pre
+				out.sent, out.esc, out.timers = r.Messages, r.Escalation, len(r.Timers) > 0 || s.laddered(r.Escalation)
 			}
 		}
 	}
-	recomputed := false
 	var heard *store.TranscriptLine
 	if ev.Kind == engine.EventMessage {
-		heard = &store.TranscriptLine{At: now, From: store.FromPatient, Text: ev.Text, Choice: ev.Choice}
+		op.heard = store.TranscriptLine{At: now, From: store.FromPatient, Text: ev.Text, Choice: ev.Choice}
+		heard = &op.heard
 	}
 	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre, Heard: heard, OnEscalation: s.startLadder(now)},
 		func(in store.Input) (engine.Result, error) {
-			res := step(in.State, in.Invite) // the stored state changed: recompute
-			sent, esc, timers = res.Messages, res.Escalation, len(res.Timers) > 0 || s.laddered(res.Escalation)
-			recomputed = true
+			res := op.step(in.State, in.Invite) // the stored state changed: recompute
+			op.out.sent, op.out.esc, op.out.timers = res.Messages, res.Escalation, len(res.Timers) > 0 || s.laddered(res.Escalation)
+			op.out.recomputed = true
 			return res, nil
 		})
-	if err == nil && applied && pre != nil && !recomputed && !pre.Result.Erase {
-		s.states.put(id, &cachedState{raw: pre.State, st: pre.Result.State})
+	if err == nil && applied && pre != nil && !out.recomputed && !pre.Result.Erase {
+		// The entry taken above is reused for the committed state: no
+		// allocation per step (its old contents are not shared: the step
+		// that read them has been committed).
+		if cached == nil {
+			cached = &cachedState{}
+		}
+		cached.raw, cached.st = pre.State, pre.Result.State
+		s.states.put(id, cached)
 	}
+	sent, esc, timers := out.sent, out.esc, out.timers
 	s.cfg.Observer.Step(time.Since(start))
 	if err != nil {
 		s.log.Error("step failed", "patient", id, "event", ev.Kind, "err", err)
@@ -128,18 +133,7 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 		s.log.Debug("step skipped (already applied)", "patient", id, "event", ev.Kind)
 		return false, nil
 	}
-	platforms := map[string]bool{} // platform -> an escalation or alert is among the messages
-	for _, m := range sent {
-		pl := m.Destination().Platform()
-		platforms[pl] = platforms[pl] || m.Kind.Priority() == 0
-	}
-	for pl, urgent := range platforms {
-		if urgent {
-			s.kickUrgent(pl)
-		} else {
-			s.kick(pl)
-		}
-	}
+	s.kickFor(sent)
 	if esc != nil {
 		s.cfg.Observer.Escalated(esc.Level)
 		// The level and a count only: sign names beside a patient ID are
@@ -149,15 +143,98 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	if due != nil && strings.HasPrefix(due.Key, "checkin:") {
 		s.cfg.Observer.CheckinFired(now.Sub(due.At))
 	}
-	s.log.Debug("step", "patient", id, "event", ev.Kind, "messages", len(sent))
+	if s.log.Enabled(ctx, slog.LevelDebug) { // the arguments cost allocations even when not logged
+		s.log.Debug("step", "patient", id, "event", ev.Kind, "messages", len(sent))
+	}
 	if timers {
 		s.Wake()
 	}
 	return true, nil
 }
 
-// fanOut turns each staff message into one message per staff channel.
+// applyOp is one step being applied: its inputs, the prepared result and
+// transcript line handed to the store, and what the step did.
+type applyOp struct {
+	s   *Service
+	id  engine.PatientID
+	ev  engine.Event
+	now time.Time
+	pre store.Prepared
+	// heard is the patient's message as it goes into the transcript.
+	heard store.TranscriptLine
+	out   struct {
+		sent       []engine.Outbound
+		esc        *engine.Escalation
+		timers     bool // the step (re)schedules timers: the scheduler must look again
+		recomputed bool
+	}
+}
+
+// step runs the engine on st, with the invite the store resolved.
+func (o *applyOp) step(st engine.State, inv engine.InviteResult) engine.Result {
+	ev := o.ev
+	ev.Invite = inv
+	res := o.s.engine.Step(o.id, st, ev, o.now)
+	res.Messages = o.s.fanOut(res.Messages)
+	return res
+}
+
+// stateEncoder is a store that keeps states in an encoding of its own (the
+// bbolt store's binary form); a prepared step must hand it that encoding,
+// since it compares and stores the bytes as they are.
+type stateEncoder interface {
+	EncodeState(engine.State) ([]byte, error)
+}
+
+// encodeState encodes a prepared step's state as the store keeps it: its
+// own encoding when it has one, else JSON.
+func (s *Service) encodeState(st engine.State) ([]byte, error) {
+	if e, ok := s.store.(stateEncoder); ok {
+		return e.EncodeState(st)
+	}
+	return json.Marshal(st)
+}
+
+// kickFor wakes the dispatcher of every platform a message of sent goes
+// to, at once (kickUrgent) where an escalation or alert is among them.
+func (s *Service) kickFor(sent []engine.Outbound) {
+	// A step sends to one or two platforms: a small array, not a map.
+	type dest struct {
+		platform string
+		urgent   bool
+	}
+	var buf [4]dest
+	ds := buf[:0]
+next:
+	for _, m := range sent {
+		pl, urgent := m.Destination().Platform(), m.Kind.Priority() == 0
+		for i := range ds {
+			if ds[i].platform == pl {
+				ds[i].urgent = ds[i].urgent || urgent
+				continue next
+			}
+		}
+		ds = append(ds, dest{pl, urgent})
+	}
+	for _, d := range ds {
+		if d.urgent {
+			s.kickUrgent(d.platform)
+		} else {
+			s.kick(d.platform)
+		}
+	}
+}
+
+// fanOut turns each staff message into one message per staff channel. A
+// step without staff messages (most) keeps its slice as it is.
 func (s *Service) fanOut(ms []engine.Outbound) []engine.Outbound {
+	staff := false
+	for _, m := range ms {
+		staff = staff || m.To == engine.StaffAddress
+	}
+	if !staff {
+		return ms
+	}
 	out := make([]engine.Outbound, 0, len(ms)+len(s.staff))
 	for _, m := range ms {
 		if m.To != engine.StaffAddress {
@@ -180,7 +257,13 @@ func (s *Service) fanOut(ms []engine.Outbound) []engine.Outbound {
 type locks struct {
 	mu sync.Mutex
 	m  map[engine.PatientID]*plock
+	// free keeps released locks for reuse: most steps find their
+	// patient's lock unused, and would otherwise allocate one each time.
+	free []*plock
 }
+
+// maxFreeLocks bounds the locks kept for reuse.
+const maxFreeLocks = 1024
 
 type plock struct {
 	next, serving uint64
@@ -193,7 +276,11 @@ func (l *locks) acquire(id engine.PatientID) *plock {
 	defer l.mu.Unlock()
 	p := l.m[id]
 	if p == nil {
-		p = &plock{cond: sync.NewCond(&l.mu)}
+		if n := len(l.free); n > 0 {
+			p, l.free = l.free[n-1], l.free[:n-1]
+		} else {
+			p = &plock{cond: sync.NewCond(&l.mu)}
+		}
 		l.m[id] = p
 	}
 	t := p.next
@@ -211,7 +298,13 @@ func (l *locks) release(id engine.PatientID, p *plock) {
 	p.serving++
 	p.refs--
 	if p.refs == 0 {
+		// Nobody waits on it: reuse it from its first ticket.
 		delete(l.m, id)
+		if len(l.free) < maxFreeLocks {
+			p.next, p.serving = 0, 0
+			l.free = append(l.free, p)
+		}
+		return
 	}
 	p.cond.Broadcast()
 }

@@ -71,7 +71,7 @@ func Check(path string) (Report, error) {
 			r.Schema = binary.BigEndian.Uint64(v)
 		}
 		decoders := map[string]func([]byte) error{
-			string(bStates):      func(v []byte) error { var x engine.State; return json.Unmarshal(v, &x) },
+			string(bStates):      func(v []byte) error { _, err := DecodeState(v); return err },
 			string(bOutbox):      func(v []byte) error { var x engine.Outbound; return json.Unmarshal(v, &x) },
 			string(bEscalations): func(v []byte) error { var x engine.Escalation; return json.Unmarshal(v, &x) },
 			string(bAudit):       func(v []byte) error { var x engine.Audit; return json.Unmarshal(v, &x) },

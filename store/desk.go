@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,19 +46,45 @@ type TranscriptLine struct {
 }
 
 // putTranscript appends the step's transcript lines: the patient's message
-// (st.Heard) and every message the step sends the patient.
-func putTranscript(tx *bolt.Tx, st Step, ms []engine.Outbound) error {
-	var lines []TranscriptLine
+// (st.Heard) and every message the step sends the patient. encoded, when
+// not nil, is encodeTranscript(st, ms) done before the transaction.
+func putTranscript(tx *bolt.Tx, st Step, ms []engine.Outbound, encoded [][]byte) error {
+	if encoded == nil {
+		var err error
+		if encoded, err = encodeTranscript(st, ms); err != nil {
+			return err
+		}
+	}
+	return appendEncoded(tx, st.Patient, encoded)
+}
+
+// encodeTranscript encodes the step's transcript lines (see putTranscript).
+func encodeTranscript(st Step, ms []engine.Outbound) ([][]byte, error) {
+	out := make([][]byte, 0, len(ms)+1)
+	enc := func(l *TranscriptLine) error {
+		if !jsonTimeOK(l.At) {
+			v, err := json.Marshal(l) // reports the time it cannot write
+			out = append(out, v)
+			return err
+		}
+		out = append(out, l.appendJSON(nil))
+		return nil
+	}
 	if st.Heard != nil {
-		lines = append(lines, *st.Heard)
+		if err := enc(st.Heard); err != nil {
+			return nil, err
+		}
 	}
 	for _, m := range ms {
 		if m.To != st.Patient || m.Channel != "" {
 			continue
 		}
-		lines = append(lines, SentLine(m))
+		l := SentLine(m)
+		if err := enc(&l); err != nil {
+			return nil, err
+		}
 	}
-	return appendTranscript(tx, st.Patient, lines...)
+	return out, nil
 }
 
 // SentLine is the transcript line of a message sent to the patient: the
@@ -71,20 +98,31 @@ func SentLine(m engine.Outbound) TranscriptLine {
 }
 
 func appendTranscript(tx *bolt.Tx, p engine.PatientID, lines ...TranscriptLine) error {
-	if len(lines) == 0 {
-		return nil
-	}
-	b := tx.Bucket(bTranscript)
-	for _, l := range lines {
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
+	encoded := make([][]byte, len(lines))
+	for i, l := range lines {
 		v, err := json.Marshal(l)
 		if err != nil {
 			return err
 		}
-		if err := b.Put(append(idxKey(p, ""), u64(seq)...), v); err != nil {
+		encoded[i] = v
+	}
+	return appendEncoded(tx, p, encoded)
+}
+
+// appendEncoded appends encoded transcript lines of patient p.
+func appendEncoded(tx *bolt.Tx, p engine.PatientID, encoded [][]byte) error {
+	if len(encoded) == 0 {
+		return nil
+	}
+	b := tx.Bucket(bTranscript)
+	for _, v := range encoded {
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		k := make([]byte, 0, len(p)+9)
+		k = append(append(k, p...), 0)
+		if err := b.Put(binary.BigEndian.AppendUint64(k, seq), v); err != nil {
 			return err
 		}
 	}

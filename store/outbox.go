@@ -32,9 +32,10 @@ func decodeOutbound(k, v []byte) (engine.Outbound, error) {
 // at the end lets the dispatcher skip held-back chats without decoding.
 func outboxKey(m engine.Outbound) []byte {
 	d := m.Destination()
-	b := outboxPrefix(d.Platform())
-	b = append(b, byte(m.Kind.Priority()))
-	b = append(b, u64(m.ID)...)
+	pl := d.Platform()
+	b := make([]byte, 0, len(pl)+10+len(d))
+	b = append(append(b, pl...), 0, byte(m.Kind.Priority()))
+	b = binary.BigEndian.AppendUint64(b, m.ID)
 	return append(b, d...)
 }
 
@@ -205,5 +206,8 @@ func EncodeMessages(ms []engine.Outbound) ([][]byte, error) {
 // decodeOutbound: without the ID, which the key carries.
 func encodeOutbound(m engine.Outbound) ([]byte, error) {
 	m.ID = 0
-	return json.Marshal(m)
+	if !jsonTimeOK(m.Created) || !jsonTimeOK(m.NotBefore) {
+		return json.Marshal(m) // reports the time it cannot write
+	}
+	return appendOutboundJSON(nil, &m), nil
 }

@@ -23,7 +23,9 @@ func (s *Store) StateRaw(id engine.PatientID) (engine.State, []byte, error) {
 			return nil
 		}
 		raw = bytes.Clone(v)
-		return json.Unmarshal(v, &st)
+		var err error
+		st, err = DecodeState(v)
+		return err
 	})
 	return st, raw, err
 }
@@ -38,7 +40,9 @@ func (s *Store) State(id engine.PatientID) (engine.State, bool, error) {
 			return nil
 		}
 		found = true
-		return json.Unmarshal(raw, &st)
+		var err error
+		st, err = DecodeState(raw)
+		return err
 	})
 	return st, found, err
 }
@@ -104,8 +108,8 @@ func (s *Store) Patients(fn func(engine.State) error) error {
 			if strings.HasPrefix(string(k), "escalation:") {
 				return nil
 			}
-			var st engine.State
-			if err := json.Unmarshal(v, &st); err != nil {
+			st, err := DecodeState(v)
+			if err != nil {
 				bad = append(bad, badRecord{key: bytes.Clone(k), patient: engine.PatientID(k), reason: err.Error()})
 				return nil
 			}
@@ -116,8 +120,8 @@ func (s *Store) Patients(fn func(engine.State) error) error {
 		return err
 	}
 	return s.quarantineFound(QuarantineState, bStates, bad, func(v []byte) bool {
-		var st engine.State
-		return json.Unmarshal(v, &st) != nil
+		_, err := DecodeState(v)
+		return err != nil
 	})
 }
 
@@ -194,7 +198,8 @@ func (s *Store) PatientRecord(p engine.PatientID) (Record, error) {
 		if raw == nil {
 			return ErrNotFound
 		}
-		if err := json.Unmarshal(raw, &r.State); err != nil {
+		var err error
+		if r.State, err = DecodeState(raw); err != nil {
 			return err
 		}
 		c := tx.Bucket(bVisits).Cursor()

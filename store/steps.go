@@ -84,6 +84,15 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 	if st.Due != nil && st.Due.Owner != PatientOwner(st.Patient) {
 		return false, fmt.Errorf("apply %s: timer %s of %s: %w", st.Patient, st.Due.Key, st.Due.Owner, ErrOwner)
 	}
+	// The prepared step's transcript lines are encoded here too, in the
+	// caller's goroutine, rather than in the single writer.
+	var lines [][]byte
+	if pr := st.Prepared; pr != nil && st.Invite == "" && !pr.Result.Erase {
+		var err error
+		if lines, err = encodeTranscript(st, pr.Result.Messages); err != nil {
+			return false, fmt.Errorf("apply %s: %w", st.Patient, err)
+		}
+	}
 	applied := false
 	err := s.commit.do(ctx, func(tx *bolt.Tx) error {
 		applied = false
@@ -95,7 +104,7 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 		}
 		raw := tx.Bucket(bStates).Get([]byte(st.Patient))
 		if pr := st.Prepared; pr != nil && st.Invite == "" && (raw == nil) == (pr.From == nil) && bytes.Equal(raw, pr.From) {
-			if err := commit(tx, st, pr.Result, pr.State, pr.Messages); err != nil {
+			if err := commit(tx, st, pr.Result, pr.State, pr.Messages, lines); err != nil {
 				return err
 			}
 			applied = true
@@ -104,7 +113,8 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 		var state engine.State
 		found := raw != nil
 		if found {
-			if err := json.Unmarshal(raw, &state); err != nil {
+			var err error
+			if state, err = DecodeState(raw); err != nil {
 				// Set the unreadable state aside and go on from a fresh
 				// one: the message is still triaged, a red flag escalates.
 				q := Quarantined{Patient: st.Patient, Kind: QuarantineState, Key: []byte(st.Patient), Value: raw, At: st.Now, Reason: err.Error()}
@@ -125,7 +135,7 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 		if err != nil {
 			return err
 		}
-		if err := commit(tx, st, res, nil, nil); err != nil {
+		if err := commit(tx, st, res, nil, nil, nil); err != nil {
 			return err
 		}
 		applied = true
@@ -137,17 +147,18 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 	return applied, nil
 }
 
-// commit writes one step; stateBytes and encoded, when set, are res.State
-// and res.Messages already encoded. Each bucket's part is a helper below,
-// called in this order: erasure, state, fired timer, timers, escalation
-// (and what st.OnEscalation adds to it), messages, audit, visit, dedupe
-// key, invite.
-func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
+// commit writes one step; stateBytes, encoded and lines, when set, are
+// res.State, res.Messages and the transcript lines already encoded. Each
+// bucket's part is a helper below, called in this order: erasure, state,
+// fired timer, timers, escalation (and what st.OnEscalation adds to it),
+// messages, audit, transcript, visit, dedupe key, invite.
+func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded, lines [][]byte) error {
 	// A group may run a step twice, with the same result value: work on
-	// copies, so IDs assigned in a rolled-back attempt never leak.
-	res.Messages = append([]engine.Outbound(nil), res.Messages...)
-	res.Audit = append([]engine.Audit(nil), res.Audit...)
+	// copies of what is changed in place (the escalation's ID and the
+	// alerts linked to it, the erasure's audit line), so IDs assigned in a
+	// rolled-back attempt never leak.
 	if res.Escalation != nil {
+		res.Messages = append([]engine.Outbound(nil), res.Messages...)
 		e := *res.Escalation
 		res.Escalation = &e
 	}
@@ -155,7 +166,7 @@ func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded 
 		if err := erase(tx, st.Patient); err != nil {
 			return err
 		}
-		res.Audit = append(res.Audit, engine.Audit{At: st.Now, Actor: "system", Action: "erased", Detail: "all data of one patient erased"})
+		res.Audit = append(append([]engine.Audit(nil), res.Audit...), engine.Audit{At: st.Now, Actor: "system", Action: "erased", Detail: "all data of one patient erased"})
 	}
 	if err := commitState(tx, st, res, stateBytes); err != nil {
 		return err
@@ -182,7 +193,7 @@ func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded 
 		return err
 	}
 	if !res.Erase {
-		if err := putTranscript(tx, st, res.Messages); err != nil {
+		if err := putTranscript(tx, st, res.Messages, lines); err != nil {
 			return err
 		}
 	}
@@ -210,7 +221,7 @@ func commitState(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte) err
 	b := stateBytes
 	if b == nil || res.Erase {
 		var err error
-		if b, err = json.Marshal(res.State); err != nil {
+		if b, err = EncodeState(res.State); err != nil {
 			return err
 		}
 	}

@@ -13,8 +13,9 @@
 //
 // # Layout
 //
-//	meta        "schema" -> uint64 schema version (2)
-//	states      patient -> engine.State (JSON)
+//	meta        "schema" -> uint64 schema version (3)
+//	states      patient -> engine.State (binary, see EncodeState; JSON
+//	            records of earlier versions are still read)
 //	timers      due(8, big-endian unix ns) | owner | 0x00 | key -> empty
 //	timer_idx   owner | 0x00 | key -> due(8)
 //	outbox      platform | 0x00 | priority(1) | seq(8) -> engine.Outbound (JSON)
@@ -66,6 +67,9 @@
 //	escalations.go  escalation records, and their updates (ApplyEscalation)
 //	invites.go      one-time enrollment links
 //	records.go      reads of states, visits, audit and read marks
+//	statecodec.go   the binary encoding of conversation states (schema 2)
+//	jsonappend.go   the transcript's and the outbox's JSON, written by hand
+//	sizes.go        record counts and sizes per bucket (the load's ceiling)
 //	check.go        the integrity check (Check)
 //	quarantine.go   records that could not be decoded, set aside
 //	commit.go       the group committer
@@ -90,8 +94,12 @@ import (
 
 // SchemaVersion is the layout version this code writes. Open upgrades a
 // file of an older version in place (see upgrade.go) and refuses a newer
-// one.
-const SchemaVersion = 2
+// one. Schema 3 stores conversation states in binary (see EncodeState);
+// JSON states of older files are still read and rewritten at each
+// patient's next step, and the file is marked 3 on open, so an older
+// aftercare, which could not read the binary states, refuses it instead
+// of setting every patient's state aside.
+const SchemaVersion = 3
 
 var (
 	bMeta        = []byte("meta")

@@ -24,6 +24,11 @@ import (
 // for an escalation. Both timer buckets are rewritten; a timer key that
 // was already malformed is left as it was, to be quarantined on its first
 // read like any other.
+//
+// Schema 2 to 3: states may be stored in binary (see EncodeState). Nothing
+// is rewritten: a JSON state is still read, and written in binary at the
+// patient's next step; the new number keeps an older aftercare, which
+// could not read binary states, from opening the file.
 func upgrade(tx *bolt.Tx, from uint64) error {
 	if from < 2 {
 		if err := upgradeTimers1(tx); err != nil {

@@ -72,7 +72,7 @@ func writeSchema1(t *testing.T, path string) {
 
 // TestOpenUpgradesSchema1: a file written by schema 1 opens, its timers
 // come back with typed owners (the ladder as escalation 3's, not as a
-// patient's), the ladder still steps once, and the file is schema 2 after.
+// patient's), the ladder still steps once, and the file is schema 3 after.
 func TestOpenUpgradesSchema1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "old.db")
 	writeSchema1(t, path)
@@ -121,7 +121,7 @@ func TestOpenUpgradesSchema1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Schema != store.SchemaVersion || store.SchemaVersion != 2 || len(r.Problems) != 0 {
+	if r.Schema != store.SchemaVersion || store.SchemaVersion != 3 || len(r.Problems) != 0 {
 		t.Fatalf("after upgrade: schema %d (want %d), problems %v", r.Schema, store.SchemaVersion, r.Problems)
 	}
 }

@@ -12,8 +12,9 @@ import (
 )
 
 // Walker receives every record of a database, for copying it to another
-// backend (`aftercare migrate`). Values are the stored bytes (JSON), valid
-// only during the call. A nil field skips that kind of record.
+// backend (`aftercare migrate`). Values are the stored bytes (JSON; states
+// stored in binary are handed on as JSON, see EncodeState), valid only
+// during the call. A nil field skips that kind of record.
 type Walker struct {
 	State      func(p engine.PatientID, raw []byte) error
 	Timer      func(d Due) error
@@ -60,7 +61,7 @@ func (s *Store) Walk(w Walker) error {
 			return engine.PatientID(k[:i]), binary.BigEndian.Uint64(k[i+1:]), nil
 		}
 		if w.State != nil {
-			if err := each(bStates, func(k, v []byte) error { return w.State(engine.PatientID(k), v) }); err != nil {
+			if err := each(bStates, func(k, v []byte) error { return w.State(engine.PatientID(k), stateJSON(v)) }); err != nil {
 				return err
 			}
 		}

@@ -7,15 +7,23 @@
 //
 // Usage:
 //
-//	aftercare-load [-short] [-scenario a,b,c,d,e] [-dir DIR] [-json FILE]
+//	aftercare-load [-short] [-scenario a,b,c,d,e] [-dir DIR] [-json FILE] [-cpuprofile FILE]
 //
 // The scenarios (package loadtest has the details):
 //
-//	a  durable throughput with group commits        target ≥ 5,000 msg/s
-//	b  the same load, one transaction per message   target a ≥ 10x b
+//	a  durable throughput with group commits        targets ≥ 5,000 msg/s, ≥ 90 % of the bbolt batch ceiling
+//	b  the same load, one transaction per message   a/b reported, not a target
 //	c  paced load at 1,000 msg/s for 10 s           target p99 < 20 ms
 //	d  1,000,000 scheduled check-ins                targets resume < 2 s, < 300 MiB, no scan
 //	e  10,000 check-ins due at once, Telegram pace  targets ≥ 95 % of 25/s, no 429
+//
+// Scenarios a and b are read against ceilings measured in the same run:
+// bbolt alone committing records of the sizes the scenario wrote, in
+// batches of the size it committed, with the same fsync (the bbolt batch
+// ceiling), and the engine with triage and encoding but no store, on every
+// CPU (the pure-work ceiling). Each is printed beside the scenario with the
+// share reached, and with the CPU time and allocations per message;
+// -cpuprofile writes a CPU profile of scenario a's messages.
 //
 // The full run takes about 10 minutes, most of it scenario e (10,000
 // messages at 25/s); -short runs CI sizes in about a minute and a half.
@@ -67,8 +75,10 @@ type Summary struct {
 	Machine loadtest.Machine  `json:"machine"`
 	Short   bool              `json:"short"`
 	Results []loadtest.Result `json:"results"`
-	// Compare holds checks that span scenarios (a against b).
-	Compare []loadtest.Check `json:"compare,omitempty"`
+	// AOverB is scenario a's throughput over b's, reported and not a
+	// target: it moves with the disk's fsync time. Scenarios are read
+	// against the ceilings measured in the same run instead.
+	AOverB string `json:"a_over_b,omitempty"`
 	// LoadAvgAfter is the load average when the run ended.
 	LoadAvgAfter string `json:"load_avg_after,omitempty"`
 	OK           bool   `json:"ok"`
@@ -87,6 +97,7 @@ func (m *Main) Run(ctx context.Context) error {
 	jsonOut := fs.String("json", "", "also write the JSON summary to this file")
 	burst := fs.Int("burst", 0, "check-ins in the burst of scenario e (default 10000, 500 with -short)")
 	timers := fs.Int("timers", 0, "scheduled check-ins in scenario d (default 1000000, 100000 with -short)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of scenario a's messages to this file (go tool pprof reads it)")
 	if err := fs.Parse(m.Args); err != nil {
 		return err
 	}
@@ -109,14 +120,14 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	tp := loadtest.ThroughputConfig{Dir: *dir, Patients: 10000, Messages: 100000, Senders: 256}
-	base := loadtest.ThroughputConfig{Dir: *dir, Patients: 10000, Messages: 10000, Senders: 256}
+	tp := loadtest.ThroughputConfig{Dir: *dir, Patients: 10000, Messages: 100000, Senders: 256, Ceilings: true}
+	base := loadtest.ThroughputConfig{Dir: *dir, Patients: 10000, Messages: 10000, Senders: 256, Ceilings: true, CeilingSteps: 3000}
 	pc := loadtest.PacedConfig{Dir: *dir, Patients: 10000, Rate: loadtest.TargetPacedRate, Duration: 10 * time.Second}
 	tc := loadtest.TimersConfig{Dir: *dir, Timers: 1000000, Small: 10000}
 	bc := loadtest.BurstConfig{Dir: *dir, Checkins: 10000}
 	if *short {
 		tp.Patients, tp.Messages = 2000, 10000
-		base.Patients, base.Messages = 2000, 1000
+		base.Patients, base.Messages, base.CeilingSteps = 2000, 1000, 500
 		pc.Patients, pc.Duration = 2000, 3*time.Second
 		tc.Timers = 100000
 		bc.Checkins = 500
@@ -126,6 +137,14 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	if *timers > 0 {
 		tc.Timers = *timers
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		tp.CPUProfile = f
 	}
 	if exe, err := os.Executable(); err == nil {
 		tc.Resume = loadtest.ResumeChild(exe)
@@ -170,7 +189,7 @@ func (m *Main) Run(ctx context.Context) error {
 	a, okA := byKey["a"]
 	b, okB := byKey["b"]
 	if okA && okB {
-		sum.Compare = append(sum.Compare, loadtest.CompareCommits(a, b, loadtest.TargetCommitRatio))
+		_, sum.AOverB = loadtest.CommitRatio(a, b)
 	}
 	sum.LoadAvgAfter = loadtest.ThisMachine().LoadAvg
 	sum.OK = true
@@ -180,11 +199,6 @@ func (m *Main) Run(ctx context.Context) error {
 			if !c.OK {
 				missed = append(missed, fmt.Sprintf("%s: %s: got %s, want %s", r.Scenario, c.Name, c.Got, c.Target))
 			}
-		}
-	}
-	for _, c := range sum.Compare {
-		if !c.OK {
-			missed = append(missed, fmt.Sprintf("a/b: %s: got %s, want %s", c.Name, c.Got, c.Target))
 		}
 	}
 	sum.OK = len(missed) == 0
@@ -240,10 +254,10 @@ func printTable(w io.Writer, s Summary) {
 			row(r.Scenario, c)
 		}
 	}
-	for _, c := range s.Compare {
-		row("a/b", c)
-	}
 	tw.Flush()
+	if s.AOverB != "" {
+		fmt.Fprintf(w, "\na/b (reported, not a target: it measures the disk's fsync time): %s\n", s.AOverB)
+	}
 }
 
 // trim formats a figure without needless decimals.
