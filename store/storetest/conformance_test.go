@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aftercare-clinic/aftercare/desk"
 	"github.com/aftercare-clinic/aftercare/service"
 	"github.com/aftercare-clinic/aftercare/store"
 	"github.com/aftercare-clinic/aftercare/store/postgres"
@@ -27,6 +28,8 @@ var (
 	_ service.StaffStore      = (*postgres.Store)(nil)
 	_ service.InviteStore     = (*postgres.Store)(nil)
 	_ service.RecordReader    = (*postgres.Store)(nil)
+	_ desk.SessionStore       = (*store.Store)(nil)
+	_ desk.SessionStore       = (*postgres.Store)(nil)
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
