@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -323,5 +324,27 @@ func TestSessionOfRemovedStaffRefused(t *testing.T) {
 	}
 	if h1.stored(h1.sessionHash(a)) || h1.stored(h1.sessionHash(b)) {
 		t.Fatal("the removed staff member's sessions are still stored")
+	}
+}
+
+// BenchmarkSessionCheck is the cost of admitting one request: GET / reads
+// the session and redirects, rendering nothing. The clock does not move,
+// so no view writes the last-seen time (as for all but one request a
+// minute per session).
+func BenchmarkSessionCheck(b *testing.B) {
+	h := newHarness(b)
+	c, _ := h.session()
+	u, _ := url.Parse(h.srv.URL)
+	req := httptest.NewRequest("GET", "/", nil)
+	for _, ck := range c.Jar.Cookies(u) {
+		req.AddCookie(ck)
+	}
+	handler := h.desk.Handler()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		handler.ServeHTTP(w, req)
+		if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/alerts" {
+			b.Fatalf("GET /: %d %s", w.Code, w.Header().Get("Location"))
+		}
 	}
 }
