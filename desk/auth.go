@@ -48,10 +48,10 @@ var _ SessionStore = (*store.Store)(nil)
 // PostgreSQL a row update and WAL record, on bbolt a commit with fsyncs,
 // about 3 ms and queued with the patients' steps, against about 3 µs for
 // the read: BenchmarkDeskSession in store/storetest) just to move a
-// timestamp; once a minute per session is a handful of
-// writes an hour for a clinic's staff. The cost is that the idle limit is
-// kept to within a minute on the strict side: a session may end up to a
-// minute before IdleTimeout after its true last use, never later.
+// timestamp; once a minute per session is a handful of writes an hour for
+// a clinic's staff. The cost is that the idle limit is kept to within a
+// minute on the strict side: a session may end up to a minute before
+// IdleTimeout after its true last use, never later.
 const touchEvery = time.Minute
 
 // session is one signed-in staff member's browser, as one request sees it.
