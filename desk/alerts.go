@@ -138,7 +138,7 @@ func (d *Desk) alertEvents(w http.ResponseWriter, r *http.Request, s *session) {
 		case <-r.Context().Done():
 			return
 		case <-keepAlive.C:
-			if !d.alive(s.id) {
+			if !d.alive(r.Context(), s.hash) {
 				return // signed out or expired: the page's next request says so
 			}
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
@@ -146,7 +146,7 @@ func (d *Desk) alertEvents(w http.ResponseWriter, r *http.Request, s *session) {
 			}
 			goto wait
 		case <-ch:
-			if !d.alive(s.id) {
+			if !d.alive(r.Context(), s.hash) {
 				return
 			}
 		}

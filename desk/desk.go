@@ -16,8 +16,11 @@
 // SHA-256 hash. Opening it shows a button; pressing it (a POST, so link
 // previews cannot use the link up) starts a session: a random server-side
 // id in an HttpOnly, SameSite=Strict cookie (Secure under TLS), ended by
-// sign-out, 30 minutes idle or 12 hours after sign-in. Every POST carries
-// the session's CSRF token. Sign-in attempts are rate-limited per client.
+// sign-out, 30 minutes idle or 12 hours after sign-in. Sessions are kept in
+// the store (SessionStore), under the SHA-256 of their id, so every desk
+// instance on one database accepts them, sign-out ends them on all at
+// once, and a restart signs no one out. Every POST carries the session's
+// CSRF token. Sign-in attempts are rate-limited per client.
 //
 // # Audit
 //
@@ -68,6 +71,7 @@ type Store interface {
 	State(p engine.PatientID) (engine.State, bool, error)
 	OpenInvites(now time.Time) ([]engine.Invite, error)
 	AppendAudit(ctx context.Context, as ...engine.Audit) error
+	SessionStore
 	PutDeskLogin(ctx context.Context, hash []byte, l store.DeskLogin, now time.Time) error
 	UseDeskLogin(ctx context.Context, hash []byte, now time.Time) (store.DeskLogin, error)
 }
@@ -136,9 +140,8 @@ type Desk struct {
 	log   *slog.Logger
 	pages map[string]*template.Template
 
-	mu       sync.Mutex
-	sessions map[string]*session
-	limits   map[string]*limiter
+	mu     sync.Mutex
+	limits map[string]*limiter
 
 	// states keeps the patients' decoded states with the bytes they were
 	// decoded from, so a list page decodes only the states that changed
@@ -203,7 +206,7 @@ func New(c Config) (*Desk, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Desk{cfg: c, log: c.Logger, pages: pages, sessions: map[string]*session{}, limits: map[string]*limiter{},
+	return &Desk{cfg: c, log: c.Logger, pages: pages, limits: map[string]*limiter{},
 		states:  map[engine.PatientID]*cachedState{},
 		changed: make(chan struct{})}, nil
 }

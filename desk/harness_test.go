@@ -48,6 +48,7 @@ type harness struct {
 	svc   *service.Service
 	desk  *desk.Desk
 	srv   *httptest.Server
+	cfg   desk.Config
 }
 
 func newHarness(t testing.TB, mod ...func(*desk.Config)) *harness {
@@ -74,18 +75,42 @@ func newHarness(t testing.TB, mod ...func(*desk.Config)) *harness {
 	for _, m := range mod {
 		m(&cfg)
 	}
-	if dk, err = desk.New(cfg); err != nil {
-		t.Fatal(err)
+	h.start(cfg)
+	dk = h.desk
+	return h
+}
+
+// start creates the harness's desk from cfg and serves it on h.srv.
+func (h *harness) start(cfg desk.Config) {
+	h.t.Helper()
+	dk, err := desk.New(cfg)
+	if err != nil {
+		h.t.Fatal(err)
 	}
-	h.desk = dk
+	h.desk, h.cfg = dk, cfg
 	h.srv.Config.Handler = dk.Handler()
 	h.srv.Start()
-	t.Cleanup(h.srv.Close)
+	h.t.Cleanup(h.srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { dk.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return h
+	h.t.Cleanup(func() { cancel(); <-done })
+}
+
+// another starts a second desk instance on the same store, service and
+// clock, with a server of its own, as a second process behind the clinic's
+// load balancer would be. A client's cookies go to both (cookies do not
+// tell ports apart).
+func (h *harness) another(mod ...func(*desk.Config)) *harness {
+	h.t.Helper()
+	h2 := &harness{t: h.t, clock: h.clock, store: h.store, svc: h.svc, srv: httptest.NewUnstartedServer(nil)}
+	cfg := h.cfg
+	cfg.BaseURL = "http://" + h2.srv.Listener.Addr().String()
+	for _, m := range mod {
+		m(&cfg)
+	}
+	h2.start(cfg)
+	return h2
 }
 
 // client is a browser: it keeps cookies and does not follow redirects,

@@ -18,6 +18,8 @@ import (
 var (
 	bTranscript = []byte("transcript")
 	bDeskLogins = []byte("desk_logins")
+	// bDeskSessions: sha256(session ID) -> DeskSession (JSON).
+	bDeskSessions = []byte("desk_sessions")
 )
 
 // Who wrote a transcript line (TranscriptLine.From).
@@ -307,4 +309,140 @@ func (s *Store) StatesVersion() (uint64, error) {
 		return nil
 	})
 	return v, err
+}
+
+// DeskSession is one signed-in staff browser on the desk. The store keeps
+// it under the SHA-256 of the session ID the browser holds in its cookie,
+// never the ID itself, so a copy of the database (or a backup) cannot be
+// used to act as a signed-in staff member. Keeping sessions in the store,
+// not in one process's memory, lets every desk instance on one database
+// accept them and lets them outlive a restart.
+type DeskSession struct {
+	// Staff is the staff member's ID ("telegram:42"); Name how the desk
+	// shows them and writes them into the audit trail.
+	Staff string `json:"staff"`
+	Name  string `json:"name"`
+	// CSRF is the token every POST of this session must carry. It is
+	// worthless without the session's cookie, which only the browser has.
+	CSRF string `json:"csrf"`
+	// Created is when the session started (its absolute expiry counts
+	// from it); Seen when it was last used, as last written (see
+	// TouchDeskSession: the desk writes it at most once a minute).
+	Created time.Time `json:"created"`
+	Seen    time.Time `json:"seen"`
+}
+
+// ErrSessionUnknown is returned by DeskSession when no session has this
+// hash: it was never started, was signed out, or was pruned.
+var ErrSessionUnknown = errors.New("desk session unknown")
+
+// PutDeskSession stores a new session under its ID's hash. A hash already
+// stored is an error (a 256-bit random ID does not repeat).
+func (s *Store) PutDeskSession(ctx context.Context, hash []byte, ds DeskSession) error {
+	v, err := json.Marshal(ds)
+	if err != nil {
+		return err
+	}
+	return s.commit.do(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bDeskSessions)
+		if b.Get(hash) != nil {
+			return errors.New("desk session collision")
+		}
+		return b.Put(bytes.Clone(hash), v)
+	})
+}
+
+// DeskSession returns the session with this ID hash, expired or not: the
+// desk decides whether it still stands. Errors: ErrSessionUnknown.
+func (s *Store) DeskSession(ctx context.Context, hash []byte) (DeskSession, error) {
+	var ds DeskSession
+	err := s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bDeskSessions).Get(hash)
+		if raw == nil {
+			return ErrSessionUnknown
+		}
+		if err := json.Unmarshal(raw, &ds); err != nil {
+			return fmt.Errorf("%w: unreadable record", ErrSessionUnknown)
+		}
+		return nil
+	})
+	return ds, err
+}
+
+// TouchDeskSession records that the session was used at seen. It only
+// moves Seen forward (two instances touching at once keep the later
+// time), and does nothing for a session that is gone, so it never brings
+// back a session signed out meanwhile.
+func (s *Store) TouchDeskSession(ctx context.Context, hash []byte, seen time.Time) error {
+	return s.commit.do(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bDeskSessions)
+		raw := b.Get(hash)
+		if raw == nil {
+			return nil
+		}
+		var ds DeskSession
+		if err := json.Unmarshal(raw, &ds); err != nil {
+			return nil // DeskSession refuses it; nothing to keep alive
+		}
+		if !seen.After(ds.Seen) {
+			return nil
+		}
+		ds.Seen = seen
+		v, err := json.Marshal(ds)
+		if err != nil {
+			return err
+		}
+		return b.Put(bytes.Clone(hash), v)
+	})
+}
+
+// DeleteDeskSession ends the session with this ID hash (sign-out or
+// expiry). Deleting a session that is gone is not an error.
+func (s *Store) DeleteDeskSession(ctx context.Context, hash []byte) error {
+	return s.commit.do(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bDeskSessions).Delete(hash)
+	})
+}
+
+// DeleteStaffDeskSessions ends every session of one staff member, on
+// every browser, and returns how many there were: for a staff member
+// removed from the configuration, or signed out everywhere.
+func (s *Store) DeleteStaffDeskSessions(ctx context.Context, staff string) (int, error) {
+	return s.deleteDeskSessions(ctx, false, func(ds DeskSession) bool { return ds.Staff == staff })
+}
+
+// PruneDeskSessions deletes the sessions last seen before seenBefore or
+// started before createdBefore (the desk passes now minus its idle and
+// absolute limits), and unreadable ones, and returns how many it deleted.
+func (s *Store) PruneDeskSessions(ctx context.Context, seenBefore, createdBefore time.Time) (int, error) {
+	return s.deleteDeskSessions(ctx, true, func(ds DeskSession) bool {
+		return ds.Seen.Before(seenBefore) || ds.Created.Before(createdBefore)
+	})
+}
+
+// deleteDeskSessions deletes the sessions drop reports, and the unreadable
+// ones if unreadable is set.
+func (s *Store) deleteDeskSessions(ctx context.Context, unreadable bool, drop func(DeskSession) bool) (int, error) {
+	var n int
+	err := s.commit.do(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bDeskSessions)
+		old, err := matching(b, func(v []byte) bool {
+			var ds DeskSession
+			if json.Unmarshal(v, &ds) != nil {
+				return unreadable
+			}
+			return drop(ds)
+		})
+		if err != nil {
+			return err
+		}
+		n = len(old) // fn may run twice: set, never add
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
 }

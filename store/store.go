@@ -113,7 +113,7 @@ var (
 	bDedupe      = []byte("dedupe")
 	bInvites     = []byte("invites")
 	bReadMarks   = []byte("read_marks")
-	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites, bReadMarks, bQuarantine, bTranscript, bDeskLogins}
+	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites, bReadMarks, bQuarantine, bTranscript, bDeskLogins, bDeskSessions}
 )
 
 // Options tune Open.

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -28,6 +29,9 @@ type Walker struct {
 	Quarantine func(q Quarantined) error
 	Transcript func(p engine.PatientID, seq uint64, raw []byte) error
 	DeskLogin  func(hash []byte, raw []byte) error
+	// DeskSession gets each staff desk session under its ID's hash, so
+	// staff stay signed in across a move to PostgreSQL.
+	DeskSession func(hash []byte, ds DeskSession) error
 }
 
 // Counts returns the number of records of each kind, by bucket name: what
@@ -158,6 +162,17 @@ func (s *Store) Walk(w Walker) error {
 		}
 		if w.DeskLogin != nil {
 			if err := each(bDeskLogins, func(k, v []byte) error { return w.DeskLogin(k, v) }); err != nil {
+				return err
+			}
+		}
+		if w.DeskSession != nil {
+			if err := each(bDeskSessions, func(k, v []byte) error {
+				var ds DeskSession
+				if err := json.Unmarshal(v, &ds); err != nil {
+					return fmt.Errorf("%w: desk session: %v", ErrCorrupt, err)
+				}
+				return w.DeskSession(k, ds)
+			}); err != nil {
 				return err
 			}
 		}

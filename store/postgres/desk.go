@@ -132,3 +132,71 @@ func (s *Store) OpenInvites(now time.Time) ([]engine.Invite, error) {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Visit.At.Before(out[j].Visit.At) })
 	return out, nil
 }
+
+// PutDeskSession stores a new staff desk session under its ID's hash (never
+// the ID). A hash already stored is an error.
+func (s *Store) PutDeskSession(ctx context.Context, hash []byte, ds store.DeskSession) error {
+	tag, err := s.pool.Exec(ctx, `INSERT INTO desk_sessions (hash, staff, name, csrf, created_ns, seen_ns)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash) DO NOTHING`,
+		hash, ds.Staff, ds.Name, ds.CSRF, ns(ds.Created), ns(ds.Seen))
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return errors.New("desk session collision")
+	}
+	return nil
+}
+
+// DeskSession returns the session with this ID hash, expired or not: the
+// desk decides whether it still stands. Errors: store.ErrSessionUnknown.
+func (s *Store) DeskSession(ctx context.Context, hash []byte) (store.DeskSession, error) {
+	var ds store.DeskSession
+	var created, seen int64
+	err := s.pool.QueryRow(ctx, `SELECT staff, name, csrf, created_ns, seen_ns FROM desk_sessions WHERE hash = $1`, hash).
+		Scan(&ds.Staff, &ds.Name, &ds.CSRF, &created, &seen)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.DeskSession{}, store.ErrSessionUnknown
+	}
+	if err != nil {
+		return store.DeskSession{}, err
+	}
+	ds.Created, ds.Seen = fromNS(created), fromNS(seen)
+	return ds, nil
+}
+
+// TouchDeskSession records that the session was used at seen. It only
+// moves the time forward (instances touching at once keep the later one)
+// and does nothing for a session that is gone, so it never brings back a
+// session signed out on another instance.
+func (s *Store) TouchDeskSession(ctx context.Context, hash []byte, seen time.Time) error {
+	_, err := s.pool.Exec(ctx, `UPDATE desk_sessions SET seen_ns = $2 WHERE hash = $1 AND seen_ns < $2`, hash, ns(seen))
+	return err
+}
+
+// DeleteDeskSession ends the session with this ID hash on every instance
+// at once. Deleting a session that is gone is not an error.
+func (s *Store) DeleteDeskSession(ctx context.Context, hash []byte) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM desk_sessions WHERE hash = $1`, hash)
+	return err
+}
+
+// DeleteStaffDeskSessions ends every session of one staff member and
+// returns how many there were.
+func (s *Store) DeleteStaffDeskSessions(ctx context.Context, staff string) (int, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM desk_sessions WHERE staff = $1`, staff)
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// PruneDeskSessions deletes the sessions last seen before seenBefore or
+// started before createdBefore, and returns how many it deleted.
+func (s *Store) PruneDeskSessions(ctx context.Context, seenBefore, createdBefore time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM desk_sessions WHERE seen_ns < $1 OR created_ns < $2`, ns(seenBefore), ns(createdBefore))
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
+}

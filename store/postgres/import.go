@@ -36,18 +36,19 @@ func (r ImportReport) String() string {
 
 // tables maps bbolt buckets to the query counting their rows here.
 var tables = map[string]string{
-	"states":      `SELECT count(*) FROM patients WHERE state IS NOT NULL`,
-	"timers":      `SELECT count(*) FROM timers`,
-	"outbox":      `SELECT count(*) FROM outbox`,
-	"escalations": `SELECT count(*) FROM escalations`,
-	"visits":      `SELECT count(*) FROM visits`,
-	"audit":       `SELECT count(*) FROM audit`,
-	"dedupe":      `SELECT count(*) FROM dedupe`,
-	"invites":     `SELECT count(*) FROM invites`,
-	"read_marks":  `SELECT count(*) FROM read_marks`,
-	"quarantine":  `SELECT count(*) FROM quarantine`,
-	"transcript":  `SELECT count(*) FROM transcript`,
-	"desk_logins": `SELECT count(*) FROM desk_logins`,
+	"states":        `SELECT count(*) FROM patients WHERE state IS NOT NULL`,
+	"timers":        `SELECT count(*) FROM timers`,
+	"outbox":        `SELECT count(*) FROM outbox`,
+	"escalations":   `SELECT count(*) FROM escalations`,
+	"visits":        `SELECT count(*) FROM visits`,
+	"audit":         `SELECT count(*) FROM audit`,
+	"dedupe":        `SELECT count(*) FROM dedupe`,
+	"invites":       `SELECT count(*) FROM invites`,
+	"read_marks":    `SELECT count(*) FROM read_marks`,
+	"quarantine":    `SELECT count(*) FROM quarantine`,
+	"transcript":    `SELECT count(*) FROM transcript`,
+	"desk_logins":   `SELECT count(*) FROM desk_logins`,
+	"desk_sessions": `SELECT count(*) FROM desk_sessions`,
 }
 
 // Import copies every record of the bbolt store src into this database in
@@ -139,6 +140,10 @@ func (s *Store) Import(ctx context.Context, src *store.Store) (ImportReport, err
 			},
 			DeskLogin: func(hash []byte, raw []byte) error {
 				return q(`INSERT INTO desk_logins (hash, body) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING`, append([]byte(nil), hash...), append([]byte(nil), raw...))
+			},
+			DeskSession: func(hash []byte, ds store.DeskSession) error {
+				return q(`INSERT INTO desk_sessions (hash, staff, name, csrf, created_ns, seen_ns) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash) DO NOTHING`,
+					append([]byte(nil), hash...), ds.Staff, ds.Name, ds.CSRF, ns(ds.Created), ns(ds.Seen))
 			},
 			ReadMark: func(p engine.PatientID, mark string) error {
 				return q(`INSERT INTO read_marks (patient, mark) VALUES ($1, $2) ON CONFLICT (patient) DO NOTHING`, string(p), mark)

@@ -45,6 +45,10 @@ func TestImportCopiesBboltAndIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	src.SetReadMarks(map[engine.PatientID]string{p: "m"})
+	sess := store.DeskSession{Staff: "telegram:9", Name: "Ana", CSRF: "c", Created: t0, Seen: t0.Add(time.Minute)}
+	if err := src.PutDeskSession(ctx, []byte("session-hash"), sess); err != nil {
+		t.Fatal(err)
+	}
 
 	dst := open(t, pgtest.DSN(t), "a")
 	for run := 0; run < 2; run++ {
@@ -52,7 +56,7 @@ func TestImportCopiesBboltAndIsIdempotent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run %d: %v", run, err)
 		}
-		for _, kind := range []string{"states", "timers", "outbox", "escalations", "visits", "audit", "dedupe", "invites", "read_marks"} {
+		for _, kind := range []string{"states", "timers", "outbox", "escalations", "visits", "audit", "dedupe", "invites", "read_marks", "desk_sessions"} {
 			if rep.Source[kind] == 0 || rep.Target[kind] != rep.Source[kind] {
 				t.Fatalf("run %d: %s: bbolt %d, postgres %d\n%s", run, kind, rep.Source[kind], rep.Target[kind], rep)
 			}
@@ -63,6 +67,10 @@ func TestImportCopiesBboltAndIsIdempotent(t *testing.T) {
 	want, _, _ := src.StateRaw(p)
 	if got, raw, _ := dst.StateRaw(p); !reflect.DeepEqual(got, want) || !json.Valid(raw) {
 		t.Fatalf("state changed in the copy: %+v (%q), want %+v", got, raw, want)
+	}
+	// Staff signed in on the desk stay signed in.
+	if got, err := dst.DeskSession(ctx, []byte("session-hash")); err != nil || got.Staff != sess.Staff || !got.Seen.Equal(sess.Seen) {
+		t.Fatalf("desk session after the copy: %+v %v", got, err)
 	}
 	// The ladder of the copied escalation steps once.
 	due, _ := dst.DueBefore(t0.Add(time.Hour), 10)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aftercare-clinic/aftercare/desk"
 	"github.com/aftercare-clinic/aftercare/service"
 	"github.com/aftercare-clinic/aftercare/store"
 	"github.com/aftercare-clinic/aftercare/store/postgres"
@@ -27,6 +28,8 @@ var (
 	_ service.StaffStore      = (*postgres.Store)(nil)
 	_ service.InviteStore     = (*postgres.Store)(nil)
 	_ service.RecordReader    = (*postgres.Store)(nil)
+	_ desk.SessionStore       = (*store.Store)(nil)
+	_ desk.SessionStore       = (*postgres.Store)(nil)
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -64,5 +67,59 @@ func TestConformance(t *testing.T) {
 	}
 	for _, b := range backends {
 		t.Run(b.Name, func(t *testing.T) { storetest.Run(t, b) })
+	}
+}
+
+// BenchmarkDeskSession measures what admitting a desk request costs each
+// backend (read: every request) and what writing the last-seen time costs
+// (touch: at most once a minute per session, so rarely paid), with fsync
+// on for bbolt, as in production.
+func BenchmarkDeskSession(b *testing.B) {
+	ctx := context.Background()
+	hash := []byte("0123456789abcdef0123456789abcdef")
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	for _, be := range []struct {
+		name string
+		open func(b *testing.B) desk.SessionStore
+	}{
+		{"bbolt", func(b *testing.B) desk.SessionStore {
+			s, err := store.Open(filepath.Join(b.TempDir(), "a.db"), store.Options{Timeout: time.Second})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			return s
+		}},
+		{"postgres", func(b *testing.B) desk.SessionStore {
+			s, err := postgres.Open(ctx, postgres.Options{DSN: pgtest.DSN(b)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			return s
+		}},
+	} {
+		b.Run(be.name, func(b *testing.B) {
+			s := be.open(b)
+			if err := s.PutDeskSession(ctx, hash, store.DeskSession{Staff: "telegram:1", Name: "Ana", CSRF: "c", Created: t0, Seen: t0}); err != nil {
+				b.Fatal(err)
+			}
+			b.Run("read", func(b *testing.B) {
+				for b.Loop() {
+					if _, err := s.DeskSession(ctx, hash); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("touch", func(b *testing.B) {
+				seen := t0
+				for b.Loop() {
+					seen = seen.Add(time.Minute)
+					if err := s.TouchDeskSession(ctx, hash, seen); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
 	}
 }

@@ -73,6 +73,7 @@ func Run(t *testing.T, b Backend) {
 		{"IdentityAndClinicRepliesKeptThenErased", testIdentity},
 		{"DeskSignInLinksSingleUse", testDeskLogins},
 		{"DeskListsStatesAndOpenInvites", testDeskLists},
+		{"DeskSessionsSharedTouchedDeletedPruned", testDeskSessions},
 		{"PruneDedupe", testPruneDedupe},
 		{"PreparedResultOnlyWhenStateUnchanged", testPrepared},
 		{"ReadMarksOnlyForStoredPatients", testReadMarks},
@@ -970,5 +971,147 @@ func testDeskLists(t *testing.T, b Backend) {
 	}
 	if len(invs) != 1 || invs[0].Token != "open" || invs[0].Visit.Identity == nil || invs[0].Visit.Identity.Name != "Jo" {
 		t.Fatalf("open invites %+v", invs)
+	}
+}
+
+// SessionStore is what the staff desk keeps its sign-in sessions in; every
+// backend implements it, so a session started on one instance is known to
+// all.
+type SessionStore interface {
+	PutDeskSession(ctx context.Context, hash []byte, ds store.DeskSession) error
+	DeskSession(ctx context.Context, hash []byte) (store.DeskSession, error)
+	TouchDeskSession(ctx context.Context, hash []byte, seen time.Time) error
+	DeleteDeskSession(ctx context.Context, hash []byte) error
+	DeleteStaffDeskSessions(ctx context.Context, staff string) (int, error)
+	PruneDeskSessions(ctx context.Context, seenBefore, createdBefore time.Time) (int, error)
+}
+
+func sessionStore(t *testing.T, s Store) SessionStore {
+	t.Helper()
+	d, ok := s.(SessionStore)
+	if !ok {
+		t.Fatalf("%T does not implement the desk's session methods", s)
+	}
+	return d
+}
+
+// testDeskSessions: a session stored through one instance is read through
+// another, exactly (times to the nanosecond); a hash is stored once;
+// touching only moves the last-seen time forward and never brings back a
+// deleted session; deleting on one instance deletes it for all; one staff
+// member's sessions are erased together; pruning drops the idle and the
+// too old, and keeps a session seen exactly at the limit.
+func testDeskSessions(t *testing.T, b Backend) {
+	ss := b.Instances(t, 2)
+	d0, d1 := sessionStore(t, ss[0]), sessionStore(t, ss[1])
+	ctx := context.Background()
+	created := t0.Add(123 * time.Nanosecond)
+	ana := store.DeskSession{Staff: "telegram:1", Name: "Ana", CSRF: "csrf-1", Created: created, Seen: created}
+	if err := d0.PutDeskSession(ctx, []byte("s1"), ana); err != nil {
+		t.Fatal(err)
+	}
+	if err := d1.PutDeskSession(ctx, []byte("s1"), ana); err == nil {
+		t.Fatal("a session hash was stored twice")
+	}
+	got, err := d1.DeskSession(ctx, []byte("s1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Staff != ana.Staff || got.Name != ana.Name || got.CSRF != ana.CSRF || !got.Created.Equal(created) || !got.Seen.Equal(created) {
+		t.Fatalf("session read through the other instance: %+v, want %+v", got, ana)
+	}
+	if _, err := d1.DeskSession(ctx, []byte("nope")); !errors.Is(err, store.ErrSessionUnknown) {
+		t.Fatalf("unknown session: %v, want ErrSessionUnknown", err)
+	}
+
+	for _, tc := range []struct {
+		name     string
+		touch    time.Time
+		wantSeen time.Time
+		through  SessionStore
+		readFrom SessionStore
+	}{
+		{"forward", created.Add(5 * time.Minute), created.Add(5 * time.Minute), d1, d0},
+		{"backward is ignored", created.Add(time.Minute), created.Add(5 * time.Minute), d0, d1},
+		{"forward again", created.Add(7 * time.Minute), created.Add(7 * time.Minute), d0, d1},
+	} {
+		if err := tc.through.TouchDeskSession(ctx, []byte("s1"), tc.touch); err != nil {
+			t.Fatalf("touch %s: %v", tc.name, err)
+		}
+		got, err := tc.readFrom.DeskSession(ctx, []byte("s1"))
+		if err != nil || !got.Seen.Equal(tc.wantSeen) || !got.Created.Equal(created) {
+			t.Fatalf("touch %s: seen %v created %v (%v), want seen %v", tc.name, got.Seen, got.Created, err, tc.wantSeen)
+		}
+	}
+
+	// A session idle past any limit is still returned until it is pruned
+	// or deleted: the desk, not the store, refuses it.
+	if got, err := d0.DeskSession(ctx, []byte("s1")); err != nil || !got.Seen.Equal(created.Add(7*time.Minute)) {
+		t.Fatalf("stale session: %+v %v", got, err)
+	}
+
+	if err := d1.DeleteDeskSession(ctx, []byte("s1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d0.DeskSession(ctx, []byte("s1")); !errors.Is(err, store.ErrSessionUnknown) {
+		t.Fatalf("session deleted on the other instance: %v, want ErrSessionUnknown", err)
+	}
+	if err := d0.DeleteDeskSession(ctx, []byte("s1")); err != nil {
+		t.Fatalf("deleting a deleted session: %v", err)
+	}
+	if err := d0.TouchDeskSession(ctx, []byte("s1"), created.Add(8*time.Minute)); err != nil {
+		t.Fatalf("touching a deleted session: %v", err)
+	}
+	if _, err := d1.DeskSession(ctx, []byte("s1")); !errors.Is(err, store.ErrSessionUnknown) {
+		t.Fatalf("a touch brought a deleted session back: %v", err)
+	}
+
+	// Erase all sessions of one staff member, on every browser.
+	lee := store.DeskSession{Staff: "telegram:2", Name: "Dr Lee", CSRF: "csrf-l", Created: t0, Seen: t0}
+	for h, s := range map[string]store.DeskSession{"a1": ana, "a2": ana, "l1": lee} {
+		if err := d0.PutDeskSession(ctx, []byte(h), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := d1.DeleteStaffDeskSessions(ctx, "telegram:1"); err != nil || n != 2 {
+		t.Fatalf("erase Ana's sessions: %d (%v), want 2", n, err)
+	}
+	for h, alive := range map[string]bool{"a1": false, "a2": false, "l1": true} {
+		_, err := d0.DeskSession(ctx, []byte(h))
+		if (err == nil) != alive || (err != nil && !errors.Is(err, store.ErrSessionUnknown)) {
+			t.Errorf("after erasing Ana's sessions, %s: %v, want alive %v", h, err, alive)
+		}
+	}
+	if n, err := d1.DeleteStaffDeskSessions(ctx, "telegram:1"); err != nil || n != 0 {
+		t.Fatalf("erase again: %d (%v), want 0", n, err)
+	}
+
+	// Prune at now: idle limit 30 minutes, absolute 12 hours.
+	now := t0.Add(13 * time.Hour)
+	seenBefore, createdBefore := now.Add(-30*time.Minute), now.Add(-12*time.Hour)
+	prune := []struct {
+		hash          string
+		created, seen time.Time
+		kept          bool
+	}{
+		{"fresh", now.Add(-time.Hour), now.Add(-time.Minute), true},
+		{"seen at the limit", now.Add(-time.Hour), seenBefore, true},
+		{"idle", now.Add(-time.Hour), seenBefore.Add(-time.Nanosecond), false},
+		{"too old but active", createdBefore.Add(-time.Second), now, false},
+		{"l1", t0, t0, false}, // Dr Lee's, stored above: idle
+	}
+	for _, tc := range prune[:len(prune)-1] {
+		if err := d0.PutDeskSession(ctx, []byte(tc.hash), store.DeskSession{Staff: "telegram:3", Name: "Sam", CSRF: "c", Created: tc.created, Seen: tc.seen}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := d1.PruneDeskSessions(ctx, seenBefore, createdBefore); err != nil || n != 3 {
+		t.Fatalf("pruned %d (%v), want 3", n, err)
+	}
+	for _, tc := range prune {
+		_, err := d0.DeskSession(ctx, []byte(tc.hash))
+		if (err == nil) != tc.kept {
+			t.Errorf("after pruning, %s: %v, want kept %v", tc.hash, err, tc.kept)
+		}
 	}
 }
