@@ -30,7 +30,7 @@ type outcome struct {
 	netAlert    engine.Level // level staff were alerted at when the net went unanswered, or -1
 	firstNumber bool         // the first reply (after the greeting) holds the emergency number
 	dismissed   bool         // "didn't get that"
-	reassured   bool         // "a normal reaction" / an after-effect tip
+	reassured   bool         // "a normal reaction", an after-effect tip or "good to hear"
 	staff       bool         // any staff alert at all
 	firstText   string
 	spanish     bool // the bot answered in Spanish
@@ -127,6 +127,8 @@ func replayOutcomes(t testing.TB, msgs []labelled) []outcome {
 		notUnderstood = append(notUnderstood, p.Texts["not_understood"])
 		netLabels = append(netLabels, p.Texts["safety_net_call"])
 		clarifyNumbers = append(clarifyNumbers, strings.Join(strings.Fields(p.Texts["clarify_numbers"])[0:5], " "))
+		// "That's good to hear!" to a red flag is reassurance too.
+		reassure = append(reassure, p.Texts["good_news"][:min(len(p.Texts["good_news"]), 40)])
 		for _, v := range p.AfterEffects {
 			if v != "" {
 				reassure = append(reassure, strings.TrimSpace(v[:min(len(v), 60)]))
@@ -184,17 +186,22 @@ func replayOutcomes(t testing.TB, msgs []labelled) []outcome {
 		if !immediate {
 			continue
 		}
-		isGreeting := false
+		text := r.Text
 		for k, g := range greetings {
 			if strings.HasPrefix(r.Text, g) {
-				isGreeting = true
 				o.spanish = greetLang[k] == "es"
+				// The greeting may open the first answer in the same
+				// message: what follows its paragraph is that answer.
+				text = ""
+				if _, rest, ok := strings.Cut(r.Text, "\n\n"); ok {
+					text = rest
+				}
 			}
 		}
-		if !seenFirst[i] && !isGreeting {
+		if !seenFirst[i] && text != "" {
 			seenFirst[i] = true
-			o.firstText = r.Text
-			o.firstNumber = strings.Contains(r.Text, "911")
+			o.firstText = text
+			o.firstNumber = strings.Contains(text, "911")
 		}
 		if r.Kind == string(engine.KindEscalation) {
 			o.escalated = max(o.escalated, lvl)
@@ -204,10 +211,10 @@ func replayOutcomes(t testing.TB, msgs []labelled) []outcome {
 				o.net = true
 			}
 		}
-		if hasAny(r.Text, notUnderstood) {
+		if hasAny(text, notUnderstood) {
 			o.dismissed = true
 		}
-		if hasAny(r.Text, reassure) {
+		if hasAny(text, reassure) {
 			o.reassured = true
 		}
 	}
