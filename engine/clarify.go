@@ -6,7 +6,7 @@ import (
 )
 
 func (s *step) startClarify(f Finding, said string) {
-	s.st.Clarify = &PendingClarify{Ask: *f.Ask, Signs: f.Signs, Subject: f.Subject, Said: Truncate(said, 300), Fallback: f.Level, Asked: s.now}
+	s.st.Clarify = &PendingClarify{Ask: *f.Ask, Signs: f.Signs, Subject: f.Subject, Said: Truncate(said, 300), Fallback: clarifyFallback(f), Asked: s.now}
 	cs := make([]Choice, len(f.Ask.Choices))
 	for i, c := range f.Ask.Choices {
 		cs[i] = Choice{ID: "clarify:" + c.ID, Label: c.Label}
@@ -95,4 +95,19 @@ func (s *step) clarifyDue() {
 		s.alertStaff(Watch, c.Signs, c.Subject, c.Said, s.staffText("safety_net_timeout_note"))
 	}
 	s.audit("clarify_timeout", c.Fallback.String())
+}
+
+// clarifyFallback is the level an unanswered clarifying question falls
+// back to. When one of its answers would be a red flag, silence is read as
+// that red flag (capped at urgent: staff look, nobody is sent an ambulance
+// on a guess): a patient who asked "is an irregular heartbeat normal?" and
+// then went quiet may be the one it is happening to.
+func clarifyFallback(f Finding) Level {
+	l := f.Level
+	for _, c := range f.Ask.Choices {
+		if c.Level >= Urgent {
+			l = max(l, Urgent)
+		}
+	}
+	return l
 }

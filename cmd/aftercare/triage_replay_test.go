@@ -387,3 +387,21 @@ func logByLanguage(t *testing.T, name string, msgs []labelled, outs []outcome) {
 		t.Logf("%s [%s] %d messages: %s", name, lang, len(ms), scoreOutcomes(ms, os))
 	}
 }
+
+// TestUnansweredQuestionAboutARedFlagAlertsAtUrgent replays questions about
+// a possible red flag ("is it normal to have pus…?") that the patient then
+// leaves unanswered. Silence after such a question may mean it is
+// happening to them: staff must be alerted at urgent, not at the lower
+// level the question's wording alone suggested.
+func TestUnansweredQuestionAboutARedFlagAlertsAtUrgent(t *testing.T) {
+	msgs := []labelled{
+		{level: "urgent", text: "is it normal to have pus where the needle went in?", hours: 20, lang: "en"},
+		{level: "urgent", text: "is an irregular heartbeat normal after treatment?", hours: 2, lang: "en"},
+		{level: "urgent", text: "is it normal for the needle spot to be hot and red and spreading?", hours: 30, lang: "en"},
+	}
+	for i, o := range replayOutcomes(t, msgs) {
+		if !o.caught() {
+			t.Errorf("%q: escalated %v, asked %v, staff alerted at %v after no answer; want urgent", msgs[i].text, o.escalated, o.net, o.netAlert)
+		}
+	}
+}
