@@ -88,9 +88,13 @@ func (t *memTable) setFail(who string, f bool) {
 
 func newTable() *memTable { return &memTable{rows: map[string]*row{}, fail: map[string]bool{}} }
 
+// The lease's pacing in these tests. They measure real time (leases run
+// on the server's clock), so the margins they assert are a tenth of the
+// ttl (the holder's own deadline) and one renew interval: long enough that
+// a busy 2-core machine under -race does not eat them by scheduling alone.
 const (
-	ttl   = 300 * time.Millisecond
-	renew = 60 * time.Millisecond
+	ttl   = 2 * time.Second
+	renew = 300 * time.Millisecond
 )
 
 func keeper(t *testing.T, tb *memTable, me string) *lease.Keeper {
