@@ -133,12 +133,14 @@ func (b *Bot) destination(ctx context.Context, m engine.Outbound) (channelID str
 		// not store), and the DM takes the same path and the same
 		// ErrUnreachable (50007, DMs closed) as a patient's message, so the
 		// dispatcher drops it and tells the staff channel how to get one.
+		// Refusals are unreachable, not transient: the dispatcher drops
+		// the message instead of retrying it.
 		if m.Channel != "" && m.Channel != m.To {
-			return "", false, fmt.Errorf("discord: %s: refused: a private message goes to one user's DM only", m)
+			return "", false, fmt.Errorf("discord: %s: refused: a private message goes to one user's DM only: %w", m, engine.ErrUnreachable)
 		}
 		userID := m.To.Address()
 		if !isSnowflake(userID) {
-			return "", false, fmt.Errorf("discord: %s: %q is not a Discord user ID", m, userID)
+			return "", false, fmt.Errorf("discord: %s: %q is not a Discord user ID: %w", m, userID, engine.ErrUnreachable)
 		}
 		ch, err := b.dmChannel(ctx, userID)
 		if err != nil {

@@ -416,4 +416,7 @@ func TestDiscordLoginGivesADeskLink(t *testing.T) {
 	if _, err := w.run.DB.PatientRecord(dcPatient(dcDoctor)); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the refused DM made a patient record for the staff member (err %v)", err)
 	}
+	if _, tok, _ := strings.Cut(link, "t="); tok == "" || strings.Contains(w.logs.String(), tok) {
+		t.Errorf("the sign-in token %q is missing or in the logs", tok)
+	}
 }

@@ -78,6 +78,9 @@ func TestTelegramLoginOnlyPrivately(t *testing.T) {
 	if p := w.run.Service.StaffProblems(); len(p) != 0 {
 		t.Errorf("the refused private chat was reported as a staff destination problem: %q", p)
 	}
+	if _, tok, _ := strings.Cut(link, "t="); tok == "" || strings.Contains(w.logs.String(), tok) {
+		t.Errorf("the sign-in token %q is missing or in the logs (debug level)", tok)
+	}
 }
 
 // deskSignIn follows a desk sign-in link as a browser would (the page,
