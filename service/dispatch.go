@@ -72,6 +72,17 @@ type OutboxStore interface {
 // reported (log, metrics, /readyz) by its configuration key until a
 // message gets through again.
 //
+// # Private messages
+//
+// A message marked Private (a desk sign-in link, see engine.Outbound) is
+// for one person: it goes to its Destination alone, is never forwarded to
+// another staff destination or escalation contact, and is not a staff
+// destination's message, so a refusal neither keeps it nor reports a
+// staff problem. When the person's private chat refuses it (they never
+// started the bot, or closed their DMs) it is dropped without marking
+// anyone unreachable. Either way, when it was asked for in a shared staff
+// chat (Origin), that chat is told the outcome, never the text.
+//
 // # Outbox
 //
 // The dispatcher reads and settles the outbox through OutboxStore only.

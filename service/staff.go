@@ -31,7 +31,8 @@ type StaffStore interface {
 }
 
 // ReceiveStaff handles a command or button press from clinic staff and
-// answers in the channel it came from. Which commands exist, and who is
+// answers in the channel it came from, except for /login, whose link is a
+// credential and only ever goes privately to the asker (see staffLogin). Which commands exist, and who is
 // staff, is decided in package staffgate; this file implements them:
 //
 //	/open                     open escalations, oldest first
@@ -43,7 +44,8 @@ type StaffStore interface {
 //	/visit TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone] [lang=xx]
 //	                          record a visit; answers with a one-time invite
 //	/audit [N]                the last N audit lines
-//	/login                    a one-time sign-in link to the staff desk
+//	/login                    a one-time sign-in link to the staff desk,
+//	                          sent only to the asker's private chat
 //
 // A command is applied once per platform update: an update whose
 // DedupeKey was already applied (a redelivery after a lost confirmation or
