@@ -4,10 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -379,27 +375,8 @@ func TestDiscordLoginGivesADeskLink(t *testing.T) {
 	if link == "" {
 		t.Fatalf("no link in %q", msg.Content)
 	}
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar}
-	r, err := c.Get(link)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(r.Body)
-	r.Body.Close()
-	tok := regexp.MustCompile(`name="t" value="([^"]+)"`).FindStringSubmatch(string(b))
-	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(string(b))
-	if r.StatusCode != 200 || tok == nil || csrf == nil {
-		t.Fatalf("link %s: %d\n%s", link, r.StatusCode, b)
-	}
-	r, err = c.PostForm("http://"+w.run.WebAddr+"/login", url.Values{"t": {tok[1]}, "csrf": {csrf[1]}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ = io.ReadAll(r.Body)
-	r.Body.Close()
-	if r.StatusCode != 200 || !strings.Contains(string(b), "Nurse Kim") {
-		t.Fatalf("sign in: %d\n%s", r.StatusCode, b)
+	if body := deskSignIn(t, w.run.WebAddr, link); !strings.Contains(body, "Nurse Kim") {
+		t.Fatalf("signed in page does not name the nurse:\n%s", body)
 	}
 
 	// DMs closed: the link is dropped and the channel told how to get one.
