@@ -126,6 +126,23 @@ type Outbound struct {
 	// escalation; the service sets it once the store has given the record
 	// its ID (service/ladder.go).
 	EscalationID uint64 `json:"escalation_id,omitempty"`
+	// Private marks a message that only its one recipient may read, such
+	// as a desk sign-in link (a credential: whoever reads it first can
+	// sign in as the staff member who asked). To and Channel both name
+	// that person ("telegram:42", "discord:1234": a user, not a shared
+	// chat), and adapters deliver it to that person's own private chat.
+	// The dispatcher sends it to Destination alone: it is never fanned out
+	// to staff channels, never copied to another staff destination or
+	// escalation contact, dropped instead of kept when the person cannot
+	// be reached (no patient state is made for them), and, like every
+	// text, never logged. It is a typed field so the dispatcher and every
+	// adapter decide the same way, never by looking at the text.
+	Private bool `json:"private,omitempty"`
+	// Origin is, for a private message asked for in a shared staff chat,
+	// that chat: once the private delivery succeeded or was refused, the
+	// dispatcher tells it so there (never what the message said). Empty
+	// when the person asked in their own private chat.
+	Origin PatientID `json:"origin,omitempty"`
 	// Created is when the message was queued.
 	Created Time `json:"created"`
 	// Attempts counts failed delivery attempts so far.

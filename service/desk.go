@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
 )
@@ -103,18 +104,56 @@ func (s *Service) deskStep(ctx context.Context, patient engine.PatientID, ev eng
 }
 
 // staffLogin answers /login: a one-time sign-in link to the staff desk,
-// from Config.StaffLogin, which also decides who may have one.
-func (s *Service) staffLogin(ctx context.Context, who string) (string, error) {
+// from Config.StaffLogin, which also decides who may have one. The link
+// is a credential, so it is only ever delivered privately: as a Private
+// message to the staff member's own private chat with the bot (when they
+// asked there, that is where the answer goes as before; Discord's
+// adapter opens their DM). When they asked in a shared staff chat, that
+// chat sees no link: the private message carries it as Origin, and the
+// dispatcher tells it there whether the link reached them (see
+// privateOutcome). reply is what to answer in the chat at once ("" when
+// the dispatcher answers later).
+func (s *Service) staffLogin(ctx context.Context, in engine.StaffInbound, now time.Time) (reply string, private *engine.Outbound, err error) {
 	if s.cfg.StaffLogin == nil {
-		return "", &staffError{"the staff desk is not enabled (set web.listen in the configuration)"}
+		return "", nil, &staffError{"the staff desk is not enabled (set web.listen in the configuration)"}
 	}
-	link, err := s.cfg.StaffLogin(ctx, who)
+	person := engine.PatientID(in.Staff)
+	if person.Platform() == "" || person.Platform() != in.Channel.Platform() || person.Address() == "" {
+		// No private chat to send it to: never fall back to the channel.
+		return "", nil, &staffError{"a sign-in link can only be sent to you privately; " + loginHowTo}
+	}
+	link, err := s.cfg.StaffLogin(ctx, in.Staff)
 	if err != nil {
 		var refused interface{ StaffRefusal() string }
 		if errors.As(err, &refused) {
-			return "", &staffError{refused.StaffRefusal()}
+			return "", nil, &staffError{refused.StaffRefusal()}
 		}
-		return "", err
+		return "", nil, err
 	}
-	return "Your sign-in link for the staff desk (one use, valid 10 minutes; do not forward it):\n" + link, nil
+	m := engine.Outbound{To: person, Channel: person, Kind: engine.KindNotice, Private: true, Created: now,
+		Text: "Your sign-in link for the staff desk (one use, valid 10 minutes; do not forward it):\n" + link}
+	if in.Channel != person {
+		m.Origin = in.Channel
+	}
+	return "", &m, nil
+}
+
+// loginHowTo says how to get a sign-in link when the bot could not send
+// one privately. On Telegram a bot cannot start a private chat; on
+// Discord the member may have closed direct messages from the server.
+const loginHowTo = "open a private chat with the bot (on Telegram press Start; on Discord allow direct messages from server members) and ask for /login again."
+
+// privateOutcome is the notice for the shared staff chat a private
+// message was asked for in (m.Origin), once its delivery succeeded or was
+// refused for good. It names the staff member by ID and never quotes the
+// private text. ok is false for Private messages without an Origin.
+func (s *Service) privateOutcome(m engine.Outbound, delivered bool, now time.Time) (engine.Outbound, bool) {
+	if !m.Private || m.Origin == "" {
+		return engine.Outbound{}, false
+	}
+	text := fmt.Sprintf("Sign-in link for %s sent to them in a private chat with the bot.", m.Destination())
+	if !delivered {
+		text = fmt.Sprintf("Sign-in link for %s not sent: the bot cannot message them privately. To get one, %s", m.Destination(), loginHowTo)
+	}
+	return s.noticeTo(m.Origin, text, now), true
 }

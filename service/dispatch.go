@@ -72,6 +72,17 @@ type OutboxStore interface {
 // reported (log, metrics, /readyz) by its configuration key until a
 // message gets through again.
 //
+// # Private messages
+//
+// A message marked Private (a desk sign-in link, see engine.Outbound) is
+// for one person: it goes to its Destination alone, is never forwarded to
+// another staff destination or escalation contact, and is not a staff
+// destination's message, so a refusal neither keeps it nor reports a
+// staff problem. When the person's private chat refuses it (they never
+// started the bot, or closed their DMs) it is dropped without marking
+// anyone unreachable. Either way, when it was asked for in a shared staff
+// chat (Origin), that chat is told the outcome, never the text.
+//
 // # Outbox
 //
 // The dispatcher reads and settles the outbox through OutboxStore only.
@@ -376,7 +387,10 @@ func (d *Dispatcher) deliver(ctx context.Context, m engine.Outbound) (done bool,
 	dest := m.Destination()
 	serr := d.sender.Send(ctx, m)
 	var ra *engine.RetryAfterError
-	staff := m.To == engine.StaffAddress || d.svc.isStaffDest(dest)
+	// A private message (a sign-in link) is for one person, never a staff
+	// destination: it is not fanned out, not kept for a refused
+	// destination, and its failure makes no patient state.
+	staff := !m.Private && (m.To == engine.StaffAddress || d.svc.isStaffDest(dest))
 	switch {
 	case serr == nil:
 		d.Sent++
@@ -384,11 +398,27 @@ func (d *Dispatcher) deliver(ctx context.Context, m engine.Outbound) (done bool,
 		if staff {
 			d.svc.staffUp(dest)
 		}
+		if err := d.privateOutcome(m, true); err != nil {
+			return false, 0, 0, err
+		}
 		if err := d.out.Delivered(m); err != nil {
 			// The platform has it: remember it, so the retry of the
 			// removal cannot turn into a second send.
 			d.accepted = append(d.accepted, m)
 			return false, 0, 0, fmt.Errorf("removing sent message %d from the outbox: %w", m.ID, err)
+		}
+		return true, 0, 0, nil
+	case errors.Is(serr, engine.ErrUnreachable) && m.Private:
+		// Dropped, never retried or sent anywhere else: the person never
+		// opened a private chat with the bot (Telegram 403 "bot can't
+		// initiate conversation") or closed their DMs. The chat they asked
+		// in is told how to get one; nothing is marked unreachable.
+		d.svc.log.Warn("private message undeliverable; dropped", "platform", platform, "to", dest, "kind", m.Kind, "id", m.ID)
+		if err := d.privateOutcome(m, false); err != nil {
+			return false, 0, 0, err
+		}
+		if err := d.out.Delivered(m); err != nil {
+			return false, 0, 0, err
 		}
 		return true, 0, 0, nil
 	case errors.Is(serr, engine.ErrUnreachable) && staff:
@@ -434,6 +464,23 @@ func (d *Dispatcher) deliver(ctx context.Context, m engine.Outbound) (done bool,
 	}
 }
 
+// privateOutcome queues, for a private message asked for in a shared
+// staff chat, the notice telling that chat whether it was delivered. It
+// is queued before the private message leaves the outbox: a crash in
+// between resends the private message to the same person (a duplicate,
+// never a leak) rather than leaving the chat without an answer.
+func (d *Dispatcher) privateOutcome(m engine.Outbound, delivered bool) error {
+	n, ok := d.svc.privateOutcome(m, delivered, d.svc.clock.Now())
+	if !ok {
+		return nil
+	}
+	if err := d.out.Enqueue(n); err != nil {
+		return fmt.Errorf("queueing the outcome of private message %d: %w", m.ID, err)
+	}
+	d.svc.kick(n.Destination().Platform())
+	return nil
+}
+
 // retryDelay is how long a failed message waits before its next attempt:
 // the short fixed UrgentRetry for escalations and alerts, an exponential
 // backoff for everything else.
@@ -452,8 +499,8 @@ func (d *Dispatcher) retryDelay(m engine.Outbound) time.Duration {
 // destination while this process runs (after a restart a still-refused
 // alert may be forwarded once more: a duplicate, never a loss).
 func (d *Dispatcher) fanOutStaff(m engine.Outbound) error {
-	if m.Kind != engine.KindAlert {
-		return nil // notices and answers wait for their own destination
+	if m.Kind != engine.KindAlert || m.Private {
+		return nil // notices, answers and private messages wait for their own destination
 	}
 	key := alertKey(m)
 	covered := d.fanned[key]

@@ -162,6 +162,8 @@ type Config struct {
 	// StaffLogin, when set, answers the /login staff command: it returns a
 	// one-time sign-in link to the staff desk for the staff member, or an
 	// error (one with a StaffRefusal() string method is shown to them).
+	// The service delivers the link only privately to that staff member
+	// (a Private message), never into a shared staff chat.
 	// Nil: the desk is off and /login says so.
 	StaffLogin func(ctx context.Context, staff string) (string, error)
 	// Housekeeping, when set, reports whether this instance may run the

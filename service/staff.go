@@ -31,7 +31,8 @@ type StaffStore interface {
 }
 
 // ReceiveStaff handles a command or button press from clinic staff and
-// answers in the channel it came from. Which commands exist, and who is
+// answers in the channel it came from, except for /login, whose link is a
+// credential and only ever goes privately to the asker (see staffLogin). Which commands exist, and who is
 // staff, is decided in package staffgate; this file implements them:
 //
 //	/open                     open escalations, oldest first
@@ -43,7 +44,8 @@ type StaffStore interface {
 //	/visit TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone] [lang=xx]
 //	                          record a visit; answers with a one-time invite
 //	/audit [N]                the last N audit lines
-//	/login                    a one-time sign-in link to the staff desk
+//	/login                    a one-time sign-in link to the staff desk,
+//	                          sent only to the asker's private chat
 //
 // A command is applied once per platform update: an update whose
 // DedupeKey was already applied (a redelivery after a lost confirmation or
@@ -85,6 +87,7 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 	cmd := c.Name
 	var reply string
 	var inv *engine.Invite
+	var private *engine.Outbound // a credential for the asker alone (/login)
 	var err error
 	switch cmd {
 	case "open":
@@ -108,7 +111,7 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 	case "audit":
 		reply, err = s.auditTail(args)
 	case "login":
-		reply, err = s.staffLogin(ctx, in.Staff)
+		reply, private, err = s.staffLogin(ctx, in, s.clock.Now())
 	default:
 		// In staffgate.Commands but not implemented here: a test keeps
 		// the two in step.
@@ -117,21 +120,32 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 	if err != nil {
 		s.log.Error("staff command failed", "command", cmd, "err", err)
 		reply = "That didn't work: " + userError(err)
-		inv = nil
+		inv, private = nil, nil
 	}
-	// An empty reply: answered by a notice to every staff channel; the
+	// An empty reply: answered by a notice to every staff channel, or, for
+	// a private message, by the dispatcher once it is delivered; the
 	// update key is still recorded.
+	if private != nil {
+		return s.answerStaff(ctx, in, reply, inv, *private)
+	}
 	return s.answerStaff(ctx, in, reply, inv)
 }
 
 // answerStaff commits a staff command's answer (if any), the invite it
-// created (if any) and the update's dedupe key in one transaction, and
-// wakes the dispatcher.
-func (s *Service) answerStaff(ctx context.Context, in engine.StaffInbound, reply string, inv *engine.Invite) error {
+// created (if any), private messages for the asker (if any, each to its
+// own Destination and never to in.Channel) and the update's dedupe key in
+// one transaction, and wakes the dispatchers.
+func (s *Service) answerStaff(ctx context.Context, in engine.StaffInbound, reply string, inv *engine.Invite, private ...engine.Outbound) error {
 	now := s.clock.Now()
 	st := store.StaffStep{Dedupe: in.DedupeKey, Invite: inv, Now: now}
 	if reply != "" {
 		st.Messages = []engine.Outbound{s.noticeTo(in.Channel, reply, now)}
+	}
+	for _, m := range private {
+		if !m.Private || m.Destination() == "" {
+			return errors.New("service: a staff command's extra message must be private")
+		}
+		st.Messages = append(st.Messages, m)
 	}
 	applied, err := s.store.ApplyStaff(ctx, st)
 	if err != nil {
@@ -146,6 +160,9 @@ func (s *Service) answerStaff(ctx context.Context, in engine.StaffInbound, reply
 	}
 	if reply != "" {
 		s.kick(in.Channel.Platform())
+	}
+	for _, m := range private {
+		s.kick(m.Destination().Platform())
 	}
 	return nil
 }

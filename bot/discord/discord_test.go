@@ -167,6 +167,42 @@ func TestSendRefusesPublicDestinations(t *testing.T) {
 	}
 }
 
+// TestSendPrivateOnlyToTheUsersDM: a private message (a desk sign-in
+// link) goes to the named user's DM, never to the staff channel even when
+// addressed as a staff message would be; a private message naming a
+// channel or a non-user is refused as unreachable (dropped, not retried),
+// and so is one to a user whose DMs are closed.
+func TestSendPrivateOnlyToTheUsersDM(t *testing.T) {
+	t.Parallel()
+	h := prepare(t, nil)
+	ctx := context.Background()
+	user := patient(patientA)
+	if err := h.bot.Send(ctx, engine.Outbound{ID: 61, To: user, Channel: user, Kind: engine.KindNotice, Private: true, Text: "link https://x/login?t=a_b"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.fake.MessagesIn(h.fake.DMChannel(patientA)); len(got) != 1 || got[0].Content != "link https://x/login?t=a_b" {
+		t.Fatalf("DM got %+v, want the link as written", got)
+	}
+	refused := []engine.Outbound{
+		{To: engine.StaffAddress, Channel: engine.NewPatientID(Platform, staffCh), Kind: engine.KindNotice, Private: true, Text: "link"},
+		{To: user, Channel: engine.NewPatientID(Platform, publicCh), Kind: engine.KindNotice, Private: true, Text: "link"},
+		{To: patient("not-an-id"), Kind: engine.KindNotice, Private: true, Text: "link"},
+	}
+	for _, m := range refused {
+		if err := h.bot.Send(ctx, m); !errors.Is(err, engine.ErrUnreachable) {
+			t.Errorf("Send(private to %s, channel %q) = %v, want ErrUnreachable", m.To, m.Channel, err)
+		}
+	}
+	h.fake.CloseDMs(patientB)
+	pb := patient(patientB)
+	if err := h.bot.Send(ctx, engine.Outbound{ID: 62, To: pb, Channel: pb, Kind: engine.KindNotice, Private: true, Text: "link"}); !errors.Is(err, engine.ErrUnreachable) {
+		t.Errorf("private message to closed DMs: %v, want ErrUnreachable", err)
+	}
+	if n := len(h.fake.MessagesIn(staffCh)); n != 0 {
+		t.Errorf("%d messages in the staff channel, want none", n)
+	}
+}
+
 func TestStaffAlertAndAck(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil)

@@ -22,6 +22,7 @@ const (
 	textStaffWhere = "Staff commands work only in the clinic's staff channel."
 	textNotHere    = "Sorry, this isn't available here. Message me privately instead."
 	textStaffGot   = "Command received."
+	textLoginDM    = "Your sign-in link for the staff desk is on its way by direct message; it is never posted in this channel."
 	textResendAsk  = "Sorry, something went wrong and your last message may not have reached us. Please send it again. If it is urgent, call your clinic, or your local emergency number in an emergency."
 	staffQueueKey  = "\x00staff" // never a user ID
 	ackWaitLimit   = 5 * time.Second
@@ -182,7 +183,11 @@ func (b *Bot) onInteractionCreate(_ *discordgo.Session, ic *discordgo.Interactio
 				if !strings.HasPrefix(text, "/") {
 					text = "/" + text
 				}
-				b.enqueue(staffQueueKey, item{userID: user.ID, ack: b.respond(i, ephemeral(textStaffGot)), staff: &engine.StaffInbound{
+				ack := textStaffGot
+				if c, _, ok := staffgate.Parse(text); ok && c.Name == "login" {
+					ack = textLoginDM // the link itself comes as a DM (send.go, Private)
+				}
+				b.enqueue(staffQueueKey, item{userID: user.ID, ack: b.respond(i, ephemeral(ack)), staff: &engine.StaffInbound{
 					Staff:     string(engine.NewPatientID(Platform, user.ID)),
 					Channel:   engine.NewPatientID(Platform, i.ChannelID),
 					Text:      text,

@@ -56,7 +56,8 @@ type messagePayload struct {
 // Send delivers one outbound message, implementing service.Sender.
 //
 // Patient messages go only to the patient's DM channel (opened and cached
-// here); staff messages (To engine.StaffAddress with Channel set, or To the
+// here), and so do private messages (m.Private: a staff member's desk
+// sign-in link, to that staff member's DM); staff messages (To engine.StaffAddress with Channel set, or To the
 // staff channel itself, as for answers to staff commands) only to the
 // configured staff channel; anything else is refused with an error, so
 // health talk never reaches a public channel.
@@ -121,6 +122,31 @@ func (b *Bot) setProgress(id uint64, n int) {
 func (b *Bot) destination(ctx context.Context, m engine.Outbound) (channelID string, staff bool, err error) {
 	if p := m.Destination().Platform(); p != Platform {
 		return "", false, fmt.Errorf("discord: %s: destination is not on Discord", m)
+	}
+	if m.Private {
+		// A private message (a desk sign-in link) names a user, never a
+		// channel, and goes to that user's DM only: never to the staff
+		// channel, whatever its Channel says. A DM rather than an
+		// ephemeral follow-up to the /staff interaction: the message waits
+		// in the outbox, which outlives this process and the interaction
+		// token (15 minutes, kept in memory only, itself a credential we do
+		// not store), and the DM takes the same path and the same
+		// ErrUnreachable (50007, DMs closed) as a patient's message, so the
+		// dispatcher drops it and tells the staff channel how to get one.
+		// Refusals are unreachable, not transient: the dispatcher drops
+		// the message instead of retrying it.
+		if m.Channel != "" && m.Channel != m.To {
+			return "", false, fmt.Errorf("discord: %s: refused: a private message goes to one user's DM only: %w", m, engine.ErrUnreachable)
+		}
+		userID := m.To.Address()
+		if !isSnowflake(userID) {
+			return "", false, fmt.Errorf("discord: %s: %q is not a Discord user ID: %w", m, userID, engine.ErrUnreachable)
+		}
+		ch, err := b.dmChannel(ctx, userID)
+		if err != nil {
+			return "", false, b.sendError(m, err)
+		}
+		return ch, false, nil
 	}
 	if m.To == engine.StaffAddress || (m.Channel == "" && m.To.Address() == b.cfg.StaffChannelID) {
 		// A reply addressed straight to the staff channel (To set to it,

@@ -24,8 +24,11 @@ const emptyText = "…"
 // when it is longer than 4096 UTF-16 code units, with its choices as an
 // inline keyboard on the last part.
 //
+// A private message (m.Private) goes only to a user's private chat.
+//
 // It returns an error wrapping engine.ErrUnreachable when the chat blocked
-// the bot (403) or no longer exists, an *engine.RetryAfterError on 429, and
+// the bot (403), never started it, no longer exists, or is a group asked
+// to carry a private message, an *engine.RetryAfterError on 429, and
 // other errors for transient failures, after retrying 5xx and network errors
 // send_retries times itself. When a long message fails part-way, the parts
 // already delivered are remembered by m.ID, so the dispatcher's retry sends
@@ -35,6 +38,13 @@ func (b *Bot) Send(ctx context.Context, m engine.Outbound) error {
 	chatID, err := chatIDOf(m.Destination())
 	if err != nil {
 		return err
+	}
+	if m.Private && chatID <= 0 {
+		// A private message (a desk sign-in link) only goes to a user's
+		// own private chat, whose ID is the user's (positive); groups and
+		// channels have negative IDs. Unreachable, so the dispatcher drops
+		// it instead of retrying.
+		return fmt.Errorf("telegram: %s: refused: a private message goes to a user's private chat only: %w", m, engine.ErrUnreachable)
 	}
 	chatID = b.currentChat(chatID)
 	parts := chunk.Split(cleanText(m.Text), MaxMessageUTF16)

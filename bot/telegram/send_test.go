@@ -91,6 +91,30 @@ func TestSendStaffChannelAndInvalidText(t *testing.T) {
 	}
 }
 
+// TestSendPrivateOnlyToAPrivateChat: a private message (a desk sign-in
+// link) goes to a user's private chat; one naming a group is refused as
+// unreachable, so the dispatcher drops it, and nothing is sent.
+func TestSendPrivateOnlyToAPrivateChat(t *testing.T) {
+	api := newFakeAPI(t, nil)
+	b := newTestBot(t, Config{APIEndpoint: api.endpoint()}, nil, nil)
+	ctx := context.Background()
+	if err := b.Send(ctx, engine.Outbound{To: "telegram:42", Channel: "telegram:42", Kind: engine.KindNotice, Private: true, Text: "link"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []engine.Outbound{
+		{To: "telegram:-1001", Channel: "telegram:-1001", Kind: engine.KindNotice, Private: true, Text: "link"},
+		{To: engine.StaffAddress, Channel: "telegram:-1001", Kind: engine.KindNotice, Private: true, Text: "link"},
+	} {
+		if err := b.Send(ctx, m); !errors.Is(err, engine.ErrUnreachable) {
+			t.Errorf("private message to %s: %v, want ErrUnreachable", m.Destination(), err)
+		}
+	}
+	sent := api.sent("sendMessage")
+	if len(sent) != 1 || sent[0].form.Get("chat_id") != "42" {
+		t.Fatalf("want one message to the private chat 42, got %+v", sent)
+	}
+}
+
 func TestSendSplitsLongText(t *testing.T) {
 	api := newFakeAPI(t, nil)
 	b := newTestBot(t, Config{APIEndpoint: api.endpoint()}, nil, nil)

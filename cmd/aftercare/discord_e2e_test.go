@@ -3,10 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,6 +13,7 @@ import (
 	"github.com/aftercare-clinic/aftercare/bot/discord/discordfake"
 	"github.com/aftercare-clinic/aftercare/clock"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // The Discord end-to-end test runs the real Main (store, engine, service,
@@ -29,6 +27,7 @@ const (
 	dcPublicCh  = "2100000000000000003"
 	dcStaffRole = "2100000000000000004"
 	dcNurse     = "2200000000000000001"
+	dcDoctor    = "2200000000000000002" // staff, has DMs closed
 	dcPatientA  = "2300000000000000001" // recorded by the clinic, does the readiness questions
 	dcPatientB  = "2300000000000000002" // enrolls with /aftercare and a code, then STOPs
 	dcPatientC  = "2300000000000000003" // recorded by the clinic, never writes: the check-in opens the DM
@@ -339,45 +338,62 @@ func TestDiscordEndToEnd(t *testing.T) {
 }
 
 // TestDiscordLoginGivesADeskLink: /staff login in the Discord staff
-// channel gives a configured staff member a one-time desk link that signs
-// them in; a member with only the staff role, not listed, gets none.
+// channel gives a configured staff member a one-time desk link, by direct
+// message only, that signs them in; the channel sees no link, only a line
+// saying it was sent privately, and the interaction's ephemeral answer
+// says it comes by DM. A member with only the staff role, not listed,
+// gets none. A member whose DMs are closed (50007) gets no link anywhere:
+// it is dropped, not retried in the channel, and the channel is told how
+// to get one.
 func TestDiscordLoginGivesADeskLink(t *testing.T) {
 	w := startDiscordMainWith(t, func(c *Config) {
-		c.Discord.StaffUserIDs = []string{dcNurse}
-		c.Web = WebConfig{Listen: "127.0.0.1:0", StaffNames: map[string]string{"discord:" + dcNurse: "Nurse Kim"}}
+		c.Discord.StaffUserIDs = []string{dcNurse, dcDoctor}
+		c.Web = WebConfig{Listen: "127.0.0.1:0", StaffNames: map[string]string{"discord:" + dcNurse: "Nurse Kim", "discord:" + dcDoctor: "Dr Lee"}}
 	})
+	noLinkInChannel := func() {
+		t.Helper()
+		for _, m := range w.fake.MessagesIn(dcStaffCh) {
+			if strings.Contains(m.Content, "login?t=") || strings.Contains(m.Content, `login\?t=`) {
+				t.Fatalf("a sign-in link was posted in the staff channel: %q", m.Content)
+			}
+		}
+	}
 	n := len(w.fake.MessagesIn(dcStaffCh))
 	w.fake.Slash(dcGuild, dcStaffCh, dcStranger, []string{dcStaffRole}, "staff", map[string]string{"command": "login"})
 	w.next(t, dcStaffCh, n, "only staff listed in the configuration")
 	n = len(w.fake.MessagesIn(dcStaffCh))
-	w.fake.Slash(dcGuild, dcStaffCh, dcNurse, []string{dcStaffRole}, "staff", map[string]string{"command": "login"})
-	msg := w.next(t, dcStaffCh, n, "/login?t=")
+	id := w.fake.Slash(dcGuild, dcStaffCh, dcNurse, []string{dcStaffRole}, "staff", map[string]string{"command": "login"})
+	msg := w.next(t, w.fake.DMChannel(dcNurse), 0, "/login?t=")
+	w.next(t, dcStaffCh, n, "discord:"+dcNurse+" sent to them in a private chat")
+	noLinkInChannel()
+	if cb, ok := w.fake.Callback(id); !ok || cb.Flags&64 == 0 || !strings.Contains(cb.Content, "direct message") {
+		t.Errorf("the /staff login interaction was answered %+v (found %v), want an ephemeral line about the DM", cb, ok)
+	}
 	link := regexp.MustCompile(`https?://[^\s<>]+/login\?t=[A-Za-z0-9_\\-]+`).FindString(msg.Content)
-	link = strings.ReplaceAll(link, `\_`, "_") // Discord markdown escaping
+	link = strings.ReplaceAll(link, `\_`, "_") // in case of markdown escaping
 	link = strings.ReplaceAll(link, `\-`, "-")
 	if link == "" {
 		t.Fatalf("no link in %q", msg.Content)
 	}
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar}
-	r, err := c.Get(link)
-	if err != nil {
-		t.Fatal(err)
+	if body := deskSignIn(t, w.run.WebAddr, link); !strings.Contains(body, "Nurse Kim") {
+		t.Fatalf("signed in page does not name the nurse:\n%s", body)
 	}
-	b, _ := io.ReadAll(r.Body)
-	r.Body.Close()
-	tok := regexp.MustCompile(`name="t" value="([^"]+)"`).FindStringSubmatch(string(b))
-	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(string(b))
-	if r.StatusCode != 200 || tok == nil || csrf == nil {
-		t.Fatalf("link %s: %d\n%s", link, r.StatusCode, b)
+
+	// DMs closed: the link is dropped and the channel told how to get one.
+	w.fake.CloseDMs(dcDoctor)
+	n = len(w.fake.MessagesIn(dcStaffCh))
+	w.fake.Slash(dcGuild, dcStaffCh, dcDoctor, []string{dcStaffRole}, "staff", map[string]string{"command": "login"})
+	w.next(t, dcStaffCh, n, "discord:"+dcDoctor+" not sent")
+	noLinkInChannel()
+	for _, m := range w.fake.Messages() {
+		if strings.Contains(m.Content, "login?t=") && m.ChannelID != w.fake.DMChannel(dcNurse) {
+			t.Errorf("a sign-in link went to channel %s: %q", m.ChannelID, m.Content)
+		}
 	}
-	r, err = c.PostForm("http://"+w.run.WebAddr+"/login", url.Values{"t": {tok[1]}, "csrf": {csrf[1]}})
-	if err != nil {
-		t.Fatal(err)
+	if _, err := w.run.DB.PatientRecord(dcPatient(dcDoctor)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused DM made a patient record for the staff member (err %v)", err)
 	}
-	b, _ = io.ReadAll(r.Body)
-	r.Body.Close()
-	if r.StatusCode != 200 || !strings.Contains(string(b), "Nurse Kim") {
-		t.Fatalf("sign in: %d\n%s", r.StatusCode, b)
+	if _, tok, _ := strings.Cut(link, "t="); tok == "" || strings.Contains(w.logs.String(), tok) {
+		t.Errorf("the sign-in token %q is missing or in the logs", tok)
 	}
 }

@@ -50,6 +50,12 @@ func Fault403() Fault {
 	return Fault{Status: http.StatusForbidden, Body: `{"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"}`}
 }
 
+// Fault403NeverStarted is Telegram's answer to a message for a user who
+// never opened a private chat with the bot (bots cannot start one).
+func Fault403NeverStarted() Fault {
+	return Fault{Status: http.StatusForbidden, Body: `{"ok":false,"error_code":403,"description":"Forbidden: bot can't initiate conversation with a user"}`}
+}
+
 // FaultDrop closes the connection (a network error).
 func FaultDrop() Fault { return Fault{Drop: true} }
 
@@ -69,7 +75,7 @@ type Proxy struct {
 
 	mu        sync.Mutex
 	faults    map[string][]Fault // method -> queued one-shot faults
-	blocked   map[string]bool    // chat_id -> answer sendMessage with 403
+	blocked   map[string]Fault   // chat_id -> the 403 to answer sendMessage with
 	calls     map[string]int     // method -> requests seen
 	faulted   map[string]int     // method -> requests answered with a fault
 	pending   map[string][]json.RawMessage
@@ -99,7 +105,7 @@ func NewProxy(t testing.TB, e *Emulator) *Proxy {
 		rp:        httputil.NewSingleHostReverseProxy(target),
 		http:      &http.Client{Timeout: 10 * time.Second},
 		faults:    map[string][]Fault{},
-		blocked:   map[string]bool{},
+		blocked:   map[string]Fault{},
 		calls:     map[string]int{},
 		faulted:   map[string]int{},
 		pending:   map[string][]json.RawMessage{},
@@ -135,7 +141,16 @@ func (p *Proxy) Down(on bool) {
 func (p *Proxy) Block(chatID int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.blocked[strconv.FormatInt(chatID, 10)] = true
+	p.blocked[strconv.FormatInt(chatID, 10)] = Fault403()
+}
+
+// NeverStarted makes every sendMessage to chatID answer 403 "bot can't
+// initiate conversation with a user", as Telegram does for a user who
+// never opened a private chat with the bot, until Unblock.
+func (p *Proxy) NeverStarted(chatID int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.blocked[strconv.FormatInt(chatID, 10)] = Fault403NeverStarted()
 }
 
 // Unblock undoes Block.
@@ -270,8 +285,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		f := q[0]
 		p.faults[method] = q[1:]
 		fault = &f
-	} else if method == "sendMessage" && p.blocked[form.Get("chat_id")] {
-		f := Fault403()
+	} else if f, ok := p.blocked[form.Get("chat_id")]; ok && method == "sendMessage" {
 		fault = &f
 	}
 	if fault != nil {
