@@ -178,6 +178,13 @@ func appendOutboundJSON(b []byte, m *engine.Outbound) []byte {
 		b = append(b, `,"escalation_id":`...)
 		b = strconv.AppendUint(b, m.EscalationID, 10)
 	}
+	if m.Private {
+		b = append(b, `,"private":true`...)
+	}
+	if m.Origin != "" {
+		b = append(b, `,"origin":`...)
+		b = appendJSONString(b, string(m.Origin))
+	}
 	b = append(b, `,"created":`...)
 	b = appendJSONTime(b, m.Created)
 	if m.Attempts != 0 {
