@@ -58,7 +58,9 @@
 //     "is it normal to ..." lowers a red flag one step and asks whether it is
 //     happening now;
 //   - modifiers move the level: "a little", "passed", "fading" lower it,
-//     "severe", "won't go away", "getting worse" raise it; a sensation
+//     "severe", "won't go away", "getting worse" raise it; a negated verb
+//     of stopping ("can not stop", "no paro de", "sin parar") is such a
+//     persistence phrase, not a negation of the sign it reaches; a sensation
 //     called pleasant ("tingly in a nice relaxed way") takes the sign's
 //     "pleasant" level, and a mild one followed by "..., normal?" its
 //     "checked" level (both the base level unless a sign lowers them); a
