@@ -37,7 +37,9 @@
 //
 //   - negation ("no", "haven't had") reaches forward to the end of its
 //     clause, at most a few words, and across lists ("no fever, chills or
-//     pus"); terminators ("but", "however") and punctuation end it; a
+//     pus"); terminators ("but", "however", "sino") and punctuation end
+//     it, and so does a contrast after a negated sign ("its not sore its
+//     SHARP", "no es molestia es una punzada"); a
 //     clinical list negator ("denies", "niego") reads a comma list of signs
 //     whole, with or without a closing "or" ("denies fever, chest pain,
 //     palpitations"); a word a negation reaches is read, so "nothing

@@ -38,3 +38,30 @@ func TestStopVerbNegation(t *testing.T) {
 		{text: "I can't stop smiling, my back feels amazing", want: engine.None},
 	})
 }
+
+// TestNegationContrast holds a contrast after a negated sign ("not X its
+// Y", "not X but Y", "no es X, es Y", "no es X sino Y"): the negation ends
+// at the contrast, with or without the comma, and an apostrophe left out
+// ("its", "thats", "dont") reads as the form with it.
+func TestNegationContrast(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "its not sore its SHARP. hip area", want: engine.Urgent, sign: "sharp_pain"},
+		{text: "it's not sore it's sharp", want: engine.Urgent, sign: "sharp_pain"},
+		{text: "thats not an ache thats a stabbing pain in my glute", want: engine.Urgent, sign: "sharp_pain"},
+		{text: "not dizzy more like my heart is racing", want: engine.Urgent, sign: "palpitations"},
+		{text: "i dont have a headache just chills and shivering", want: engine.Urgent, sign: "infection"},
+		{text: "not sore but shooting pain down the leg", want: engine.Urgent, sign: "sharp_pain"},
+		{text: "no es molestia es una punzada en la cadera", want: engine.Urgent, sign: "sharp_pain"},
+		{text: "no es un dolor normal sino punzadas en la espalda", want: engine.Urgent, sign: "sharp_pain"},
+		{text: "no tengo fiebre solo escalofrios", want: engine.Urgent, sign: "infection"},
+		// The negation still reaches what it denies.
+		{text: "it's not sharp, just sore", want: engine.None, not: "sharp_pain"},
+		{text: "its not sharp just sore", want: engine.None, not: "sharp_pain"},
+		{text: "no es punzante, solo molestia", want: engine.None, not: "sharp_pain"},
+		{text: "no es punzante solo molestia", want: engine.None, not: "sharp_pain"},
+		{text: "dont think its infected, just a bit pink", want: engine.None, not: "infection"},
+		{text: "im not dizzy and theres no fever", want: engine.None},
+		{text: "no fever or chills, its all fine", want: engine.None},
+		{text: "no tengo fiebre ni escalofrios, todo bien", want: engine.None},
+	})
+}
