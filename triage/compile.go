@@ -79,7 +79,7 @@ var ctxFlags = []struct {
 }{
 	{"clause_starts", fClauseStart}, {"backref_fillers", fFiller},
 	{"list_words", fListWord}, {"list_end", fListEnd}, {"gap_breakers", fBreaker},
-	{"personal", fPersonal}, {"negation_contrast", fContrast},
+	{"personal", fPersonal}, {"negation_contrast", fContrast}, {"simile", fSimile},
 }
 
 // elem is one position of a compiled pattern.

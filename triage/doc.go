@@ -49,7 +49,9 @@
 //     should we do if our son faints"); a call for emergency services
 //     ("911", "urgencias") in a sentence asking what to do if something
 //     happens is about the plan, not a report (a plea such as "help me, I
-//     think I'm dying" always is one);
+//     think I'm dying" always is one); the "if" of a simile ("feels as if
+//     a knife", "siento como si me clavaran un cuchillo") is no
+//     hypothetical: it describes what is felt now;
 //   - a figurative cue ("laughed so hard", "from the price of") sets
 //     aside, in its clause and a clause that only opens on a person, the
 //     signs patients use as figures of speech (fainting, breathing,

@@ -104,6 +104,7 @@ type contextSpec struct {
 	NormalCheck       []string `json:"normal_check"`
 	Personal          []string `json:"personal"`
 	NegationContrast  []string `json:"negation_contrast"`
+	Simile            []string `json:"simile"`
 	NegationWindow    int      `json:"negation_window"`
 	ConditionalWindow int      `json:"conditional_window"`
 }

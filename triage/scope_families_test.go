@@ -65,3 +65,25 @@ func TestNegationContrast(t *testing.T) {
 		{text: "no tengo fiebre ni escalofrios, todo bien", want: engine.None},
 	})
 }
+
+// TestSimileIsReport holds "as if" and "como si" after a feeling ("feels as
+// if", "siento como si"): a simile describing what is felt now, not a
+// hypothetical; a blade, nail or knife driven in is sharp pain.
+func TestSimileIsReport(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "siento como si me clavaran un cuchillo en la nalga cuando camino", want: engine.Urgent, sign: "sharp_pain"},
+		{text: "es como si me clavaran clavos en la pierna al pisar", want: engine.Urgent, sign: "sharp_pain"},
+		{text: "se siente como si me apunalaran el hombro", want: engine.Urgent, sign: "sharp_pain"},
+		{text: "it feels as if I have a knife in my hip", want: engine.Urgent, sign: "sharp_pain"},
+		{text: "like a nail being driven in, right in the hip", want: engine.Urgent, sign: "sharp_pain"},
+		{text: "feels like a nail hammered into my lower back", want: engine.Urgent, sign: "sharp_pain"},
+		{text: "its SHARP. like a blade twisting when I bend", want: engine.Urgent, sign: "sharp_pain"},
+		// A simile of something harmless, the needle felt as still in, and
+		// a real hypothetical stay as they were.
+		{text: "feels like the needle is still in there, a dull ache", want: engine.None},
+		{text: "siento como si tuviera la aguja todavia", want: engine.None},
+		{text: "me siento como si hubiera corrido un maraton jaja", want: engine.None},
+		{text: "what if I get a stabbing pain later?", want: engine.None, not: "sharp_pain"},
+		{text: "si me da un dolor punzante, que hago?", want: engine.None, not: "sharp_pain"},
+	})
+}

@@ -50,6 +50,7 @@ const (
 	fPersonal // the patient speaks of themself ("i", "my"): a question is not general
 	fParen    // a comma that is a parenthesis: an aside stays in its clause ("a fever last week (flu)")
 	fContrast // after a negated sign, says what it is instead ("not sore its sharp", "no es X es Y")
+	fSimile   // before "if" or "si", a simile of what is felt ("as if", "como si"), not a condition
 )
 
 // tokenize appends the tokens of s to sc, stopping at maxTokens.

@@ -729,6 +729,14 @@ func (sc *scratch) forwardScopeStop(from int32, window int, clauseStart bool, st
 	return t
 }
 
+// simile reports whether a hypothetical or conditional span tr is the "if"
+// of a simile ("feels as if a knife", "siento como si me clavaran un
+// cuchillo"): what follows describes a sensation felt now, so it is read as
+// a report.
+func (sc *scratch) simile(tr *span) bool {
+	return tr.start > 0 && sc.toks[tr.start-1].flags&fSimile != 0
+}
+
 // personal reports whether the sentence of span tr has a word by which the
 // patient speaks of themself ("i", "my").
 func (sc *scratch) personal(tr *span) bool {
@@ -800,8 +808,14 @@ func (rs *ruleset) scopes(sc *scratch) {
 		case rNeg:
 			lo, hi = tr.end, sc.forwardScopeStop(tr.end, rs.negWin, true, 0, negOpts(tr.arg)|scopeContrast)
 		case rHypo, rQuestion:
+			if tr.role == rHypo && sc.simile(tr) {
+				continue
+			}
 			lo, hi = tr.end, sc.forwardScopeStop(tr.end, 0, false, fPersonal, scopeSubject)
 		case rCond:
+			if sc.simile(tr) {
+				continue
+			}
 			lo, hi = tr.end, sc.forwardScopeStop(tr.end, rs.condWin, true, 0, scopeSubject)
 		case rFig:
 			// "laughed so hard she couldn't breathe", "almost passed out
