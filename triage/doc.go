@@ -60,7 +60,9 @@
 //     so only for the heart's idioms (a faint while watching the final is
 //     still a faint);
 //     "is it normal to ..." lowers a red flag one step and asks whether it is
-//     happening now;
+//     happening now, unless the patient goes on to say it is theirs ("mine
+//     does", "I have it", "a mí me pasa", "lo tengo"), which is a report
+//     at the sign's own level;
 //   - modifiers move the level: "a little", "passed", "fading" lower it,
 //     "severe", "won't go away", "getting worse" raise it; a negated verb
 //     of stopping ("can not stop", "no paro de", "sin parar") is such a

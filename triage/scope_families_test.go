@@ -87,3 +87,26 @@ func TestSimileIsReport(t *testing.T) {
 		{text: "si me da un dolor punzante, que hago?", want: engine.None, not: "sharp_pain"},
 	})
 }
+
+// TestQuestionThenMine holds a question followed by the patient's own case
+// ("mine does", "I have it", "a mí me pasa", "lo tengo"): a report of a
+// current sign, read at the sign's own level rather than lowered as a
+// general question.
+func TestQuestionThenMine(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "is it normal for the heart to flutter after electro? mine keeps doing it", want: engine.Urgent, sign: "palpitations"},
+		{text: "is it normal for a needle point to ooze? mine is", want: engine.Urgent, sign: "infection"},
+		{text: "is pus normal at the spot? mine has some", want: engine.Urgent, sign: "infection"},
+		{text: "do people get a racing heart after needling? I have that right now", want: engine.Urgent, sign: "palpitations"},
+		{text: "es normal tener palpitaciones despues? a mi me pasa", want: engine.Urgent, sign: "palpitations"},
+		{text: "es normal que salga pus del punto? lo tengo", want: engine.Urgent, sign: "infection"},
+		{text: "es normal tener pus en el punto? el mio si", want: engine.Urgent, sign: "infection"},
+		// A question with nothing of the patient's own, or a harmless
+		// sign of their own, keeps its level.
+		{text: "is it normal to bruise? mine is small and fading", want: engine.None, sign: "bruising"},
+		{text: "is it normal for a needle spot to have pus?", want: engine.Watch, sign: "infection", ask: true},
+		{text: "is fainting common after acupuncture?", want: engine.None, not: "fainting"},
+		{text: "es normal marearse? se me pasa rapido", want: engine.None},
+		{text: "es normal tener un moreton? el mio esta chiquito", want: engine.None},
+	})
+}

@@ -737,6 +737,18 @@ func (sc *scratch) simile(tr *span) bool {
 	return tr.start > 0 && sc.toks[tr.start-1].flags&fSimile != 0
 }
 
+// affirmedAfter reports whether the spans after a question hold a report
+// that it is the patient's own ("is pus normal? mine has some", "¿es
+// normal? a mí me pasa"): the question is then not a general one.
+func affirmedAfter(after []span) bool {
+	for k := range after {
+		if after[k].role == rAffirm {
+			return true
+		}
+	}
+	return false
+}
+
 // personal reports whether the sentence of span tr has a word by which the
 // patient speaks of themself ("i", "my").
 func (sc *scratch) personal(tr *span) bool {
@@ -920,9 +932,10 @@ func (rs *ruleset) scopes(sc *scratch) {
 			case rHypo, rCond:
 				s.hypo = true
 			case rQuestion:
-				if s.start > tr.start && s.start < tr.lastL && !sc.personal(tr) {
+				if s.start > tr.start && s.start < tr.lastL && !sc.personal(tr) && !affirmedAfter(sp[i+1:]) {
 					// "is fainting common?": a general question about a
-					// sign it encloses, with no word of the patient's own.
+					// sign it encloses, with no word of the patient's own
+					// and no "mine does" after it.
 					s.hypo = true
 				} else if inScope {
 					s.question = true
