@@ -110,3 +110,22 @@ func TestQuestionThenMine(t *testing.T) {
 		{text: "es normal tener un moreton? el mio esta chiquito", want: engine.None},
 	})
 }
+
+// TestSimileWordsAreEveryday holds everyday words near the simile
+// vocabulary ("drive" near "driven", "showing" near "shoving", a shoulder
+// blade): they are no unread sign word, so they do not make a message
+// suspect.
+func TestSimileWordsAreEveryday(t *testing.T) {
+	c := Default()
+	for _, text := range []string{
+		"can I drive home after?",
+		"she's showing it off to everyone",
+		"my shoulder blade feels looser",
+		"got my nails done after the session",
+		"no danger of me missing next week",
+	} {
+		if f := c.Triage(text, -1); f.Unread != 0 || f.Level != engine.None {
+			t.Errorf("%q: level %s, %d words unread, want none and 0", text, f.Level, f.Unread)
+		}
+	}
+}
