@@ -75,11 +75,11 @@ const negList = 1
 // Single-word context lists that set token flags instead of making phrases.
 var ctxFlags = []struct {
 	name string
-	flag uint8
+	flag uint16
 }{
 	{"clause_starts", fClauseStart}, {"backref_fillers", fFiller},
 	{"list_words", fListWord}, {"list_end", fListEnd}, {"gap_breakers", fBreaker},
-	{"personal", fPersonal},
+	{"personal", fPersonal}, {"negation_contrast", fContrast}, {"simile", fSimile},
 }
 
 // elem is one position of a compiled pattern.
@@ -140,7 +140,7 @@ type lexicon struct {
 	stemLens  []int
 	n         int32
 	numbers   map[string]float64
-	flags     map[string]uint8
+	flags     map[string]uint16
 	notTypos  map[string]bool
 	collapsed map[string]string // word with double letters collapsed -> word
 	typos     typoIndex
@@ -158,7 +158,7 @@ type lexicon struct {
 
 // wordInfo is the per-word data of lexicon.info.
 type wordInfo struct {
-	flags    uint8
+	flags    uint16
 	isNum    bool
 	everyday bool
 	num      float64
@@ -352,7 +352,7 @@ func compile(m *mergedRules, el *errList) *ruleset {
 	lx.exact = map[string]int32{}
 	lx.stems = map[string]int32{}
 	lx.numbers = m.numbers
-	lx.flags = map[string]uint8{}
+	lx.flags = map[string]uint16{}
 	lx.notTypos = map[string]bool{}
 	lx.collapsed = map[string]string{}
 	for k := range m.numbers {

@@ -37,7 +37,9 @@
 //
 //   - negation ("no", "haven't had") reaches forward to the end of its
 //     clause, at most a few words, and across lists ("no fever, chills or
-//     pus"); terminators ("but", "however") and punctuation end it; a
+//     pus"); terminators ("but", "however", "sino") and punctuation end
+//     it, and so does a contrast after a negated sign ("its not sore its
+//     SHARP", "no es molestia es una punzada"); a
 //     clinical list negator ("denies", "niego") reads a comma list of signs
 //     whole, with or without a closing "or" ("denies fever, chest pain,
 //     palpitations"); a word a negation reaches is read, so "nothing
@@ -47,7 +49,9 @@
 //     should we do if our son faints"); a call for emergency services
 //     ("911", "urgencias") in a sentence asking what to do if something
 //     happens is about the plan, not a report (a plea such as "help me, I
-//     think I'm dying" always is one);
+//     think I'm dying" always is one); the "if" of a simile ("feels as if
+//     a knife", "siento como si me clavaran un cuchillo") is no
+//     hypothetical: it describes what is felt now;
 //   - a figurative cue ("laughed so hard", "from the price of") sets
 //     aside, in its clause and a clause that only opens on a person, the
 //     signs patients use as figures of speech (fainting, breathing,
@@ -56,9 +60,13 @@
 //     so only for the heart's idioms (a faint while watching the final is
 //     still a faint);
 //     "is it normal to ..." lowers a red flag one step and asks whether it is
-//     happening now;
+//     happening now, unless the patient goes on to say it is theirs ("mine
+//     does", "I have it", "a mí me pasa", "lo tengo"), which is a report
+//     at the sign's own level;
 //   - modifiers move the level: "a little", "passed", "fading" lower it,
-//     "severe", "won't go away", "getting worse" raise it; a sensation
+//     "severe", "won't go away", "getting worse" raise it; a negated verb
+//     of stopping ("can not stop", "no paro de", "sin parar") is such a
+//     persistence phrase, not a negation of the sign it reaches; a sensation
 //     called pleasant ("tingly in a nice relaxed way") takes the sign's
 //     "pleasant" level, and a mild one followed by "..., normal?" its
 //     "checked" level (both the base level unless a sign lowers them); a

@@ -103,6 +103,8 @@ type contextSpec struct {
 	Disclaim          []string `json:"disclaim"`
 	NormalCheck       []string `json:"normal_check"`
 	Personal          []string `json:"personal"`
+	NegationContrast  []string `json:"negation_contrast"`
+	Simile            []string `json:"simile"`
 	NegationWindow    int      `json:"negation_window"`
 	ConditionalWindow int      `json:"conditional_window"`
 }

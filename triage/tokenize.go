@@ -36,12 +36,12 @@ type token struct {
 	vocab     bool // a word of a sign's vocabulary, or a typo of one
 	scoped    bool // inside the reach of a negation or a hypothetical
 	negated   bool // inside the reach of a negation
-	flags     uint8
+	flags     uint16
 }
 
 // Token flags from the single-word context lists.
 const (
-	fClauseStart uint8 = 1 << iota
+	fClauseStart uint16 = 1 << iota
 	fFiller
 	fListWord
 	fListEnd
@@ -49,6 +49,8 @@ const (
 	fAsked    // a stop that was "?" or ":" ("chest pain? no", "dizziness: none")
 	fPersonal // the patient speaks of themself ("i", "my"): a question is not general
 	fParen    // a comma that is a parenthesis: an aside stays in its clause ("a fever last week (flu)")
+	fContrast // after a negated sign, says what it is instead ("not sore its sharp", "no es X es Y")
+	fSimile   // before "if" or "si", a simile of what is felt ("as if", "como si"), not a condition
 )
 
 // tokenize appends the tokens of s to sc, stopping at maxTokens.

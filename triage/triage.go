@@ -663,27 +663,38 @@ func (sc *scratch) forwardScope(from int32, window int, clauseStart bool) int32 
 	return sc.forwardScopeStop(from, window, clauseStart, 0, 0)
 }
 
-// forwardScopeStop is forwardScope that also stops at a word flagged stop
-// two or more words in: "can I get help I can't breathe" asks nothing about
-// the breathing.
 // Options of forwardScopeStop.
 const (
-	scopeList    uint8 = 1 << iota // a clinical list negator: reads a comma list of signs whole
-	scopeSubject                   // may open on the person it is about ("if my son faints")
+	scopeList     uint8 = 1 << iota // a clinical list negator: reads a comma list of signs whole
+	scopeSubject                    // may open on the person it is about ("if my son faints")
+	scopeContrast                   // a negation: ends where a contrast follows a negated sign ("not sore its sharp")
 )
 
-func (sc *scratch) forwardScopeStop(from int32, window int, clauseStart bool, stop uint8, opts uint8) int32 {
+// forwardScopeStop is forwardScope that also stops at a word flagged stop
+// two or more words in: "can I get help I can't breathe" asks nothing about
+// the breathing. With scopeContrast it stops at a contrast word
+// ("its", "thats", "es") once a sign has been read in scope: "its not sore
+// its SHARP" denies the soreness and reports the sharp pain, with or
+// without the comma.
+func (sc *scratch) forwardScopeStop(from int32, window int, clauseStart bool, stop uint16, opts uint8) int32 {
 	n := int32(len(sc.toks))
 	if from <= 0 || from >= n {
 		return from
 	}
 	cl := sc.toks[from-1].clause
 	off := 0
+	var negated int32 // the claim of the last sign read in scope, 0 if none
 	t := from
 	for ; t < n; t++ {
 		tk := &sc.toks[t]
 		if tk.kind == tStop {
 			break
+		}
+		if negated != 0 && tk.flags&fContrast != 0 && tk.claim != negated {
+			break
+		}
+		if opts&scopeContrast != 0 && tk.claim > 0 && sc.spans[tk.claim-1].role == rSign {
+			negated = tk.claim
 		}
 		if tk.kind == tComma {
 			// A list reads across commas, never across a parenthesis.
@@ -716,6 +727,26 @@ func (sc *scratch) forwardScopeStop(from int32, window int, clauseStart bool, st
 		}
 	}
 	return t
+}
+
+// simile reports whether a hypothetical or conditional span tr is the "if"
+// of a simile ("feels as if a knife", "siento como si me clavaran un
+// cuchillo"): what follows describes a sensation felt now, so it is read as
+// a report.
+func (sc *scratch) simile(tr *span) bool {
+	return tr.start > 0 && sc.toks[tr.start-1].flags&fSimile != 0
+}
+
+// affirmedAfter reports whether the spans after a question hold a report
+// that it is the patient's own ("is pus normal? mine has some", "¿es
+// normal? a mí me pasa"): the question is then not a general one.
+func affirmedAfter(after []span) bool {
+	for k := range after {
+		if after[k].role == rAffirm {
+			return true
+		}
+	}
+	return false
 }
 
 // personal reports whether the sentence of span tr has a word by which the
@@ -787,10 +818,16 @@ func (rs *ruleset) scopes(sc *scratch) {
 		var lo, hi int32
 		switch tr.role {
 		case rNeg:
-			lo, hi = tr.end, sc.forwardScopeStop(tr.end, rs.negWin, true, 0, negOpts(tr.arg))
+			lo, hi = tr.end, sc.forwardScopeStop(tr.end, rs.negWin, true, 0, negOpts(tr.arg)|scopeContrast)
 		case rHypo, rQuestion:
+			if tr.role == rHypo && sc.simile(tr) {
+				continue
+			}
 			lo, hi = tr.end, sc.forwardScopeStop(tr.end, 0, false, fPersonal, scopeSubject)
 		case rCond:
+			if sc.simile(tr) {
+				continue
+			}
 			lo, hi = tr.end, sc.forwardScopeStop(tr.end, rs.condWin, true, 0, scopeSubject)
 		case rFig:
 			// "laughed so hard she couldn't breathe", "almost passed out
@@ -895,9 +932,10 @@ func (rs *ruleset) scopes(sc *scratch) {
 			case rHypo, rCond:
 				s.hypo = true
 			case rQuestion:
-				if s.start > tr.start && s.start < tr.lastL && !sc.personal(tr) {
+				if s.start > tr.start && s.start < tr.lastL && !sc.personal(tr) && !affirmedAfter(sp[i+1:]) {
 					// "is fainting common?": a general question about a
-					// sign it encloses, with no word of the patient's own.
+					// sign it encloses, with no word of the patient's own
+					// and no "mine does" after it.
 					s.hypo = true
 				} else if inScope {
 					s.question = true
