@@ -10,7 +10,7 @@ import (
 // rules and are scored once, after the work; each run is recorded in
 // triage/testdata/sealed/RESULTS.md as it came out.
 //
-// A set already scored (s1, s2) is spent: it has been used as development
+// A set already scored (s1, s2, and round 2's s3, s4) is spent: it has been used as development
 // data since, so it is guarded at what was reached on it afterwards (a
 // change that loses a red flag, an emergency number or a reassurance-free
 // answer fails, and so does one that raises more false alarms). A set not
@@ -23,6 +23,12 @@ func TestTriageReplaySealed(t *testing.T) {
 	reached := map[string]triageScore{
 		"s1.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 0, noneNet: 3, watch: 68, watchReached: 67},
 		"s2.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 4, noneNet: 7, watch: 68, watchReached: 67},
+		// Round 2, scored once on 2026-12-08 (round2/RESULTS.md: s3 red
+		// flags 222/225, 1 reassured, normal escalated 3, asked 14; s4 red
+		// flags 223/225, 2 reassured, escalated 3, asked 18), then spent:
+		// what was reached after fixing the families it found.
+		"s3.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 3, noneNet: 14, watch: 68, watchReached: 67},
+		"s4.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 3, noneNet: 18, watch: 68, watchReached: 67},
 	}
 	files, _ := filepath.Glob("../../triage/testdata/sealed/*.tsv")
 	round2, _ := filepath.Glob("../../triage/testdata/sealed/round2/*.tsv")
