@@ -182,12 +182,16 @@ func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded 
 	return nil
 }
 
-// commitState writes the step's new state (states bucket); stateBytes,
-// when set, is res.State already encoded. An erasure with no state left
+// commitState writes the step's new state (states bucket) and points the
+// patient indexes at it (activity.go); stateBytes, when set, is res.State
+// already encoded. An erasure with no state left
 // (retention purge) writes none back.
 func commitState(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte) error {
 	if res.Erase && res.State.Patient == "" {
 		return nil
+	}
+	if err := indexPatient(tx, st.Patient, res.State); err != nil {
+		return err
 	}
 	b := stateBytes
 	if b == nil || res.Erase {
@@ -406,6 +410,9 @@ func (s *Store) ApplyStaff(ctx context.Context, st StaffStep) (bool, error) {
 // queued messages and used invites. Dedupe keys hold no personal data and stay.
 func erase(tx *bolt.Tx, p engine.PatientID) error {
 	if err := tx.Bucket(bStates).Delete([]byte(p)); err != nil {
+		return err
+	}
+	if err := unindexPatient(tx, p); err != nil {
 		return err
 	}
 	if err := deleteTimers(tx, p); err != nil {

@@ -13,7 +13,7 @@
 //
 // # Layout
 //
-//	meta        "schema" -> uint64 schema version (1)
+//	meta        "schema" -> uint64 schema version (2)
 //	states      patient -> engine.State (JSON)
 //	timers      due(8, big-endian unix ns) | patient | 0x00 | key -> empty
 //	timer_idx   patient | 0x00 | key -> due(8)
@@ -30,6 +30,10 @@
 //	transcript  patient | 0x00 | seq(8) -> TranscriptLine (JSON): both
 //	            sides of the conversation, for the staff desk
 //	desk_logins sha256(token) -> DeskLogin (JSON): one-time sign-in links
+//	activity    last activity(8) | patient -> empty (retention's index)
+//	visit_dates visit date(8) | patient -> empty (/today's index)
+//	patient_idx patient -> last activity(8) | visit date(8): the
+//	            patient's current index entries (see activity.go)
 //
 // Timers sort by due time, so the next due timer is the first key and the
 // due ones are a prefix: finding them costs O(log n + due), never a scan.
@@ -62,6 +66,7 @@
 //	check.go        the integrity check (Check)
 //	quarantine.go   records that could not be decoded, set aside
 //	commit.go       the group committer
+//	activity.go     the patient indexes: last activity, visit date
 //	errors.go       sentinel errors
 package store
 
@@ -81,8 +86,10 @@ import (
 	"github.com/aftercare-clinic/aftercare/engine"
 )
 
-// SchemaVersion is the layout version this code reads and writes.
-const SchemaVersion = 1
+// SchemaVersion is the layout version this code reads and writes. Schema 2
+// added the patient indexes (activity, visit_dates, patient_idx); Open
+// upgrades a schema 1 file by building them from the states.
+const SchemaVersion = 2
 
 var (
 	bMeta        = []byte("meta")
@@ -96,7 +103,7 @@ var (
 	bDedupe      = []byte("dedupe")
 	bInvites     = []byte("invites")
 	bReadMarks   = []byte("read_marks")
-	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites, bReadMarks, bQuarantine, bTranscript, bDeskLogins}
+	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites, bReadMarks, bQuarantine, bTranscript, bDeskLogins, bActivity, bVisitDates, bPatientIdx}
 )
 
 // Options tune Open.
@@ -180,6 +187,13 @@ func (s *Store) init() error {
 			return fmt.Errorf("%w: bad schema record", ErrCorrupt)
 		case binary.BigEndian.Uint64(v) > SchemaVersion:
 			return fmt.Errorf("%w: file has schema %d, this program reads %d (upgrade aftercare)", ErrSchema, binary.BigEndian.Uint64(v), SchemaVersion)
+		case binary.BigEndian.Uint64(v) < 2:
+			// Schema 1: no patient indexes yet. Built in this transaction,
+			// so a crash leaves the file at schema 1, to be upgraded again.
+			if err := upgradeIndexes(tx); err != nil {
+				return fmt.Errorf("upgrading to schema 2 (patient indexes): %w", err)
+			}
+			return m.Put([]byte("schema"), u64(SchemaVersion))
 		}
 		return nil
 	})

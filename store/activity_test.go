@@ -1,0 +1,146 @@
+package store_test
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store"
+)
+
+// schema1Buckets are the buckets a schema 1 file has: no patient indexes.
+var schema1Buckets = []string{"meta", "states", "timers", "timer_idx", "outbox", "escalations", "visits", "audit",
+	"dedupe", "invites", "read_marks", "quarantine", "transcript", "desk_logins"}
+
+// writeSchema1 writes a file as aftercare with schema 1 left it: the
+// states, and no index buckets.
+func writeSchema1(t *testing.T, path string, states []engine.State, raw map[string][]byte) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range schema1Buckets {
+			if _, err := tx.CreateBucket([]byte(b)); err != nil {
+				return err
+			}
+		}
+		v := make([]byte, 8)
+		binary.BigEndian.PutUint64(v, 1)
+		if err := tx.Bucket([]byte("meta")).Put([]byte("schema"), v); err != nil {
+			return err
+		}
+		sb := tx.Bucket([]byte("states"))
+		for _, st := range states {
+			b, err := json.Marshal(st)
+			if err != nil {
+				return err
+			}
+			if err := sb.Put([]byte(st.Patient), b); err != nil {
+				return err
+			}
+		}
+		for k, v := range raw {
+			if err := sb.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func schemaOf(t *testing.T, path string) uint64 {
+	t.Helper()
+	r, err := store.Check(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Problems) != 1 { // the unreadable state written on purpose
+		t.Fatalf("check after upgrade: %v", r.Problems)
+	}
+	return r.Schema
+}
+
+// TestOpenUpgradesSchema1 opens a file of the old layout: Open builds the
+// patient indexes from the states and moves the file to schema 2, and the
+// index reads then find the old patients as a scan would.
+func TestOpenUpgradesSchema1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
+	writeSchema1(t, path, []engine.State{
+		{Patient: "telegram:1", LastActive: h(1), Visit: &engine.Visit{At: h(0)}},
+		{Patient: "telegram:2", LastActive: h(2), Visit: &engine.Visit{At: h(5)}},
+		{Patient: "telegram:3", LastActive: h(9)},
+		{Patient: "telegram:4"}, // never active: never expires
+	}, map[string][]byte{"telegram:bad": []byte("{not json")})
+
+	s := open(t, path)
+	inactive, err := s.InactiveBefore(h(10), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []engine.PatientID{"telegram:1", "telegram:2", "telegram:3"}; !slices.Equal(inactive, want) {
+		t.Fatalf("InactiveBefore after the upgrade = %v, want %v", inactive, want)
+	}
+	var visited []engine.PatientID
+	if err := s.VisitedSince(h(0), func(st engine.State) error { visited = append(visited, st.Patient); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []engine.PatientID{"telegram:1", "telegram:2"}; !slices.Equal(visited, want) {
+		t.Fatalf("VisitedSince after the upgrade = %v, want %v", visited, want)
+	}
+	// The upgraded index is maintained like a new one.
+	if _, err := s.Apply(t.Context(), step("telegram:1", ""), func(in store.Input) (engine.Result, error) {
+		in.State.LastActive = h(20)
+		return result(in.State, 0), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if inactive, _ = s.InactiveBefore(h(10), 10); !slices.Equal(inactive, []engine.PatientID{"telegram:2", "telegram:3"}) {
+		t.Fatalf("after a step on an upgraded file: %v", inactive)
+	}
+	s.Close()
+	if v := schemaOf(t, path); v != store.SchemaVersion {
+		t.Fatalf("schema %d after the upgrade, want %d", v, store.SchemaVersion)
+	}
+	// Opening again does not rebuild (the step's change is kept).
+	s = open(t, path)
+	defer s.Close()
+	if inactive, _ = s.InactiveBefore(h(10), 10); !slices.Equal(inactive, []engine.PatientID{"telegram:2", "telegram:3"}) {
+		t.Fatalf("after reopening: %v", inactive)
+	}
+}
+
+// TestIndexesLeftOutOfCounts: the index buckets are derived, so the counts
+// a copy must match (aftercare migrate) leave them out.
+func TestIndexesLeftOutOfCounts(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "a.db"))
+	defer s.Close()
+	if _, err := s.Apply(t.Context(), step("telegram:1", ""), func(in store.Input) (engine.Result, error) {
+		return result(engine.State{Patient: "telegram:1", LastActive: t0, Visit: &engine.Visit{At: t0}}, 0), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"activity", "visit_dates", "patient_idx", "timer_idx", "meta"} {
+		if _, ok := c[b]; ok {
+			t.Errorf("Counts lists the derived bucket %s", b)
+		}
+	}
+	if c["states"] != 1 {
+		t.Errorf("Counts: %v", c)
+	}
+}
