@@ -143,4 +143,3 @@ func targetChecksum(ctx context.Context, tx pgx.Tx, kind string) (checksum, erro
 	}
 	return c, nil
 }
-
