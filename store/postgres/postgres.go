@@ -288,6 +288,9 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 		res.Escalation = &e
 	}
 	p := string(st.Patient)
+	// The writes go out as one batch at the end; only the reads (an
+	// escalation's number, an invite) and the rare erasure run at once.
+	w := &queue{}
 	if res.Erase {
 		if err := erase(ctx, tx, st.Patient); err != nil {
 			return err
@@ -307,14 +310,14 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 		if v := res.State.Visit; v != nil {
 			visit = nsOrNil(v.At)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO patients (id, state, last_active_ns, visit_ns) VALUES ($1, $2, $3, $4)
+		if _, err := w.Exec(ctx, `INSERT INTO patients (id, state, last_active_ns, visit_ns) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (id) DO UPDATE SET state = excluded.state, last_active_ns = excluded.last_active_ns, visit_ns = excluded.visit_ns`,
 			p, b, nsOrNil(res.State.LastActive), visit); err != nil {
 			return err
 		}
 	}
 	if d := st.Due; d != nil {
-		if _, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner = $1 AND key = $2 AND due_ns = $3`, p, d.Key, ns(d.At)); err != nil {
+		if _, err := w.Exec(ctx, `DELETE FROM timers WHERE owner = $1 AND key = $2 AND due_ns = $3`, p, d.Key, ns(d.At)); err != nil {
 			return err
 		}
 	}
@@ -325,7 +328,7 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 			ladder = &t
 			continue
 		}
-		if err := setTimer(ctx, tx, st.Patient, t); err != nil {
+		if err := setTimer(ctx, w, st.Patient, t); err != nil {
 			return err
 		}
 	}
@@ -339,11 +342,11 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO escalations (id, patient, body) VALUES ($1, $2, $3)`, escID, string(e.Patient), b); err != nil {
+		if _, err := w.Exec(ctx, `INSERT INTO escalations (id, patient, body) VALUES ($1, $2, $3)`, escID, string(e.Patient), b); err != nil {
 			return err
 		}
 		if ladder != nil {
-			if err := setTimer(ctx, tx, store.EscalationPatient(escID), engine.Timer{Key: "ladder:1", At: ladder.At}); err != nil {
+			if err := setTimer(ctx, w, store.EscalationPatient(escID), engine.Timer{Key: "ladder:1", At: ladder.At}); err != nil {
 				return err
 			}
 		}
@@ -361,14 +364,14 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 			}
 		}
 	}
-	if err := putOutbound(ctx, tx, res.Messages, encoded); err != nil {
+	if err := putOutbound(ctx, w, res.Messages, encoded); err != nil {
 		return err
 	}
-	if err := putAudit(ctx, tx, res.Audit); err != nil {
+	if err := putAudit(ctx, w, res.Audit); err != nil {
 		return err
 	}
 	if !res.Erase {
-		if err := putTranscript(ctx, tx, st, res.Messages); err != nil {
+		if err := putTranscript(ctx, w, st, res.Messages); err != nil {
 			return err
 		}
 	}
@@ -377,12 +380,12 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO visits (patient, at_ns, body) VALUES ($1, $2, $3)`, p, ns(v.At), b); err != nil {
+		if _, err := w.Exec(ctx, `INSERT INTO visits (patient, at_ns, body) VALUES ($1, $2, $3)`, p, ns(v.At), b); err != nil {
 			return err
 		}
 	}
 	if st.Dedupe != "" {
-		if _, err := tx.Exec(ctx, `INSERT INTO dedupe (key, at_ns) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET at_ns = excluded.at_ns`, st.Dedupe, ns(st.Now)); err != nil {
+		if _, err := w.Exec(ctx, `INSERT INTO dedupe (key, at_ns) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET at_ns = excluded.at_ns`, st.Dedupe, ns(st.Now)); err != nil {
 			return err
 		}
 	}
@@ -396,14 +399,14 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `UPDATE invites SET body = $2, used_by = $3 WHERE token = $1`, st.Invite, b, p); err != nil {
+			if _, err := w.Exec(ctx, `UPDATE invites SET body = $2, used_by = $3 WHERE token = $1`, st.Invite, b, p); err != nil {
 				return err
 			}
 		} else if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
 	}
-	return nil
+	return w.send(ctx, tx)
 }
 
 func hasAudit(as []engine.Audit, action string) bool {
@@ -417,7 +420,7 @@ func hasAudit(as []engine.Audit, action string) bool {
 
 // setTimer schedules (or, with a zero At, cancels) one of owner's timers,
 // replacing the key's earlier time and any claim on it.
-func setTimer(ctx context.Context, tx pgx.Tx, owner engine.PatientID, t engine.Timer) error {
+func setTimer(ctx context.Context, tx execer, owner engine.PatientID, t engine.Timer) error {
 	if t.At.IsZero() {
 		_, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner = $1 AND key = $2`, string(owner), t.Key)
 		return err
@@ -455,7 +458,7 @@ func resolveInvite(ctx context.Context, tx pgx.Tx, token string, now time.Time) 
 
 // putOutbound queues ms; encoded, when not nil, holds ms already encoded
 // (without ID); a nil element is encoded here.
-func putOutbound(ctx context.Context, tx pgx.Tx, ms []engine.Outbound, encoded [][]byte) error {
+func putOutbound(ctx context.Context, tx execer, ms []engine.Outbound, encoded [][]byte) error {
 	for i, m := range ms {
 		var b []byte
 		if i < len(encoded) {
@@ -477,7 +480,7 @@ func putOutbound(ctx context.Context, tx pgx.Tx, ms []engine.Outbound, encoded [
 	return nil
 }
 
-func putAudit(ctx context.Context, tx pgx.Tx, as []engine.Audit) error {
+func putAudit(ctx context.Context, tx execer, as []engine.Audit) error {
 	for _, a := range as {
 		b, err := json.Marshal(a)
 		if err != nil {
@@ -1110,7 +1113,7 @@ func (s *Store) ApplyStaff(ctx context.Context, st store.StaffStep) (bool, error
 
 // putTranscript appends what the patient said (st.Heard) and what the step
 // sends them to the conversation transcript the staff desk shows.
-func putTranscript(ctx context.Context, tx pgx.Tx, st store.Step, ms []engine.Outbound) error {
+func putTranscript(ctx context.Context, tx execer, st store.Step, ms []engine.Outbound) error {
 	var lines []store.TranscriptLine
 	if st.Heard != nil {
 		lines = append(lines, *st.Heard)
