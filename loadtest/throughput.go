@@ -48,6 +48,8 @@ type ThroughputConfig struct {
 	Senders int
 	// Seed makes the message mix repeatable (default 1).
 	Seed uint64
+	// Backend is the store (nil: bbolt in Dir).
+	Backend *Backend
 }
 
 func (c ThroughputConfig) withDefaults() ThroughputConfig {
@@ -114,7 +116,7 @@ func throughput(ctx context.Context, c ThroughputConfig, so store.Options, file 
 	if err := removeDB(path); err != nil {
 		return r, err
 	}
-	p, err := Start(ctx, Options{Path: path, Store: so})
+	p, err := Start(ctx, Options{Path: path, Store: so, Open: c.Backend.open(file)})
 	if err != nil {
 		return r, err
 	}
@@ -126,9 +128,9 @@ func throughput(ctx context.Context, c ThroughputConfig, so store.Options, file 
 	enroll := time.Since(t)
 
 	mw := watchMemory()
-	before := p.Store.CommitStats()
+	before := commitStats(p)
 	lat, sentBy, elapsed, err := Drive(ctx, p.Service, c.Patients, c.Messages, c.Senders, c.Seed)
-	after := p.Store.CommitStats()
+	after := commitStats(p)
 	r.Memory = mw.finish()
 	if err != nil {
 		return r, err
@@ -193,7 +195,7 @@ func Drive(ctx context.Context, svc *service.Service, patients, n, senders int, 
 // an answer that is queued in the outbox or was delivered.
 func verify(r *Result, p *Pipeline, sentBy []int) error {
 	queued := map[engine.PatientID]int{}
-	out, err := p.Store.OutboxAll(1 << 30)
+	out, err := p.DB.OutboxAll(1 << 30)
 	if err != nil {
 		return err
 	}
@@ -203,7 +205,7 @@ func verify(r *Result, p *Pipeline, sentBy []int) error {
 	fake, _ := p.Sender.(*FakeSender)
 	badState, noReply := 0, 0
 	for i, n := range sentBy {
-		st, found, err := p.Store.State(Patient(i))
+		st, found, err := p.DB.State(Patient(i))
 		if err != nil {
 			return err
 		}

@@ -7,7 +7,7 @@
 //
 // Usage:
 //
-//	aftercare-load [-short] [-scenario a,b,c,d,e] [-dir DIR] [-json FILE]
+//	aftercare-load [-short] [-scenario a,b,c,d,e] [-store bbolt|postgres] [-dir DIR] [-json FILE]
 //
 // The scenarios (package loadtest has the details):
 //
@@ -16,6 +16,9 @@
 //	c  paced load at 1,000 msg/s for 10 s           target p99 < 20 ms
 //	d  1,000,000 scheduled check-ins                targets resume < 2 s, < 300 MiB, no scan
 //	e  10,000 check-ins due at once, Telegram pace  targets ≥ 95 % of 25/s, no 429
+//
+// With -store postgres, scenarios a, c and e also run on PostgreSQL (see
+// postgres.go), beside bbolt in the same run.
 //
 // The full run takes about 10 minutes, most of it scenario e (10,000
 // messages at 25/s); -short runs CI sizes in about a minute and a half.
@@ -62,6 +65,12 @@ type Main struct {
 	Stdout, Stderr io.Writer
 }
 
+// step is one scenario to run, by its key.
+type step struct {
+	key string
+	f   func() (loadtest.Result, error)
+}
+
 // Summary is the JSON the command prints last.
 type Summary struct {
 	Machine loadtest.Machine  `json:"machine"`
@@ -87,6 +96,7 @@ func (m *Main) Run(ctx context.Context) error {
 	jsonOut := fs.String("json", "", "also write the JSON summary to this file")
 	burst := fs.Int("burst", 0, "check-ins in the burst of scenario e (default 10000, 500 with -short)")
 	timers := fs.Int("timers", 0, "scheduled check-ins in scenario d (default 1000000, 100000 with -short)")
+	storeName := fs.String("store", "bbolt", "bbolt, or postgres: also run a, c and e on PostgreSQL, beside bbolt, and PostgreSQL's own ceilings ("+"AFTERCARE_POSTGRES_DSN, or a throwaway server)")
 	if err := fs.Parse(m.Args); err != nil {
 		return err
 	}
@@ -133,10 +143,6 @@ func (m *Main) Run(ctx context.Context) error {
 
 	sum := Summary{Machine: loadtest.ThisMachine(), Short: *short}
 	fmt.Fprintf(m.Stdout, "aftercare-load: %d CPUs, %s, load average %s, data in %s\n", sum.Machine.CPUs, sum.Machine.GoVersion, sum.Machine.LoadAvg, *dir)
-	type step struct {
-		key string
-		f   func() (loadtest.Result, error)
-	}
 	// b runs before a: a writes ten times the data, and its writeback
 	// lingering in the VM's disk would slow b's fsyncs and flatter the
 	// ratio a/b. Run this way any disk noise can only make a look worse.
@@ -146,6 +152,22 @@ func (m *Main) Run(ctx context.Context) error {
 		{"c", func() (loadtest.Result, error) { return loadtest.Paced(ctx, pc) }},
 		{"d", func() (loadtest.Result, error) { return loadtest.Timers(ctx, tc) }},
 		{"e", func() (loadtest.Result, error) { return loadtest.Burst(ctx, bc) }},
+	}
+	switch *storeName {
+	case "bbolt":
+	case "postgres":
+		pg, closePG := postgresSteps(ctx, run, tp, pc, bc, *short)
+		defer func() {
+			if err := closePG(); err != nil {
+				fmt.Fprintln(m.Stderr, "aftercare-load:", err)
+			}
+		}()
+		for _, st := range pg {
+			run[st.key] = true
+		}
+		steps = append(steps, pg...)
+	default:
+		return fmt.Errorf("-store: unknown store %q (want bbolt or postgres)", *storeName)
 	}
 	byKey := map[string]loadtest.Result{}
 	for _, s := range steps {
