@@ -41,7 +41,7 @@ var (
 	bPatientIdx = []byte("patient_idx")
 	// derivedBuckets are rebuilt from the states, never copied: Counts
 	// and a migration leave them out.
-	derivedBuckets = [][]byte{bTimerIdx, bActivity, bVisitDates, bPatientIdx}
+	derivedBuckets = [][]byte{bTimerIdx, bActivity, bVisitDates, bPatientIdx, bByPatient}
 )
 
 // LastActivity is when the patient was last heard from or seen: the later
@@ -132,16 +132,19 @@ func unindexPatient(tx *bolt.Tx, p engine.PatientID) error {
 }
 
 // upgradeIndexes builds the patient indexes of a schema 1 file from its
-// states, inside Open's transaction. A state that cannot be decoded gets
+// states, and by_patient from its records, inside Open's transaction. A state that cannot be decoded gets
 // no entries (its quarantine at the next read keeps none either).
 func upgradeIndexes(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bActivity, bVisitDates, bPatientIdx} {
+	for _, name := range [][]byte{bActivity, bVisitDates, bPatientIdx, bByPatient} {
 		if err := tx.DeleteBucket(name); err != nil && tx.Bucket(name) != nil {
 			return err
 		}
 		if _, err := tx.CreateBucket(name); err != nil {
 			return err
 		}
+	}
+	if err := upgradeByPatient(tx); err != nil {
+		return err
 	}
 	return tx.Bucket(bStates).ForEach(func(k, v []byte) error {
 		if bytes.HasPrefix(k, []byte("escalation:")) {

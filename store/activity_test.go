@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,7 +54,26 @@ func writeSchema1(t *testing.T, path string, states []engine.State, raw map[stri
 				return err
 			}
 		}
-		return nil
+		// Records naming telegram:1 in their values, and one naming nobody.
+		seq := func(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+		for k, v := range map[string][]byte{
+			"audit\x001":       []byte(`{"actor":"clinic","action":"visit_recorded","patient":"telegram:1"}`),
+			"audit\x002":       []byte(`{"actor":"system","action":"started"}`),
+			"escalations\x001": []byte(`{"patient":"telegram:1","level":"urgent","status":"open"}`),
+		} {
+			bucket, n, _ := strings.Cut(k, "\x00")
+			if err := tx.Bucket([]byte(bucket)).Put(seq(uint64(n[0]-'0')), v); err != nil {
+				return err
+			}
+		}
+		// As the store numbers them: the sequences are past the records.
+		if err := tx.Bucket([]byte("audit")).SetSequence(2); err != nil {
+			return err
+		}
+		if err := tx.Bucket([]byte("escalations")).SetSequence(1); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("invites")).Put([]byte("tok"), []byte(`{"token":"tok","used_by":"telegram:1"}`))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -100,14 +120,36 @@ func TestOpenUpgradesSchema1(t *testing.T) {
 		t.Fatalf("VisitedSince after the upgrade = %v, want %v", visited, want)
 	}
 	// The upgraded index is maintained like a new one.
-	if _, err := s.Apply(t.Context(), step("telegram:1", ""), func(in store.Input) (engine.Result, error) {
+	if _, err := s.Apply(t.Context(), step("telegram:3", ""), func(in store.Input) (engine.Result, error) {
 		in.State.LastActive = h(20)
 		return result(in.State, 0), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if inactive, _ = s.InactiveBefore(h(10), 10); !slices.Equal(inactive, []engine.PatientID{"telegram:2", "telegram:3"}) {
+	if inactive, _ = s.InactiveBefore(h(10), 10); !slices.Equal(inactive, []engine.PatientID{"telegram:1", "telegram:2"}) {
 		t.Fatalf("after a step on an upgraded file: %v", inactive)
+	}
+	// Erasing an upgraded patient finds their records through the index
+	// built on open, and leaves the line naming nobody.
+	if _, err := s.Apply(t.Context(), step("telegram:1", ""), func(in store.Input) (engine.Result, error) {
+		return engine.Result{Erase: true}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if es, _ := s.Escalations(); len(es) != 0 {
+		t.Fatalf("escalations after erasing their patient: %+v", es)
+	}
+	as, _ := s.Audit()
+	for _, a := range as {
+		if a.Patient == "telegram:1" {
+			t.Fatalf("audit line of the erased patient kept: %+v", a)
+		}
+	}
+	if len(as) != 2 || as[0].Action != "started" { // "started", then "erased"
+		t.Fatalf("audit after erasure: %+v", as)
+	}
+	if inactive, _ = s.InactiveBefore(h(10), 10); !slices.Equal(inactive, []engine.PatientID{"telegram:2"}) {
+		t.Fatalf("after erasing telegram:1: %v", inactive)
 	}
 	s.Close()
 	if v := schemaOf(t, path); v != store.SchemaVersion {
@@ -116,7 +158,7 @@ func TestOpenUpgradesSchema1(t *testing.T) {
 	// Opening again does not rebuild (the step's change is kept).
 	s = open(t, path)
 	defer s.Close()
-	if inactive, _ = s.InactiveBefore(h(10), 10); !slices.Equal(inactive, []engine.PatientID{"telegram:2", "telegram:3"}) {
+	if inactive, _ = s.InactiveBefore(h(10), 10); !slices.Equal(inactive, []engine.PatientID{"telegram:2"}) {
 		t.Fatalf("after reopening: %v", inactive)
 	}
 }

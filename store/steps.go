@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -256,6 +255,9 @@ func commitEscalation(tx *bolt.Tx, e *engine.Escalation, ladder *engine.Timer) (
 	if err := eb.Put(u64(escID), b); err != nil {
 		return 0, err
 	}
+	if err := indexRecord(tx, e.Patient, byEscalation, u64(escID)); err != nil {
+		return 0, err
+	}
 	if ladder != nil {
 		if err := setTimer(tx, EscalationPatient(escID), engine.Timer{Key: "ladder:1", At: ladder.At}); err != nil {
 			return 0, err
@@ -408,6 +410,9 @@ func (s *Store) ApplyStaff(ctx context.Context, st StaffStep) (bool, error) {
 // erase deletes everything stored about a patient inside tx: state,
 // timers, read mark, visits, transcript, escalations and their ladders, audit lines,
 // queued messages and used invites. Dedupe keys hold no personal data and stay.
+// Its cost is that of the patient's own records (prefix reads and the
+// by_patient entries) plus a scan of the outbox, never of other patients'
+// audit lines, escalations or invites.
 func erase(tx *bolt.Tx, p engine.PatientID) error {
 	if err := tx.Bucket(bStates).Delete([]byte(p)); err != nil {
 		return err
@@ -430,35 +435,14 @@ func erase(tx *bolt.Tx, p engine.PatientID) error {
 			}
 		}
 	}
-	escs, err := matching(tx.Bucket(bEscalations), func(v []byte) bool {
-		var e engine.Escalation
-		return json.Unmarshal(v, &e) == nil && e.Patient == p
-	})
-	if err != nil {
+	if err := eraseRecords(tx, p); err != nil {
 		return err
 	}
-	for _, k := range escs {
-		if err := deleteTimers(tx, EscalationPatient(binary.BigEndian.Uint64(k))); err != nil {
-			return err
-		}
-	}
-	for _, k := range escs {
-		if err := tx.Bucket(bEscalations).Delete(k); err != nil {
-			return err
-		}
-	}
+	// Queued messages are few (they leave as they are sent): scanned.
 	filters := map[string]func(v []byte) bool{
-		string(bAudit): func(v []byte) bool {
-			var a engine.Audit
-			return json.Unmarshal(v, &a) == nil && a.Patient == p
-		},
 		string(bOutbox): func(v []byte) bool {
 			var m engine.Outbound
 			return json.Unmarshal(v, &m) == nil && (m.To == p || m.Patient == p)
-		},
-		string(bInvites): func(v []byte) bool {
-			var inv engine.Invite
-			return json.Unmarshal(v, &inv) == nil && inv.UsedBy == p
 		},
 	}
 	for name, f := range filters {

@@ -34,6 +34,9 @@
 //	visit_dates visit date(8) | patient -> empty (/today's index)
 //	patient_idx patient -> last activity(8) | visit date(8): the
 //	            patient's current index entries (see activity.go)
+//	by_patient  patient | 0x00 | kind(1) | id -> empty: the audit lines,
+//	            escalations and used invites naming a patient, for
+//	            erasure (see bypatient.go)
 //
 // Timers sort by due time, so the next due timer is the first key and the
 // due ones are a prefix: finding them costs O(log n + due), never a scan.
@@ -103,7 +106,7 @@ var (
 	bDedupe      = []byte("dedupe")
 	bInvites     = []byte("invites")
 	bReadMarks   = []byte("read_marks")
-	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites, bReadMarks, bQuarantine, bTranscript, bDeskLogins, bActivity, bVisitDates, bPatientIdx}
+	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites, bReadMarks, bQuarantine, bTranscript, bDeskLogins, bActivity, bVisitDates, bPatientIdx, bByPatient}
 )
 
 // Options tune Open.
