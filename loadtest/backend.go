@@ -130,9 +130,9 @@ func withParam(dsn, key, value string) string {
 	return dsn + " " + key + "=" + value
 }
 
-// Instances returns a function that opens instance stores on one new
-// database (each call a new instance, as another process would), or nil
-// for a nil Backend (the bbolt default).
+// Instances creates one new database and returns a function that opens
+// an instance's store on it: each call a new instance with its own
+// connection pool and claim name, as another process would be.
 func (b *Backend) Instances(ctx context.Context) (OpenFunc, error) {
 	dsn, err := b.NewDatabase(ctx)
 	if err != nil {
@@ -148,7 +148,7 @@ func (b *Backend) Instances(ctx context.Context) (OpenFunc, error) {
 // open returns the OpenFunc for a scenario's single instance on a fresh
 // database: nil on a nil Backend, so Start opens the bbolt file. A
 // database that cannot be created fails at the first open.
-func (b *Backend) open(string) OpenFunc {
+func (b *Backend) open() OpenFunc {
 	if b == nil {
 		return nil
 	}

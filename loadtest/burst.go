@@ -76,7 +76,7 @@ func Burst(ctx context.Context, c BurstConfig) (Result, error) {
 	clk := clock.NewOffset(clock.Real{})
 	obs := &firedObserver{}
 	p, err := Start(ctx, Options{
-		Path: path, Clock: clk, Pace: c.Pace, Observer: obs, Open: c.Backend.open("e"),
+		Path: path, Clock: clk, Pace: c.Pace, Observer: obs, Open: c.Backend.open(),
 		NewSender: func(svc *service.Service) (service.Sender, error) {
 			return telegram.New(telegram.Config{APIEndpoint: api.Endpoint(), StaffChatID: staffChat}, "4242:loadtest", svc, slog.New(slog.DiscardHandler))
 		},

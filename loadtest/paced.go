@@ -52,7 +52,7 @@ func Paced(ctx context.Context, c PacedConfig) (Result, error) {
 	if err := removeDB(path); err != nil {
 		return r, err
 	}
-	p, err := Start(ctx, Options{Path: path, Open: c.Backend.open("c")})
+	p, err := Start(ctx, Options{Path: path, Open: c.Backend.open()})
 	if err != nil {
 		return r, err
 	}

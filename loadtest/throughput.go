@@ -116,7 +116,7 @@ func throughput(ctx context.Context, c ThroughputConfig, so store.Options, file 
 	if err := removeDB(path); err != nil {
 		return r, err
 	}
-	p, err := Start(ctx, Options{Path: path, Store: so, Open: c.Backend.open(file)})
+	p, err := Start(ctx, Options{Path: path, Store: so, Open: c.Backend.open()})
 	if err != nil {
 		return r, err
 	}
