@@ -2,6 +2,9 @@ package service
 
 import (
 	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
@@ -83,29 +86,59 @@ func (s *Service) inactiveByScan(cut time.Time) ([]engine.PatientID, error) {
 	return old, err
 }
 
+// purgeWorkers is how many erasures run at once: the store puts
+// concurrent steps into one commit, so a large expiry shares commits
+// instead of paying one each.
+const purgeWorkers = 32
+
 // erase erases each patient of ids still inactive before cut, one step
-// each, and returns how many it erased.
+// each (purgeWorkers at once, each patient under its lock), and returns
+// how many it erased.
 func (s *Service) erase(ctx context.Context, now, cut time.Time, ids []engine.PatientID) (int, error) {
-	n := 0
-	for _, id := range ids {
-		p := s.locks.acquire(id)
-		ok, err := s.store.Apply(ctx, store.Step{Patient: id, Now: now}, func(in store.Input) (engine.Result, error) {
-			// Found false: the state was set aside as unreadable; the rest
-			// of the patient's data expires all the same.
-			if last := store.LastActivity(in.State); in.Found && (last.IsZero() || !last.Before(cut)) {
-				return engine.Result{}, store.ErrSkip
+	var n, next atomic.Int64
+	workers := min(purgeWorkers, len(ids))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(ids) || ctx.Err() != nil {
+					return
+				}
+				ok, err := s.eraseExpired(ctx, now, cut, ids[i])
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				if ok {
+					n.Add(1)
+				}
 			}
-			return engine.Result{Erase: true, Audit: []engine.Audit{{At: now, Actor: "system", Action: "retention_purge"}}}, nil
-		})
-		s.locks.release(id, p)
-		if err != nil {
-			return n, err
-		}
-		if ok {
-			n++
-		}
+		}()
 	}
-	return n, nil
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return int(n.Load()), err
+	}
+	return int(n.Load()), ctx.Err()
+}
+
+// eraseExpired erases one patient in one step if they are still inactive
+// before cut, and reports whether it did.
+func (s *Service) eraseExpired(ctx context.Context, now, cut time.Time, id engine.PatientID) (bool, error) {
+	p := s.locks.acquire(id)
+	defer s.locks.release(id, p)
+	return s.store.Apply(ctx, store.Step{Patient: id, Now: now}, func(in store.Input) (engine.Result, error) {
+		// Found false: the state was set aside as unreadable; the rest
+		// of the patient's data expires all the same.
+		if last := store.LastActivity(in.State); in.Found && (last.IsZero() || !last.Before(cut)) {
+			return engine.Result{}, store.ErrSkip
+		}
+		return engine.Result{Erase: true, Audit: []engine.Audit{{At: now, Actor: "system", Action: "retention_purge"}}}, nil
+	})
 }
 
 // dailyRetention is the scheduler's daily housekeeping: the retention
