@@ -43,7 +43,7 @@ func BuildTimers(ctx context.Context, path string, n int, now time.Time) error {
 	patients := max(1, n/2)
 	span := 30 * time.Hour
 	err = forEach(ctx, patients, 4096, func(i int) error {
-		at := now.Add(-span + time.Duration(int64(span)*int64(i)/int64(patients)))
+		at := now.Add(-span + time.Duration(float64(span)*float64(i)/float64(patients))) // span*i overflows int64 past 85,000 patients
 		v := SimVisit(i, at)
 		id := Patient(i)
 		_, err := st.Apply(ctx, store.Step{Patient: id, Now: at}, func(in store.Input) (engine.Result, error) {
