@@ -18,7 +18,8 @@ import (
 // Import verifies a copy by a checksum per kind of record as well as by
 // counts: equal counts would not notice a row that was copied wrong, or an
 // older copy whose rows have since changed. Each record is reduced to the
-// fields both stores keep exactly (its ID or key and its stored bytes),
+// fields both stores keep exactly (its ID or key and its stored bytes; a
+// timer's owner kind, owner, key and due time; a desk session's columns),
 // hashed with SHA-256, and the hashes are added up lane by lane, so the
 // checksum does not depend on the order the rows are read in (bbolt's key
 // order and PostgreSQL's index order need not agree). A quarantined
@@ -62,7 +63,8 @@ func sourceChecksums(src *store.Store) (map[string]checksum, error) {
 	err := src.Walk(store.Walker{
 		State: func(p engine.PatientID, raw []byte) error { c["states"].add([]byte(p), raw); return nil },
 		Timer: func(d store.Due) error {
-			c["timers"].add([]byte(d.Patient), []byte(d.Key), i64b(ns(d.At)))
+			kind, owner := ownerCols(d.Owner)
+			c["timers"].add([]byte(kind), []byte(owner), []byte(d.Key), i64b(ns(d.At)))
 			return nil
 		},
 		Outbox:     func(id uint64, raw []byte) error { c["outbox"].add(u64b(id), raw); return nil },
@@ -87,6 +89,10 @@ func sourceChecksums(src *store.Store) (map[string]checksum, error) {
 			return nil
 		},
 		DeskLogin: func(hash []byte, raw []byte) error { c["desk_logins"].add(hash, raw); return nil },
+		DeskSession: func(hash []byte, ds store.DeskSession) error {
+			c["desk_sessions"].add(hash, []byte(ds.Staff), []byte(ds.Name), []byte(ds.CSRF), i64b(ns(ds.Created)), i64b(ns(ds.Seen)))
+			return nil
+		},
 	})
 	out := map[string]checksum{}
 	for k, v := range c {
@@ -99,7 +105,7 @@ func sourceChecksums(src *store.Store) (map[string]checksum, error) {
 // sourceChecksums hashes, as bytes (an integer as 8 big-endian bytes).
 var targetQueries = map[string]string{
 	"states":      `SELECT convert_to(id, 'UTF8'), state FROM patients WHERE state IS NOT NULL`,
-	"timers":      `SELECT convert_to(owner, 'UTF8'), convert_to(key, 'UTF8'), int8send(due_ns) FROM timers`,
+	"timers":      `SELECT convert_to(owner_kind, 'UTF8'), convert_to(owner, 'UTF8'), convert_to(key, 'UTF8'), int8send(due_ns) FROM timers`,
 	"outbox":      `SELECT int8send(id), body FROM outbox`,
 	"escalations": `SELECT int8send(id), body FROM escalations`,
 	"visits":      `SELECT int8send(id), convert_to(patient, 'UTF8'), body FROM visits`,
@@ -111,6 +117,8 @@ var targetQueries = map[string]string{
 		convert_to(reason, 'UTF8') FROM quarantine`,
 	"transcript":  `SELECT int8send(id), convert_to(patient, 'UTF8'), body FROM transcript`,
 	"desk_logins": `SELECT hash, body FROM desk_logins`,
+	"desk_sessions": `SELECT hash, convert_to(staff, 'UTF8'), convert_to(name, 'UTF8'), convert_to(csrf, 'UTF8'),
+		int8send(created_ns), int8send(seen_ns) FROM desk_sessions`,
 }
 
 // targetChecksum computes the checksum of one kind of record in this
