@@ -32,6 +32,8 @@ type BurstConfig struct {
 	// limit); negative sends none. The escalation and the staff alert of
 	// each are timed from Receive to acceptance by the fake Bot API.
 	RedFlagEvery time.Duration
+	// Backend is the store (nil: bbolt in Dir).
+	Backend *Backend
 }
 
 // TargetRedFlagP99 is the goal for a red flag during a burst: received →
@@ -74,7 +76,7 @@ func Burst(ctx context.Context, c BurstConfig) (Result, error) {
 	clk := clock.NewOffset(clock.Real{})
 	obs := &firedObserver{}
 	p, err := Start(ctx, Options{
-		Path: path, Clock: clk, Pace: c.Pace, Observer: obs,
+		Path: path, Clock: clk, Pace: c.Pace, Observer: obs, Open: c.Backend.open(),
 		NewSender: func(svc *service.Service) (service.Sender, error) {
 			return telegram.New(telegram.Config{APIEndpoint: api.Endpoint(), StaffChatID: staffChat}, "4242:loadtest", svc, slog.New(slog.DiscardHandler))
 		},

@@ -21,6 +21,8 @@ type PacedConfig struct {
 	Duration time.Duration
 	// Seed makes the message mix repeatable (default 3).
 	Seed uint64
+	// Backend is the store (nil: bbolt in Dir).
+	Backend *Backend
 }
 
 // Paced is scenario c: messages arrive on a fixed schedule at Rate
@@ -50,7 +52,7 @@ func Paced(ctx context.Context, c PacedConfig) (Result, error) {
 	if err := removeDB(path); err != nil {
 		return r, err
 	}
-	p, err := Start(ctx, Options{Path: path})
+	p, err := Start(ctx, Options{Path: path, Open: c.Backend.open()})
 	if err != nil {
 		return r, err
 	}

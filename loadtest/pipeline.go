@@ -65,6 +65,9 @@ type Options struct {
 	Pace service.Pace
 	// Observer, when set, is the service's observer.
 	Observer service.Observer
+	// Open, when set, opens the store instead of the bbolt file at Path
+	// (another backend, see Backend); Path is then only a label.
+	Open OpenFunc
 }
 
 // Pipeline is one Aftercare instance running in-process: store, service,
@@ -74,8 +77,10 @@ type Options struct {
 type Pipeline struct {
 	// Path is the database file.
 	Path string
-	// Store is the open store.
+	// Store is the open bbolt store; nil when Options.Open opened another.
 	Store *store.Store
+	// DB is the open store, whichever the backend.
+	DB DB
 	// Service is the running service.
 	Service *service.Service
 	// Sender is the dispatcher's sender.
@@ -102,7 +107,14 @@ func Start(ctx context.Context, o Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(o.Path, o.Store)
+	var st DB
+	var bolt *store.Store
+	if o.Open != nil {
+		st, err = o.Open(ctx)
+	} else {
+		bolt, err = store.Open(o.Path, o.Store)
+		st = bolt
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +131,7 @@ func Start(ctx context.Context, o Options) (*Pipeline, error) {
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	p := &Pipeline{Path: o.Path, Store: st, Service: svc, Sender: sender, cancel: cancel}
+	p := &Pipeline{Path: o.Path, Store: bolt, DB: st, Service: svc, Sender: sender, cancel: cancel}
 	p.run(func() error { return svc.RunScheduler(ctx) })
 	p.disp = svc.NewDispatcher(sender, o.Pace)
 	p.run(func() error { return p.disp.Run(ctx) })
@@ -157,7 +169,7 @@ func (p *Pipeline) Close() error {
 		return err
 	}
 	p.closed = true
-	return errors.Join(err, p.Store.Close())
+	return errors.Join(err, p.DB.Close())
 }
 
 // treatments and areas vary the simulated visits.

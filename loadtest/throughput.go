@@ -55,9 +55,12 @@ type ThroughputConfig struct {
 	// against: bbolt alone committing records of the sizes the run wrote,
 	// in batches of the size it committed, and (PureWork) the engine and
 	// encoding without a store. CeilingSteps bounds the steps the bbolt
-	// ceiling commits (default: Messages).
+	// ceiling commits (default: Messages). Only on bbolt: with a Backend,
+	// the server's own ceilings are PostgresCeilings.
 	Ceilings     bool
 	CeilingSteps int
+	// Backend is the store (nil: bbolt in Dir).
+	Backend *Backend
 }
 
 func (c ThroughputConfig) withDefaults() ThroughputConfig {
@@ -123,7 +126,7 @@ func throughput(ctx context.Context, c ThroughputConfig, so store.Options, file 
 	if err := removeDB(path); err != nil {
 		return r, err
 	}
-	p, err := Start(ctx, Options{Path: path, Store: so})
+	p, err := Start(ctx, Options{Path: path, Store: so, Open: c.Backend.open()})
 	if err != nil {
 		return r, err
 	}
@@ -134,12 +137,14 @@ func throughput(ctx context.Context, c ThroughputConfig, so store.Options, file 
 	}
 	enroll := time.Since(t)
 
-	sizesBefore, err := p.Store.RecordSizes()
-	if err != nil {
-		return r, err
+	var sizesBefore []store.BucketSize
+	if p.Store != nil {
+		if sizesBefore, err = p.Store.RecordSizes(); err != nil {
+			return r, err
+		}
 	}
 	mw := watchMemory()
-	before := p.Store.CommitStats()
+	before := commitStats(p)
 	if c.CPUProfile != nil {
 		if err := pprof.StartCPUProfile(c.CPUProfile); err != nil {
 			return r, err
@@ -151,7 +156,7 @@ func throughput(ctx context.Context, c ThroughputConfig, so store.Options, file 
 	if c.CPUProfile != nil {
 		pprof.StopCPUProfile()
 	}
-	after := p.Store.CommitStats()
+	after := commitStats(p)
 	r.Memory = mw.finish()
 	if err != nil {
 		return r, err
@@ -175,7 +180,7 @@ func throughput(ctx context.Context, c ThroughputConfig, so store.Options, file 
 	if err := verify(&r, p, sentBy); err != nil {
 		return r, err
 	}
-	if !c.Ceilings {
+	if !c.Ceilings || p.Store == nil {
 		return r, nil
 	}
 	sizesAfter, err := p.Store.RecordSizes()
@@ -268,7 +273,7 @@ func Drive(ctx context.Context, svc *service.Service, patients, n, senders int, 
 // an answer that is queued in the outbox or was delivered.
 func verify(r *Result, p *Pipeline, sentBy []int) error {
 	queued := map[engine.PatientID]int{}
-	out, err := p.Store.OutboxAll(1 << 30)
+	out, err := p.DB.OutboxAll(1 << 30)
 	if err != nil {
 		return err
 	}
@@ -278,7 +283,7 @@ func verify(r *Result, p *Pipeline, sentBy []int) error {
 	fake, _ := p.Sender.(*FakeSender)
 	badState, noReply := 0, 0
 	for i, n := range sentBy {
-		st, found, err := p.Store.State(Patient(i))
+		st, found, err := p.DB.State(Patient(i))
 		if err != nil {
 			return err
 		}

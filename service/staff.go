@@ -261,10 +261,7 @@ func (s *Service) setStatus(ctx context.Context, args []string, who, status, not
 func (s *Service) listToday() (string, error) {
 	now := s.clock.Now()
 	var lines []string
-	err := s.store.Patients(func(st engine.State) error {
-		if st.Visit == nil || now.Sub(st.Visit.At) > 72*time.Hour {
-			return nil
-		}
+	err := s.visitedSince(now.Add(-72*time.Hour), func(st engine.State) error {
 		var cks []string
 		for _, c := range st.Checkins {
 			o := c.Outcome

@@ -52,7 +52,7 @@ func (r Report) String() string {
 
 // Check opens path read-only and verifies page integrity (bbolt's own
 // check), the schema, that every record decodes, and that the timer index
-// and the timers agree.
+// and the patient indexes agree with what they index.
 func Check(path string) (Report, error) {
 	r := Report{Path: path, Counts: map[string]int{}}
 	if _, err := os.Stat(path); err != nil {
@@ -94,6 +94,7 @@ func Check(path string) (Report, error) {
 		} else {
 			r.Quarantined = q
 		}
+		r.Problems = append(r.Problems, checkIndexes(tx)...)
 		timers := tx.Bucket(bTimers)
 		return tx.Bucket(bTimerIdx).ForEach(func(k, v []byte) error {
 			if timers.Get(append(bytes.Clone(v), k...)) == nil && len(r.Problems) < 100 {

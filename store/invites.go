@@ -60,5 +60,8 @@ func useInvite(tx *bolt.Tx, token string, p engine.PatientID, now time.Time) err
 	if err != nil {
 		return err
 	}
+	if err := indexRecord(tx, p, byInvite, []byte(token)); err != nil {
+		return err
+	}
 	return ib.Put([]byte(token), b)
 }

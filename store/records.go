@@ -91,6 +91,9 @@ func putAudit(tx *bolt.Tx, as []engine.Audit) error {
 		if err := ab.Put(u64(seq), b); err != nil {
 			return err
 		}
+		if err := indexRecord(tx, a.Patient, byAudit, u64(seq)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

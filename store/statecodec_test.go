@@ -255,19 +255,23 @@ func BenchmarkStateEncoding(b *testing.B) {
 	})
 }
 
-func TestSchema2FilesAreMarkedSchema3AndNewerRefused(t *testing.T) {
+// TestOlderSchemasAreMarkedCurrentAndNewerRefused: a file marked schema 2
+// or 3 is upgraded to 4 on open; a file marked 5 is refused.
+func TestOlderSchemasAreMarkedCurrentAndNewerRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.db")
 	s := open(t, path)
 	s.Close()
-	poison(t, path, "meta", []byte("schema"), []byte{0, 0, 0, 0, 0, 0, 0, 2})
-	s = open(t, path)
-	s.Close()
-	r, err := store.Check(path)
-	if err != nil || r.Schema != store.SchemaVersion || store.SchemaVersion != 3 {
-		t.Fatalf("schema after opening a schema 2 file: %d, %v; want 3", r.Schema, err)
+	for _, old := range []byte{2, 3} {
+		poison(t, path, "meta", []byte("schema"), []byte{0, 0, 0, 0, 0, 0, 0, old})
+		s = open(t, path)
+		s.Close()
+		r, err := store.Check(path)
+		if err != nil || r.Schema != store.SchemaVersion || store.SchemaVersion != 4 {
+			t.Fatalf("schema after opening a schema %d file: %d, %v; want 4", old, r.Schema, err)
+		}
 	}
-	poison(t, path, "meta", []byte("schema"), []byte{0, 0, 0, 0, 0, 0, 0, 4})
+	poison(t, path, "meta", []byte("schema"), []byte{0, 0, 0, 0, 0, 0, 0, 5})
 	if _, err := store.Open(path, store.Options{Timeout: 100 * time.Millisecond}); !errors.Is(err, store.ErrSchema) {
-		t.Fatalf("opening a schema 4 file: %v, want ErrSchema", err)
+		t.Fatalf("opening a schema 5 file: %v, want ErrSchema", err)
 	}
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -211,12 +210,16 @@ func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded,
 	return nil
 }
 
-// commitState writes the step's new state (states bucket); stateBytes,
-// when set, is res.State already encoded. An erasure with no state left
+// commitState writes the step's new state (states bucket) and points the
+// patient indexes at it (activity.go); stateBytes, when set, is res.State
+// already encoded. An erasure with no state left
 // (retention purge) writes none back.
 func commitState(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte) error {
 	if res.Erase && res.State.Patient == "" {
 		return nil
+	}
+	if err := indexPatient(tx, st.Patient, res.State); err != nil {
+		return err
 	}
 	b := stateBytes
 	if b == nil || res.Erase {
@@ -257,6 +260,9 @@ func commitEscalation(tx *bolt.Tx, e *engine.Escalation, msgs []engine.Outbound,
 		return false, err
 	}
 	if err := eb.Put(u64(escID), b); err != nil {
+		return false, err
+	}
+	if err := indexRecord(tx, e.Patient, byEscalation, u64(escID)); err != nil {
 		return false, err
 	}
 	if on == nil {
@@ -383,11 +389,17 @@ func (s *Store) ApplyStaff(ctx context.Context, st StaffStep) (bool, error) {
 // erase deletes everything stored about a patient inside tx: state,
 // timers, read mark, visits, transcript, escalations and their ladders, audit lines,
 // queued messages and used invites. Dedupe keys hold no personal data and stay.
+// Its cost is that of the patient's own records (prefix reads and the
+// by_patient entries) plus a scan of the outbox, never of other patients'
+// audit lines, escalations or invites.
 func erase(tx *bolt.Tx, p engine.PatientID) error {
 	if err := tx.Bucket(bStates).Delete([]byte(p)); err != nil {
 		return err
 	}
 	if err := bumpStates(tx); err != nil {
+		return err
+	}
+	if err := unindexPatient(tx, p); err != nil {
 		return err
 	}
 	if err := deleteTimers(tx, PatientOwner(p)); err != nil {
@@ -405,35 +417,14 @@ func erase(tx *bolt.Tx, p engine.PatientID) error {
 			}
 		}
 	}
-	escs, err := matching(tx.Bucket(bEscalations), func(v []byte) bool {
-		var e engine.Escalation
-		return json.Unmarshal(v, &e) == nil && e.Patient == p
-	})
-	if err != nil {
+	if err := eraseRecords(tx, p); err != nil {
 		return err
 	}
-	for _, k := range escs {
-		if err := deleteTimers(tx, EscalationOwner(binary.BigEndian.Uint64(k))); err != nil {
-			return err
-		}
-	}
-	for _, k := range escs {
-		if err := tx.Bucket(bEscalations).Delete(k); err != nil {
-			return err
-		}
-	}
+	// Queued messages are few (they leave as they are sent): scanned.
 	filters := map[string]func(v []byte) bool{
-		string(bAudit): func(v []byte) bool {
-			var a engine.Audit
-			return json.Unmarshal(v, &a) == nil && a.Patient == p
-		},
 		string(bOutbox): func(v []byte) bool {
 			var m engine.Outbound
 			return json.Unmarshal(v, &m) == nil && (m.To == p || m.Patient == p)
-		},
-		string(bInvites): func(v []byte) bool {
-			var inv engine.Invite
-			return json.Unmarshal(v, &inv) == nil && inv.UsedBy == p
 		},
 	}
 	for name, f := range filters {

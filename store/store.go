@@ -13,7 +13,7 @@
 //
 // # Layout
 //
-//	meta        "schema" -> uint64 schema version (3)
+//	meta        "schema" -> uint64 schema version (4)
 //	states      patient -> engine.State (binary, see EncodeState; JSON
 //	            records of earlier versions are still read)
 //	timers      due(8, big-endian unix ns) | owner | 0x00 | key -> empty
@@ -31,6 +31,15 @@
 //	transcript  patient | 0x00 | seq(8) -> TranscriptLine (JSON): both
 //	            sides of the conversation, for the staff desk
 //	desk_logins sha256(token) -> DeskLogin (JSON): one-time sign-in links
+//	desk_sessions sha256(session ID) -> DeskSession (JSON): signed-in
+//	            staff, shared by every instance
+//	activity    last activity(8) | patient -> empty (retention's index)
+//	visit_dates visit date(8) | patient -> empty (/today's index)
+//	patient_idx patient -> last activity(8) | visit date(8): the
+//	            patient's current index entries (see activity.go)
+//	by_patient  patient | 0x00 | kind(1) | id -> empty: the audit lines,
+//	            escalations and used invites naming a patient, for
+//	            erasure (see bypatient.go)
 //
 // A timer's owner (see Owner) is a tag byte and an ID: 'p' and the patient
 // ID, or 'e' and the escalation ID in decimal. Schema 1 had no tag and
@@ -67,12 +76,14 @@
 //	escalations.go  escalation records, and their updates (ApplyEscalation)
 //	invites.go      one-time enrollment links
 //	records.go      reads of states, visits, audit and read marks
-//	statecodec.go   the binary encoding of conversation states (schema 2)
+//	statecodec.go   the binary encoding of conversation states (schema 3)
 //	jsonappend.go   the transcript's and the outbox's JSON, written by hand
 //	sizes.go        record counts and sizes per bucket (the load's ceiling)
 //	check.go        the integrity check (Check)
 //	quarantine.go   records that could not be decoded, set aside
 //	commit.go       the group committer
+//	activity.go     the patient indexes: last activity, visit date
+//	bypatient.go    the by_patient index: a patient's own records
 //	errors.go       sentinel errors
 package store
 
@@ -96,10 +107,12 @@ import (
 // file of an older version in place (see upgrade.go) and refuses a newer
 // one. Schema 3 stores conversation states in binary (see EncodeState);
 // JSON states of older files are still read and rewritten at each
-// patient's next step, and the file is marked 3 on open, so an older
+// patient's next step, and the file is marked on open, so an older
 // aftercare, which could not read the binary states, refuses it instead
-// of setting every patient's state aside.
-const SchemaVersion = 3
+// of setting every patient's state aside. Schema 4 added the patient
+// indexes (activity, visit_dates, patient_idx, by_patient), built from the
+// states and records when an older file is opened.
+const SchemaVersion = 4
 
 var (
 	bMeta        = []byte("meta")
@@ -113,7 +126,7 @@ var (
 	bDedupe      = []byte("dedupe")
 	bInvites     = []byte("invites")
 	bReadMarks   = []byte("read_marks")
-	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites, bReadMarks, bQuarantine, bTranscript, bDeskLogins, bDeskSessions}
+	allBuckets   = [][]byte{bMeta, bStates, bTimers, bTimerIdx, bOutbox, bEscalations, bVisits, bAudit, bDedupe, bInvites, bReadMarks, bQuarantine, bTranscript, bDeskLogins, bDeskSessions, bActivity, bVisitDates, bPatientIdx, bByPatient}
 )
 
 // Options tune Open.

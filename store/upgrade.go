@@ -29,10 +29,24 @@ import (
 // is rewritten: a JSON state is still read, and written in binary at the
 // patient's next step; the new number keeps an older aftercare, which
 // could not read binary states, from opening the file.
+//
+// Schema 3 to 4: the patient indexes (activity, visit_dates, patient_idx)
+// are built from the states, and by_patient from the audit lines,
+// escalations and used invites (upgradeIndexes), so retention, /today and
+// erasure read only the patients and records they are about.
+//
+// The steps run in order, so a schema 1 file goes through every one; they
+// share Open's transaction, so a crash leaves the file at its old version,
+// to be upgraded again.
 func upgrade(tx *bolt.Tx, from uint64) error {
 	if from < 2 {
 		if err := upgradeTimers1(tx); err != nil {
 			return fmt.Errorf("upgrade schema 1 to 2: %w", err)
+		}
+	}
+	if from < 4 {
+		if err := upgradeIndexes(tx); err != nil {
+			return fmt.Errorf("upgrade schema 3 to 4 (patient indexes): %w", err)
 		}
 	}
 	return tx.Bucket(bMeta).Put([]byte("schema"), u64(SchemaVersion))

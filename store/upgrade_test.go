@@ -16,10 +16,11 @@ import (
 	"github.com/aftercare-clinic/aftercare/store"
 )
 
-// writeSchema1 writes a database as schema 1 laid it out: timers keyed by
-// a bare owner, an escalation's ladder under the pseudo patient
-// "escalation:<id>", and a malformed timer key an older bug left behind.
-func writeSchema1(t *testing.T, path string) {
+// writeSchema1Timers writes a database as schema 1 laid it out: timers
+// keyed by a bare owner, an escalation's ladder under the pseudo patient
+// "escalation:<id>", a malformed timer key an older bug left behind, and
+// no patient indexes.
+func writeSchema1Timers(t *testing.T, path string) {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
@@ -40,7 +41,7 @@ func writeSchema1(t *testing.T, path string) {
 		if err := tx.Bucket([]byte("meta")).Put([]byte("schema"), u64(1)); err != nil {
 			return err
 		}
-		st, _ := json.Marshal(engine.State{Patient: "telegram:1"})
+		st, _ := json.Marshal(engine.State{Patient: "telegram:1", LastActive: t0})
 		if err := tx.Bucket([]byte("states")).Put([]byte("telegram:1"), st); err != nil {
 			return err
 		}
@@ -70,12 +71,15 @@ func writeSchema1(t *testing.T, path string) {
 	}
 }
 
-// TestOpenUpgradesSchema1: a file written by schema 1 opens, its timers
-// come back with typed owners (the ladder as escalation 3's, not as a
-// patient's), the ladder still steps once, and the file is schema 3 after.
+// TestOpenUpgradesSchema1: a file written by schema 1 goes through every
+// upgrade step on open: its timers come back with typed owners (the ladder
+// as escalation 3's, not as a patient's), the ladder still steps once, the
+// patient indexes of schema 4 are built (retention finds the patient, and
+// erasing them finds their escalation and its ladder through by_patient),
+// and the file is schema 4 after.
 func TestOpenUpgradesSchema1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "old.db")
-	writeSchema1(t, path)
+	writeSchema1Timers(t, path)
 	s := open(t, path)
 	noticeTo(s)
 	due, err := s.DueBefore(t0.Add(48*time.Hour), 10)
@@ -116,12 +120,29 @@ func TestOpenUpgradesSchema1(t *testing.T) {
 	if tm, _ := s.EscalationTimers(3); len(tm) != 1 || !tm["ladder:3"].Equal(t0.Add(30*time.Minute)) {
 		t.Errorf("ladder after its step: %v", tm)
 	}
+	if inactive, err := s.InactiveBefore(t0.Add(time.Hour), 10); err != nil || len(inactive) != 1 || inactive[0] != "telegram:1" {
+		t.Fatalf("InactiveBefore after the upgrade = %v, %v; want telegram:1", inactive, err)
+	}
+	if _, err := s.Apply(ctx, store.Step{Patient: "telegram:1", Now: t0.Add(time.Hour)}, func(store.Input) (engine.Result, error) {
+		return engine.Result{Erase: true}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if es, _ := s.Escalations(); len(es) != 0 {
+		t.Errorf("escalations after erasing their patient: %+v", es)
+	}
+	if tm, _ := s.EscalationTimers(3); len(tm) != 0 {
+		t.Errorf("ladder of an erased patient's escalation kept: %v", tm)
+	}
+	if inactive, _ := s.InactiveBefore(t0.Add(time.Hour), 10); len(inactive) != 0 {
+		t.Errorf("InactiveBefore after the erasure = %v", inactive)
+	}
 	s.Close()
 	r, err := store.Check(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Schema != store.SchemaVersion || store.SchemaVersion != 3 || len(r.Problems) != 0 {
+	if r.Schema != store.SchemaVersion || store.SchemaVersion != 4 || len(r.Problems) != 0 {
 		t.Fatalf("after upgrade: schema %d (want %d), problems %v", r.Schema, store.SchemaVersion, r.Problems)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -40,7 +41,7 @@ func (s *Store) Counts() (map[string]int, error) {
 	out := map[string]int{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
-			if bytes.Equal(b, bMeta) || bytes.Equal(b, bTimerIdx) {
+			if bytes.Equal(b, bMeta) || slices.ContainsFunc(derivedBuckets, func(d []byte) bool { return bytes.Equal(b, d) }) {
 				continue
 			}
 			out[string(b)] = tx.Bucket(b).Stats().KeyN

@@ -7,7 +7,7 @@
 //
 // Usage:
 //
-//	aftercare-load [-short] [-scenario a,b,c,d,e] [-dir DIR] [-json FILE] [-cpuprofile FILE]
+//	aftercare-load [-short] [-scenario a,b,c,d,e] [-store bbolt|postgres] [-dir DIR] [-json FILE] [-cpuprofile FILE]
 //
 // The scenarios (package loadtest has the details):
 //
@@ -24,6 +24,10 @@
 // CPU (the pure-work ceiling). Each is printed beside the scenario with the
 // share reached, and with the CPU time and allocations per message;
 // -cpuprofile writes a CPU profile of scenario a's messages.
+//
+// With -store postgres, scenarios a, c and e also run on PostgreSQL (see
+// postgres.go), beside bbolt in the same run, read against the server's
+// own ceilings rather than bbolt's.
 //
 // The full run takes about 10 minutes, most of it scenario e (10,000
 // messages at 25/s); -short runs CI sizes in about a minute and a half.
@@ -70,6 +74,12 @@ type Main struct {
 	Stdout, Stderr io.Writer
 }
 
+// step is one scenario to run, by its key.
+type step struct {
+	key string
+	f   func() (loadtest.Result, error)
+}
+
 // Summary is the JSON the command prints last.
 type Summary struct {
 	Machine loadtest.Machine  `json:"machine"`
@@ -98,6 +108,7 @@ func (m *Main) Run(ctx context.Context) error {
 	burst := fs.Int("burst", 0, "check-ins in the burst of scenario e (default 10000, 500 with -short)")
 	timers := fs.Int("timers", 0, "scheduled check-ins in scenario d (default 1000000, 100000 with -short)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of scenario a's messages to this file (go tool pprof reads it)")
+	storeName := fs.String("store", "bbolt", "bbolt, or postgres: also run a, c and e on PostgreSQL, beside bbolt, and PostgreSQL's own ceilings ("+"AFTERCARE_POSTGRES_DSN, or a throwaway server)")
 	if err := fs.Parse(m.Args); err != nil {
 		return err
 	}
@@ -152,10 +163,6 @@ func (m *Main) Run(ctx context.Context) error {
 
 	sum := Summary{Machine: loadtest.ThisMachine(), Short: *short}
 	fmt.Fprintf(m.Stdout, "aftercare-load: %d CPUs, %s, load average %s, data in %s\n", sum.Machine.CPUs, sum.Machine.GoVersion, sum.Machine.LoadAvg, *dir)
-	type step struct {
-		key string
-		f   func() (loadtest.Result, error)
-	}
 	// b runs before a: a writes ten times the data, and its writeback
 	// lingering in the VM's disk would slow b's fsyncs and flatter the
 	// ratio a/b. Run this way any disk noise can only make a look worse.
@@ -165,6 +172,22 @@ func (m *Main) Run(ctx context.Context) error {
 		{"c", func() (loadtest.Result, error) { return loadtest.Paced(ctx, pc) }},
 		{"d", func() (loadtest.Result, error) { return loadtest.Timers(ctx, tc) }},
 		{"e", func() (loadtest.Result, error) { return loadtest.Burst(ctx, bc) }},
+	}
+	switch *storeName {
+	case "bbolt":
+	case "postgres":
+		pg, closePG := postgresSteps(ctx, run, tp, pc, bc, *short)
+		defer func() {
+			if err := closePG(); err != nil {
+				fmt.Fprintln(m.Stderr, "aftercare-load:", err)
+			}
+		}()
+		for _, st := range pg {
+			run[st.key] = true
+		}
+		steps = append(steps, pg...)
+	default:
+		return fmt.Errorf("-store: unknown store %q (want bbolt or postgres)", *storeName)
 	}
 	byKey := map[string]loadtest.Result{}
 	for _, s := range steps {

@@ -92,7 +92,7 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stdout, "copied %s into PostgreSQL; every count matches:\n%s", dbPath(cfg), rep)
+	fmt.Fprintf(m.Stdout, "copied %s into PostgreSQL; every count matches and every checksum matches:\n%s", dbPath(cfg), rep)
 	fmt.Fprintln(m.Stdout, `next: set "store": {"backend": "postgres"} in the config and start the bot`)
 	return nil
 }

@@ -15,9 +15,12 @@ import (
 )
 
 // ImportReport is the outcome of Import: the records of each kind in the
-// bbolt database and in PostgreSQL afterwards, by bbolt bucket name.
+// bbolt database and in PostgreSQL afterwards, by bbolt bucket name, and
+// the checksum of each kind on both sides (see checksum.go).
 type ImportReport struct {
 	Source, Target map[string]int
+	// SourceSum and TargetSum are the checksums, in hex, by bucket name.
+	SourceSum, TargetSum map[string]string
 }
 
 // String formats the report for people, one line per kind.
@@ -29,9 +32,24 @@ func (r ImportReport) String() string {
 	sort.Strings(names)
 	var b strings.Builder
 	for _, n := range names {
-		fmt.Fprintf(&b, "  %-12s bbolt %d  postgres %d\n", n, r.Source[n], r.Target[n])
+		sum := r.SourceSum[n]
+		if t := r.TargetSum[n]; t != sum {
+			sum += " != " + t
+		}
+		fmt.Fprintf(&b, "  %-12s bbolt %d  postgres %d  checksum %s\n", n, r.Source[n], r.Target[n], sum)
 	}
 	return b.String()
+}
+
+// sortedKinds returns the kinds of m in name order, so errors name the
+// first kind that differs, the same one every run.
+func sortedKinds(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // tables maps bbolt buckets to the query counting their rows here.
@@ -54,15 +72,24 @@ var tables = map[string]string{
 // Import copies every record of the bbolt store src into this database in
 // one transaction, keeping IDs (escalation numbers appear in staff
 // buttons and ladder timers), and verifies that each kind of record has
-// as many rows here as src has entries. It is idempotent: records already
-// copied are left as they are, so running it again copies nothing new and
-// verifies again. When the counts differ (this database holds other data)
-// nothing is committed.
+// as many rows here as src has entries and the same checksum. It is
+// idempotent: records already copied are left as they are, so running it
+// again copies nothing new and verifies again. When a count or a checksum
+// differs (this database holds other data, or rows changed since an
+// earlier copy) nothing is committed. src must not change meanwhile
+// (stop the bot first).
 func (s *Store) Import(ctx context.Context, src *store.Store) (ImportReport, error) {
-	rep := ImportReport{Target: map[string]int{}}
+	rep := ImportReport{Target: map[string]int{}, SourceSum: map[string]string{}, TargetSum: map[string]string{}}
 	var err error
 	if rep.Source, err = src.Counts(); err != nil {
 		return rep, err
+	}
+	sums, err := sourceChecksums(src)
+	if err != nil {
+		return rep, fmt.Errorf("import: checksums of the bbolt file: %w", err)
+	}
+	for name, c := range sums {
+		rep.SourceSum[name] = c.String()
 	}
 	_, err = s.tx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
@@ -173,9 +200,21 @@ func (s *Store) Import(ctx context.Context, src *store.Store) (ImportReport, err
 			}
 			rep.Target[name] = n
 		}
-		for name, n := range rep.Source {
-			if rep.Target[name] != n {
+		for name := range tables {
+			c, err := targetChecksum(ctx, tx, name)
+			if err != nil {
+				return err
+			}
+			rep.TargetSum[name] = c.String()
+		}
+		for _, name := range sortedKinds(rep.Source) {
+			if n := rep.Source[name]; rep.Target[name] != n {
 				return fmt.Errorf("copy not verified: %s has %d entries in bbolt and %d rows in PostgreSQL (does the database hold other data?); nothing was committed\n%s", name, n, rep.Target[name], rep)
+			}
+		}
+		for _, name := range sortedKinds(rep.Source) {
+			if rep.SourceSum[name] != rep.TargetSum[name] {
+				return fmt.Errorf("copy not verified: %s has the same number of records in bbolt and PostgreSQL but a different checksum (rows changed since an earlier copy, or were copied wrong); nothing was committed\n%s", name, rep)
 			}
 		}
 		return nil

@@ -285,7 +285,9 @@ func (s *Store) Apply(ctx context.Context, st store.Step, fn func(store.Input) (
 // and res.Messages already encoded. Each table's part is a helper below,
 // called in the bbolt store's order: erasure, state, fired timer, timers,
 // escalation (and what st.OnEscalation adds to it), messages, audit,
-// transcript, visit, dedupe key, invite.
+// transcript, visit, dedupe key, invite. The writes are queued and go out
+// as one pipelined batch at the end (see queue); only the reads (an
+// escalation's number, an invite) and the rare erasure run at once.
 func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
 	// Work on copies: the caller's result (a cached Prepared) stays as is.
 	res.Messages = append([]engine.Outbound(nil), res.Messages...)
@@ -294,54 +296,58 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 		e := *res.Escalation
 		res.Escalation = &e
 	}
+	w := &queue{}
 	if res.Erase {
 		if err := erase(ctx, tx, st.Patient); err != nil {
 			return err
 		}
 		res.Audit = append(res.Audit, engine.Audit{At: st.Now, Actor: "system", Action: "erased", Detail: "all data of one patient erased"})
 	}
-	if err := commitState(ctx, tx, st, res, stateBytes); err != nil {
+	if err := commitState(ctx, w, st, res, stateBytes); err != nil {
 		return err
 	}
-	if err := commitTimers(ctx, tx, st, res.Timers); err != nil {
+	if err := commitTimers(ctx, w, st, res.Timers); err != nil {
 		return err
 	}
-	escalated, err := commitEscalation(ctx, tx, res.Escalation, res.Messages, st.OnEscalation)
+	escalated, err := commitEscalation(ctx, tx, w, res.Escalation, res.Messages, st.OnEscalation)
 	if err != nil {
 		return err
 	}
 	if escalated {
 		encoded = nil // the caller may have changed the messages
 	}
-	if err := putOutbound(ctx, tx, res.Messages, encoded); err != nil {
+	if err := putOutbound(ctx, w, res.Messages, encoded); err != nil {
 		return err
 	}
-	if err := putAudit(ctx, tx, res.Audit); err != nil {
+	if err := putAudit(ctx, w, res.Audit); err != nil {
 		return err
 	}
 	if !res.Erase {
-		if err := putTranscript(ctx, tx, st, res.Messages); err != nil {
+		if err := putTranscript(ctx, w, st, res.Messages); err != nil {
 			return err
 		}
 	}
-	if err := commitVisit(ctx, tx, st.Patient, res); err != nil {
+	if err := commitVisit(ctx, w, st.Patient, res); err != nil {
 		return err
 	}
 	if st.Dedupe != "" {
-		if _, err := tx.Exec(ctx, `INSERT INTO dedupe (key, at_ns) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET at_ns = excluded.at_ns`, st.Dedupe, ns(st.Now)); err != nil {
+		if _, err := w.Exec(ctx, `INSERT INTO dedupe (key, at_ns) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET at_ns = excluded.at_ns`, st.Dedupe, ns(st.Now)); err != nil {
 			return err
 		}
 	}
 	if st.Invite != "" && res.InviteUsed {
-		return useInvite(ctx, tx, st)
+		if err := useInvite(ctx, tx, w, st); err != nil {
+			return err
+		}
 	}
-	return nil
+	return w.send(ctx, tx)
 }
 
-// commitState writes the step's new state (patients); stateBytes, when
-// set, is res.State already encoded. An erasure with no state left
-// (retention purge) writes none back.
-func commitState(ctx context.Context, tx pgx.Tx, st store.Step, res engine.Result, stateBytes []byte) error {
+// commitState writes the step's new state (patients), with the columns
+// the last-activity and visit-date indexes are on (migration 0006);
+// stateBytes, when set, is res.State already encoded. An erasure with no
+// state left (retention purge) writes none back.
+func commitState(ctx context.Context, w execer, st store.Step, res engine.Result, stateBytes []byte) error {
 	if res.Erase && res.State.Patient == "" {
 		return nil
 	}
@@ -356,7 +362,7 @@ func commitState(ctx context.Context, tx pgx.Tx, st store.Step, res engine.Resul
 	if v := res.State.Visit; v != nil {
 		visit = nsOrNil(v.At)
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO patients (id, state, last_active_ns, visit_ns) VALUES ($1, $2, $3, $4)
+	_, err := w.Exec(ctx, `INSERT INTO patients (id, state, last_active_ns, visit_ns) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (id) DO UPDATE SET state = excluded.state, last_active_ns = excluded.last_active_ns, visit_ns = excluded.visit_ns`,
 		string(st.Patient), b, nsOrNil(res.State.LastActive), visit)
 	return err
@@ -364,27 +370,28 @@ func commitState(ctx context.Context, tx pgx.Tx, st store.Step, res engine.Resul
 
 // commitTimers removes the timer the step fired, if any, and applies the
 // step's changes to the patient's timers.
-func commitTimers(ctx context.Context, tx pgx.Tx, st store.Step, ts []engine.Timer) error {
+func commitTimers(ctx context.Context, w execer, st store.Step, ts []engine.Timer) error {
 	if d := st.Due; d != nil {
-		if _, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner_kind = 'patient' AND owner = $1 AND key = $2 AND due_ns = $3`,
+		if _, err := w.Exec(ctx, `DELETE FROM timers WHERE owner_kind = 'patient' AND owner = $1 AND key = $2 AND due_ns = $3`,
 			string(st.Patient), d.Key, ns(d.At)); err != nil {
 			return err
 		}
 	}
 	for _, t := range ts {
-		if err := setTimer(ctx, tx, store.PatientOwner(st.Patient), t); err != nil {
+		if err := setTimer(ctx, w, store.PatientOwner(st.Patient), t); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// commitEscalation stores the step's escalation, if any, under a new ID,
-// then lets on (Step.OnEscalation) complete msgs and schedules the
-// escalation timers it returns: what goes with an escalation (its alerts'
-// buttons, its ladder) is the caller's, the store only keeps it. It
-// reports whether on was called.
-func commitEscalation(ctx context.Context, tx pgx.Tx, e *engine.Escalation, msgs []engine.Outbound, on func(engine.Escalation, []engine.Outbound) []engine.Timer) (bool, error) {
+// commitEscalation stores the step's escalation, if any, under a new ID
+// (read from tx at once; the writes are queued on w), then lets on
+// (Step.OnEscalation) complete msgs and schedules the escalation timers it
+// returns: what goes with an escalation (its alerts' buttons, its ladder)
+// is the caller's, the store only keeps it. It reports whether on was
+// called.
+func commitEscalation(ctx context.Context, tx pgx.Tx, w execer, e *engine.Escalation, msgs []engine.Outbound, on func(engine.Escalation, []engine.Outbound) []engine.Timer) (bool, error) {
 	if e == nil {
 		return false, nil
 	}
@@ -397,14 +404,14 @@ func commitEscalation(ctx context.Context, tx pgx.Tx, e *engine.Escalation, msgs
 	if err != nil {
 		return false, err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO escalations (id, patient, body) VALUES ($1, $2, $3)`, escID, string(e.Patient), b); err != nil {
+	if _, err := w.Exec(ctx, `INSERT INTO escalations (id, patient, body) VALUES ($1, $2, $3)`, escID, string(e.Patient), b); err != nil {
 		return false, err
 	}
 	if on == nil {
 		return false, nil
 	}
 	for _, t := range on(*e, msgs) {
-		if err := setTimer(ctx, tx, store.EscalationOwner(escID), t); err != nil {
+		if err := setTimer(ctx, w, store.EscalationOwner(escID), t); err != nil {
 			return false, err
 		}
 	}
@@ -412,7 +419,7 @@ func commitEscalation(ctx context.Context, tx pgx.Tx, e *engine.Escalation, msgs
 }
 
 // commitVisit records the patient's visit when the step recorded one.
-func commitVisit(ctx context.Context, tx pgx.Tx, p engine.PatientID, res engine.Result) error {
+func commitVisit(ctx context.Context, w execer, p engine.PatientID, res engine.Result) error {
 	v := res.State.Visit
 	if v == nil || !res.VisitRecorded {
 		return nil
@@ -421,12 +428,13 @@ func commitVisit(ctx context.Context, tx pgx.Tx, p engine.PatientID, res engine.
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO visits (patient, at_ns, body) VALUES ($1, $2, $3)`, string(p), ns(v.At), b)
+	_, err = w.Exec(ctx, `INSERT INTO visits (patient, at_ns, body) VALUES ($1, $2, $3)`, string(p), ns(v.At), b)
 	return err
 }
 
-// useInvite marks the invite the step presented as used by its patient.
-func useInvite(ctx context.Context, tx pgx.Tx, st store.Step) error {
+// useInvite marks the invite the step presented as used by its patient:
+// the invite is read from tx at once, its update queued on w.
+func useInvite(ctx context.Context, tx pgx.Tx, w execer, st store.Step) error {
 	var raw []byte
 	err := tx.QueryRow(ctx, `SELECT body FROM invites WHERE token = $1`, st.Invite).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -444,13 +452,13 @@ func useInvite(ctx context.Context, tx pgx.Tx, st store.Step) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `UPDATE invites SET body = $2, used_by = $3 WHERE token = $1`, st.Invite, b, string(st.Patient))
+	_, err = w.Exec(ctx, `UPDATE invites SET body = $2, used_by = $3 WHERE token = $1`, st.Invite, b, string(st.Patient))
 	return err
 }
 
 // setTimer schedules (or, with a zero At, cancels) one of o's timers,
 // replacing the key's earlier time and any claim on it.
-func setTimer(ctx context.Context, tx pgx.Tx, o store.Owner, t engine.Timer) error {
+func setTimer(ctx context.Context, tx execer, o store.Owner, t engine.Timer) error {
 	kind, owner := ownerCols(o)
 	if t.At.IsZero() {
 		_, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner_kind = $1 AND owner = $2 AND key = $3`, kind, owner, t.Key)
@@ -514,7 +522,7 @@ func resolveInvite(ctx context.Context, tx pgx.Tx, token string, now time.Time) 
 
 // putOutbound queues ms; encoded, when not nil, holds ms already encoded
 // (without ID); a nil element is encoded here.
-func putOutbound(ctx context.Context, tx pgx.Tx, ms []engine.Outbound, encoded [][]byte) error {
+func putOutbound(ctx context.Context, tx execer, ms []engine.Outbound, encoded [][]byte) error {
 	for i, m := range ms {
 		var b []byte
 		if i < len(encoded) {
@@ -536,7 +544,7 @@ func putOutbound(ctx context.Context, tx pgx.Tx, ms []engine.Outbound, encoded [
 	return nil
 }
 
-func putAudit(ctx context.Context, tx pgx.Tx, as []engine.Audit) error {
+func putAudit(ctx context.Context, tx execer, as []engine.Audit) error {
 	for _, a := range as {
 		b, err := json.Marshal(a)
 		if err != nil {
@@ -1196,7 +1204,7 @@ func (s *Store) ApplyStaff(ctx context.Context, st store.StaffStep) (bool, error
 
 // putTranscript appends what the patient said (st.Heard) and what the step
 // sends them to the conversation transcript the staff desk shows.
-func putTranscript(ctx context.Context, tx pgx.Tx, st store.Step, ms []engine.Outbound) error {
+func putTranscript(ctx context.Context, tx execer, st store.Step, ms []engine.Outbound) error {
 	var lines []store.TranscriptLine
 	if st.Heard != nil {
 		lines = append(lines, *st.Heard)

@@ -39,6 +39,8 @@ type Store interface {
 	PatientIDs(platform string) ([]engine.PatientID, error)
 	ReadMarks(platform string) (map[engine.PatientID]string, error)
 	SetReadMarks(marks map[engine.PatientID]string) error
+	// Indexes are the patient indexes (last activity, visit date).
+	Indexes
 }
 
 // Backend is one store implementation under test.
@@ -78,6 +80,9 @@ func Run(t *testing.T, b Backend) {
 		{"PreparedResultOnlyWhenStateUnchanged", testPrepared},
 		{"ReadMarksOnlyForStoredPatients", testReadMarks},
 		{"AuditAppendedInOrder", testAudit},
+		{"LastActivityIndexFollowsSteps", testActivityIndex},
+		{"VisitDateIndexListsRecentVisits", testVisitIndex},
+		{"PurgeReadsOnlyWhatExpires", testPurgeByIndex},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })

@@ -42,8 +42,17 @@ type Server struct {
 
 // Start initialises a database cluster in a new temporary directory and
 // starts a server on a unix socket there. pg_ctl -w waits until the server
-// accepts connections, so no test guesses how long start-up takes.
-func Start() (*Server, error) {
+// accepts connections, so no test guesses how long start-up takes. The
+// server does not sync to disk (fsync, synchronous_commit and
+// full_page_writes off): right for tests, wrong for measuring.
+func Start() (*Server, error) { return start(false) }
+
+// StartDurable is Start with PostgreSQL's durable defaults (fsync,
+// synchronous_commit and full_page_writes on), so a commit returns only
+// once its WAL is on disk: what a load measurement must run on.
+func StartDurable() (*Server, error) { return start(true) }
+
+func start(durable bool) (*Server, error) {
 	bin, err := findBin()
 	if err != nil {
 		return nil, err
@@ -72,7 +81,10 @@ func Start() (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
 	}
-	opts := fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories='%s' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", dir)
+	opts := fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories='%s' -c max_connections=200", dir)
+	if !durable {
+		opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	}
 	if out, err := s.run("pg_ctl", "-D", data, "-l", filepath.Join(dir, "server.log"), "-w", "-t", "120", "-o", opts, "start"); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
 		os.RemoveAll(dir)
