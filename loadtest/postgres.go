@@ -86,42 +86,6 @@ func Instances(ctx context.Context, c ThroughputConfig, n int) (Result, error) {
 	return r, nil
 }
 
-// driveMany is Drive over several instances: message k of a sender goes
-// to instance k mod len(svcs), so a patient's messages alternate between
-// instances, one after the other as a person sends them.
-func driveMany(ctx context.Context, svcs []*service.Service, patients, n, senders int, seed uint64) ([]time.Duration, []int, time.Duration, error) {
-	senders = max(1, min(senders, patients))
-	lat := make([]time.Duration, n)
-	sentBy := make([]int, patients)
-	errs := make([]error, senders)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for g := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sim := NewSim(seed<<16 + uint64(g))
-			mine := (patients - g + senders - 1) / senders
-			turn := 0
-			for k := g; k < n; k += senders {
-				i := g + (turn%mine)*senders
-				svc := svcs[turn%len(svcs)]
-				turn++
-				in := sim.Next(i)
-				t := time.Now()
-				if err := svc.Receive(ctx, in); err != nil {
-					errs[g] = err
-					return
-				}
-				lat[k] = time.Since(t)
-				sentBy[i]++
-			}
-		}()
-	}
-	wg.Wait()
-	return lat, sentBy, time.Since(start), errors.Join(errs...)
-}
-
 // verifyShared is verify for several instances on one database: the
 // answers were queued there or sent by any instance's fake sender.
 func verifyShared(r *Result, db DB, fakes []*FakeSender, sentBy []int) error {

@@ -237,6 +237,13 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 // returns each message's latency (Receive call to return), how many
 // messages each patient sent, and the time it all took.
 func Drive(ctx context.Context, svc *service.Service, patients, n, senders int, seed uint64) ([]time.Duration, []int, time.Duration, error) {
+	return driveMany(ctx, []*service.Service{svc}, patients, n, senders, seed)
+}
+
+// driveMany is Drive over several instances: message k of a sender goes
+// to instance k mod len(svcs), so a patient's messages alternate between
+// instances, one after the other as a person sends them.
+func driveMany(ctx context.Context, svcs []*service.Service, patients, n, senders int, seed uint64) ([]time.Duration, []int, time.Duration, error) {
 	senders = max(1, min(senders, patients))
 	lat := make([]time.Duration, n)
 	sentBy := make([]int, patients)
@@ -252,6 +259,7 @@ func Drive(ctx context.Context, svc *service.Service, patients, n, senders int, 
 			turn := 0
 			for k := g; k < n; k += senders {
 				i := g + (turn%mine)*senders
+				svc := svcs[turn%len(svcs)]
 				turn++
 				in := sim.Next(i)
 				t := time.Now()
