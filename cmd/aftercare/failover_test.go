@@ -7,13 +7,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -71,46 +69,22 @@ func (l *livesAPI) lastPoller() int {
 
 // instance is one of the aftercare processes; each start is a new life.
 type instance struct {
-	t       *testing.T
-	bin     string
+	botProcess
 	cfgPath string
 	config  func(life int) string
-	env     []string
-	log     *os.File
-	cmd     *exec.Cmd
 	life    int
 }
 
+// start writes the config of this life and starts the binary on it; kill
+// and stop are botProcess's.
 func (p *instance) start(life int) {
 	p.t.Helper()
 	p.life = life
 	if err := os.WriteFile(p.cfgPath, []byte(p.config(life)), 0o600); err != nil {
 		p.t.Fatal(err)
 	}
-	p.cmd = exec.Command(p.bin, "--config", p.cfgPath)
-	p.cmd.Env = p.env
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-func (p *instance) kill() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	p.cmd.Wait()
-}
-
-func (p *instance) stop() error {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(20 * time.Second):
-		p.cmd.Process.Kill()
-		return fmt.Errorf("did not stop within 20 s of SIGTERM")
-	}
+	p.args = []string{"--config", p.cfgPath}
+	p.botProcess.start()
 }
 
 // TestFailover runs three real aftercare processes on one PostgreSQL
@@ -161,8 +135,8 @@ func TestFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer logf.Close()
-		insts[i] = &instance{t: t, bin: bin, cfgPath: filepath.Join(dir, fmt.Sprintf("i%d.json", i)), log: logf,
-			env: append(os.Environ(), EnvTelegramToken+"=123:failover-test", EnvTestClockFile+"="+clockFile, EnvPostgresDSN+"="+dsn),
+		insts[i] = &instance{botProcess: botProcess{t: t, bin: bin, log: logf, env: append(os.Environ(), EnvTelegramToken+"=123:failover-test", EnvTestClockFile+"="+clockFile, EnvPostgresDSN+"="+dsn)}, cfgPath: filepath.Join(dir, fmt.Sprintf("i%d.json", i)),
+
 			config: func(life int) string {
 				return fmt.Sprintf(`{
   "clinic": {"name": "Failover Clinic", "phone": "+1 312 555 2368", "emergency_number": "911", "time_zone": "America/Chicago",

@@ -171,10 +171,10 @@ func TestWebhookBehindLoadBalancer(t *testing.T) {
   "pacing": {"telegram": {"per_second": 1000, "per_chat_per_second": 100}},
   "log": {"level": "info", "format": "json"}
 }`, filepath.Join(dir, fmt.Sprintf("i%d", i)), api.URL+"/bot%s/%s", lbSrv.URL+"/tg/hook", addr)
-		insts[i] = &instance{t: t, bin: bin, cfgPath: filepath.Join(dir, fmt.Sprintf("i%d.json", i)), log: logf,
+		insts[i] = &instance{botProcess: botProcess{t: t, bin: bin, log: logf, env: append(os.Environ(), EnvTelegramToken+"=123:webhook-test", EnvTestClockFile+"="+clockFile,
+			EnvPostgresDSN+"="+dsn, telegram.WebhookSecretEnv+"="+secret)}, cfgPath: filepath.Join(dir, fmt.Sprintf("i%d.json", i)),
 			config: func(int) string { return cfg },
-			env: append(os.Environ(), EnvTelegramToken+"=123:webhook-test", EnvTestClockFile+"="+clockFile,
-				EnvPostgresDSN+"="+dsn, telegram.WebhookSecretEnv+"="+secret)}
+		}
 		insts[i].start(i + 1)
 	}
 	t.Cleanup(func() {
