@@ -61,7 +61,7 @@ var ErrEmptyReply = errors.New("the reply is empty")
 // audit line ("staff_reply", actor who, never the text) and the hold on
 // automatic follow-ups while a person talks with the patient are
 // committed together, in either store. It returns an error wrapping
-// store.ErrNotFound when the patient is not on record.
+// storage.ErrNotFound when the patient is not on record.
 func (s *Service) Reply(ctx context.Context, patient engine.PatientID, who, text string) error {
 	text, _ = engine.Sanitize(text)
 	text = strings.TrimSpace(text)
@@ -88,7 +88,7 @@ func (s *Service) Erase(ctx context.Context, patient engine.PatientID, who strin
 }
 
 // deskStep applies a staff member's action from the desk to a patient on
-// record; store.ErrNotFound (wrapped) for anyone else, so a made-up ID
+// record; storage.ErrNotFound (wrapped) for anyone else, so a made-up ID
 // never starts a conversation.
 func (s *Service) deskStep(ctx context.Context, patient engine.PatientID, ev engine.Event) error {
 	if strings.TrimSpace(ev.Actor) == "" {

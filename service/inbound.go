@@ -12,6 +12,7 @@ import (
 
 	"github.com/aftercare-clinic/aftercare/engine"
 	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 // Receive applies a patient's message or button press. It returns once the
@@ -51,18 +52,18 @@ func (s *Service) MarkUnreachable(ctx context.Context, id engine.PatientID) erro
 type StepStore interface {
 	// Apply loads the patient's state, calls fn with it and commits fn's
 	// result with everything st asks for, in one transaction; false when
-	// nothing was committed (dedupe key seen, timer gone, store.ErrSkip).
-	Apply(ctx context.Context, st store.Step, fn func(store.Input) (engine.Result, error)) (bool, error)
+	// nothing was committed (dedupe key seen, timer gone, storage.ErrSkip).
+	Apply(ctx context.Context, st storage.Step, fn func(storage.Input) (engine.Result, error)) (bool, error)
 	// StateRaw returns a patient's state and its stored bytes (nil when
 	// none is stored).
 	StateRaw(id engine.PatientID) (engine.State, []byte, error)
 }
 
-func (s *Service) apply(ctx context.Context, id engine.PatientID, dedupe string, due *store.Due, ev engine.Event) (bool, error) {
+func (s *Service) apply(ctx context.Context, id engine.PatientID, dedupe string, due *storage.Due, ev engine.Event) (bool, error) {
 	return s.applyInvite(ctx, id, dedupe, due, "", ev)
 }
 
-func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe string, due *store.Due, invite string, ev engine.Event) (bool, error) {
+func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe string, due *storage.Due, invite string, ev engine.Event) (bool, error) {
 	p := s.locks.acquire(id)
 	defer s.locks.release(id, p)
 	now := s.clock.Now()
@@ -82,7 +83,7 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 	// meanwhile; the result is used only if the stored state is still the
 	// one it was computed from (Handled counts every step), and recomputed
 	// inside the transaction otherwise. Invites resolve inside only.
-	var pre *store.Prepared
+	var pre *storage.Prepared
 	cached, hit := s.states.take(id)
 	if invite == "" {
 		if !hit {
@@ -95,19 +96,19 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 			b, err1 := s.encodeState(r.State)
 			ms, err2 := store.EncodeMessages(r.Messages)
 			if err1 == nil && err2 == nil {
-				op.pre = store.Prepared{From: cached.raw, Result: r, State: b, Messages: ms}
+				op.pre = storage.Prepared{From: cached.raw, Result: r, State: b, Messages: ms}
 				pre = &op.pre
 				out.sent, out.esc, out.timers = r.Messages, r.Escalation, len(r.Timers) > 0 || s.laddered(r.Escalation)
 			}
 		}
 	}
-	var heard *store.TranscriptLine
+	var heard *storage.TranscriptLine
 	if ev.Kind == engine.EventMessage {
-		op.heard = store.TranscriptLine{At: now, From: store.FromPatient, Text: ev.Text, Choice: ev.Choice}
+		op.heard = storage.TranscriptLine{At: now, From: storage.FromPatient, Text: ev.Text, Choice: ev.Choice}
 		heard = &op.heard
 	}
-	applied, err := s.store.Apply(ctx, store.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre, Heard: heard, OnEscalation: s.startLadder(now)},
-		func(in store.Input) (engine.Result, error) {
+	applied, err := s.store.Apply(ctx, storage.Step{Patient: id, Dedupe: dedupe, Due: due, Invite: invite, Now: now, Prepared: pre, Heard: heard, OnEscalation: s.startLadder(now)},
+		func(in storage.Input) (engine.Result, error) {
 			res := op.step(in.State, in.Invite) // the stored state changed: recompute
 			op.out.sent, op.out.esc, op.out.timers = res.Messages, res.Escalation, len(res.Timers) > 0 || s.laddered(res.Escalation)
 			op.out.recomputed = true
@@ -159,9 +160,9 @@ type applyOp struct {
 	id  engine.PatientID
 	ev  engine.Event
 	now time.Time
-	pre store.Prepared
+	pre storage.Prepared
 	// heard is the patient's message as it goes into the transcript.
-	heard store.TranscriptLine
+	heard storage.TranscriptLine
 	out   struct {
 		sent       []engine.Outbound
 		esc        *engine.Escalation

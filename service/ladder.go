@@ -9,7 +9,7 @@ import (
 
 	"github.com/aftercare-clinic/aftercare/engine"
 	"github.com/aftercare-clinic/aftercare/staffgate"
-	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 // The escalation ladder: an urgent or emergency alert that stays
@@ -18,7 +18,7 @@ import (
 // 3, ...), then repeated to everyone until maxLadderSteps. Everything about
 // it lives here: the first rung (startLadder), the acknowledge button
 // (ackChoice), the re-alert wording and forwarding (fireLadder). The store
-// keeps the rungs as the escalation's own timers (store.EscalationOwner,
+// keeps the rungs as the escalation's own timers (storage.EscalationOwner,
 // keys "ladder:<n>") without reading them; Fire hands them back here.
 
 // EscalationStore keeps escalation records: the ladder and the staff
@@ -26,8 +26,8 @@ import (
 type EscalationStore interface {
 	// ApplyEscalation loads escalation id, calls fn with it and commits
 	// the update; with due set it is skipped (false) when that timer of
-	// the escalation is gone. store.ErrNotFound for an unknown id.
-	ApplyEscalation(ctx context.Context, id uint64, due *store.Due, now time.Time, fn func(*engine.Escalation) (store.EscalationUpdate, error)) (bool, error)
+	// the escalation is gone. storage.ErrNotFound for an unknown id.
+	ApplyEscalation(ctx context.Context, id uint64, due *storage.Due, now time.Time, fn func(*engine.Escalation) (storage.EscalationUpdate, error)) (bool, error)
 	// Escalations returns the escalation records, oldest first.
 	Escalations() ([]engine.Escalation, error)
 }
@@ -88,7 +88,7 @@ func (s *Service) laddered(e *engine.Escalation) bool {
 // staff channel, rung k >= 2 forwards it to the next escalation contact
 // (and staff again); once the contacts are used up it keeps reminding
 // everyone until maxLadderSteps.
-func (s *Service) fireLadder(ctx context.Context, d store.Due) (bool, error) {
+func (s *Service) fireLadder(ctx context.Context, d storage.Due) (bool, error) {
 	id := d.Escalation
 	n, ok := ladderRung(d.Key)
 	if !ok {
@@ -103,8 +103,8 @@ func (s *Service) fireLadder(ctx context.Context, d store.Due) (bool, error) {
 			s.kickUrgent(ch.Platform())
 		}
 	}()
-	return s.store.ApplyEscalation(ctx, id, &d, now, func(e *engine.Escalation) (store.EscalationUpdate, error) {
-		var up store.EscalationUpdate
+	return s.store.ApplyEscalation(ctx, id, &d, now, func(e *engine.Escalation) (storage.EscalationUpdate, error) {
+		var up storage.EscalationUpdate
 		if e.Status != "open" {
 			return up, nil
 		}

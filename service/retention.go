@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
-	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 // RetentionStore is what the daily housekeeping needs: a walk over the
@@ -17,7 +17,7 @@ type RetentionStore interface {
 	// Patients calls fn with every stored patient state.
 	Patients(fn func(engine.State) error) error
 	// Apply commits one step (here: an erasure).
-	Apply(ctx context.Context, st store.Step, fn func(store.Input) (engine.Result, error)) (bool, error)
+	Apply(ctx context.Context, st storage.Step, fn func(storage.Input) (engine.Result, error)) (bool, error)
 	// PruneDedupe forgets dedupe keys applied before the time.
 	PruneDedupe(before time.Time) (int, error)
 }
@@ -89,7 +89,7 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 func (s *Service) inactiveByScan(cut time.Time) ([]engine.PatientID, error) {
 	var old []engine.PatientID
 	err := s.store.Patients(func(st engine.State) error {
-		if last := store.LastActivity(st); !last.IsZero() && last.Before(cut) {
+		if last := storage.LastActivity(st); !last.IsZero() && last.Before(cut) {
 			old = append(old, st.Patient)
 		}
 		return nil
@@ -142,11 +142,11 @@ func (s *Service) erase(ctx context.Context, now, cut time.Time, ids []engine.Pa
 func (s *Service) eraseExpired(ctx context.Context, now, cut time.Time, id engine.PatientID) (bool, error) {
 	p := s.locks.acquire(id)
 	defer s.locks.release(id, p)
-	return s.store.Apply(ctx, store.Step{Patient: id, Now: now}, func(in store.Input) (engine.Result, error) {
+	return s.store.Apply(ctx, storage.Step{Patient: id, Now: now}, func(in storage.Input) (engine.Result, error) {
 		// Found false: the state was set aside as unreadable; the rest
 		// of the patient's data expires all the same.
-		if last := store.LastActivity(in.State); in.Found && (last.IsZero() || !last.Before(cut)) {
-			return engine.Result{}, store.ErrSkip
+		if last := storage.LastActivity(in.State); in.Found && (last.IsZero() || !last.Before(cut)) {
+			return engine.Result{}, storage.ErrSkip
 		}
 		return engine.Result{Erase: true, Audit: []engine.Audit{{At: now, Actor: "system", Action: "retention_purge"}}}, nil
 	})

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
-	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 // TimerStore is the schedule the scheduler reads. Timers are set and
@@ -16,20 +16,20 @@ import (
 type TimerStore interface {
 	// DueBefore returns up to limit timers due at or before now, earliest
 	// first.
-	DueBefore(now time.Time, limit int) ([]store.Due, error)
+	DueBefore(now time.Time, limit int) ([]storage.Due, error)
 	// NextDue returns the earliest timer; false when there is none.
-	NextDue() (store.Due, bool, error)
+	NextDue() (storage.Due, bool, error)
 }
 
 // Fire applies one due timer: a patient's goes to the engine as an
 // EventDue, an escalation's is a rung of its ladder (ladder.go). It
 // reports false when the timer had already been applied (by another pass,
 // or before a restart).
-func (s *Service) Fire(ctx context.Context, d store.Due) (bool, error) {
+func (s *Service) Fire(ctx context.Context, d storage.Due) (bool, error) {
 	switch d.Kind {
-	case store.OwnerEscalation:
+	case storage.OwnerEscalation:
 		return s.fireLadder(ctx, d)
-	case store.OwnerPatient:
+	case storage.OwnerPatient:
 	default:
 		return false, fmt.Errorf("service: timer %s of unknown owner kind %s", d.Key, d.Kind)
 	}
@@ -70,9 +70,9 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 // fireAll fires due (in due order) with up to dueWorkers owners (patients,
 // escalations) at once, each owner's timers in order on one worker. It
 // stops taking new owners at the first error and returns it.
-func (s *Service) fireAll(ctx context.Context, due []store.Due) (int, error) {
-	var order []store.Owner
-	byOwner := map[store.Owner][]store.Due{}
+func (s *Service) fireAll(ctx context.Context, due []storage.Due) (int, error) {
+	var order []storage.Owner
+	byOwner := map[storage.Owner][]storage.Due{}
 	for _, d := range due {
 		if _, ok := byOwner[d.Owner]; !ok {
 			order = append(order, d.Owner)
@@ -85,7 +85,7 @@ func (s *Service) fireAll(ctx context.Context, due []store.Due) (int, error) {
 		firstErr error
 		wg       sync.WaitGroup
 	)
-	next := make(chan store.Owner)
+	next := make(chan storage.Owner)
 	for range min(dueWorkers, len(order)) {
 		wg.Add(1)
 		go func() {

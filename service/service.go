@@ -48,6 +48,7 @@ import (
 	"github.com/aftercare-clinic/aftercare/engine"
 	"github.com/aftercare-clinic/aftercare/staffgate"
 	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 // Store is all the durable storage the service needs: the small
@@ -75,8 +76,8 @@ type RecordReader interface {
 	// State returns a patient's stored state; false when none is stored.
 	State(id engine.PatientID) (engine.State, bool, error)
 	// PatientRecord returns everything stored about one patient, or
-	// store.ErrNotFound.
-	PatientRecord(p engine.PatientID) (store.Record, error)
+	// storage.ErrNotFound.
+	PatientRecord(p engine.PatientID) (storage.Record, error)
 	// Audit returns the audit trail, oldest first.
 	Audit() ([]engine.Audit, error)
 	// AppendAudit records reads and other actions that change no record.

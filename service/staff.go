@@ -11,7 +11,7 @@ import (
 
 	"github.com/aftercare-clinic/aftercare/engine"
 	"github.com/aftercare-clinic/aftercare/staffgate"
-	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 // StaffStore is what staff commands read and write.
@@ -19,12 +19,12 @@ type StaffStore interface {
 	// Applied reports whether an update key was already committed.
 	Applied(key string) (bool, error)
 	// ApplyStaff commits a command's answers, invite and key once per key.
-	ApplyStaff(ctx context.Context, st store.StaffStep) (bool, error)
+	ApplyStaff(ctx context.Context, st storage.StaffStep) (bool, error)
 	EscalationStore
 	// Patients calls fn with every stored patient state (/today).
 	Patients(fn func(engine.State) error) error
 	// PatientRecord returns one patient's record (/patient, /pause).
-	PatientRecord(p engine.PatientID) (store.Record, error)
+	PatientRecord(p engine.PatientID) (storage.Record, error)
 	// Audit returns the audit trail (/audit); AppendAudit records a read.
 	Audit() ([]engine.Audit, error)
 	AppendAudit(ctx context.Context, as ...engine.Audit) error
@@ -137,7 +137,7 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 // one transaction, and wakes the dispatchers.
 func (s *Service) answerStaff(ctx context.Context, in engine.StaffInbound, reply string, inv *engine.Invite, private ...engine.Outbound) error {
 	now := s.clock.Now()
-	st := store.StaffStep{Dedupe: in.DedupeKey, Invite: inv, Now: now}
+	st := storage.StaffStep{Dedupe: in.DedupeKey, Invite: inv, Now: now}
 	if reply != "" {
 		st.Messages = []engine.Outbound{s.noticeTo(in.Channel, reply, now)}
 	}
@@ -217,8 +217,8 @@ func (s *Service) setStatus(ctx context.Context, args []string, who, status, not
 	}
 	now := s.clock.Now()
 	var msg string
-	_, err = s.store.ApplyEscalation(ctx, id, nil, now, func(e *engine.Escalation) (store.EscalationUpdate, error) {
-		var up store.EscalationUpdate
+	_, err = s.store.ApplyEscalation(ctx, id, nil, now, func(e *engine.Escalation) (storage.EscalationUpdate, error) {
+		var up storage.EscalationUpdate
 		if e.Status == status || e.Status == "resolved" {
 			msg = fmt.Sprintf("Escalation #%d is already %s.", id, e.Status)
 			return up, nil
@@ -246,7 +246,7 @@ func (s *Service) setStatus(ctx context.Context, args []string, who, status, not
 		}
 		return up, nil
 	})
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return "", &staffError{fmt.Sprintf("there is no escalation #%d", id)}
 	}
 	if err != nil {
@@ -311,7 +311,7 @@ func (s *Service) timeline(ctx context.Context, args []string, who string) (stri
 		return "", &staffError{"say which patient, e.g. /patient telegram:123456"}
 	}
 	r, err := s.store.PatientRecord(engine.PatientID(args[0]))
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) {
 		return "", &staffError{fmt.Sprintf("no patient %s", args[0])}
 	}
 	if err != nil {
@@ -346,7 +346,7 @@ func (s *Service) pause(ctx context.Context, args []string, action, who string) 
 		return "", &staffError{"say which patient, e.g. /" + action + " telegram:123456"}
 	}
 	id := engine.PatientID(args[0])
-	if _, err := s.store.PatientRecord(id); errors.Is(err, store.ErrNotFound) {
+	if _, err := s.store.PatientRecord(id); errors.Is(err, storage.ErrNotFound) {
 		return "", &staffError{fmt.Sprintf("no patient %s", id)}
 	}
 	if _, err := s.apply(ctx, id, "", nil, engine.Event{Kind: engine.EventStaff, Action: action, Actor: who}); err != nil {

@@ -20,7 +20,7 @@ type cachedState struct {
 // stateCache keeps the states this process last committed, so the next
 // step of a patient skips a read transaction and a JSON decode. It only
 // saves work: the store commits a step computed from a cached state only
-// if the stored bytes still equal raw (store.Prepared.From), and recomputes
+// if the stored bytes still equal raw (storage.Prepared.From), and recomputes
 // it from the stored state otherwise, so a stale entry cannot change what
 // is committed.
 //

@@ -9,6 +9,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 // # Patient indexes
@@ -44,16 +45,8 @@ var (
 	derivedBuckets = [][]byte{bTimerIdx, bActivity, bVisitDates, bPatientIdx, bByPatient}
 )
 
-// LastActivity is when the patient was last heard from or seen: the later
-// of the state's LastActive and its visit's date, zero when neither is
-// set. Retention counts from it; both backends index it.
-func LastActivity(st engine.State) time.Time {
-	last := st.LastActive
-	if st.Visit != nil && st.Visit.At.After(last) {
-		last = st.Visit.At
-	}
-	return last
-}
+// LastActivity is storage.LastActivity, when the patient was last heard from or seen.
+func LastActivity(st engine.State) time.Time { return storage.LastActivity(st) }
 
 // indexTimes returns the two times a state is indexed by.
 func indexTimes(st engine.State) (last, visit time.Time) {

@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 var (
@@ -22,30 +23,15 @@ var (
 	bDeskSessions = []byte("desk_sessions")
 )
 
-// Who wrote a transcript line (TranscriptLine.From).
+// Who wrote a transcript line (see storage.FromPatient).
 const (
-	FromPatient = "patient"
-	FromBot     = "bot"
-	FromClinic  = "clinic"
+	FromPatient = storage.FromPatient
+	FromBot     = storage.FromBot
+	FromClinic  = storage.FromClinic
 )
 
-// TranscriptLine is one message of a patient's conversation, kept so staff
-// can read both sides on the desk. It is health data: it is erased with the
-// patient, exported with the record, and never logged.
-type TranscriptLine struct {
-	At time.Time `json:"at"`
-	// From is FromPatient, FromBot or FromClinic (a staff reply).
-	From string `json:"from"`
-	// Kind is the outbound message's kind (bot and clinic lines).
-	Kind engine.Kind `json:"kind,omitempty"`
-	// Text is what was written; Choice the button pressed, if any.
-	Text   string `json:"text,omitempty"`
-	Choice string `json:"choice,omitempty"`
-	// Level is set on red-flag instructions the bot sent.
-	Level engine.Level `json:"level,omitempty"`
-	// Staff names the staff member who wrote a clinic line.
-	Staff string `json:"staff,omitempty"`
-}
+// TranscriptLine is storage.TranscriptLine, one message of a patient's conversation.
+type TranscriptLine = storage.TranscriptLine
 
 // putTranscript appends the step's transcript lines: the patient's message
 // (st.Heard) and every message the step sends the patient. encoded, when
@@ -69,7 +55,7 @@ func encodeTranscript(st Step, ms []engine.Outbound) ([][]byte, error) {
 			out = append(out, v)
 			return err
 		}
-		out = append(out, l.appendJSON(nil))
+		out = append(out, appendLineJSON(l, nil))
 		return nil
 	}
 	if st.Heard != nil {
@@ -89,15 +75,8 @@ func encodeTranscript(st Step, ms []engine.Outbound) ([][]byte, error) {
 	return out, nil
 }
 
-// SentLine is the transcript line of a message sent to the patient: the
-// bot's, or the clinic team's when a staff member wrote it (m.Staff).
-// Both stores write it the same way.
-func SentLine(m engine.Outbound) TranscriptLine {
-	if m.Staff != "" {
-		return TranscriptLine{At: m.Created, From: FromClinic, Kind: m.Kind, Text: m.Text, Staff: m.Staff}
-	}
-	return TranscriptLine{At: m.Created, From: FromBot, Kind: m.Kind, Text: m.Text, Level: m.Level}
-}
+// SentLine is storage.SentLine, the transcript line of a message sent to the patient.
+func SentLine(m engine.Outbound) TranscriptLine { return storage.SentLine(m) }
 
 func appendTranscript(tx *bolt.Tx, p engine.PatientID, lines ...TranscriptLine) error {
 	encoded := make([][]byte, len(lines))
@@ -172,28 +151,17 @@ func readTranscript(tx *bolt.Tx, p engine.PatientID, limit int) []TranscriptLine
 	return out
 }
 
-// DeskLogin is a one-time sign-in link for the staff desk. The store keeps
-// only the SHA-256 of its token, so a copy of the database cannot be used
-// to sign in.
-type DeskLogin struct {
-	// Staff is the staff member's ID ("telegram:42"); Name how the desk
-	// shows them and writes them into the audit trail.
-	Staff   string    `json:"staff"`
-	Name    string    `json:"name"`
-	Created time.Time `json:"created"`
-	Expires time.Time `json:"expires"`
-	// Used is set when the link started a session; it never starts another.
-	Used time.Time `json:"used,omitempty"`
-}
+// DeskLogin is storage.DeskLogin, a one-time sign-in link for the staff desk.
+type DeskLogin = storage.DeskLogin
 
-// Errors of UseDeskLogin.
+// Errors of UseDeskLogin (see storage.ErrLoginUnknown).
 var (
-	// ErrLoginUnknown means no such sign-in link was issued.
-	ErrLoginUnknown = errors.New("sign-in link unknown")
-	// ErrLoginExpired means the link's time ran out.
-	ErrLoginExpired = errors.New("sign-in link expired")
-	// ErrLoginUsed means the link already started a session.
-	ErrLoginUsed = errors.New("sign-in link already used")
+	// ErrLoginUnknown is storage.ErrLoginUnknown.
+	ErrLoginUnknown = storage.ErrLoginUnknown
+	// ErrLoginExpired is storage.ErrLoginExpired.
+	ErrLoginExpired = storage.ErrLoginExpired
+	// ErrLoginUsed is storage.ErrLoginUsed.
+	ErrLoginUsed = storage.ErrLoginUsed
 )
 
 // PutDeskLogin stores a sign-in link under its token's hash, and drops links
@@ -311,30 +279,12 @@ func (s *Store) StatesVersion() (uint64, error) {
 	return v, err
 }
 
-// DeskSession is one signed-in staff browser on the desk. The store keeps
-// it under the SHA-256 of the session ID the browser holds in its cookie,
-// never the ID itself, so a copy of the database (or a backup) cannot be
-// used to act as a signed-in staff member. Keeping sessions in the store,
-// not in one process's memory, lets every desk instance on one database
-// accept them and lets them outlive a restart.
-type DeskSession struct {
-	// Staff is the staff member's ID ("telegram:42"); Name how the desk
-	// shows them and writes them into the audit trail.
-	Staff string `json:"staff"`
-	Name  string `json:"name"`
-	// CSRF is the token every POST of this session must carry. It is
-	// worthless without the session's cookie, which only the browser has.
-	CSRF string `json:"csrf"`
-	// Created is when the session started (its absolute expiry counts
-	// from it); Seen when it was last used, as last written (see
-	// TouchDeskSession: the desk writes it at most once a minute).
-	Created time.Time `json:"created"`
-	Seen    time.Time `json:"seen"`
-}
+// DeskSession is storage.DeskSession, one signed-in staff browser on the desk.
+type DeskSession = storage.DeskSession
 
-// ErrSessionUnknown is returned by DeskSession when no session has this
-// hash: it was never started, was signed out, or was pruned.
-var ErrSessionUnknown = errors.New("desk session unknown")
+// ErrSessionUnknown is storage.ErrSessionUnknown, returned by DeskSession
+// when no session has this hash.
+var ErrSessionUnknown = storage.ErrSessionUnknown
 
 // PutDeskSession stores a new session under its ID's hash. A hash already
 // stored is an error (a 256-bit random ID does not repeat).

@@ -1,27 +1,29 @@
 package store
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/aftercare-clinic/aftercare/store/storage"
+)
 
 // Errors returned by Open.
 var (
 	// ErrLocked means another process holds the database file.
 	ErrLocked = errors.New("database is in use by another process")
-	// ErrCorrupt means the file is not a readable Aftercare database.
-	ErrCorrupt = errors.New("database file is corrupt or not an Aftercare database")
+	// ErrCorrupt is storage.ErrCorrupt: the file is not a readable Aftercare database.
+	ErrCorrupt = storage.ErrCorrupt
 	// ErrSchema means the file was written by a newer Aftercare.
 	ErrSchema = errors.New("database schema is newer than this program")
 )
 
-// ErrSkip may be returned by an Apply fn to commit nothing.
-var ErrSkip = errors.New("skip")
+// ErrSkip is storage.ErrSkip: an Apply fn returns it to commit nothing.
+var ErrSkip = storage.ErrSkip
 
-// ErrNotFound means the record does not exist (or was erased).
-var ErrNotFound = errors.New("not found")
+// ErrNotFound is storage.ErrNotFound: the record does not exist (or was erased).
+var ErrNotFound = storage.ErrNotFound
 
-// ErrOwner is returned by Apply for a Step whose Due is not one of the
-// step's patient's timers: an escalation's timers are fired with
-// ApplyEscalation, and one patient's step never fires another's timer.
-var ErrOwner = errors.New("the timer is not the step's patient's")
+// ErrOwner is storage.ErrOwner: Apply's Step fires a timer not the step's patient's.
+var ErrOwner = storage.ErrOwner
 
 // ErrClosed is returned by writes made after Close.
 var ErrClosed = errors.New("store is closed")

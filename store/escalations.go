@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 // escalationLabel names an escalation in a quarantine record, whose
@@ -18,19 +19,8 @@ func escalationLabel(id uint64) engine.PatientID {
 	return engine.PatientID("escalation:" + strconv.FormatUint(id, 10))
 }
 
-// EscalationUpdate is what an escalation step commits.
-type EscalationUpdate struct {
-	// Changed marks the record as modified (status, note).
-	Changed bool
-	// Messages are queued (staff channels already resolved).
-	Messages []engine.Outbound
-	// Timers are (re)scheduled as the escalation's own (owner
-	// EscalationOwner(id)); zero At cancels.
-	Timers []engine.Timer
-	// StopLadder cancels every pending timer of the escalation.
-	StopLadder bool
-	Audit      []engine.Audit
-}
+// EscalationUpdate is storage.EscalationUpdate, what an escalation step commits.
+type EscalationUpdate = storage.EscalationUpdate
 
 // ApplyEscalation loads escalation id, calls fn with it, and commits the
 // update in one transaction. With due set (one of the escalation's own

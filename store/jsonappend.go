@@ -14,11 +14,11 @@ import (
 	"github.com/aftercare-clinic/aftercare/engine"
 )
 
-// appendJSON appends l as JSON, the same object json.Marshal writes (field
+// appendLineJSON appends l as JSON, the same object json.Marshal writes (field
 // for field, omitted where empty), without its reflection and allocations:
 // a step writes two or three transcript lines. Readers decode it with
 // encoding/json as before.
-func (l *TranscriptLine) appendJSON(b []byte) []byte {
+func appendLineJSON(l *TranscriptLine, b []byte) []byte {
 	if b == nil {
 		b = make([]byte, 0, 128+len(l.Text)+len(l.Choice)+len(l.Staff))
 	}

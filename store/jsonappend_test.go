@@ -24,7 +24,7 @@ func TestTranscriptJSONIsWhatEncodingJSONWrites(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := l.appendJSON(nil); !bytes.Equal(got, want) {
+			if got := appendLineJSON(&l, nil); !bytes.Equal(got, want) {
 				t.Errorf("%q:\n got %s\nwant %s", text, got, want)
 			}
 		}
@@ -40,7 +40,7 @@ func FuzzTranscriptJSON(f *testing.F) {
 		if err != nil {
 			t.Skip() // times json refuses
 		}
-		if got := l.appendJSON(nil); !bytes.Equal(got, want) {
+		if got := appendLineJSON(&l, nil); !bytes.Equal(got, want) {
 			t.Fatalf("got %s\nwant %s", got, want)
 		}
 	})
@@ -51,7 +51,7 @@ func BenchmarkTranscriptLine(b *testing.B) {
 	b.Run("appendJSON", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			l.appendJSON(nil)
+			appendLineJSON(&l, nil)
 		}
 	})
 	b.Run("json.Marshal", func(b *testing.B) {
@@ -146,7 +146,7 @@ func TestJSONAppendersWriteEveryField(t *testing.T) {
 	var l TranscriptLine
 	fillAll(t, reflect.ValueOf(&l).Elem(), &n)
 	want, _ = json.Marshal(l)
-	if got := l.appendJSON(nil); !bytes.Equal(got, want) {
+	if got := appendLineJSON(&l, nil); !bytes.Equal(got, want) {
 		t.Errorf("TranscriptLine:\n got %s\nwant %s", got, want)
 	}
 }

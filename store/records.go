@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 // StateRaw returns a patient's stored state and a copy of its raw bytes
@@ -183,15 +184,8 @@ func (s *Store) SetReadMarks(marks map[engine.PatientID]string) error {
 	})
 }
 
-// Record is everything stored about one patient, for export.
-type Record struct {
-	State       engine.State        `json:"state"`
-	Visits      []engine.Visit      `json:"visits"`
-	Escalations []engine.Escalation `json:"escalations"`
-	Audit       []engine.Audit      `json:"audit"`
-	// Transcript is the conversation, both sides, oldest first.
-	Transcript []TranscriptLine `json:"transcript,omitempty"`
-}
+// Record is storage.Record, everything stored about one patient, for export.
+type Record = storage.Record
 
 // PatientRecord collects everything stored about a patient.
 func (s *Store) PatientRecord(p engine.PatientID) (Record, error) {

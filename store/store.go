@@ -3,6 +3,13 @@
 // send, escalations, visits, the audit trail and the keys of platform
 // updates already applied.
 //
+// The types and errors it shares with the PostgreSQL store (Step, Input,
+// Prepared, Due, Owner, Record, TranscriptLine, Quarantined, DeskSession,
+// ErrNotFound, ...) are defined in package store/storage, which has no
+// bbolt dependency; the names here are aliases of them (store.Step is
+// storage.Step, store.ErrNotFound is storage.ErrNotFound), so either
+// spelling works and errors.Is matches the errors of both backends.
+//
 // # Atomicity
 //
 // Apply commits one engine step in one transaction: the new state, the

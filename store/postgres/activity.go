@@ -11,7 +11,7 @@ import (
 )
 
 // InactiveBefore returns up to limit patients whose last activity (see
-// store.LastActivity) is before t, least recently active first, from the
+// storage.LastActivity) is before t, least recently active first, from the
 // index on greatest(last_active_ns, visit_ns): the retention purge reads
 // only the patients that expire. A patient whose state was set aside as
 // unreadable keeps its row and is still listed.

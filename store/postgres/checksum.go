@@ -5,12 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/aftercare-clinic/aftercare/engine"
-	"github.com/aftercare-clinic/aftercare/store"
 )
 
 // # Checksums
@@ -53,56 +49,8 @@ func (c checksum) String() string {
 func u64b(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 func i64b(v int64) []byte  { return u64b(uint64(v)) }
 
-// sourceChecksums computes the checksum of each kind of record in the
-// bbolt store, by bucket name.
-func sourceChecksums(src *store.Store) (map[string]checksum, error) {
-	c := map[string]*checksum{}
-	for name := range tables {
-		c[name] = new(checksum)
-	}
-	err := src.Walk(store.Walker{
-		State: func(p engine.PatientID, raw []byte) error { c["states"].add([]byte(p), raw); return nil },
-		Timer: func(d store.Due) error {
-			kind, owner := ownerCols(d.Owner)
-			c["timers"].add([]byte(kind), []byte(owner), []byte(d.Key), i64b(ns(d.At)))
-			return nil
-		},
-		Outbox:     func(id uint64, raw []byte) error { c["outbox"].add(u64b(id), raw); return nil },
-		Escalation: func(id uint64, raw []byte) error { c["escalations"].add(u64b(id), raw); return nil },
-		Visit: func(id uint64, p engine.PatientID, raw []byte) error {
-			c["visits"].add(u64b(id), []byte(p), raw)
-			return nil
-		},
-		Audit:  func(id uint64, raw []byte) error { c["audit"].add(u64b(id), raw); return nil },
-		Dedupe: func(key string, at time.Time) error { c["dedupe"].add([]byte(key), i64b(ns(at))); return nil },
-		Invite: func(token string, raw []byte) error { c["invites"].add([]byte(token), raw); return nil },
-		ReadMark: func(p engine.PatientID, mark string) error {
-			c["read_marks"].add([]byte(p), []byte(mark))
-			return nil
-		},
-		Quarantine: func(q store.Quarantined) error {
-			c["quarantine"].add(u64b(q.Seq), []byte(q.Patient), []byte(q.Kind), q.Key, q.Value, []byte(q.Reason))
-			return nil
-		},
-		Transcript: func(p engine.PatientID, seq uint64, raw []byte) error {
-			c["transcript"].add(u64b(seq), []byte(p), raw)
-			return nil
-		},
-		DeskLogin: func(hash []byte, raw []byte) error { c["desk_logins"].add(hash, raw); return nil },
-		DeskSession: func(hash []byte, ds store.DeskSession) error {
-			c["desk_sessions"].add(hash, []byte(ds.Staff), []byte(ds.Name), []byte(ds.CSRF), i64b(ns(ds.Created)), i64b(ns(ds.Seen)))
-			return nil
-		},
-	})
-	out := map[string]checksum{}
-	for k, v := range c {
-		out[k] = *v
-	}
-	return out, err
-}
-
 // targetQueries select, for each kind of record, the same fields
-// sourceChecksums hashes, as bytes (an integer as 8 big-endian bytes).
+// sourceChecksums (import.go) hashes, as bytes (an integer as 8 big-endian bytes).
 var targetQueries = map[string]string{
 	"states":      `SELECT convert_to(id, 'UTF8'), state FROM patients WHERE state IS NOT NULL`,
 	"timers":      `SELECT convert_to(owner_kind, 'UTF8'), convert_to(owner, 'UTF8'), convert_to(key, 'UTF8'), int8send(due_ns) FROM timers`,

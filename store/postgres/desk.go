@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aftercare-clinic/aftercare/engine"
-	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 // This file is what the staff desk (package desk) needs of the store
@@ -37,7 +37,7 @@ func (s *Store) PatientStatesRaw(fn func(id engine.PatientID, raw []byte) error)
 
 // PutDeskLogin stores a sign-in link under its token's hash, and drops
 // links that expired more than a day before now (used or not).
-func (s *Store) PutDeskLogin(ctx context.Context, hash []byte, l store.DeskLogin, now time.Time) error {
+func (s *Store) PutDeskLogin(ctx context.Context, hash []byte, l storage.DeskLogin, now time.Time) error {
 	v, err := json.Marshal(l)
 	if err != nil {
 		return err
@@ -50,7 +50,7 @@ func (s *Store) PutDeskLogin(ctx context.Context, hash []byte, l store.DeskLogin
 		var old [][]byte
 		var h, body []byte
 		if _, err := pgx.ForEachRow(rows, []any{&h, &body}, func() error {
-			var x store.DeskLogin
+			var x storage.DeskLogin
 			if json.Unmarshal(body, &x) != nil || x.Expires.Before(now.Add(-24*time.Hour)) {
 				old = append(old, bytes.Clone(h))
 			}
@@ -77,28 +77,28 @@ func (s *Store) PutDeskLogin(ctx context.Context, hash []byte, l store.DeskLogin
 
 // UseDeskLogin marks the link with this token hash as used and returns it,
 // under the row's lock, so two requests (or two instances) racing with one
-// link cannot both succeed. Errors: store.ErrLoginUnknown,
-// store.ErrLoginExpired, store.ErrLoginUsed.
-func (s *Store) UseDeskLogin(ctx context.Context, hash []byte, now time.Time) (store.DeskLogin, error) {
-	var l store.DeskLogin
+// link cannot both succeed. Errors: storage.ErrLoginUnknown,
+// storage.ErrLoginExpired, storage.ErrLoginUsed.
+func (s *Store) UseDeskLogin(ctx context.Context, hash []byte, now time.Time) (storage.DeskLogin, error) {
+	var l storage.DeskLogin
 	_, err := s.tx(ctx, func(tx pgx.Tx) error {
 		var raw []byte
 		err := tx.QueryRow(ctx, `SELECT body FROM desk_logins WHERE hash = $1 FOR UPDATE`, hash).Scan(&raw)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return store.ErrLoginUnknown
+			return storage.ErrLoginUnknown
 		}
 		if err != nil {
 			return err
 		}
-		l = store.DeskLogin{}
+		l = storage.DeskLogin{}
 		if err := json.Unmarshal(raw, &l); err != nil {
-			return fmt.Errorf("%w: unreadable record", store.ErrLoginUnknown)
+			return fmt.Errorf("%w: unreadable record", storage.ErrLoginUnknown)
 		}
 		switch {
 		case !l.Used.IsZero():
-			return store.ErrLoginUsed
+			return storage.ErrLoginUsed
 		case !now.Before(l.Expires):
-			return store.ErrLoginExpired
+			return storage.ErrLoginExpired
 		}
 		l.Used = now
 		v, err := json.Marshal(l)
@@ -135,7 +135,7 @@ func (s *Store) OpenInvites(now time.Time) ([]engine.Invite, error) {
 
 // PutDeskSession stores a new staff desk session under its ID's hash (never
 // the ID). A hash already stored is an error.
-func (s *Store) PutDeskSession(ctx context.Context, hash []byte, ds store.DeskSession) error {
+func (s *Store) PutDeskSession(ctx context.Context, hash []byte, ds storage.DeskSession) error {
 	tag, err := s.pool.Exec(ctx, `INSERT INTO desk_sessions (hash, staff, name, csrf, created_ns, seen_ns)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash) DO NOTHING`,
 		hash, ds.Staff, ds.Name, ds.CSRF, ns(ds.Created), ns(ds.Seen))
@@ -149,17 +149,17 @@ func (s *Store) PutDeskSession(ctx context.Context, hash []byte, ds store.DeskSe
 }
 
 // DeskSession returns the session with this ID hash, expired or not: the
-// desk decides whether it still stands. Errors: store.ErrSessionUnknown.
-func (s *Store) DeskSession(ctx context.Context, hash []byte) (store.DeskSession, error) {
-	var ds store.DeskSession
+// desk decides whether it still stands. Errors: storage.ErrSessionUnknown.
+func (s *Store) DeskSession(ctx context.Context, hash []byte) (storage.DeskSession, error) {
+	var ds storage.DeskSession
 	var created, seen int64
 	err := s.pool.QueryRow(ctx, `SELECT staff, name, csrf, created_ns, seen_ns FROM desk_sessions WHERE hash = $1`, hash).
 		Scan(&ds.Staff, &ds.Name, &ds.CSRF, &created, &seen)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return store.DeskSession{}, store.ErrSessionUnknown
+		return storage.DeskSession{}, storage.ErrSessionUnknown
 	}
 	if err != nil {
-		return store.DeskSession{}, err
+		return storage.DeskSession{}, err
 	}
 	ds.Created, ds.Seen = fromNS(created), fromNS(seen)
 	return ds, nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aftercare-clinic/aftercare/engine"
 	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 // ImportReport is the outcome of Import: the records of each kind in the
@@ -118,7 +119,7 @@ func (s *Store) Import(ctx context.Context, src *store.Store) (ImportReport, err
 				return q(`INSERT INTO patients (id, state, last_active_ns, visit_ns) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING`,
 					string(p), append([]byte(nil), raw...), last, visit)
 			},
-			Timer: func(d store.Due) error {
+			Timer: func(d storage.Due) error {
 				kind, owner := ownerCols(d.Owner)
 				return q(`INSERT INTO timers (owner_kind, owner, key, due_ns) VALUES ($1, $2, $3, $4) ON CONFLICT (owner_kind, owner, key) DO NOTHING`, kind, owner, d.Key, ns(d.At))
 			},
@@ -168,14 +169,14 @@ func (s *Store) Import(ctx context.Context, src *store.Store) (ImportReport, err
 			DeskLogin: func(hash []byte, raw []byte) error {
 				return q(`INSERT INTO desk_logins (hash, body) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING`, append([]byte(nil), hash...), append([]byte(nil), raw...))
 			},
-			DeskSession: func(hash []byte, ds store.DeskSession) error {
+			DeskSession: func(hash []byte, ds storage.DeskSession) error {
 				return q(`INSERT INTO desk_sessions (hash, staff, name, csrf, created_ns, seen_ns) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (hash) DO NOTHING`,
 					append([]byte(nil), hash...), ds.Staff, ds.Name, ds.CSRF, ns(ds.Created), ns(ds.Seen))
 			},
 			ReadMark: func(p engine.PatientID, mark string) error {
 				return q(`INSERT INTO read_marks (patient, mark) VALUES ($1, $2) ON CONFLICT (patient) DO NOTHING`, string(p), mark)
 			},
-			Quarantine: func(r store.Quarantined) error {
+			Quarantine: func(r storage.Quarantined) error {
 				return q(`INSERT INTO quarantine (id, patient, kind, key, value, at, reason) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
 					int64(r.Seq), string(r.Patient), r.Kind, r.Key, r.Value, r.At, r.Reason)
 			},
@@ -223,4 +224,52 @@ func (s *Store) Import(ctx context.Context, src *store.Store) (ImportReport, err
 		return rep, fmt.Errorf("import: %w", err)
 	}
 	return rep, nil
+}
+
+// sourceChecksums computes the checksum of each kind of record in the
+// bbolt store, by bucket name.
+func sourceChecksums(src *store.Store) (map[string]checksum, error) {
+	c := map[string]*checksum{}
+	for name := range tables {
+		c[name] = new(checksum)
+	}
+	err := src.Walk(store.Walker{
+		State: func(p engine.PatientID, raw []byte) error { c["states"].add([]byte(p), raw); return nil },
+		Timer: func(d storage.Due) error {
+			kind, owner := ownerCols(d.Owner)
+			c["timers"].add([]byte(kind), []byte(owner), []byte(d.Key), i64b(ns(d.At)))
+			return nil
+		},
+		Outbox:     func(id uint64, raw []byte) error { c["outbox"].add(u64b(id), raw); return nil },
+		Escalation: func(id uint64, raw []byte) error { c["escalations"].add(u64b(id), raw); return nil },
+		Visit: func(id uint64, p engine.PatientID, raw []byte) error {
+			c["visits"].add(u64b(id), []byte(p), raw)
+			return nil
+		},
+		Audit:  func(id uint64, raw []byte) error { c["audit"].add(u64b(id), raw); return nil },
+		Dedupe: func(key string, at time.Time) error { c["dedupe"].add([]byte(key), i64b(ns(at))); return nil },
+		Invite: func(token string, raw []byte) error { c["invites"].add([]byte(token), raw); return nil },
+		ReadMark: func(p engine.PatientID, mark string) error {
+			c["read_marks"].add([]byte(p), []byte(mark))
+			return nil
+		},
+		Quarantine: func(q storage.Quarantined) error {
+			c["quarantine"].add(u64b(q.Seq), []byte(q.Patient), []byte(q.Kind), q.Key, q.Value, []byte(q.Reason))
+			return nil
+		},
+		Transcript: func(p engine.PatientID, seq uint64, raw []byte) error {
+			c["transcript"].add(u64b(seq), []byte(p), raw)
+			return nil
+		},
+		DeskLogin: func(hash []byte, raw []byte) error { c["desk_logins"].add(hash, raw); return nil },
+		DeskSession: func(hash []byte, ds storage.DeskSession) error {
+			c["desk_sessions"].add(hash, []byte(ds.Staff), []byte(ds.Name), []byte(ds.CSRF), i64b(ns(ds.Created)), i64b(ns(ds.Seen)))
+			return nil
+		},
+	})
+	out := map[string]checksum{}
+	for k, v := range c {
+		out[k] = *v
+	}
+	return out, err
 }

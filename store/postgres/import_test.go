@@ -12,6 +12,7 @@ import (
 	"github.com/aftercare-clinic/aftercare/engine"
 	"github.com/aftercare-clinic/aftercare/store"
 	"github.com/aftercare-clinic/aftercare/store/postgres/pgtest"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 // TestImportCopiesBboltAndIsIdempotent copies a bbolt database with every
@@ -30,7 +31,7 @@ func TestImportCopiesBboltAndIsIdempotent(t *testing.T) {
 	ladder := func(engine.Escalation, []engine.Outbound) []engine.Timer {
 		return []engine.Timer{{Key: "ladder:1", At: t0.Add(10 * time.Minute)}}
 	}
-	if _, err := src.Apply(ctx, store.Step{Patient: p, Dedupe: "u1", Invite: "tok", Now: t0, OnEscalation: ladder}, func(in store.Input) (engine.Result, error) {
+	if _, err := src.Apply(ctx, storage.Step{Patient: p, Dedupe: "u1", Invite: "tok", Now: t0, OnEscalation: ladder}, func(in storage.Input) (engine.Result, error) {
 		st := in.State
 		st.Patient = p
 		st.Visit = &engine.Visit{At: t0, Treatment: engine.Acupuncture}
@@ -45,7 +46,7 @@ func TestImportCopiesBboltAndIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	src.SetReadMarks(map[engine.PatientID]string{p: "m"})
-	sess := store.DeskSession{Staff: "telegram:9", Name: "Ana", CSRF: "c", Created: t0, Seen: t0.Add(time.Minute)}
+	sess := storage.DeskSession{Staff: "telegram:9", Name: "Ana", CSRF: "c", Created: t0, Seen: t0.Add(time.Minute)}
 	if err := src.PutDeskSession(ctx, []byte("session-hash"), sess); err != nil {
 		t.Fatal(err)
 	}
@@ -74,16 +75,16 @@ func TestImportCopiesBboltAndIsIdempotent(t *testing.T) {
 	}
 	// The ladder of the copied escalation steps once.
 	due, _ := dst.DueBefore(t0.Add(time.Hour), 10)
-	if len(due) != 1 || due[0].Owner != store.EscalationOwner(1) || due[0].Key != "ladder:1" {
+	if len(due) != 1 || due[0].Owner != storage.EscalationOwner(1) || due[0].Key != "ladder:1" {
 		t.Fatalf("due %+v", due)
 	}
-	if ok, err := dst.ApplyEscalation(ctx, 1, &due[0], t0, func(e *engine.Escalation) (store.EscalationUpdate, error) {
-		return store.EscalationUpdate{StopLadder: true}, nil
+	if ok, err := dst.ApplyEscalation(ctx, 1, &due[0], t0, func(e *engine.Escalation) (storage.EscalationUpdate, error) {
+		return storage.EscalationUpdate{StopLadder: true}, nil
 	}); !ok || err != nil {
 		t.Fatalf("ladder step on the copy: %v %v", ok, err)
 	}
 	// Dedupe keys came along; new rows number after the copied ones.
-	if ok, _ := dst.Apply(ctx, store.Step{Patient: p, Dedupe: "u1", Now: t0}, func(in store.Input) (engine.Result, error) {
+	if ok, _ := dst.Apply(ctx, storage.Step{Patient: p, Dedupe: "u1", Now: t0}, func(in storage.Input) (engine.Result, error) {
 		return engine.Result{State: in.State}, nil
 	}); ok {
 		t.Fatal("an update applied in bbolt applied again after the copy")
@@ -111,7 +112,7 @@ func TestImportVerifiesChecksums(t *testing.T) {
 	}
 	defer src.Close()
 	for _, p := range []engine.PatientID{"telegram:1", "telegram:2"} {
-		if _, err := src.Apply(ctx, store.Step{Patient: p, Dedupe: "u-" + string(p), Now: t0}, func(in store.Input) (engine.Result, error) {
+		if _, err := src.Apply(ctx, storage.Step{Patient: p, Dedupe: "u-" + string(p), Now: t0}, func(in storage.Input) (engine.Result, error) {
 			return engine.Result{State: engine.State{Patient: p, LastActive: t0},
 				Timers:   []engine.Timer{{Key: "checkin:24", At: t0.Add(24 * time.Hour)}},
 				Messages: []engine.Outbound{{To: p, Kind: engine.KindReply, Text: "hi"}},

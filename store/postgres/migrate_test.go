@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
-	"github.com/aftercare-clinic/aftercare/store"
 	"github.com/aftercare-clinic/aftercare/store/postgres/pgtest"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 // TestMigration3TypesTimerOwners builds a database at schema 2 (the first
@@ -54,8 +54,8 @@ func TestMigration3TypesTimerOwners(t *testing.T) {
 	ctx := context.Background()
 	d := due[0]
 	step := func() (bool, error) {
-		return s.ApplyEscalation(ctx, 3, &d, t0, func(*engine.Escalation) (store.EscalationUpdate, error) {
-			return store.EscalationUpdate{}, nil
+		return s.ApplyEscalation(ctx, 3, &d, t0, func(*engine.Escalation) (storage.EscalationUpdate, error) {
+			return storage.EscalationUpdate{}, nil
 		})
 	}
 	if ok, err := step(); !ok || err != nil {

@@ -58,7 +58,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aftercare-clinic/aftercare/engine"
-	"github.com/aftercare-clinic/aftercare/store"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 // DSNEnv is the environment variable that holds the connection string (a
@@ -90,7 +90,7 @@ type Store struct {
 	pool     *pgxpool.Pool
 	instance string
 	leaseMS  int64
-	notice   atomic.Pointer[store.QuarantineNotice]
+	notice   atomic.Pointer[storage.QuarantineNotice]
 }
 
 // Open connects, migrates the schema and returns the store. Errors name
@@ -151,8 +151,8 @@ func (s *Store) Close() error {
 func (s *Store) Instance() string { return s.instance }
 
 // SetQuarantineNotice sets who is told when a record is quarantined (see
-// store.QuarantineNotice). Safe for concurrent use.
-func (s *Store) SetQuarantineNotice(f store.QuarantineNotice) { s.notice.Store(&f) }
+// storage.QuarantineNotice). Safe for concurrent use.
+func (s *Store) SetQuarantineNotice(f storage.QuarantineNotice) { s.notice.Store(&f) }
 
 // errSkip rolls a transaction back that committed nothing on purpose.
 var errSkip = errors.New("skip")
@@ -210,10 +210,10 @@ func lockPatient(ctx context.Context, tx pgx.Tx, p engine.PatientID) ([]byte, er
 // Apply loads the patient's state under its row lock, calls fn with it,
 // and commits fn's result in one transaction. It reports whether anything
 // was committed: false when the dedupe key was already applied, the timer
-// was already fired, or fn returned store.ErrSkip. fn runs at most once.
-func (s *Store) Apply(ctx context.Context, st store.Step, fn func(store.Input) (engine.Result, error)) (bool, error) {
-	if st.Due != nil && st.Due.Owner != store.PatientOwner(st.Patient) {
-		return false, fmt.Errorf("apply %s: timer %s of %s: %w", st.Patient, st.Due.Key, st.Due.Owner, store.ErrOwner)
+// was already fired, or fn returned storage.ErrSkip. fn runs at most once.
+func (s *Store) Apply(ctx context.Context, st storage.Step, fn func(storage.Input) (engine.Result, error)) (bool, error) {
+	if st.Due != nil && st.Due.Owner != storage.PatientOwner(st.Patient) {
+		return false, fmt.Errorf("apply %s: timer %s of %s: %w", st.Patient, st.Due.Key, st.Due.Owner, storage.ErrOwner)
 	}
 	ok, err := s.tx(ctx, func(tx pgx.Tx) error {
 		raw, err := lockPatient(ctx, tx, st.Patient)
@@ -253,21 +253,21 @@ func (s *Store) Apply(ctx context.Context, st store.Step, fn func(store.Input) (
 				if _, err := tx.Exec(ctx, `UPDATE patients SET state = NULL WHERE id = $1`, string(st.Patient)); err != nil {
 					return err
 				}
-				q := store.Quarantined{Patient: st.Patient, Kind: store.QuarantineState, Key: []byte(st.Patient), Value: raw, At: st.Now, Reason: err.Error()}
+				q := storage.Quarantined{Patient: st.Patient, Kind: storage.QuarantineState, Key: []byte(st.Patient), Value: raw, At: st.Now, Reason: err.Error()}
 				if err := s.quarantine(ctx, tx, q); err != nil {
 					return err
 				}
 				state, found = engine.State{}, false
 			}
 		}
-		in := store.Input{State: state, Found: found}
+		in := storage.Input{State: state, Found: found}
 		if st.Invite != "" {
 			if in.Invite, err = resolveInvite(ctx, tx, st.Invite, st.Now); err != nil {
 				return err
 			}
 		}
 		res, err := fn(in)
-		if errors.Is(err, store.ErrSkip) {
+		if errors.Is(err, storage.ErrSkip) {
 			return errSkip
 		}
 		if err != nil {
@@ -288,7 +288,7 @@ func (s *Store) Apply(ctx context.Context, st store.Step, fn func(store.Input) (
 // transcript, visit, dedupe key, invite. The writes are queued and go out
 // as one pipelined batch at the end (see queue); only the reads (an
 // escalation's number, an invite) and the rare erasure run at once.
-func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
+func (s *Store) commit(ctx context.Context, tx pgx.Tx, st storage.Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
 	// Work on copies: the caller's result (a cached Prepared) stays as is.
 	res.Messages = append([]engine.Outbound(nil), res.Messages...)
 	res.Audit = append([]engine.Audit(nil), res.Audit...)
@@ -347,7 +347,7 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st store.Step, res engine
 // the last-activity and visit-date indexes are on (migration 0006);
 // stateBytes, when set, is res.State already encoded. An erasure with no
 // state left (retention purge) writes none back.
-func commitState(ctx context.Context, w execer, st store.Step, res engine.Result, stateBytes []byte) error {
+func commitState(ctx context.Context, w execer, st storage.Step, res engine.Result, stateBytes []byte) error {
 	if res.Erase && res.State.Patient == "" {
 		return nil
 	}
@@ -370,7 +370,7 @@ func commitState(ctx context.Context, w execer, st store.Step, res engine.Result
 
 // commitTimers removes the timer the step fired, if any, and applies the
 // step's changes to the patient's timers.
-func commitTimers(ctx context.Context, w execer, st store.Step, ts []engine.Timer) error {
+func commitTimers(ctx context.Context, w execer, st storage.Step, ts []engine.Timer) error {
 	if d := st.Due; d != nil {
 		if _, err := w.Exec(ctx, `DELETE FROM timers WHERE owner_kind = 'patient' AND owner = $1 AND key = $2 AND due_ns = $3`,
 			string(st.Patient), d.Key, ns(d.At)); err != nil {
@@ -378,7 +378,7 @@ func commitTimers(ctx context.Context, w execer, st store.Step, ts []engine.Time
 		}
 	}
 	for _, t := range ts {
-		if err := setTimer(ctx, w, store.PatientOwner(st.Patient), t); err != nil {
+		if err := setTimer(ctx, w, storage.PatientOwner(st.Patient), t); err != nil {
 			return err
 		}
 	}
@@ -411,7 +411,7 @@ func commitEscalation(ctx context.Context, tx pgx.Tx, w execer, e *engine.Escala
 		return false, nil
 	}
 	for _, t := range on(*e, msgs) {
-		if err := setTimer(ctx, w, store.EscalationOwner(escID), t); err != nil {
+		if err := setTimer(ctx, w, storage.EscalationOwner(escID), t); err != nil {
 			return false, err
 		}
 	}
@@ -434,7 +434,7 @@ func commitVisit(ctx context.Context, w execer, p engine.PatientID, res engine.R
 
 // useInvite marks the invite the step presented as used by its patient:
 // the invite is read from tx at once, its update queued on w.
-func useInvite(ctx context.Context, tx pgx.Tx, w execer, st store.Step) error {
+func useInvite(ctx context.Context, tx pgx.Tx, w execer, st storage.Step) error {
 	var raw []byte
 	err := tx.QueryRow(ctx, `SELECT body FROM invites WHERE token = $1`, st.Invite).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -458,7 +458,7 @@ func useInvite(ctx context.Context, tx pgx.Tx, w execer, st store.Step) error {
 
 // setTimer schedules (or, with a zero At, cancels) one of o's timers,
 // replacing the key's earlier time and any claim on it.
-func setTimer(ctx context.Context, tx execer, o store.Owner, t engine.Timer) error {
+func setTimer(ctx context.Context, tx execer, o storage.Owner, t engine.Timer) error {
 	kind, owner := ownerCols(o)
 	if t.At.IsZero() {
 		_, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner_kind = $1 AND owner = $2 AND key = $3`, kind, owner, t.Key)
@@ -473,26 +473,26 @@ func setTimer(ctx context.Context, tx execer, o store.Owner, t engine.Timer) err
 // ownerCols returns the timers table's owner_kind and owner columns of o
 // (migration 0003): the kind's name, and the patient ID or the escalation
 // ID in decimal.
-func ownerCols(o store.Owner) (kind, owner string) {
-	if o.Kind == store.OwnerEscalation {
+func ownerCols(o storage.Owner) (kind, owner string) {
+	if o.Kind == storage.OwnerEscalation {
 		return "escalation", strconv.FormatUint(o.Escalation, 10)
 	}
 	return "patient", string(o.Patient)
 }
 
 // ownerFromCols is ownerCols' inverse.
-func ownerFromCols(kind, owner string) (store.Owner, error) {
+func ownerFromCols(kind, owner string) (storage.Owner, error) {
 	switch kind {
 	case "patient":
-		return store.PatientOwner(engine.PatientID(owner)), nil
+		return storage.PatientOwner(engine.PatientID(owner)), nil
 	case "escalation":
 		id, err := strconv.ParseUint(owner, 10, 64)
 		if err != nil {
-			return store.Owner{}, fmt.Errorf("%w: timer of escalation %q", store.ErrCorrupt, owner)
+			return storage.Owner{}, fmt.Errorf("%w: timer of escalation %q", storage.ErrCorrupt, owner)
 		}
-		return store.EscalationOwner(id), nil
+		return storage.EscalationOwner(id), nil
 	}
-	return store.Owner{}, fmt.Errorf("%w: timer owner kind %q", store.ErrCorrupt, kind)
+	return storage.Owner{}, fmt.Errorf("%w: timer owner kind %q", storage.ErrCorrupt, kind)
 }
 
 // resolveInvite looks up an invite token, locking it so two patients
@@ -584,13 +584,13 @@ func erase(ctx context.Context, tx pgx.Tx, p engine.PatientID) error {
 
 // quarantine records q (the caller has removed the unreadable record),
 // audits it and queues the staff notice, inside tx.
-func (s *Store) quarantine(ctx context.Context, tx pgx.Tx, q store.Quarantined) error {
+func (s *Store) quarantine(ctx context.Context, tx pgx.Tx, q storage.Quarantined) error {
 	if err := tx.QueryRow(ctx, `INSERT INTO quarantine (patient, kind, key, value, at, reason) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
 		string(q.Patient), q.Kind, q.Key, q.Value, q.At, q.Reason).Scan(&q.Seq); err != nil {
 		return err
 	}
 	detail := fmt.Sprintf("%s record could not be read; kept as quarantine #%d", q.Kind, q.Seq)
-	if q.Kind == store.QuarantineState {
+	if q.Kind == storage.QuarantineState {
 		detail += "; the patient continues from a fresh state"
 	}
 	if err := putAudit(ctx, tx, []engine.Audit{{At: q.At, Actor: "system", Action: "record_quarantined", Patient: q.Patient, Detail: detail}}); err != nil {
@@ -603,13 +603,13 @@ func (s *Store) quarantine(ctx context.Context, tx pgx.Tx, q store.Quarantined) 
 }
 
 // Quarantine returns the records set aside, oldest first.
-func (s *Store) Quarantine() ([]store.Quarantined, error) {
+func (s *Store) Quarantine() ([]storage.Quarantined, error) {
 	rows, err := s.pool.Query(context.Background(), `SELECT id, patient, kind, key, value, at, reason FROM quarantine ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Quarantined, error) {
-		var q store.Quarantined
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Quarantined, error) {
+		var q storage.Quarantined
 		var p string
 		err := r.Scan(&q.Seq, &p, &q.Kind, &q.Key, &q.Value, &q.At, &q.Reason)
 		q.Patient = engine.PatientID(p)
@@ -659,7 +659,7 @@ func (s *Store) State(id engine.PatientID) (engine.State, bool, error) {
 // earliest first: timers claimed by another live instance are left to it,
 // and those this instance claimed before are returned again (their lease
 // renewed), so a failed step is retried on the next pass.
-func (s *Store) DueBefore(now time.Time, limit int) ([]store.Due, error) {
+func (s *Store) DueBefore(now time.Time, limit int) ([]storage.Due, error) {
 	rows, err := s.pool.Query(context.Background(), `WITH c AS (
 			SELECT owner_kind, owner, key FROM timers
 			WHERE due_ns <= $1 AND (claimed_by IS NULL OR claimed_by = $2 OR lease_until < now())
@@ -693,8 +693,8 @@ func (s *Store) DueBefore(now time.Time, limit int) ([]store.Due, error) {
 }
 
 // scanDue reads a timers row of owner_kind, owner, key, due_ns.
-func scanDue(r pgx.CollectableRow) (store.Due, error) {
-	var d store.Due
+func scanDue(r pgx.CollectableRow) (storage.Due, error) {
+	var d storage.Due
 	var kind, owner string
 	var n int64
 	if err := r.Scan(&kind, &owner, &d.Key, &n); err != nil {
@@ -707,32 +707,32 @@ func scanDue(r pgx.CollectableRow) (store.Due, error) {
 }
 
 // NextDue returns the earliest timer not claimed by another live instance.
-func (s *Store) NextDue() (store.Due, bool, error) {
+func (s *Store) NextDue() (storage.Due, bool, error) {
 	rows, err := s.pool.Query(context.Background(), `SELECT owner_kind, owner, key, due_ns FROM timers
 		WHERE claimed_by IS NULL OR claimed_by = $1 OR lease_until < now()
 		ORDER BY due_ns, owner_kind, owner, key LIMIT 1`, s.instance)
 	if err != nil {
-		return store.Due{}, false, err
+		return storage.Due{}, false, err
 	}
 	ds, err := pgx.CollectRows(rows, scanDue)
 	if err != nil || len(ds) == 0 {
-		return store.Due{}, false, err
+		return storage.Due{}, false, err
 	}
 	return ds[0], true, nil
 }
 
 // Timers returns the pending timers of a patient.
 func (s *Store) Timers(id engine.PatientID) (map[string]time.Time, error) {
-	return s.ownerTimers(store.PatientOwner(id))
+	return s.ownerTimers(storage.PatientOwner(id))
 }
 
 // EscalationTimers returns the pending timers of an escalation (its
 // ladder).
 func (s *Store) EscalationTimers(id uint64) (map[string]time.Time, error) {
-	return s.ownerTimers(store.EscalationOwner(id))
+	return s.ownerTimers(storage.EscalationOwner(id))
 }
 
-func (s *Store) ownerTimers(o store.Owner) (map[string]time.Time, error) {
+func (s *Store) ownerTimers(o storage.Owner) (map[string]time.Time, error) {
 	kind, owner := ownerCols(o)
 	rows, err := s.pool.Query(context.Background(), `SELECT owner_kind, owner, key, due_ns FROM timers WHERE owner_kind = $1 AND owner = $2`, kind, owner)
 	if err != nil {
@@ -812,7 +812,7 @@ func (s *Store) OutboxScan(platform string, limit, maxKeys int, skip func(engine
 				if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE id = $1`, id); err != nil {
 					return err
 				}
-				q := store.Quarantined{Patient: engine.PatientID(e.dest), Kind: store.QuarantineOutbox, Key: []byte(fmt.Sprint(id)), Value: e.body, At: time.Now(), Reason: err.Error()}
+				q := storage.Quarantined{Patient: engine.PatientID(e.dest), Kind: storage.QuarantineOutbox, Key: []byte(fmt.Sprint(id)), Value: e.body, At: time.Now(), Reason: err.Error()}
 				if err := s.quarantine(ctx, tx, q); err != nil {
 					return err
 				}
@@ -841,7 +841,7 @@ func (s *Store) OutboxAll(limit int) ([]engine.Outbound, error) {
 			return m, err
 		}
 		if err := json.Unmarshal(body, &m); err != nil {
-			return m, fmt.Errorf("%w: outbox entry %d: %v", store.ErrCorrupt, id, err)
+			return m, fmt.Errorf("%w: outbox entry %d: %v", storage.ErrCorrupt, id, err)
 		}
 		m.ID = uint64(id)
 		return m, nil
@@ -907,8 +907,8 @@ func (s *Store) PruneDedupe(t time.Time) (int, error) {
 // it, and commits the update in one transaction. With due set, it is
 // skipped (false) when that ladder timer is gone, so a ladder step is
 // never applied twice.
-func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *store.Due, now time.Time, fn func(e *engine.Escalation) (store.EscalationUpdate, error)) (bool, error) {
-	o := store.EscalationOwner(id)
+func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *storage.Due, now time.Time, fn func(e *engine.Escalation) (storage.EscalationUpdate, error)) (bool, error) {
+	o := storage.EscalationOwner(id)
 	kind, owner := ownerCols(o)
 	quarantined := false
 	ok, err := s.tx(ctx, func(tx pgx.Tx) error {
@@ -931,7 +931,7 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *store.Due, 
 			if due != nil {
 				return nil // the ladder of an erased escalation just ends
 			}
-			return store.ErrNotFound
+			return storage.ErrNotFound
 		}
 		var e engine.Escalation
 		if err := json.Unmarshal(raw, &e); err != nil {
@@ -942,7 +942,7 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *store.Due, 
 			if _, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner_kind = $1 AND owner = $2`, kind, owner); err != nil {
 				return err
 			}
-			q := store.Quarantined{Patient: engine.PatientID("escalation:" + owner), Kind: store.QuarantineEscalation, Key: []byte(fmt.Sprint(id)), Value: raw, At: now, Reason: err.Error()}
+			q := storage.Quarantined{Patient: engine.PatientID("escalation:" + owner), Kind: storage.QuarantineEscalation, Key: []byte(fmt.Sprint(id)), Value: raw, At: now, Reason: err.Error()}
 			if err := s.quarantine(ctx, tx, q); err != nil {
 				return err
 			}
@@ -981,7 +981,7 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *store.Due, 
 		return false, fmt.Errorf("escalation %d: %w", id, err)
 	}
 	if quarantined && due == nil {
-		return false, fmt.Errorf("escalation %d: %w (its record could not be read and was quarantined)", id, store.ErrNotFound)
+		return false, fmt.Errorf("escalation %d: %w (its record could not be read and was quarantined)", id, storage.ErrNotFound)
 	}
 	return ok, nil
 }
@@ -992,7 +992,7 @@ func (s *Store) Escalation(id uint64) (engine.Escalation, error) {
 	var raw []byte
 	err := s.pool.QueryRow(context.Background(), `SELECT body FROM escalations WHERE id = $1`, int64(id)).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return e, store.ErrNotFound
+		return e, storage.ErrNotFound
 	}
 	if err != nil {
 		return e, err
@@ -1022,7 +1022,7 @@ func decodeAll[T any](s *Store, q string, args ...any) ([]T, error) {
 			return x, err
 		}
 		if err := json.Unmarshal(b, &x); err != nil {
-			return x, fmt.Errorf("%w: %v", store.ErrCorrupt, err)
+			return x, fmt.Errorf("%w: %v", storage.ErrCorrupt, err)
 		}
 		return x, nil
 	})
@@ -1071,7 +1071,7 @@ func (s *Store) Patients(fn func(engine.State) error) error {
 			if _, err := tx.Exec(ctx, `UPDATE patients SET state = NULL WHERE id = $1`, b.id); err != nil {
 				return err
 			}
-			return s.quarantine(ctx, tx, store.Quarantined{Patient: engine.PatientID(b.id), Kind: store.QuarantineState, Key: []byte(b.id), Value: cur, At: time.Now(), Reason: b.reason})
+			return s.quarantine(ctx, tx, storage.Quarantined{Patient: engine.PatientID(b.id), Kind: storage.QuarantineState, Key: []byte(b.id), Value: cur, At: time.Now(), Reason: b.reason})
 		}); err != nil {
 			return err
 		}
@@ -1132,14 +1132,14 @@ func (s *Store) SetReadMarks(marks map[engine.PatientID]string) error {
 }
 
 // PatientRecord collects everything stored about a patient, for export.
-func (s *Store) PatientRecord(p engine.PatientID) (store.Record, error) {
-	var r store.Record
+func (s *Store) PatientRecord(p engine.PatientID) (storage.Record, error) {
+	var r storage.Record
 	st, found, err := s.State(p)
 	if err != nil {
 		return r, err
 	}
 	if !found {
-		return r, store.ErrNotFound
+		return r, storage.ErrNotFound
 	}
 	r.State = st
 	if r.Visits, err = decodeAll[engine.Visit](s, `SELECT body FROM visits WHERE patient = $1 ORDER BY id`, string(p)); err != nil {
@@ -1150,7 +1150,7 @@ func (s *Store) PatientRecord(p engine.PatientID) (store.Record, error) {
 	}
 	// The conversation, both sides: exported with the record and shown on
 	// the desk's patient page, as the bbolt store does.
-	if r.Transcript, err = decodeAll[store.TranscriptLine](s, `SELECT body FROM transcript WHERE patient = $1 ORDER BY id`, string(p)); err != nil {
+	if r.Transcript, err = decodeAll[storage.TranscriptLine](s, `SELECT body FROM transcript WHERE patient = $1 ORDER BY id`, string(p)); err != nil {
 		return r, err
 	}
 	r.Audit, err = decodeAll[engine.Audit](s, `SELECT body FROM audit WHERE patient = $1 ORDER BY id`, string(p))
@@ -1173,7 +1173,7 @@ func (s *Store) Applied(key string) (bool, error) {
 // nothing and returns false, so a redelivered /visit never creates a second
 // invite. The key is inserted first, so of two racing instances one waits
 // on the other's row and then finds it.
-func (s *Store) ApplyStaff(ctx context.Context, st store.StaffStep) (bool, error) {
+func (s *Store) ApplyStaff(ctx context.Context, st storage.StaffStep) (bool, error) {
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		if st.Dedupe != "" {
 			tag, err := tx.Exec(ctx, `INSERT INTO dedupe (key, at_ns) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, st.Dedupe, ns(st.Now))
@@ -1204,14 +1204,14 @@ func (s *Store) ApplyStaff(ctx context.Context, st store.StaffStep) (bool, error
 
 // putTranscript appends what the patient said (st.Heard) and what the step
 // sends them to the conversation transcript the staff desk shows.
-func putTranscript(ctx context.Context, tx execer, st store.Step, ms []engine.Outbound) error {
-	var lines []store.TranscriptLine
+func putTranscript(ctx context.Context, tx execer, st storage.Step, ms []engine.Outbound) error {
+	var lines []storage.TranscriptLine
 	if st.Heard != nil {
 		lines = append(lines, *st.Heard)
 	}
 	for _, m := range ms {
 		if m.To == st.Patient && m.Channel == "" {
-			lines = append(lines, store.SentLine(m))
+			lines = append(lines, storage.SentLine(m))
 		}
 	}
 	for _, l := range lines {

@@ -13,9 +13,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aftercare-clinic/aftercare/engine"
-	"github.com/aftercare-clinic/aftercare/store"
 	"github.com/aftercare-clinic/aftercare/store/postgres"
 	"github.com/aftercare-clinic/aftercare/store/postgres/pgtest"
+	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -47,7 +47,7 @@ func exec(t *testing.T, dsn, sql string, args ...any) {
 // queue stores one patient step that queues msgs replies to the patient.
 func queue(t *testing.T, s *postgres.Store, p engine.PatientID, msgs int) {
 	t.Helper()
-	if _, err := s.Apply(context.Background(), store.Step{Patient: p, Now: t0}, func(in store.Input) (engine.Result, error) {
+	if _, err := s.Apply(context.Background(), storage.Step{Patient: p, Now: t0}, func(in storage.Input) (engine.Result, error) {
 		st := in.State
 		st.Patient = p
 		r := engine.Result{State: st}
@@ -173,7 +173,7 @@ func TestDueTimersSharedBetweenInstances(t *testing.T) {
 	a, b := open(t, dsn, "a"), open(t, dsn, "b")
 	for i := range 6 {
 		p := engine.PatientID("telegram:" + strconv.Itoa(i))
-		if _, err := a.Apply(context.Background(), store.Step{Patient: p, Now: t0}, func(in store.Input) (engine.Result, error) {
+		if _, err := a.Apply(context.Background(), storage.Step{Patient: p, Now: t0}, func(in storage.Input) (engine.Result, error) {
 			st := in.State
 			st.Patient = p
 			return engine.Result{State: st, Timers: []engine.Timer{{Key: "checkin:24", At: t0.Add(time.Duration(i) * time.Minute)}}}, nil
