@@ -46,6 +46,28 @@ type sentMsg struct {
 	text string
 }
 
+// delivered sorts what the fake Bot API accepted into what the crash and
+// failover tests look for, per chat: the 24 h and 48 h check-ins ("24h",
+// "48h"), emergency instructions ("911"), and the staff chat's emergency
+// alert about a patient ("alert", keyed by the patient's chat).
+func delivered(sent []sentMsg) map[sentMsg]bool {
+	have := map[sentMsg]bool{}
+	for _, s := range sent {
+		switch {
+		case strings.Contains(s.text, "about a day since your session"):
+			have[sentMsg{s.chat, "24h"}] = true
+		case strings.Contains(s.text, "about two days since your session"):
+			have[sentMsg{s.chat, "48h"}] = true
+		case strings.Contains(s.text, "Call 911 now"):
+			have[sentMsg{s.chat, "911"}] = true
+		case s.chat == -100 && strings.HasPrefix(s.text, "[EMERGENCY] telegram:"):
+			id, _ := strconv.ParseInt(strings.TrimPrefix(strings.Fields(s.text)[1], "telegram:"), 10, 64)
+			have[sentMsg{id, "alert"}] = true
+		}
+	}
+	return have
+}
+
 func (f *fakeBotAPI) push(chat int64, text string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -485,20 +507,7 @@ func TestCrashSafety(t *testing.T) {
 	waitUntil("every check-in and emergency delivered", func() bool {
 		api.mu.Lock()
 		defer api.mu.Unlock()
-		have := map[sentMsg]bool{}
-		for _, s := range api.sent {
-			switch {
-			case strings.Contains(s.text, "about a day since your session"):
-				have[sentMsg{s.chat, "24h"}] = true
-			case strings.Contains(s.text, "about two days since your session"):
-				have[sentMsg{s.chat, "48h"}] = true
-			case strings.Contains(s.text, "Call 911 now"):
-				have[sentMsg{s.chat, "911"}] = true
-			case s.chat == -100 && strings.HasPrefix(s.text, "[EMERGENCY] telegram:"):
-				id, _ := strconv.ParseInt(strings.TrimPrefix(strings.Fields(s.text)[1], "telegram:"), 10, 64)
-				have[sentMsg{id, "alert"}] = true
-			}
-		}
+		have := delivered(api.sent)
 		for i := 0; i < patients; i++ {
 			for _, k := range []string{"24h", "48h"} {
 				if !have[sentMsg{chat(i), k}] {

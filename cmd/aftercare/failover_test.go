@@ -300,20 +300,7 @@ func TestFailover(t *testing.T) {
 	waitUntil("every check-in and emergency delivered", func() bool {
 		api.mu.Lock()
 		defer api.mu.Unlock()
-		have := map[sentMsg]bool{}
-		for _, s := range api.sent {
-			switch {
-			case strings.Contains(s.text, "about a day since your session"):
-				have[sentMsg{s.chat, "24h"}] = true
-			case strings.Contains(s.text, "about two days since your session"):
-				have[sentMsg{s.chat, "48h"}] = true
-			case strings.Contains(s.text, "Call 911 now"):
-				have[sentMsg{s.chat, "911"}] = true
-			case s.chat == -100 && strings.HasPrefix(s.text, "[EMERGENCY] telegram:"):
-				id, _ := strconv.ParseInt(strings.TrimPrefix(strings.Fields(s.text)[1], "telegram:"), 10, 64)
-				have[sentMsg{id, "alert"}] = true
-			}
-		}
+		have := delivered(api.sent)
 		for i := 0; i < patients; i++ {
 			if !have[sentMsg{chat(i), "24h"}] || !have[sentMsg{chat(i), "48h"}] {
 				return false
