@@ -31,8 +31,8 @@ func TestTriageReplaySealed(t *testing.T) {
 		"s4.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 3, noneNet: 18, watch: 68, watchReached: 67},
 	}
 	files, _ := filepath.Glob("../../triage/testdata/sealed/*.tsv")
-	round2, _ := filepath.Glob("../../triage/testdata/sealed/round2/*.tsv")
-	files = append(files, round2...)
+	rounds, _ := filepath.Glob("../../triage/testdata/sealed/round*/*.tsv")
+	files = append(files, rounds...)
 	if len(files) < len(reached) {
 		t.Fatalf("want at least %d sealed sets, found %d", len(reached), len(files))
 	}
