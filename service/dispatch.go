@@ -386,7 +386,7 @@ func (d *Dispatcher) deliver(ctx context.Context, m engine.Outbound) (done bool,
 	platform := d.sender.Platform()
 	dest := m.Destination()
 	serr := d.sender.Send(ctx, m)
-	var ra *engine.RetryAfterError
+	var ra *RetryAfterError
 	// A private message (a sign-in link) is for one person, never a staff
 	// destination: it is not fanned out, not kept for a refused
 	// destination, and its failure makes no patient state.
@@ -408,7 +408,7 @@ func (d *Dispatcher) deliver(ctx context.Context, m engine.Outbound) (done bool,
 			return false, 0, 0, fmt.Errorf("removing sent message %d from the outbox: %w", m.ID, err)
 		}
 		return true, 0, 0, nil
-	case errors.Is(serr, engine.ErrUnreachable) && m.Private:
+	case errors.Is(serr, ErrUnreachable) && m.Private:
 		// Dropped, never retried or sent anywhere else: the person never
 		// opened a private chat with the bot (Telegram 403 "bot can't
 		// initiate conversation") or closed their DMs. The chat they asked
@@ -421,7 +421,7 @@ func (d *Dispatcher) deliver(ctx context.Context, m engine.Outbound) (done bool,
 			return false, 0, 0, err
 		}
 		return true, 0, 0, nil
-	case errors.Is(serr, engine.ErrUnreachable) && staff:
+	case errors.Is(serr, ErrUnreachable) && staff:
 		// Never dropped: keep it, retry it, and reach staff elsewhere now.
 		d.svc.cfg.Observer.SendFailed(platform, false)
 		d.svc.staffDown(dest, reasonRefused)
@@ -434,7 +434,7 @@ func (d *Dispatcher) deliver(ctx context.Context, m engine.Outbound) (done bool,
 		d.svc.log.Error("staff destination refused the message; kept for retry", "platform", platform, "key", d.svc.StaffKey(dest),
 			"kind", m.Kind, "id", m.ID, "attempt", m.Attempts, "retry_in", retry)
 		return false, retry, 0, d.out.Retry(m)
-	case errors.Is(serr, engine.ErrUnreachable):
+	case errors.Is(serr, ErrUnreachable):
 		d.svc.log.Warn("recipient unreachable; message dropped", "platform", platform, "to", dest, "kind", m.Kind, "id", m.ID)
 		if err := d.out.Delivered(m); err != nil {
 			return false, 0, 0, err

@@ -67,7 +67,7 @@ func TestStaffChatRefusedKeepsAlert(t *testing.T) {
 	if err := svc.Receive(ctx, engine.Inbound{Patient: "telegram:5", Text: "I fainted"}); err != nil {
 		t.Fatal(err)
 	}
-	kicked := fmt.Errorf("telegram: chat -100: %w: Forbidden: bot was kicked from the group chat", engine.ErrUnreachable)
+	kicked := fmt.Errorf("telegram: chat -100: %w: Forbidden: bot was kicked from the group chat", service.ErrUnreachable)
 	s := &fakeSender{platform: "telegram", fail: map[string][]error{"telegram:-100": {kicked}}}
 	d := svc.NewDispatcher(s, service.Pace{PerSecond: 1000})
 	d.Clock = clk
@@ -149,7 +149,7 @@ func (c staffChecker) CheckStaff(_ context.Context, d engine.PatientID) error { 
 func TestCheckStaffAtStartup(t *testing.T) {
 	_, svc := newStaffService(t, clock.NewFake(t0), nil)
 	err := svc.CheckStaff(context.Background(), map[string]service.StaffChecker{"telegram": staffChecker{
-		"telegram:-100": fmt.Errorf("getChat: %w", engine.ErrUnreachable),
+		"telegram:-100": fmt.Errorf("getChat: %w", service.ErrUnreachable),
 		"telegram:777":  errors.New("network down"),
 	}})
 	if err == nil || !contains(err.Error(), "telegram.staff_chat_id") || contains(err.Error(), "contacts") {

@@ -29,7 +29,7 @@ const loginLink = "https://desk.example/login?t=SECRET-TOKEN"
 // (not kept, not retried, not forwarded), the chat is told how to get one,
 // and no patient state or staff problem is made for the staff member.
 func TestLoginLinkOnlyPrivately(t *testing.T) {
-	neverStarted := fmt.Errorf("telegram: chat 42: %w: Forbidden: bot can't initiate conversation with a user", engine.ErrUnreachable)
+	neverStarted := fmt.Errorf("telegram: chat 42: %w: Forbidden: bot can't initiate conversation with a user", service.ErrUnreachable)
 	cases := []struct {
 		name      string
 		channel   engine.PatientID // where /login was sent

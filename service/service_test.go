@@ -286,8 +286,8 @@ func (f *fakeSender) Send(_ context.Context, m engine.Outbound) error {
 		f.fail[d] = errs[1:]
 		return errs[0]
 	}
-	if errors.Is(f.fail2(d), engine.ErrUnreachable) {
-		return fmt.Errorf("blocked: %w", engine.ErrUnreachable)
+	if errors.Is(f.fail2(d), service.ErrUnreachable) {
+		return fmt.Errorf("blocked: %w", service.ErrUnreachable)
 	}
 	f.got = append(f.got, m)
 	return nil
@@ -295,7 +295,7 @@ func (f *fakeSender) Send(_ context.Context, m engine.Outbound) error {
 
 func (f *fakeSender) fail2(d string) error {
 	if strings.HasSuffix(d, ":blocked") {
-		return engine.ErrUnreachable
+		return service.ErrUnreachable
 	}
 	return nil
 }
@@ -304,7 +304,7 @@ func TestDispatcherRetriesAndMarksUnreachable(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	s := &fakeSender{platform: "telegram", fail: map[string][]error{
-		"telegram:1": {&engine.RetryAfterError{After: 20 * time.Millisecond, Err: errors.New("429")}, errors.New("502 bad gateway")},
+		"telegram:1": {&service.RetryAfterError{After: 20 * time.Millisecond, Err: errors.New("429")}, errors.New("502 bad gateway")},
 	}}
 	h.svc.RecordVisit(ctx, "telegram:1", engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true})
 	h.svc.RecordVisit(ctx, "telegram:blocked", engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true})
@@ -465,7 +465,7 @@ func TestRateLimitHoldsOnlyThatChat(t *testing.T) {
 		engine.Outbound{To: "telegram:1", Kind: engine.KindReply, Text: "reply"},
 	)
 	s := &fakeSender{platform: "telegram", fail: map[string][]error{
-		"telegram:-100": {&engine.RetryAfterError{After: 30 * time.Second, Err: errors.New("429")}},
+		"telegram:-100": {&service.RetryAfterError{After: 30 * time.Second, Err: errors.New("429")}},
 	}}
 	d := h.svc.NewDispatcher(s, service.Pace{PerSecond: 1000})
 	if _, err := d.Pass(context.Background()); err != nil {

@@ -26,7 +26,7 @@ type StaffObserver interface {
 // post there (Telegram getChat, Discord channel fetch).
 type StaffChecker interface {
 	// CheckStaff returns nil when the bot can post to dest, an error
-	// wrapping engine.ErrUnreachable when the platform says it cannot, and
+	// wrapping ErrUnreachable when the platform says it cannot, and
 	// any other error when the check itself failed (network, outage).
 	CheckStaff(ctx context.Context, dest engine.PatientID) error
 }
@@ -134,7 +134,7 @@ func (s *Service) CheckStaff(ctx context.Context, checkers map[string]StaffCheck
 		err := c.CheckStaff(ctx, dest)
 		switch {
 		case err == nil:
-		case errors.Is(err, engine.ErrUnreachable):
+		case errors.Is(err, ErrUnreachable):
 			s.staffDown(dest, reasonRefused)
 			bad = append(bad, s.StaffKey(dest))
 		default:
@@ -142,7 +142,7 @@ func (s *Service) CheckStaff(ctx context.Context, checkers map[string]StaffCheck
 		}
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("staff destinations refused by their platform: %s (%w)", strings.Join(bad, ", "), engine.ErrUnreachable)
+		return fmt.Errorf("staff destinations refused by their platform: %s (%w)", strings.Join(bad, ", "), ErrUnreachable)
 	}
 	return nil
 }

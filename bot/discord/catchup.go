@@ -358,7 +358,7 @@ func (b *Bot) historyPage(ctx context.Context, channel, after string) ([]*discor
 			return page, nil
 		}
 		var re *discordgo.RESTError
-		var ra *engine.RetryAfterError
+		var ra *service.RetryAfterError
 		if ctx.Err() != nil || errors.As(err, &ra) ||
 			(errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < http.StatusInternalServerError) {
 			return nil, err // not a failure that retrying soon can fix

@@ -13,6 +13,7 @@ import (
 	"github.com/aftercare-clinic/aftercare/bot/chunk"
 	"github.com/aftercare-clinic/aftercare/bot/discord/discordfake"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 func TestDMConversationWithButtons(t *testing.T) {
@@ -189,13 +190,13 @@ func TestSendPrivateOnlyToTheUsersDM(t *testing.T) {
 		{To: patient("not-an-id"), Kind: engine.KindNotice, Private: true, Text: "link"},
 	}
 	for _, m := range refused {
-		if err := h.bot.Send(ctx, m); !errors.Is(err, engine.ErrUnreachable) {
+		if err := h.bot.Send(ctx, m); !errors.Is(err, service.ErrUnreachable) {
 			t.Errorf("Send(private to %s, channel %q) = %v, want ErrUnreachable", m.To, m.Channel, err)
 		}
 	}
 	h.fake.CloseDMs(patientB)
 	pb := patient(patientB)
-	if err := h.bot.Send(ctx, engine.Outbound{ID: 62, To: pb, Channel: pb, Kind: engine.KindNotice, Private: true, Text: "link"}); !errors.Is(err, engine.ErrUnreachable) {
+	if err := h.bot.Send(ctx, engine.Outbound{ID: 62, To: pb, Channel: pb, Kind: engine.KindNotice, Private: true, Text: "link"}); !errors.Is(err, service.ErrUnreachable) {
 		t.Errorf("private message to closed DMs: %v, want ErrUnreachable", err)
 	}
 	if n := len(h.fake.MessagesIn(staffCh)); n != 0 {
@@ -363,9 +364,9 @@ func TestRateLimitPersistingIsHandedBack(t *testing.T) {
 	h := prepare(t, nil)
 	h.fake.Force429(20, 40*time.Millisecond, false)
 	err := h.bot.Send(context.Background(), engine.Outbound{ID: 52, To: patient(patientA), Kind: engine.KindCheckin, Text: "hello"})
-	var ra *engine.RetryAfterError
+	var ra *service.RetryAfterError
 	if !errors.As(err, &ra) || ra.After != 40*time.Millisecond {
-		t.Fatalf("Send = %v, want *engine.RetryAfterError after 40ms", err)
+		t.Fatalf("Send = %v, want *service.RetryAfterError after 40ms", err)
 	}
 	if a := h.fake.MessageAttempts(); a != maxRateRetries+1 {
 		t.Errorf("attempts = %d, want %d (bounded)", a, maxRateRetries+1)
@@ -385,7 +386,7 @@ func TestClosedDMsAreUnreachable(t *testing.T) {
 	h := prepare(t, nil)
 	h.fake.CloseDMs(patientA)
 	err := h.bot.Send(context.Background(), engine.Outbound{ID: 61, To: patient(patientA), Kind: engine.KindCheckin, Text: "How are you?"})
-	if !errors.Is(err, engine.ErrUnreachable) {
+	if !errors.Is(err, service.ErrUnreachable) {
 		t.Fatalf("Send = %v, want ErrUnreachable", err)
 	}
 	if a := h.fake.MessageAttempts(); a != 1 {
@@ -437,7 +438,7 @@ func TestSplitSendResumesAfterFailure(t *testing.T) {
 	m := engine.Outbound{ID: 72, To: patient(patientA), Kind: engine.KindCheckin, Text: text}
 	h.fake.Pass(1)
 	h.fake.Force429(maxRateRetries+1, 20*time.Millisecond, false)
-	var ra *engine.RetryAfterError
+	var ra *service.RetryAfterError
 	if err := h.bot.Send(context.Background(), m); !errors.As(err, &ra) {
 		t.Fatalf("first Send = %v, want RetryAfterError", err)
 	}

@@ -63,7 +63,7 @@
 // Every REST call first waits on a global pacer (requests_per_second,
 // Discord allows 50), then on discordgo's per-route buckets, which read the
 // X-RateLimit-* headers. A 429 is retried after its retry_after a bounded
-// number of times, then reported as *engine.RetryAfterError so the
+// number of times, then reported as *service.RetryAfterError so the
 // dispatcher keeps the message and tries later.
 //
 // # Reconnecting

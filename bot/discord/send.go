@@ -15,6 +15,7 @@ import (
 
 	"github.com/aftercare-clinic/aftercare/bot/chunk"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // Discord's message limits.
@@ -29,7 +30,7 @@ const (
 )
 
 // Bounds on retrying a 429 inside one Send before handing it back to the
-// dispatcher as *engine.RetryAfterError.
+// dispatcher as *service.RetryAfterError.
 const (
 	maxRateRetries = 3
 	maxRateWait    = 10 * time.Second
@@ -66,8 +67,8 @@ type messagePayload struct {
 // the parts already delivered. Mentions in the text never ping anyone;
 // urgent alerts ping the configured staff roles only.
 //
-// Errors: wrapping engine.ErrUnreachable when the patient closed DMs (50007)
-// or no longer exists; *engine.RetryAfterError when Discord keeps answering
+// Errors: wrapping service.ErrUnreachable when the patient closed DMs (50007)
+// or no longer exists; *service.RetryAfterError when Discord keeps answering
 // 429; any other error is transient.
 func (b *Bot) Send(ctx context.Context, m engine.Outbound) error {
 	channelID, staff, err := b.destination(ctx, m)
@@ -136,11 +137,11 @@ func (b *Bot) destination(ctx context.Context, m engine.Outbound) (channelID str
 		// Refusals are unreachable, not transient: the dispatcher drops
 		// the message instead of retrying it.
 		if m.Channel != "" && m.Channel != m.To {
-			return "", false, fmt.Errorf("discord: %s: refused: a private message goes to one user's DM only: %w", m, engine.ErrUnreachable)
+			return "", false, fmt.Errorf("discord: %s: refused: a private message goes to one user's DM only: %w", m, service.ErrUnreachable)
 		}
 		userID := m.To.Address()
 		if !isSnowflake(userID) {
-			return "", false, fmt.Errorf("discord: %s: %q is not a Discord user ID: %w", m, userID, engine.ErrUnreachable)
+			return "", false, fmt.Errorf("discord: %s: %q is not a Discord user ID: %w", m, userID, service.ErrUnreachable)
 		}
 		ch, err := b.dmChannel(ctx, userID)
 		if err != nil {
@@ -330,7 +331,7 @@ func buttons(choices []engine.Choice) []discordgo.MessageComponent {
 
 // sendError classifies a failed REST call for the dispatcher.
 func (b *Bot) sendError(m engine.Outbound, err error) error {
-	var ra *engine.RetryAfterError
+	var ra *service.RetryAfterError
 	if errors.As(err, &ra) {
 		return err
 	}
@@ -339,14 +340,14 @@ func (b *Bot) sendError(m engine.Outbound, err error) error {
 	}
 	if code := restCode(err); code == codeCannotSendToDM || code == codeUnknownUser {
 		b.log.Warn("discord: patient unreachable", "outbound", m.ID, "to", m.Destination(), "discord_code", code)
-		return fmt.Errorf("discord: %s: Discord error %d: %w", m, code, engine.ErrUnreachable)
+		return fmt.Errorf("discord: %s: Discord error %d: %w", m, code, service.ErrUnreachable)
 	}
 	return fmt.Errorf("discord: %s: %s", m, b.describe(err))
 }
 
 // call runs one REST request: it waits on the global pacer, lets discordgo
 // apply the route's bucket, and retries a 429 after its retry_after, at most
-// maxRateRetries times, before returning *engine.RetryAfterError. route
+// maxRateRetries times, before returning *service.RetryAfterError. route
 // names the request in logs and errors (never a URL: interaction URLs hold
 // a secret token).
 func (b *Bot) call(ctx context.Context, route string, fn func(...discordgo.RequestOption) error) error {
@@ -365,7 +366,7 @@ func (b *Bot) call(ctx context.Context, route string, fn func(...discordgo.Reque
 		}
 		if attempt >= maxRateRetries || after > maxRateWait {
 			b.log.Warn("discord: rate limited; handing back", "route", route, "retry_after", after, "attempts", attempt+1)
-			return &engine.RetryAfterError{After: after, Err: fmt.Errorf("discord: HTTP 429 on %s", route)}
+			return &service.RetryAfterError{After: after, Err: fmt.Errorf("discord: HTTP 429 on %s", route)}
 		}
 		b.log.Info("discord: rate limited; retrying", "route", route, "retry_after", after)
 		select {
@@ -431,14 +432,14 @@ const (
 // CheckStaff fetches a staff channel (GET /channels/{id}) so a wrong ID or
 // a bot without access is found at start-up, not by the first alert. It
 // implements service.StaffChecker: a 404 or 403 wraps
-// engine.ErrUnreachable.
+// service.ErrUnreachable.
 func (b *Bot) CheckStaff(ctx context.Context, dest engine.PatientID) error {
 	if dest.Platform() != Platform {
 		return fmt.Errorf("discord: %s is not a Discord channel", dest)
 	}
 	id := dest.Address()
 	if !isSnowflake(id) {
-		return fmt.Errorf("discord: staff channel id is not a Discord id: %w", engine.ErrUnreachable)
+		return fmt.Errorf("discord: staff channel id is not a Discord id: %w", service.ErrUnreachable)
 	}
 	endpoint := discordgo.EndpointChannel(id)
 	err := b.call(ctx, "channels", func(o ...discordgo.RequestOption) error {
@@ -449,7 +450,7 @@ func (b *Bot) CheckStaff(ctx context.Context, dest engine.PatientID) error {
 		return nil
 	}
 	if code := restCode(err); code == codeUnknownChannel || code == codeMissingAccess || isHTTPStatus(err, http.StatusNotFound) || isHTTPStatus(err, http.StatusForbidden) {
-		return fmt.Errorf("discord: channel fetch answered %d: %w", code, engine.ErrUnreachable)
+		return fmt.Errorf("discord: channel fetch answered %d: %w", code, service.ErrUnreachable)
 	}
 	return fmt.Errorf("discord: channel fetch failed: %s", b.describe(err))
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aftercare-clinic/aftercare/bot/telegram/telegramtest"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // e2eToken has the shape of a real token.
@@ -374,11 +375,11 @@ func TestE2ERestart(t *testing.T) {
 func deliver(ctx context.Context, b *Bot, m engine.Outbound) (retries int, err error) {
 	for {
 		err := b.Send(ctx, m)
-		if err == nil || errors.Is(err, engine.ErrUnreachable) || ctx.Err() != nil {
+		if err == nil || errors.Is(err, service.ErrUnreachable) || ctx.Err() != nil {
 			return retries, err
 		}
 		retries++
-		var ra *engine.RetryAfterError
+		var ra *service.RetryAfterError
 		wait := 50 * time.Millisecond
 		if errors.As(err, &ra) {
 			wait = ra.After
@@ -423,7 +424,7 @@ func TestE2EFaultsLoseNothing(t *testing.T) {
 	// A 429 on send maps to RetryAfterError with the server's retry_after.
 	e.proxy.Inject("sendMessage", telegramtest.Fault429(2))
 	err := b.Send(ctx, engine.Outbound{ID: 50, To: "telegram:1001", Kind: engine.KindCheckin, Text: "out0"})
-	var ra *engine.RetryAfterError
+	var ra *service.RetryAfterError
 	if !errors.As(err, &ra) || ra.After != 2*time.Second {
 		t.Fatalf("Send = %v, want RetryAfterError after 2s", err)
 	}
@@ -469,7 +470,7 @@ func TestE2EBlockedPatient(t *testing.T) {
 	e.proxy.Block(patient.ID)
 	before := e.proxy.Calls("sendMessage")
 	_, err := deliver(ctx, b, engine.Outbound{ID: 1, To: "telegram:1001", Kind: engine.KindCheckin, Text: "How are you?"})
-	if !errors.Is(err, engine.ErrUnreachable) || !strings.Contains(err.Error(), "blocked") {
+	if !errors.Is(err, service.ErrUnreachable) || !strings.Contains(err.Error(), "blocked") {
 		t.Fatalf("err = %v, want ErrUnreachable", err)
 	}
 	if n := e.proxy.Calls("sendMessage") - before; n != 1 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aftercare-clinic/aftercare/bot/chunk"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // emptyText stands in for a message that has buttons but no text, since
@@ -26,9 +27,9 @@ const emptyText = "…"
 //
 // A private message (m.Private) goes only to a user's private chat.
 //
-// It returns an error wrapping engine.ErrUnreachable when the chat blocked
+// It returns an error wrapping service.ErrUnreachable when the chat blocked
 // the bot (403), never started it, no longer exists, or is a group asked
-// to carry a private message, an *engine.RetryAfterError on 429, and
+// to carry a private message, an *service.RetryAfterError on 429, and
 // other errors for transient failures, after retrying 5xx and network errors
 // send_retries times itself. When a long message fails part-way, the parts
 // already delivered are remembered by m.ID, so the dispatcher's retry sends
@@ -44,7 +45,7 @@ func (b *Bot) Send(ctx context.Context, m engine.Outbound) error {
 		// own private chat, whose ID is the user's (positive); groups and
 		// channels have negative IDs. Unreachable, so the dispatcher drops
 		// it instead of retrying.
-		return fmt.Errorf("telegram: %s: refused: a private message goes to a user's private chat only: %w", m, engine.ErrUnreachable)
+		return fmt.Errorf("telegram: %s: refused: a private message goes to a user's private chat only: %w", m, service.ErrUnreachable)
 	}
 	chatID = b.currentChat(chatID)
 	parts := chunk.Split(cleanText(m.Text), MaxMessageUTF16)
@@ -164,9 +165,9 @@ func (b *Bot) mapError(chatID int64, m engine.Outbound, err error) error {
 			if after <= 0 {
 				after = time.Second
 			}
-			return &engine.RetryAfterError{After: after, Err: fmt.Errorf("telegram: chat %d: %s", chatID, te.Message)}
+			return &service.RetryAfterError{After: after, Err: fmt.Errorf("telegram: chat %d: %s", chatID, te.Message)}
 		case te.Code == http.StatusForbidden, unreachable400(te):
-			return fmt.Errorf("telegram: chat %d: %w: %s", chatID, engine.ErrUnreachable, te.Message)
+			return fmt.Errorf("telegram: chat %d: %w: %s", chatID, service.ErrUnreachable, te.Message)
 		default:
 			return fmt.Errorf("telegram: sendMessage to chat %d failed (%s): %d %s", chatID, m.Kind, te.Code, te.Message)
 		}
@@ -215,11 +216,11 @@ func (b *Bot) setSentParts(id uint64, n int) {
 // CheckStaff asks Telegram for a staff chat (getChat) so a wrong chat ID or
 // a bot removed from the group is found at start-up, not by the first
 // alert. It implements service.StaffChecker: 403 and "chat not found" wrap
-// engine.ErrUnreachable; other failures are returned as they are.
+// service.ErrUnreachable; other failures are returned as they are.
 func (b *Bot) CheckStaff(ctx context.Context, dest engine.PatientID) error {
 	chatID, err := chatIDOf(dest)
 	if err != nil {
-		return fmt.Errorf("%w: %w", err, engine.ErrUnreachable)
+		return fmt.Errorf("%w: %w", err, service.ErrUnreachable)
 	}
 	chatID = b.currentChat(chatID)
 	_, err = b.apiFor(ctx, b.client).MakeRequest("getChat", tgbotapi.Params{"chat_id": strconv.FormatInt(chatID, 10)})
@@ -229,7 +230,7 @@ func (b *Bot) CheckStaff(ctx context.Context, dest engine.PatientID) error {
 	err = b.red.err(err)
 	var te *tgbotapi.Error
 	if errors.As(err, &te) && (te.Code == http.StatusForbidden || unreachable400(te)) {
-		return fmt.Errorf("telegram: getChat: %w: %s", engine.ErrUnreachable, te.Message)
+		return fmt.Errorf("telegram: getChat: %w: %s", service.ErrUnreachable, te.Message)
 	}
 	return fmt.Errorf("telegram: getChat failed: %w", err)
 }

@@ -105,7 +105,7 @@ func TestSendPrivateOnlyToAPrivateChat(t *testing.T) {
 		{To: "telegram:-1001", Channel: "telegram:-1001", Kind: engine.KindNotice, Private: true, Text: "link"},
 		{To: engine.StaffAddress, Channel: "telegram:-1001", Kind: engine.KindNotice, Private: true, Text: "link"},
 	} {
-		if err := b.Send(ctx, m); !errors.Is(err, engine.ErrUnreachable) {
+		if err := b.Send(ctx, m); !errors.Is(err, service.ErrUnreachable) {
 			t.Errorf("private message to %s: %v, want ErrUnreachable", m.Destination(), err)
 		}
 	}
@@ -211,10 +211,10 @@ func TestSendErrorMapping(t *testing.T) {
 			}
 			assertNoSecrets(t, "error", err.Error())
 			assertNoSecrets(t, "logs", logs.String())
-			if got := errors.Is(err, engine.ErrUnreachable); got != tc.unreachable {
+			if got := errors.Is(err, service.ErrUnreachable); got != tc.unreachable {
 				t.Fatalf("errors.Is(err, ErrUnreachable) = %v, want %v (err %v)", got, tc.unreachable, err)
 			}
-			var ra *engine.RetryAfterError
+			var ra *service.RetryAfterError
 			if got := errors.As(err, &ra); got != (tc.retryAfter > 0) {
 				t.Fatalf("RetryAfterError = %v, want %v (err %v)", got, tc.retryAfter > 0, err)
 			}
@@ -241,7 +241,7 @@ func TestSendResumesAfterPartialFailure(t *testing.T) {
 	para := strings.Repeat("x", 4000)
 	m := engine.Outbound{ID: 77, To: "telegram:42", Kind: engine.KindReply, Text: para + "\n\n" + para + "\n\n" + para}
 	err := b.Send(context.Background(), m)
-	var ra *engine.RetryAfterError
+	var ra *service.RetryAfterError
 	if !errors.As(err, &ra) {
 		t.Fatalf("first Send = %v, want RetryAfterError", err)
 	}

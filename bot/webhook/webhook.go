@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // Platform is the platform name of webhook channels ("webhook:<name>").
@@ -114,6 +115,10 @@ func (s *Sender) Channels() []engine.PatientID {
 	return out
 }
 
+// The dispatcher drives a Sender like any platform adapter; it answers with
+// the delivery errors the service declares beside the interface.
+var _ service.Sender = (*Sender)(nil)
+
 // Platform returns "webhook".
 func (s *Sender) Platform() string { return Platform }
 
@@ -131,7 +136,7 @@ func (s *Sender) Send(ctx context.Context, m engine.Outbound) error {
 	name := m.Destination().Address()
 	t, ok := s.targets[name]
 	if !ok {
-		return fmt.Errorf("webhook %q is not configured: %w", name, engine.ErrUnreachable)
+		return fmt.Errorf("webhook %q is not configured: %w", name, service.ErrUnreachable)
 	}
 	p := Payload{ID: m.ID, Kind: string(m.Kind), Patient: string(m.Patient), EscalationID: m.EscalationID, Text: m.Text, Created: m.Created}
 	if m.Level != engine.None {
@@ -165,7 +170,7 @@ func (s *Sender) Send(ctx context.Context, m engine.Outbound) error {
 		return nil
 	case resp.StatusCode == http.StatusTooManyRequests:
 		after, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-		return &engine.RetryAfterError{After: time.Duration(max(after, 1)) * time.Second, Err: fmt.Errorf("webhook %s: HTTP 429", name)}
+		return &service.RetryAfterError{After: time.Duration(max(after, 1)) * time.Second, Err: fmt.Errorf("webhook %s: HTTP 429", name)}
 	}
 	return fmt.Errorf("webhook %s: HTTP %d", name, resp.StatusCode)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aftercare-clinic/aftercare/bot/webhook"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 func TestSignedPostAndRetrySemantics(t *testing.T) {
@@ -48,7 +49,7 @@ func TestSignedPostAndRetrySemantics(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := engine.Outbound{ID: 7, To: engine.StaffAddress, Channel: "webhook:sms", Kind: engine.KindAlert, Level: engine.Urgent, Patient: "telegram:1", Text: "[URGENT] ..."}
-	var ra *engine.RetryAfterError
+	var ra *service.RetryAfterError
 	if err := s.Send(context.Background(), m); !errors.As(err, &ra) || ra.After.Seconds() != 3 {
 		t.Fatalf("429: %v", err)
 	}
