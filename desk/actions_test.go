@@ -13,6 +13,7 @@ import (
 
 	"github.com/aftercare-clinic/aftercare/desk"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 	"github.com/aftercare-clinic/aftercare/store"
 )
 
@@ -20,7 +21,7 @@ import (
 func (h *harness) enrolled(p engine.PatientID) {
 	h.t.Helper()
 	ctx := context.Background()
-	if err := h.svc.Receive(ctx, engine.Inbound{Patient: p, Text: "hello", DisplayName: "JQ"}); err != nil {
+	if err := h.svc.Receive(ctx, service.Inbound{Patient: p, Text: "hello", DisplayName: "JQ"}); err != nil {
 		h.t.Fatal(err)
 	}
 	v := engine.Visit{At: h.clock.Now(), Treatment: engine.Acupuncture, Area: "neck", Source: "clinic", Consent: true,
@@ -234,7 +235,7 @@ func TestNeedsAPersonFilter(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	asker, calm, flagged := engine.PatientID("telegram:51"), engine.PatientID("telegram:52"), engine.PatientID("telegram:53")
-	for _, m := range []engine.Inbound{
+	for _, m := range []service.Inbound{
 		{Patient: asker, Text: "hello"}, {Patient: asker, Text: "can I talk to someone at the clinic?"},
 		{Patient: calm, Text: "hello"}, {Patient: calm, Text: "thanks"},
 	} {
@@ -278,7 +279,7 @@ func TestTodayListsInvitedPatients(t *testing.T) {
 	if !strings.Contains(today, "Rosa Diaz") || !strings.Contains(today, `<span class="status">invited</span>`) || !strings.Contains(today, "chart C-77") {
 		t.Fatalf("today lacks the invited patient:\n%s", today)
 	}
-	if err := h.svc.Receive(context.Background(), engine.Inbound{Patient: "telegram:61", Text: "/start " + tok[1]}); err != nil {
+	if err := h.svc.Receive(context.Background(), service.Inbound{Patient: "telegram:61", Text: "/start " + tok[1]}); err != nil {
 		t.Fatal(err)
 	}
 	today = read(t, h.get(c, "/today"))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // benchDesk is a desk with 10,000 patients on record (each with a visit
@@ -30,7 +31,7 @@ func benchDesk(b *testing.B) (*harness, *http.Cookie) {
 		if i%200 == 0 {
 			text = "I fainted"
 		}
-		if err := h.svc.Receive(ctx, engine.Inbound{Patient: p, Text: text, DisplayName: "Patient"}); err != nil {
+		if err := h.svc.Receive(ctx, service.Inbound{Patient: p, Text: text, DisplayName: "Patient"}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -79,7 +80,7 @@ func BenchmarkPages(b *testing.B) {
 					b.StopTimer()
 					i++
 					p := engine.PatientID(fmt.Sprintf("telegram:%d", 100000+i%10000))
-					if err := h.svc.Receive(ctx, engine.Inbound{Patient: p, Text: "thanks"}); err != nil {
+					if err := h.svc.Receive(ctx, service.Inbound{Patient: p, Text: "thanks"}); err != nil {
 						b.Fatal(err)
 					}
 					b.StartTimer()

@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // axe-core 4.10.3 (MPL-2.0, see testdata/axe/LICENSE), from npm.
@@ -56,7 +57,7 @@ func (h *harness) checkin(p engine.PatientID, after time.Duration, soreness int)
 				}
 			}
 		}
-		if err := h.svc.Receive(ctx, engine.Inbound{Patient: p, Choice: choice}); err != nil {
+		if err := h.svc.Receive(ctx, service.Inbound{Patient: p, Choice: choice}); err != nil {
 			h.t.Fatal(err)
 		}
 	}
@@ -71,7 +72,7 @@ func TestBrowser(t *testing.T) {
 	ctx := context.Background()
 	// A patient two check-ins into follow-up, for the chart and the inbox.
 	maria := engine.PatientID("telegram:5")
-	if err := h.svc.Receive(ctx, engine.Inbound{Patient: maria, Text: "hello", DisplayName: "Maria L."}); err != nil {
+	if err := h.svc.Receive(ctx, service.Inbound{Patient: maria, Text: "hello", DisplayName: "Maria L."}); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.svc.RecordVisit(ctx, maria, engine.Visit{At: h.clock.Now(), Treatment: engine.DryNeedling, Area: "lower back", Source: "clinic", Consent: true,

@@ -156,7 +156,7 @@ func TestOnlyConfiguredStaffGetALink(t *testing.T) {
 		who  string
 		link bool
 	}{{"telegram:999", false}, {staffID, true}} {
-		if err := h.svc.ReceiveStaff(ctx, engine.StaffInbound{Staff: tc.who, Channel: "telegram:-100", Text: "/login"}); err != nil {
+		if err := h.svc.ReceiveStaff(ctx, service.StaffInbound{Staff: tc.who, Channel: "telegram:-100", Text: "/login"}); err != nil {
 			t.Fatal(err)
 		}
 		ms, _ := h.store.OutboxAll(100)
@@ -453,7 +453,7 @@ func TestImportCSVMakesOneInvitePerRow(t *testing.T) {
 		t.Fatal("no invite code on the sheet")
 	}
 	p := engine.PatientID("telegram:77")
-	if err := h.svc.Receive(context.Background(), engine.Inbound{Patient: p, Text: "/start " + tok[1]}); err != nil {
+	if err := h.svc.Receive(context.Background(), service.Inbound{Patient: p, Text: "/start " + tok[1]}); err != nil {
 		t.Fatal(err)
 	}
 	st, _, err := h.store.State(p)

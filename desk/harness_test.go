@@ -198,7 +198,7 @@ func read(t testing.TB, r *http.Response) string {
 // redFlag has a patient report a red flag and returns the escalation.
 func (h *harness) redFlag(patient engine.PatientID) engine.Escalation {
 	h.t.Helper()
-	if err := h.svc.Receive(context.Background(), engine.Inbound{Patient: patient, Text: "I fainted"}); err != nil {
+	if err := h.svc.Receive(context.Background(), service.Inbound{Patient: patient, Text: "I fainted"}); err != nil {
 		h.t.Fatal(err)
 	}
 	es, err := h.store.Escalations()

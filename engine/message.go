@@ -32,29 +32,6 @@ func (p PatientID) Address() string {
 	return string(p)
 }
 
-// Inbound is one thing a patient did on a platform, translated by an adapter:
-// a message, or a button press. Adapters fill it and hand it to the service;
-// they never interpret it.
-type Inbound struct {
-	// Patient is the conversation the message belongs to.
-	Patient PatientID
-	// Text is what the patient typed (may be empty, huge or invalid UTF-8;
-	// the engine copes). For a button press it is the button's label, if known.
-	Text string
-	// Choice is the pressed button's choice ID, empty for typed text.
-	Choice string
-	// DedupeKey identifies the platform update ("telegram:update:123",
-	// "discord:msg:987"). An Inbound whose key was already committed is
-	// acknowledged and ignored, so redelivery after a crash applies nothing twice.
-	DedupeKey string
-	// DisplayName is the platform's display name for the patient, shown to
-	// staff in alerts only. It is personal data: never log it.
-	DisplayName string
-	// Lang is the platform's language for the user (Telegram
-	// language_code, Discord locale), a hint for the bot's language.
-	Lang string
-}
-
 // Kind says what an outbound message is, so adapters and the outbox can
 // prioritise (escalations and replies ahead of bulk check-ins) and staff
 // tools can tell them apart.
@@ -163,21 +140,4 @@ func (m Outbound) Destination() PatientID {
 // String describes the message without its text, for logs.
 func (m Outbound) String() string {
 	return fmt.Sprintf("outbound{id=%d to=%s kind=%s}", m.ID, m.Destination(), m.Kind)
-}
-
-// StaffInbound is a message or button press from the clinic's staff, in a
-// configured staff chat or from a configured staff user. Adapters only pass
-// it on when the sender is configured as staff; anyone else is refused by
-// the adapter with a short reply and never reaches the service.
-type StaffInbound struct {
-	// Staff identifies the staff member ("telegram:42", "discord:1234"), for the audit trail.
-	Staff string
-	// Channel is where to answer (the staff chat or channel).
-	Channel PatientID
-	// Text is the command as typed ("/ack 12", "/open").
-	Text string
-	// Choice is a pressed button's payload ("ack:12").
-	Choice string
-	// DedupeKey identifies the platform update, as for Inbound.
-	DedupeKey string
 }

@@ -228,7 +228,7 @@ func (f *redFlags) drive(ctx context.Context, every time.Duration, done func() b
 		chat := int64(redFlagChat + i)
 		f.api.Watch(chat)
 		at := time.Now() // as an adapter receives the update
-		err := f.svc.Receive(ctx, engine.Inbound{Patient: engine.NewPatientID(Platform, fmt.Sprint(chat)),
+		err := f.svc.Receive(ctx, service.Inbound{Patient: engine.NewPatientID(Platform, fmt.Sprint(chat)),
 			Text: "I fainted", DedupeKey: fmt.Sprintf("loadtest:redflag:%d", i)})
 		if err != nil {
 			return

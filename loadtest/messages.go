@@ -7,6 +7,7 @@ import (
 
 	"github.com/aftercare-clinic/aftercare/bot/telegram"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // Message is one simulated patient action: typed text, or a button press
@@ -110,9 +111,9 @@ func NewSim(seed uint64) *Sim {
 	return &Sim{rng: rand.New(rand.NewPCG(seed, 0x5eed)), conv: map[int]*conv{}}
 }
 
-// Next returns patient i's next message as an engine.Inbound with a fresh
+// Next returns patient i's next message as an service.Inbound with a fresh
 // dedupe key, as a platform adapter would hand it to the service.
-func (s *Sim) Next(i int) engine.Inbound {
+func (s *Sim) Next(i int) service.Inbound {
 	c := s.conv[i]
 	if c == nil {
 		c = &conv{s: s.pick(), id: Patient(i), name: "Patient " + strconv.Itoa(i)}
@@ -123,7 +124,7 @@ func (s *Sim) Next(i int) engine.Inbound {
 	step := c.s.steps[c.next]
 	c.next++
 	m := step[s.rng.IntN(len(step))]
-	return engine.Inbound{
+	return service.Inbound{
 		Patient: c.id, Text: m.Text, Choice: m.Choice,
 		DedupeKey:   telegram.DedupeKey(int(firstUpdate + updateIDs.Add(1))),
 		DisplayName: c.name,

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // TestPatientViewIsAudited checks that a staff member reading a patient's
@@ -15,7 +16,7 @@ func TestPatientViewIsAudited(t *testing.T) {
 	h := newStaffHarness(t)
 	ctx := context.Background()
 	h.svc.RecordVisit(ctx, "telegram:1", engine.Visit{At: t0, Treatment: engine.DryNeedling, Area: "neck", Consent: true})
-	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:1", Text: "I fainted"})
+	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:1", Text: "I fainted"})
 	h.drain()
 	if out := h.staff("/patient telegram:1"); !strings.Contains(out, "Patient telegram:1") {
 		t.Fatalf("/patient: %s", out)

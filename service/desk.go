@@ -113,7 +113,7 @@ func (s *Service) deskStep(ctx context.Context, patient engine.PatientID, ev eng
 // dispatcher tells it there whether the link reached them (see
 // privateOutcome). reply is what to answer in the chat at once ("" when
 // the dispatcher answers later).
-func (s *Service) staffLogin(ctx context.Context, in engine.StaffInbound, now time.Time) (reply string, private *engine.Outbound, err error) {
+func (s *Service) staffLogin(ctx context.Context, in StaffInbound, now time.Time) (reply string, private *engine.Outbound, err error) {
 	if s.cfg.StaffLogin == nil {
 		return "", nil, &staffError{"the staff desk is not enabled (set web.listen in the configuration)"}
 	}

@@ -64,7 +64,7 @@ func TestStaffChatRefusedKeepsAlert(t *testing.T) {
 	clk := clock.NewFake(t0)
 	obs := &staffObs{down: map[string]bool{}}
 	st, svc := newStaffService(t, clk, obs)
-	if err := svc.Receive(ctx, engine.Inbound{Patient: "telegram:5", Text: "I fainted"}); err != nil {
+	if err := svc.Receive(ctx, service.Inbound{Patient: "telegram:5", Text: "I fainted"}); err != nil {
 		t.Fatal(err)
 	}
 	kicked := fmt.Errorf("telegram: chat -100: %w: Forbidden: bot was kicked from the group chat", service.ErrUnreachable)
@@ -249,7 +249,7 @@ func TestRedFlagGoesAheadOfThePage(t *testing.T) {
 	s := &hookSender{platform: "telegram"}
 	s.before = func(m engine.Outbound) {
 		if len(s.got) == 0 {
-			if err := h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:9", Text: "I fainted"}); err != nil {
+			if err := h.svc.Receive(ctx, service.Inbound{Patient: "telegram:9", Text: "I fainted"}); err != nil {
 				t.Error(err)
 			}
 		}

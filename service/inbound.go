@@ -15,11 +15,37 @@ import (
 	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
+// Inbound is one thing a patient did on a platform, translated by an adapter:
+// a message, or a button press. Adapters fill it and hand it to Receive;
+// they never interpret it. It is declared here, beside Receive, because it
+// is what a platform hands the service, not an input of the engine: the
+// service turns it into an engine.Event (Receive), and what the engine does
+// with that is the engine's.
+type Inbound struct {
+	// Patient is the conversation the message belongs to.
+	Patient engine.PatientID
+	// Text is what the patient typed (may be empty, huge or invalid UTF-8;
+	// the engine copes). For a button press it is the button's label, if known.
+	Text string
+	// Choice is the pressed button's choice ID, empty for typed text.
+	Choice string
+	// DedupeKey identifies the platform update ("telegram:update:123",
+	// "discord:msg:987"). An Inbound whose key was already committed is
+	// acknowledged and ignored, so redelivery after a crash applies nothing twice.
+	DedupeKey string
+	// DisplayName is the platform's display name for the patient, shown to
+	// staff in alerts only. It is personal data: never log it.
+	DisplayName string
+	// Lang is the platform's language for the user (Telegram
+	// language_code, Discord locale), a hint for the bot's language.
+	Lang string
+}
+
 // Receive applies a patient's message or button press. It returns once the
 // step and the messages it caused are committed, so a platform adapter may
 // then confirm the update to its platform. An Inbound whose DedupeKey was
 // already applied is ignored and nil is returned.
-func (s *Service) Receive(ctx context.Context, in engine.Inbound) error {
+func (s *Service) Receive(ctx context.Context, in Inbound) error {
 	if in.Patient == "" {
 		return errors.New("service: inbound without patient")
 	}

@@ -58,7 +58,7 @@ func TestLoginLinkOnlyPrivately(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := svc.ReceiveStaff(ctx, engine.StaffInbound{Staff: "telegram:42", Channel: tc.channel, Text: "/login", DedupeKey: "telegram:update:1"}); err != nil {
+			if err := svc.ReceiveStaff(ctx, service.StaffInbound{Staff: "telegram:42", Channel: tc.channel, Text: "/login", DedupeKey: "telegram:update:1"}); err != nil {
 				t.Fatal(err)
 			}
 			// The link is queued once, marked private, to the person.

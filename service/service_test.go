@@ -178,7 +178,7 @@ func TestConcurrentMessagesForOnePatient(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			if err := h.svc.Receive(ctx, engine.Inbound{Patient: "console:p", Text: "thanks", DedupeKey: fmt.Sprintf("k%d", i)}); err != nil {
+			if err := h.svc.Receive(ctx, service.Inbound{Patient: "console:p", Text: "thanks", DedupeKey: fmt.Sprintf("k%d", i)}); err != nil {
 				t.Error(err)
 			}
 		}(i)
@@ -200,7 +200,7 @@ func TestOrderIsArrivalOrderPerPatient(t *testing.T) {
 	h.drain()
 	// Readiness answers must be applied in order even from one goroutine each.
 	for _, s := range []string{"can I go for a run?", "energized", "smoother", "none", "better"} {
-		if err := h.svc.Receive(ctx, engine.Inbound{Patient: "console:p", Text: s}); err != nil {
+		if err := h.svc.Receive(ctx, service.Inbound{Patient: "console:p", Text: s}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -218,7 +218,7 @@ func TestTwoPatientsInterleaved(t *testing.T) {
 	h.svc.RecordVisit(ctx, a, engine.Visit{At: t0, Treatment: engine.DryNeedling, Consent: true})
 	h.svc.RecordVisit(ctx, b, engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true})
 	say := func(p engine.PatientID, s string) {
-		if err := h.svc.Receive(ctx, engine.Inbound{Patient: p, Text: s}); err != nil {
+		if err := h.svc.Receive(ctx, service.Inbound{Patient: p, Text: s}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -248,7 +248,7 @@ func TestEscalationFansOutToEveryStaffChannel(t *testing.T) {
 	defer st.Close()
 	svc, _ := service.New(service.Config{Engine: enginetest.New(), Store: st, Clock: clock.NewFake(t0),
 		StaffChannels: []engine.PatientID{"telegram:-100", "discord:555"}})
-	if err := svc.Receive(context.Background(), engine.Inbound{Patient: "telegram:1", Text: "I fainted"}); err != nil {
+	if err := svc.Receive(context.Background(), service.Inbound{Patient: "telegram:1", Text: "I fainted"}); err != nil {
 		t.Fatal(err)
 	}
 	tg, _ := st.Outbox("telegram", 10)
@@ -308,8 +308,8 @@ func TestDispatcherRetriesAndMarksUnreachable(t *testing.T) {
 	}}
 	h.svc.RecordVisit(ctx, "telegram:1", engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true})
 	h.svc.RecordVisit(ctx, "telegram:blocked", engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true})
-	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:1", Text: "thanks"})
-	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:blocked", Text: "thanks"})
+	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:1", Text: "thanks"})
+	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:blocked", Text: "thanks"})
 	d := h.svc.NewDispatcher(s, service.Pace{PerSecond: 1000})
 	// The dispatcher's own clock, moved on by exactly the wait each pass
 	// asks for (the 429's retry-after, then the 502's backoff): no real
@@ -356,7 +356,7 @@ func TestDispatcherPriority(t *testing.T) {
 	}
 	h.clock.Add(24 * time.Hour)
 	h.svc.DeliverDue(ctx) // five check-ins queued
-	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:9", Text: "I fainted"})
+	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:9", Text: "I fainted"})
 	s := &fakeSender{platform: "telegram"}
 	d := h.svc.NewDispatcher(s, service.Pace{PerSecond: 1000})
 	d.Pass(ctx)
@@ -376,7 +376,7 @@ func TestInviteLinksVisitOnceAndExpires(t *testing.T) {
 		t.Fatalf("token %q: want >=128 bits and nothing about the patient", inv.Token)
 	}
 	h.clock.Add(time.Hour)
-	if err := h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:1", Text: "/start " + inv.Token}); err != nil {
+	if err := h.svc.Receive(ctx, service.Inbound{Patient: "telegram:1", Text: "/start " + inv.Token}); err != nil {
 		t.Fatal(err)
 	}
 	st, _, _ := h.store.State("telegram:1")
@@ -386,7 +386,7 @@ func TestInviteLinksVisitOnceAndExpires(t *testing.T) {
 	if tm, _ := h.store.Timers("telegram:1"); len(tm) != 0 {
 		t.Fatalf("check-ins scheduled before the patient agreed: %v", tm)
 	}
-	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:1", Choice: "yes", Text: "Yes, check in with me"})
+	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:1", Choice: "yes", Text: "Yes, check in with me"})
 	ms := h.drain()
 	if len(ms) == 0 || !strings.Contains(ms[len(ms)-1].Text, "check in") {
 		t.Fatalf("greeting with check-in times missing: %v", ms)
@@ -395,11 +395,11 @@ func TestInviteLinksVisitOnceAndExpires(t *testing.T) {
 		t.Fatalf("check-ins not scheduled: %v", tm)
 	}
 	// Second use, unknown and expired tokens are refused politely.
-	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:2", Text: "/start " + inv.Token})
-	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:3", Text: "/start AAAAAAAAAAAAAAAAAAAAAA"})
+	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:2", Text: "/start " + inv.Token})
+	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:3", Text: "/start AAAAAAAAAAAAAAAAAAAAAA"})
 	old, _ := h.svc.CreateInvite(ctx, engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true}, time.Hour)
 	h.clock.Add(2 * time.Hour)
-	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:4", Text: "/start " + old.Token})
+	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:4", Text: "/start " + old.Token})
 	for _, p := range []engine.PatientID{"telegram:2", "telegram:3", "telegram:4"} {
 		st, _, _ := h.store.State(p)
 		if st.Visit != nil {
@@ -493,7 +493,7 @@ func TestStaleCachedStateIsNotCommitted(t *testing.T) {
 	if err := h.svc.RecordVisit(ctx, p, engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.svc.Receive(ctx, engine.Inbound{Patient: p, Text: "thanks", DedupeKey: "k1"}); err != nil {
+	if err := h.svc.Receive(ctx, service.Inbound{Patient: p, Text: "thanks", DedupeKey: "k1"}); err != nil {
 		t.Fatal(err)
 	}
 	before, _, _ := h.store.State(p)
@@ -505,7 +505,7 @@ func TestStaleCachedStateIsNotCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.svc.Receive(ctx, engine.Inbound{Patient: p, Text: "thanks", DedupeKey: "k2"}); err != nil {
+	if err := h.svc.Receive(ctx, service.Inbound{Patient: p, Text: "thanks", DedupeKey: "k2"}); err != nil {
 		t.Fatal(err)
 	}
 	after, _, _ := h.store.State(p)
@@ -513,7 +513,7 @@ func TestStaleCachedStateIsNotCommitted(t *testing.T) {
 		t.Fatalf("handled %d after the outside change, want %d: a stale in-memory state was committed", after.Handled, want)
 	}
 	// And the next step builds on that result again.
-	if err := h.svc.Receive(ctx, engine.Inbound{Patient: p, Text: "thanks", DedupeKey: "k3"}); err != nil {
+	if err := h.svc.Receive(ctx, service.Inbound{Patient: p, Text: "thanks", DedupeKey: "k3"}); err != nil {
 		t.Fatal(err)
 	}
 	if last, _, _ := h.store.State(p); last.Handled != after.Handled+1 {

@@ -30,6 +30,25 @@ type StaffStore interface {
 	AppendAudit(ctx context.Context, as ...engine.Audit) error
 }
 
+// StaffInbound is a message or button press from the clinic's staff, in a
+// configured staff chat or from a configured staff user. Adapters only pass
+// it on when the sender is configured as staff; anyone else is refused by
+// the adapter with a short reply and never reaches the service. It is
+// declared here, beside ReceiveStaff, for the same reason as Inbound: it is
+// what a platform hands the service.
+type StaffInbound struct {
+	// Staff identifies the staff member ("telegram:42", "discord:1234"), for the audit trail.
+	Staff string
+	// Channel is where to answer (the staff chat or channel).
+	Channel engine.PatientID
+	// Text is the command as typed ("/ack 12", "/open").
+	Text string
+	// Choice is a pressed button's payload ("ack:12").
+	Choice string
+	// DedupeKey identifies the platform update, as for Inbound.
+	DedupeKey string
+}
+
 // ReceiveStaff handles a command or button press from clinic staff and
 // answers in the channel it came from, except for /login, whose link is a
 // credential and only ever goes privately to the asker (see staffLogin). Which commands exist, and who is
@@ -54,7 +73,7 @@ type StaffStore interface {
 // updates. Commands that change a patient or an escalation commit that
 // change first; run again after a crash in between they find it done
 // ("already acknowledged"), so nothing happens twice.
-func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) error {
+func (s *Service) ReceiveStaff(ctx context.Context, in StaffInbound) error {
 	if in.Channel == "" {
 		return errors.New("service: staff inbound without channel")
 	}
@@ -135,7 +154,7 @@ func (s *Service) ReceiveStaff(ctx context.Context, in engine.StaffInbound) erro
 // created (if any), private messages for the asker (if any, each to its
 // own Destination and never to in.Channel) and the update's dedupe key in
 // one transaction, and wakes the dispatchers.
-func (s *Service) answerStaff(ctx context.Context, in engine.StaffInbound, reply string, inv *engine.Invite, private ...engine.Outbound) error {
+func (s *Service) answerStaff(ctx context.Context, in StaffInbound, reply string, inv *engine.Invite, private ...engine.Outbound) error {
 	now := s.clock.Now()
 	st := storage.StaffStep{Dedupe: in.DedupeKey, Invite: inv, Now: now}
 	if reply != "" {

@@ -36,7 +36,7 @@ func newStaffHarness(t *testing.T, contacts ...engine.PatientID) *harness {
 
 func (h *harness) staff(text string) string {
 	h.t.Helper()
-	if err := h.svc.ReceiveStaff(context.Background(), engine.StaffInbound{Staff: "telegram:42", Channel: "console:staff", Text: text}); err != nil {
+	if err := h.svc.ReceiveStaff(context.Background(), service.StaffInbound{Staff: "telegram:42", Channel: "console:staff", Text: text}); err != nil {
 		h.t.Fatal(err)
 	}
 	var b strings.Builder
@@ -52,7 +52,7 @@ func TestEscalationLadderUntilAcknowledged(t *testing.T) {
 	h := newStaffHarness(t, "telegram:777", "webhook:sms")
 	ctx := context.Background()
 	h.svc.RecordVisit(ctx, "telegram:1", engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true})
-	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:1", Text: "having palpitations"})
+	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:1", Text: "having palpitations"})
 	first := h.drain()
 	var alert engine.Outbound
 	for _, m := range first {
@@ -83,7 +83,7 @@ func TestEscalationLadderUntilAcknowledged(t *testing.T) {
 		t.Fatalf("after 20 min: alerts to %v, want the first contact", got)
 	}
 	// Acknowledge with the button: the ladder stops, everyone is told.
-	if err := h.svc.ReceiveStaff(ctx, engine.StaffInbound{Staff: "telegram:42", Channel: "console:staff", Choice: "ack:1"}); err != nil {
+	if err := h.svc.ReceiveStaff(ctx, service.StaffInbound{Staff: "telegram:42", Channel: "console:staff", Choice: "ack:1"}); err != nil {
 		t.Fatal(err)
 	}
 	ack := h.drain()
@@ -121,7 +121,7 @@ func TestWatchLevelHasNoLadder(t *testing.T) {
 	h := newStaffHarness(t)
 	ctx := context.Background()
 	h.svc.RecordVisit(ctx, "telegram:1", engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true})
-	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:1", Text: "big bruise on my arm"})
+	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:1", Text: "big bruise on my arm"})
 	h.drain()
 	h.clock.Add(time.Hour)
 	h.svc.DeliverDue(ctx)
@@ -136,7 +136,7 @@ func TestStaffCommands(t *testing.T) {
 	h := newStaffHarness(t)
 	ctx := context.Background()
 	h.svc.RecordVisit(ctx, "telegram:1", engine.Visit{At: t0, Treatment: engine.DryNeedling, Area: "neck", Consent: true})
-	h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:1", Text: "I fainted"})
+	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:1", Text: "I fainted"})
 	h.drain()
 	if out := h.staff("/open"); !strings.Contains(out, "#1 EMERGENCY telegram:1") {
 		t.Fatalf("/open: %s", out)
@@ -173,7 +173,7 @@ func TestStaffCommands(t *testing.T) {
 		t.Fatalf("help: %s", out)
 	}
 	// Someone not configured as staff is refused.
-	h.svc.ReceiveStaff(ctx, engine.StaffInbound{Staff: "telegram:666", Channel: "console:staff", Text: "/open"})
+	h.svc.ReceiveStaff(ctx, service.StaffInbound{Staff: "telegram:666", Channel: "console:staff", Text: "/open"})
 	if ms := h.drain(); len(ms) != 1 || !strings.Contains(ms[0].Text, "only the clinic's staff") {
 		t.Fatalf("non-staff: %+v", ms)
 	}
@@ -184,9 +184,9 @@ func TestForgetErasesEverything(t *testing.T) {
 	ctx := context.Background()
 	p := engine.PatientID("telegram:1")
 	h.svc.RecordVisit(ctx, p, engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true})
-	h.svc.Receive(ctx, engine.Inbound{Patient: p, Text: "having palpitations"})
-	h.svc.Receive(ctx, engine.Inbound{Patient: p, Text: "/forget"})
-	h.svc.Receive(ctx, engine.Inbound{Patient: p, Choice: "yes"})
+	h.svc.Receive(ctx, service.Inbound{Patient: p, Text: "having palpitations"})
+	h.svc.Receive(ctx, service.Inbound{Patient: p, Text: "/forget"})
+	h.svc.Receive(ctx, service.Inbound{Patient: p, Choice: "yes"})
 	r, err := h.store.PatientRecord(p)
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +259,7 @@ func TestStaffUpdateRedeliveredAppliesOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newStaffHarness(t)
 			ctx := context.Background()
-			in := engine.StaffInbound{Staff: "telegram:42", Channel: "console:staff", Text: tt.text, DedupeKey: "telegram:update:4711"}
+			in := service.StaffInbound{Staff: "telegram:42", Channel: "console:staff", Text: tt.text, DedupeKey: "telegram:update:4711"}
 			errs := make(chan error, 2)
 			deliver := func() { errs <- h.svc.ReceiveStaff(ctx, in) }
 			if tt.concurrent {
@@ -289,7 +289,7 @@ func TestStaffUpdateRedeliveredAppliesOnce(t *testing.T) {
 				t.Fatalf("answer holds %d invites, want 1: %q", len(tokens), answers[0])
 			}
 			// The one invite is stored and works.
-			if err := h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:5", Text: "/start " + tokens[0][1], DedupeKey: "telegram:update:4712"}); err != nil {
+			if err := h.svc.Receive(ctx, service.Inbound{Patient: "telegram:5", Text: "/start " + tokens[0][1], DedupeKey: "telegram:update:4712"}); err != nil {
 				t.Fatal(err)
 			}
 			if st, _, _ := h.store.State("telegram:5"); st.Visit == nil {
@@ -323,7 +323,7 @@ func TestSilentPatientInToday(t *testing.T) {
 		}
 	}
 	h.tick(24*time.Hour+time.Minute, time.Minute)
-	if err := h.svc.Receive(ctx, engine.Inbound{Patient: "telegram:2", Choice: "better", DedupeKey: "telegram:update:1"}); err != nil {
+	if err := h.svc.Receive(ctx, service.Inbound{Patient: "telegram:2", Choice: "better", DedupeKey: "telegram:update:1"}); err != nil {
 		t.Fatal(err)
 	}
 	h.tick(40*time.Hour, 10*time.Minute)
@@ -374,7 +374,7 @@ func TestEveryStaffCommandImplemented(t *testing.T) {
 // it on.
 func TestStaffGateRefusesOthers(t *testing.T) {
 	h := newStaffHarness(t)
-	if err := h.svc.ReceiveStaff(context.Background(), engine.StaffInbound{Staff: "telegram:666", Channel: "console:staff", Text: "/open"}); err != nil {
+	if err := h.svc.ReceiveStaff(context.Background(), service.StaffInbound{Staff: "telegram:666", Channel: "console:staff", Text: "/open"}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string

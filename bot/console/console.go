@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 	"github.com/aftercare-clinic/aftercare/staffgate"
 )
 
@@ -36,7 +37,7 @@ const Staff engine.PatientID = "console:staff"
 
 // Receiver takes patient input (the service).
 type Receiver interface {
-	Receive(ctx context.Context, in engine.Inbound) error
+	Receive(ctx context.Context, in service.Inbound) error
 }
 
 // StaffReceiver takes staff commands (the service). When the Receiver
@@ -44,7 +45,7 @@ type Receiver interface {
 // commands (staffgate.IsCommand), so a demo can acknowledge the alerts it
 // raises.
 type StaffReceiver interface {
-	ReceiveStaff(ctx context.Context, in engine.StaffInbound) error
+	ReceiveStaff(ctx context.Context, in service.StaffInbound) error
 }
 
 // Skipper moves time forward (an *clock.Offset plus a scheduler wake-up).
@@ -67,6 +68,9 @@ type Console struct {
 func New(in io.Reader, out io.Writer, recv Receiver, skip Skipper) *Console {
 	return &Console{in: in, out: out, recv: recv, skip: skip}
 }
+
+// The dispatcher delivers to the console like to any platform.
+var _ service.Sender = (*Console)(nil)
 
 // Platform returns "console".
 func (c *Console) Platform() string { return Platform }
@@ -179,7 +183,7 @@ func (c *Console) line(ctx context.Context, line string) (bool, error) {
 	}
 	if staffgate.IsCommand(t) { // typed on the staff's behalf; anything else is the patient's
 		if sr, ok := c.recv.(StaffReceiver); ok {
-			if err := sr.ReceiveStaff(ctx, engine.StaffInbound{Staff: string(Staff), Channel: Staff, Text: t}); err != nil {
+			if err := sr.ReceiveStaff(ctx, service.StaffInbound{Staff: string(Staff), Channel: Staff, Text: t}); err != nil {
 				fmt.Fprintln(c.out, "(sorry, that staff command could not be saved; please try again)")
 			}
 			return false, nil
@@ -187,7 +191,7 @@ func (c *Console) line(ctx context.Context, line string) (bool, error) {
 	}
 	c.mu.Lock()
 	c.seq++
-	in := engine.Inbound{Patient: Patient, Text: line, DedupeKey: ""}
+	in := service.Inbound{Patient: Patient, Text: line, DedupeKey: ""}
 	for _, ch := range c.choices {
 		if strings.EqualFold(ch.Label, t) || strings.EqualFold(ch.ID, t) {
 			in.Choice, in.Text = ch.ID, ch.Label

@@ -10,14 +10,15 @@ import (
 
 	"github.com/aftercare-clinic/aftercare/bot/console"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 type recorder struct {
 	mu  sync.Mutex
-	got []engine.Inbound
+	got []service.Inbound
 }
 
-func (r *recorder) Receive(_ context.Context, in engine.Inbound) error {
+func (r *recorder) Receive(_ context.Context, in service.Inbound) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.got = append(r.got, in)
@@ -58,10 +59,10 @@ func TestConsoleTranslatesBothWays(t *testing.T) {
 
 type staffRecorder struct {
 	recorder
-	staff []engine.StaffInbound
+	staff []service.StaffInbound
 }
 
-func (r *staffRecorder) ReceiveStaff(_ context.Context, in engine.StaffInbound) error {
+func (r *staffRecorder) ReceiveStaff(_ context.Context, in service.StaffInbound) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.staff = append(r.staff, in)

@@ -380,7 +380,7 @@ func (b *Bot) patientDM(m *discordgo.Message) (item, bool) {
 	if self || (m.Type != discordgo.MessageTypeDefault && m.Type != discordgo.MessageTypeReply) {
 		return item{}, false
 	}
-	return item{userID: m.Author.ID, channel: m.ChannelID, msgID: m.ID, patient: &engine.Inbound{
+	return item{userID: m.Author.ID, channel: m.ChannelID, msgID: m.ID, patient: &service.Inbound{
 		Patient:     engine.NewPatientID(Platform, m.Author.ID),
 		Text:        m.Content,
 		DedupeKey:   "discord:msg:" + m.ID,

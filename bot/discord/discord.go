@@ -35,9 +35,9 @@ const Platform = "discord"
 // different users, but never concurrently for the same user.
 type Receiver interface {
 	// Receive takes one patient message or button press.
-	Receive(ctx context.Context, in engine.Inbound) error
+	Receive(ctx context.Context, in service.Inbound) error
 	// ReceiveStaff takes one command or button press from a configured staff member.
-	ReceiveStaff(ctx context.Context, in engine.StaffInbound) error
+	ReceiveStaff(ctx context.Context, in service.StaffInbound) error
 }
 
 var _ service.Sender = (*Bot)(nil)

@@ -25,7 +25,7 @@ func TestDMConversationWithButtons(t *testing.T) {
 	msgID := h.fake.DM(patientA, "hi, I had dry needling today <@123> @everyone")
 	eventually(t, 5*time.Second, "first message received", func() bool { return len(h.rec.inbound()) == 1 })
 	got := h.rec.inbound()[0]
-	want := engine.Inbound{Patient: patient(patientA), Text: "hi, I had dry needling today <@123> @everyone", DedupeKey: "discord:msg:" + msgID, DisplayName: "Patient " + patientA}
+	want := service.Inbound{Patient: patient(patientA), Text: "hi, I had dry needling today <@123> @everyone", DedupeKey: "discord:msg:" + msgID, DisplayName: "Patient " + patientA}
 	if got != want {
 		t.Fatalf("inbound = %+v, want %+v", got, want)
 	}
@@ -235,7 +235,7 @@ func TestStaffAlertAndAck(t *testing.T) {
 	iid := h.fake.Click(guildID, nurse, []string{staffRole}, m, "ack:1")
 	eventually(t, 5*time.Second, "ack received", func() bool { return len(h.rec.staffInbound()) == 1 })
 	got := h.rec.staffInbound()[0]
-	want := engine.StaffInbound{Staff: "discord:" + nurse, Channel: engine.NewPatientID(Platform, staffCh), Choice: "ack:1", DedupeKey: "discord:interaction:" + iid}
+	want := service.StaffInbound{Staff: "discord:" + nurse, Channel: engine.NewPatientID(Platform, staffCh), Choice: "ack:1", DedupeKey: "discord:interaction:" + iid}
 	if got != want {
 		t.Errorf("staff inbound = %+v, want %+v", got, want)
 	}
@@ -300,7 +300,7 @@ func TestStaffCommandsOnlyFromStaff(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("staff inbound = %+v", got)
 	}
-	byKey := map[string]engine.StaffInbound{got[0].DedupeKey: got[0], got[1].DedupeKey: got[1]}
+	byKey := map[string]service.StaffInbound{got[0].DedupeKey: got[0], got[1].DedupeKey: got[1]}
 	if s := byKey["discord:msg:"+msgID]; s.Text != "/open" || s.Staff != "discord:"+nurse {
 		t.Errorf("typed staff command = %+v", s)
 	}

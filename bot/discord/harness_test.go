@@ -12,6 +12,7 @@ import (
 
 	"github.com/aftercare-clinic/aftercare/bot/discord/discordfake"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // Test IDs. The token is long and distinctive so a leak is easy to find.
@@ -32,8 +33,8 @@ const (
 // service, returns nil for a dedupe key it already committed (counting it).
 type recorder struct {
 	mu        sync.Mutex
-	in        []engine.Inbound
-	staff     []engine.StaffInbound
+	in        []service.Inbound
+	staff     []service.StaffInbound
 	at        map[string]time.Time
 	committed map[string]bool
 	dups      int
@@ -45,7 +46,7 @@ func newRecorder() *recorder {
 	return &recorder{at: map[string]time.Time{}, committed: map[string]bool{}}
 }
 
-func (r *recorder) Receive(_ context.Context, in engine.Inbound) error {
+func (r *recorder) Receive(_ context.Context, in service.Inbound) error {
 	r.mu.Lock()
 	d := r.delay
 	r.mu.Unlock()
@@ -66,7 +67,7 @@ func (r *recorder) Receive(_ context.Context, in engine.Inbound) error {
 	return nil
 }
 
-func (r *recorder) ReceiveStaff(_ context.Context, in engine.StaffInbound) error {
+func (r *recorder) ReceiveStaff(_ context.Context, in service.StaffInbound) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.committed[in.DedupeKey] {
@@ -79,16 +80,16 @@ func (r *recorder) ReceiveStaff(_ context.Context, in engine.StaffInbound) error
 	return nil
 }
 
-func (r *recorder) inbound() []engine.Inbound {
+func (r *recorder) inbound() []service.Inbound {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]engine.Inbound(nil), r.in...)
+	return append([]service.Inbound(nil), r.in...)
 }
 
-func (r *recorder) staffInbound() []engine.StaffInbound {
+func (r *recorder) staffInbound() []service.StaffInbound {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]engine.StaffInbound(nil), r.staff...)
+	return append([]service.StaffInbound(nil), r.staff...)
 }
 
 func (r *recorder) duplicates() int {

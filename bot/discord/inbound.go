@@ -11,6 +11,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 	"github.com/aftercare-clinic/aftercare/staffgate"
 )
 
@@ -30,8 +31,8 @@ const (
 
 // item is one update waiting for the Receiver.
 type item struct {
-	patient *engine.Inbound
-	staff   *engine.StaffInbound
+	patient *service.Inbound
+	staff   *service.StaffInbound
 	userID  string        // who sent it, for logs and the resend apology
 	channel string        // the DM channel of a patient's message, for its read mark
 	msgID   string        // the message ID of a patient's DM, for its read mark
@@ -98,7 +99,7 @@ func (b *Bot) onMessageCreate(_ *discordgo.Session, m *discordgo.MessageCreate) 
 		})
 		return
 	}
-	b.enqueue(staffQueueKey, item{userID: m.Author.ID, staff: &engine.StaffInbound{
+	b.enqueue(staffQueueKey, item{userID: m.Author.ID, staff: &service.StaffInbound{
 		Staff:     string(engine.NewPatientID(Platform, m.Author.ID)),
 		Channel:   engine.NewPatientID(Platform, m.ChannelID),
 		Text:      text,
@@ -132,7 +133,7 @@ func (b *Bot) onInteractionCreate(_ *discordgo.Session, ic *discordgo.Interactio
 		switch {
 		case i.GuildID == "":
 			b.rememberDM(user.ID, i.ChannelID)
-			b.enqueue(user.ID, item{userID: user.ID, ack: b.respond(i, componentAck(i.Message, data.CustomID)), patient: &engine.Inbound{
+			b.enqueue(user.ID, item{userID: user.ID, ack: b.respond(i, componentAck(i.Message, data.CustomID)), patient: &service.Inbound{
 				Patient:     engine.NewPatientID(Platform, user.ID),
 				Text:        buttonLabel(i.Message, data.CustomID),
 				Choice:      data.CustomID,
@@ -141,7 +142,7 @@ func (b *Bot) onInteractionCreate(_ *discordgo.Session, ic *discordgo.Interactio
 				Lang:        string(i.Locale),
 			}})
 		case i.ChannelID == b.cfg.StaffChannelID && b.isStaff(user.ID, i.ChannelID, roles):
-			b.enqueue(staffQueueKey, item{userID: user.ID, ack: b.respond(i, componentAck(i.Message, data.CustomID)), staff: &engine.StaffInbound{
+			b.enqueue(staffQueueKey, item{userID: user.ID, ack: b.respond(i, componentAck(i.Message, data.CustomID)), staff: &service.StaffInbound{
 				Staff:     string(engine.NewPatientID(Platform, user.ID)),
 				Channel:   engine.NewPatientID(Platform, i.ChannelID),
 				Choice:    data.CustomID,
@@ -164,7 +165,7 @@ func (b *Bot) onInteractionCreate(_ *discordgo.Session, ic *discordgo.Interactio
 			if code := strings.TrimSpace(optionString(data, "code")); code != "" {
 				text += " " + code
 			}
-			b.enqueue(user.ID, item{userID: user.ID, ack: b.respond(i, ephemeral(textDMSent)), patient: &engine.Inbound{
+			b.enqueue(user.ID, item{userID: user.ID, ack: b.respond(i, ephemeral(textDMSent)), patient: &service.Inbound{
 				Patient:     engine.NewPatientID(Platform, user.ID),
 				Text:        text,
 				DedupeKey:   key,
@@ -187,7 +188,7 @@ func (b *Bot) onInteractionCreate(_ *discordgo.Session, ic *discordgo.Interactio
 				if c, _, ok := staffgate.Parse(text); ok && c.Name == "login" {
 					ack = textLoginDM // the link itself comes as a DM (send.go, Private)
 				}
-				b.enqueue(staffQueueKey, item{userID: user.ID, ack: b.respond(i, ephemeral(ack)), staff: &engine.StaffInbound{
+				b.enqueue(staffQueueKey, item{userID: user.ID, ack: b.respond(i, ephemeral(ack)), staff: &service.StaffInbound{
 					Staff:     string(engine.NewPatientID(Platform, user.ID)),
 					Channel:   engine.NewPatientID(Platform, i.ChannelID),
 					Text:      text,

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/backoff"
-	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // testToken looks like a real token; its characters include ones that URL
@@ -27,8 +27,8 @@ const testToken = "123456789:AAH-secret_TOKEN+value/x"
 // delivery fail before anything is committed.
 type recorder struct {
 	mu        sync.Mutex
-	inbound   []engine.Inbound
-	staff     []engine.StaffInbound
+	inbound   []service.Inbound
+	staff     []service.StaffInbound
 	calls     []string // DedupeKeys in call order, including failed and duplicate calls
 	committed map[string]bool
 	fail      func(key string) error
@@ -56,7 +56,7 @@ func (r *recorder) commit(key string) (bool, error) {
 	return true, nil
 }
 
-func (r *recorder) Receive(ctx context.Context, in engine.Inbound) error {
+func (r *recorder) Receive(ctx context.Context, in service.Inbound) error {
 	fresh, err := r.commit(in.DedupeKey)
 	if err != nil || !fresh {
 		return err
@@ -67,7 +67,7 @@ func (r *recorder) Receive(ctx context.Context, in engine.Inbound) error {
 	return nil
 }
 
-func (r *recorder) ReceiveStaff(ctx context.Context, in engine.StaffInbound) error {
+func (r *recorder) ReceiveStaff(ctx context.Context, in service.StaffInbound) error {
 	fresh, err := r.commit(in.DedupeKey)
 	if err != nil || !fresh {
 		return err
@@ -78,10 +78,10 @@ func (r *recorder) ReceiveStaff(ctx context.Context, in engine.StaffInbound) err
 	return nil
 }
 
-func (r *recorder) snapshot() ([]engine.Inbound, []engine.StaffInbound) {
+func (r *recorder) snapshot() ([]service.Inbound, []service.StaffInbound) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]engine.Inbound(nil), r.inbound...), append([]engine.StaffInbound(nil), r.staff...)
+	return append([]service.Inbound(nil), r.inbound...), append([]service.StaffInbound(nil), r.staff...)
 }
 
 func (r *recorder) callCount(key string) int {
@@ -97,7 +97,7 @@ func (r *recorder) callCount(key string) int {
 }
 
 // waitInbound waits until n patient inbounds were committed.
-func (r *recorder) waitInbound(t *testing.T, n int) []engine.Inbound {
+func (r *recorder) waitInbound(t *testing.T, n int) []service.Inbound {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -113,7 +113,7 @@ func (r *recorder) waitInbound(t *testing.T, n int) []engine.Inbound {
 }
 
 // waitStaff waits until n staff inbounds were committed.
-func (r *recorder) waitStaff(t *testing.T, n int) []engine.StaffInbound {
+func (r *recorder) waitStaff(t *testing.T, n int) []service.StaffInbound {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

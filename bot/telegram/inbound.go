@@ -8,6 +8,7 @@ import (
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 	"github.com/aftercare-clinic/aftercare/staffgate"
 )
 
@@ -20,9 +21,9 @@ import (
 // time).
 type Receiver interface {
 	// Receive takes a patient's message or button press.
-	Receive(ctx context.Context, in engine.Inbound) error
+	Receive(ctx context.Context, in service.Inbound) error
 	// ReceiveStaff takes a message or button press from clinic staff.
-	ReceiveStaff(ctx context.Context, in engine.StaffInbound) error
+	ReceiveStaff(ctx context.Context, in service.StaffInbound) error
 }
 
 // routeKind says what to do with one update.
@@ -41,8 +42,8 @@ type route struct {
 	kind    routeKind
 	reason  string // why it is ignored, for the log (never user content)
 	chatID  int64
-	inbound engine.Inbound
-	staff   engine.StaffInbound
+	inbound service.Inbound
+	staff   service.StaffInbound
 	// callback is set for a button press, to acknowledge it.
 	callback *tgbotapi.CallbackQuery
 	// label is the pressed button's label, when known.
@@ -113,7 +114,7 @@ func translateMessage(m *tgbotapi.Message, key string, gate *staffgate.Gate) rou
 			return r
 		}
 		r.kind = routeStaff
-		r.staff = engine.StaffInbound{
+		r.staff = service.StaffInbound{
 			Staff:     PlatformName + ":" + strconv.FormatInt(fromID, 10),
 			Channel:   PatientID(m.Chat.ID),
 			Text:      text,
@@ -130,7 +131,7 @@ func translateMessage(m *tgbotapi.Message, key string, gate *staffgate.Gate) rou
 		return r
 	}
 	r.kind = routePatient
-	r.inbound = engine.Inbound{
+	r.inbound = service.Inbound{
 		Patient:     PatientID(m.Chat.ID),
 		Text:        normalizeCommandText(text),
 		DedupeKey:   key,
@@ -160,7 +161,7 @@ func translateCallback(q *tgbotapi.CallbackQuery, key string, gate *staffgate.Ga
 	r.label = buttonLabel(q.Message, q.Data)
 	if fromStaff(gate, chatID, fromID, private) {
 		r.kind = routeStaff
-		r.staff = engine.StaffInbound{
+		r.staff = service.StaffInbound{
 			Staff:     PlatformName + ":" + strconv.FormatInt(fromID, 10),
 			Channel:   PatientID(chatID),
 			Text:      r.label,
@@ -174,7 +175,7 @@ func translateCallback(q *tgbotapi.CallbackQuery, key string, gate *staffgate.Ga
 		return r
 	}
 	r.kind = routePatient
-	r.inbound = engine.Inbound{
+	r.inbound = service.Inbound{
 		Patient:     PatientID(chatID),
 		Text:        r.label,
 		Choice:      q.Data,

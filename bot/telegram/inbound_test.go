@@ -6,6 +6,7 @@ import (
 	tgbotapi "github.com/go-telegram-bot-api/telegram-bot-api/v5"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 	"github.com/aftercare-clinic/aftercare/staffgate"
 )
 
@@ -52,34 +53,34 @@ func TestTranslate(t *testing.T) {
 		name    string
 		u       tgbotapi.Update
 		kind    routeKind
-		inbound engine.Inbound
-		staff   engine.StaffInbound
+		inbound service.Inbound
+		staff   service.StaffInbound
 	}{
 		{name: "patient text", u: textUpdate(1, 42, "private", 42, "sore arm"), kind: routePatient,
-			inbound: engine.Inbound{Patient: "telegram:42", Text: "sore arm", DedupeKey: "telegram:update:1", DisplayName: "_x* Doe"}},
+			inbound: service.Inbound{Patient: "telegram:42", Text: "sore arm", DedupeKey: "telegram:update:1", DisplayName: "_x* Doe"}},
 		{name: "deep link passed through", u: textUpdate(2, 42, "private", 42, "/start v_ABC-123"), kind: routePatient,
-			inbound: engine.Inbound{Patient: "telegram:42", Text: "/start v_ABC-123", DedupeKey: "telegram:update:2", DisplayName: "_x* Doe"}},
+			inbound: service.Inbound{Patient: "telegram:42", Text: "/start v_ABC-123", DedupeKey: "telegram:update:2", DisplayName: "_x* Doe"}},
 		{name: "deep link with bot name", u: textUpdate(3, 42, "private", 42, "/start@AftercareBot v1"), kind: routePatient,
-			inbound: engine.Inbound{Patient: "telegram:42", Text: "/start v1", DedupeKey: "telegram:update:3", DisplayName: "_x* Doe"}},
+			inbound: service.Inbound{Patient: "telegram:42", Text: "/start v1", DedupeKey: "telegram:update:3", DisplayName: "_x* Doe"}},
 		{name: "stop and help are patient commands", u: textUpdate(4, 42, "private", 42, "/stop"), kind: routePatient,
-			inbound: engine.Inbound{Patient: "telegram:42", Text: "/stop", DedupeKey: "telegram:update:4", DisplayName: "_x* Doe"}},
+			inbound: service.Inbound{Patient: "telegram:42", Text: "/stop", DedupeKey: "telegram:update:4", DisplayName: "_x* Doe"}},
 		{name: "staff command from a patient is refused", u: textUpdate(5, 42, "private", 42, "/ack 12"), kind: routeRefuse},
 		{name: "staff chat", u: textUpdate(6, testStaffChat, "supergroup", 77, "/ack 12"), kind: routeStaff,
-			staff: engine.StaffInbound{Staff: "telegram:77", Channel: "telegram:-1001", Text: "/ack 12", DedupeKey: "telegram:update:6"}},
+			staff: service.StaffInbound{Staff: "telegram:77", Channel: "telegram:-1001", Text: "/ack 12", DedupeKey: "telegram:update:6"}},
 		{name: "staff user in private", u: textUpdate(7, testStaffUser, "private", testStaffUser, "/open"), kind: routeStaff,
-			staff: engine.StaffInbound{Staff: "telegram:900", Channel: "telegram:900", Text: "/open", DedupeKey: "telegram:update:7"}},
+			staff: service.StaffInbound{Staff: "telegram:900", Channel: "telegram:900", Text: "/open", DedupeKey: "telegram:update:7"}},
 		{name: "button press", u: withKeyboard, kind: routePatient,
-			inbound: engine.Inbound{Patient: "telegram:42", Text: "Yes", Choice: "yes", DedupeKey: "telegram:update:8", DisplayName: "Ann"}},
+			inbound: service.Inbound{Patient: "telegram:42", Text: "Yes", Choice: "yes", DedupeKey: "telegram:update:8", DisplayName: "Ann"}},
 		{name: "button press without keyboard", u: callbackUpdate(8, 42, "no"), kind: routePatient,
-			inbound: engine.Inbound{Patient: "telegram:42", Choice: "no", DedupeKey: "telegram:update:8", DisplayName: "Ann"}},
+			inbound: service.Inbound{Patient: "telegram:42", Choice: "no", DedupeKey: "telegram:update:8", DisplayName: "Ann"}},
 		{name: "sticker becomes empty text", u: sticker, kind: routePatient,
-			inbound: engine.Inbound{Patient: "telegram:42", DedupeKey: "telegram:update:9", DisplayName: "_x* Doe"}},
+			inbound: service.Inbound{Patient: "telegram:42", DedupeKey: "telegram:update:9", DisplayName: "_x* Doe"}},
 		{name: "photo caption is read", u: photo, kind: routePatient,
-			inbound: engine.Inbound{Patient: "telegram:42", Text: "my arm is hot", DedupeKey: "telegram:update:10", DisplayName: "_x* Doe"}},
+			inbound: service.Inbound{Patient: "telegram:42", Text: "my arm is hot", DedupeKey: "telegram:update:10", DisplayName: "_x* Doe"}},
 		{name: "edited message is passed on", u: edited, kind: routePatient,
-			inbound: engine.Inbound{Patient: "telegram:42", Text: "and chest pain", DedupeKey: "telegram:update:11", DisplayName: "_x* Doe"}},
+			inbound: service.Inbound{Patient: "telegram:42", Text: "and chest pain", DedupeKey: "telegram:update:11", DisplayName: "_x* Doe"}},
 		{name: "staff button", u: staffCallback, kind: routeStaff,
-			staff: engine.StaffInbound{Staff: "telegram:77", Channel: "telegram:-1001", Choice: "ack:3", DedupeKey: "telegram:update:12"}},
+			staff: service.StaffInbound{Staff: "telegram:77", Channel: "telegram:-1001", Choice: "ack:3", DedupeKey: "telegram:update:12"}},
 		{name: "other group ignored", u: textUpdate(14, -5, "group", 42, "hi all"), kind: routeIgnore},
 		{name: "every staffgate command is refused from a patient", u: textUpdate(17, 42, "private", 42, "/login"), kind: routeRefuse},
 		{name: "a staff user in another group is not taken as staff", u: textUpdate(18, -5, "group", testStaffUser, "/open"), kind: routeIgnore},

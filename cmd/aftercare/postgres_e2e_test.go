@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 
 	"github.com/aftercare-clinic/aftercare/store/postgres"
 	"github.com/aftercare-clinic/aftercare/store/postgres/pgtest"
@@ -167,7 +168,7 @@ func TestDeskOnPostgres(t *testing.T) {
 	csrf := field(alerts, "csrf")
 
 	p := engine.PatientID("telegram:5")
-	if err := run.Service.Receive(context.Background(), engine.Inbound{Patient: p, Text: "I fainted"}); err != nil {
+	if err := run.Service.Receive(context.Background(), service.Inbound{Patient: p, Text: "I fainted"}); err != nil {
 		t.Fatal(err)
 	}
 	if page := body(c.Get(base + "/alerts")); !strings.Contains(page, string(p)) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 // ruleSigns lists every sign ID the triage rule files can report (rule
@@ -89,7 +90,7 @@ func TestLogsNeverHoldHealthData(t *testing.T) {
 		Started: func(r *Running) {
 			// A display name arrives from platforms with every message.
 			ctx := context.Background()
-			r.Service.Receive(ctx, engine.Inbound{Patient: "telegram:99", Text: "dizzy, Jane Quinlan here", DisplayName: "Jane Quinlan"})
+			r.Service.Receive(ctx, service.Inbound{Patient: "telegram:99", Text: "dizzy, Jane Quinlan here", DisplayName: "Jane Quinlan"})
 			// A visit with the staff-only identity, a reply from the desk,
 			// and a red flag whose alert shows the chart number.
 			if err := r.Service.RecordVisit(ctx, "telegram:98", engine.Visit{At: r.Clock.Now(), Treatment: engine.Acupuncture, Consent: true,
@@ -99,7 +100,7 @@ func TestLogsNeverHoldHealthData(t *testing.T) {
 			if err := r.Service.Reply(ctx, "telegram:98", "Ana Ruiz", "How is your back, Rosa Quinlan-Ortega?"); err != nil {
 				t.Error(err)
 			}
-			r.Service.Receive(ctx, engine.Inbound{Patient: "telegram:98", Text: "I fainted"})
+			r.Service.Receive(ctx, service.Inbound{Patient: "telegram:98", Text: "I fainted"})
 		}}
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)

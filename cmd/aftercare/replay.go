@@ -330,11 +330,11 @@ func (r *replayer) apply(ctx context.Context, s scriptStep) error {
 			return err
 		}
 	case s.says != nil:
-		if err := r.svc.Receive(ctx, engine.Inbound{Patient: s.patient, Text: *s.says}); err != nil {
+		if err := r.svc.Receive(ctx, service.Inbound{Patient: s.patient, Text: *s.says}); err != nil {
 			return err
 		}
 	case s.presses != nil:
-		in := engine.Inbound{Patient: s.patient, Choice: *s.presses}
+		in := service.Inbound{Patient: s.patient, Choice: *s.presses}
 		for _, c := range r.choices[s.patient] {
 			if c.ID == *s.presses || strings.EqualFold(c.Label, *s.presses) {
 				in.Choice, in.Text = c.ID, c.Label
