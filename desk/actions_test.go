@@ -279,7 +279,7 @@ func TestTodayListsInvitedPatients(t *testing.T) {
 	if !strings.Contains(today, "Rosa Diaz") || !strings.Contains(today, `<span class="status">invited</span>`) || !strings.Contains(today, "chart C-77") {
 		t.Fatalf("today lacks the invited patient:\n%s", today)
 	}
-	if err := h.svc.Receive(context.Background(), service.Inbound{Patient: "telegram:61", Text: "/start " + tok[1]}); err != nil {
+	if err := h.svc.Receive(context.Background(), service.Inbound{Patient: "telegram:61", Text: "/start " + tok[1], Invite: tok[1]}); err != nil {
 		t.Fatal(err)
 	}
 	today = read(t, h.get(c, "/today"))

@@ -453,7 +453,7 @@ func TestImportCSVMakesOneInvitePerRow(t *testing.T) {
 		t.Fatal("no invite code on the sheet")
 	}
 	p := engine.PatientID("telegram:77")
-	if err := h.svc.Receive(context.Background(), service.Inbound{Patient: p, Text: "/start " + tok[1]}); err != nil {
+	if err := h.svc.Receive(context.Background(), service.Inbound{Patient: p, Text: "/start " + tok[1], Invite: tok[1]}); err != nil {
 		t.Fatal(err)
 	}
 	st, _, err := h.store.State(p)

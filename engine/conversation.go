@@ -249,7 +249,12 @@ func (s *step) command(n string, prefix []string) bool {
 		s.reask("")
 		return true
 	case strings.HasPrefix(strings.TrimSpace(n), "/start "):
-		// A deep link whose invite the service could not resolve.
+		// "/start" is a command the engine knows (above: it restarts a
+		// stopped conversation). With words after it that no adapter
+		// presented as an invite (Event.Invite: a mistyped or cut-off
+		// code), it is the patient's text: triage has read it first, as
+		// every message, and the answer is the one for a link that did
+		// not work.
 		s.reply(append(prefix, s.text("invite_unknown"))...)
 		if s.st.Visit == nil && s.st.Draft == nil {
 			s.startIntake(nil)

@@ -264,7 +264,9 @@ type Event struct {
 	Timer string `json:"timer,omitempty"`
 	// Platform names the platform for EventUnreachable.
 	Platform string `json:"platform,omitempty"`
-	// Invite is the resolved invite a /start message presented, if any.
+	// Invite is what became of the invite the message presented, if any
+	// (the platform adapter found it, the store resolved it); the engine
+	// never looks for one in Text.
 	Invite InviteResult `json:"invite,omitempty"`
 	// Action and Actor describe a staff action (EventStaff).
 	Action string `json:"action,omitempty"`

@@ -111,7 +111,7 @@ func NewSim(seed uint64) *Sim {
 	return &Sim{rng: rand.New(rand.NewPCG(seed, 0x5eed)), conv: map[int]*conv{}}
 }
 
-// Next returns patient i's next message as an service.Inbound with a fresh
+// Next returns patient i's next message as a service.Inbound with a fresh
 // dedupe key, as a platform adapter would hand it to the service.
 func (s *Sim) Next(i int) service.Inbound {
 	c := s.conv[i]

@@ -39,19 +39,36 @@ type Inbound struct {
 	// Lang is the platform's language for the user (Telegram
 	// language_code, Discord locale), a hint for the bot's language.
 	Lang string
+	// Invite is the enrollment token the patient presented with this
+	// message, in their platform's own form: the payload of a Telegram deep
+	// link (t.me/BOT?start=TOKEN), the code of Discord's /aftercare command,
+	// or the token of a typed "/start TOKEN" (StartInvite). The adapter
+	// fills it, so the service never parses an invite back out of Text;
+	// Text keeps what the patient sent, for triage and the transcript.
+	// Empty when no invite came with the message. Receive looks up only a
+	// token of the form IsInviteToken accepts; any other is ignored and
+	// the message is read as text, so nothing an adapter passes here skips
+	// triage.
+	Invite string
 }
 
 // Receive applies a patient's message or button press. It returns once the
 // step and the messages it caused are committed, so a platform adapter may
 // then confirm the update to its platform. An Inbound whose DedupeKey was
-// already applied is ignored and nil is returned.
+// already applied is ignored and nil is returned. An Invite is resolved by
+// the store inside the step's transaction (used once, or found unknown,
+// expired or used) and the engine answers what became of it.
 func (s *Service) Receive(ctx context.Context, in Inbound) error {
 	if in.Patient == "" {
 		return errors.New("service: inbound without patient")
 	}
 	s.cfg.Observer.Received(in.Patient.Platform())
 	ev := engine.Event{Kind: engine.EventMessage, Text: in.Text, Choice: in.Choice, DisplayName: in.DisplayName, Lang: in.Lang}
-	_, err := s.applyInvite(ctx, in.Patient, in.DedupeKey, nil, InvitePayload(in.Text), ev)
+	invite := in.Invite
+	if !IsInviteToken(invite) {
+		invite = "" // not a token anyone was given: the text is read as it is
+	}
+	_, err := s.applyInvite(ctx, in.Patient, in.DedupeKey, nil, invite, ev)
 	return err
 }
 

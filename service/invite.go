@@ -17,21 +17,40 @@ type InviteStore interface {
 	PutInvite(inv engine.Invite) error
 }
 
-// InvitePayload returns the invite token of a "/start TOKEN" deep link, or
-// "" when the text is not one. Tokens are 1-64 characters of A-Z a-z 0-9 _ -.
-func InvitePayload(text string) string {
+// IsInviteToken reports whether s has the form of an invite token: 1 to 64
+// characters of A-Z a-z 0-9 _ -. The tokens CreateInvite makes have it (22
+// characters of base64url), and it is the form Telegram allows in a deep
+// link's start parameter, so a token travels in a t.me link unchanged.
+// Receive looks up only an Inbound.Invite of this form; adapters use it to
+// decide whether what their platform carried is an invite at all.
+func IsInviteToken(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// StartInvite returns the invite token of a typed "/start TOKEN" command, or
+// "" when text is not one. It is the form patients are told to type where a
+// platform has no deep links (a Discord DM, the console: cmd/aftercare's
+// visit command and the desk print it), and the form a Telegram deep link
+// arrives in. Adapters call it to fill Inbound.Invite, so the service never
+// reads an invite back out of a message's text. A "/start" with anything
+// else after it is not an invite: it stays the patient's text, read by
+// triage first like any message, and the engine says the link did not work.
+func StartInvite(text string) string {
 	rest, ok := strings.CutPrefix(strings.TrimSpace(text), "/start ")
 	if !ok {
 		return ""
 	}
 	rest = strings.TrimSpace(rest)
-	if len(rest) == 0 || len(rest) > 64 {
+	if !IsInviteToken(rest) {
 		return ""
-	}
-	for _, r := range rest {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return ""
-		}
 	}
 	return rest
 }

@@ -376,7 +376,7 @@ func TestInviteLinksVisitOnceAndExpires(t *testing.T) {
 		t.Fatalf("token %q: want >=128 bits and nothing about the patient", inv.Token)
 	}
 	h.clock.Add(time.Hour)
-	if err := h.svc.Receive(ctx, service.Inbound{Patient: "telegram:1", Text: "/start " + inv.Token}); err != nil {
+	if err := h.svc.Receive(ctx, service.Inbound{Patient: "telegram:1", Text: "/start " + inv.Token, Invite: inv.Token}); err != nil {
 		t.Fatal(err)
 	}
 	st, _, _ := h.store.State("telegram:1")
@@ -395,11 +395,11 @@ func TestInviteLinksVisitOnceAndExpires(t *testing.T) {
 		t.Fatalf("check-ins not scheduled: %v", tm)
 	}
 	// Second use, unknown and expired tokens are refused politely.
-	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:2", Text: "/start " + inv.Token})
-	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:3", Text: "/start AAAAAAAAAAAAAAAAAAAAAA"})
+	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:2", Text: "/start " + inv.Token, Invite: inv.Token})
+	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:3", Text: "/start AAAAAAAAAAAAAAAAAAAAAA", Invite: "AAAAAAAAAAAAAAAAAAAAAA"})
 	old, _ := h.svc.CreateInvite(ctx, engine.Visit{At: t0, Treatment: engine.Acupuncture, Consent: true}, time.Hour)
 	h.clock.Add(2 * time.Hour)
-	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:4", Text: "/start " + old.Token})
+	h.svc.Receive(ctx, service.Inbound{Patient: "telegram:4", Text: "/start " + old.Token, Invite: old.Token})
 	for _, p := range []engine.PatientID{"telegram:2", "telegram:3", "telegram:4"} {
 		st, _, _ := h.store.State(p)
 		if st.Visit != nil {
@@ -415,12 +415,113 @@ func TestInviteLinksVisitOnceAndExpires(t *testing.T) {
 	if len(refused) != 3 || refused["telegram:1"] {
 		t.Fatalf("polite refusals sent to %v, want telegram:2, 3 and 4", refused)
 	}
-	if got := service.InvitePayload("/start " + strings.Repeat("a", 65)); got != "" {
-		t.Fatal("65-character payload accepted")
+}
+
+// TestReceiveTakesTheInviteFromTheAdapter checks that Receive resolves
+// Inbound.Invite and never reads an invite out of the text: a "/start TOKEN"
+// without Invite is a message like any other, and an Invite that is no
+// token is ignored, its text read by triage first. An invite that was not
+// presented stays unused.
+func TestReceiveTakesTheInviteFromTheAdapter(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name       string
+		in         func(token string) service.Inbound
+		enrolled   bool
+		escalation bool
+	}{
+		{"invite field", func(tok string) service.Inbound {
+			return service.Inbound{Text: "hello", Invite: tok}
+		}, true, false},
+		{"token only in the text", func(tok string) service.Inbound {
+			return service.Inbound{Text: "/start " + tok}
+		}, false, false},
+		{"invite that is no token", func(string) service.Inbound {
+			return service.Inbound{Text: "I fainted and can't breathe", Invite: "ab$c"}
+		}, false, true},
+		{"invite too long", func(string) service.Inbound {
+			return service.Inbound{Text: "/start " + strings.Repeat("a", 65), Invite: strings.Repeat("a", 65)}
+		}, false, false},
 	}
-	if got := service.InvitePayload("/start ab$c"); got != "" {
-		t.Fatal("payload with $ accepted")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			inv, err := h.svc.CreateInvite(ctx, engine.Visit{At: t0, Treatment: engine.Acupuncture, Area: "neck"}, 24*time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := tt.in(inv.Token)
+			in.Patient = "telegram:9"
+			if err := h.svc.Receive(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+			st, _, _ := h.store.State("telegram:9")
+			if got := st.Visit != nil; got != tt.enrolled {
+				t.Fatalf("enrolled = %v, want %v", got, tt.enrolled)
+			}
+			ms := h.drain()
+			esc := false
+			for _, m := range ms {
+				esc = esc || (m.To == "telegram:9" && m.Kind == engine.KindEscalation)
+			}
+			if esc != tt.escalation {
+				t.Errorf("escalated = %v, want %v: %q", esc, tt.escalation, texts(ms))
+			}
+			if tt.enrolled {
+				return
+			}
+			// Not presented, so not used: it still enrolls whoever does.
+			if err := h.svc.Receive(ctx, service.Inbound{Patient: "telegram:10", Text: "/start " + inv.Token, Invite: inv.Token}); err != nil {
+				t.Fatal(err)
+			}
+			if st, _, _ := h.store.State("telegram:10"); st.Visit == nil {
+				t.Error("the invite was used up without being presented")
+			}
+		})
 	}
+}
+
+// TestStartInvite is the typed form adapters read an invite from.
+func TestStartInvite(t *testing.T) {
+	tests := []struct{ text, want string }{
+		{"/start abc", "abc"},
+		{"  /start   Ab_9-z  ", "Ab_9-z"},
+		{"/start", ""},
+		{"/start ", ""},
+		{"/start ab$c", ""},
+		{"/start two words", ""},
+		{"/start " + strings.Repeat("a", 64), strings.Repeat("a", 64)},
+		{"/start " + strings.Repeat("a", 65), ""},
+		{"/START abc", ""},
+		{"/stop abc", ""},
+		{"/startabc", ""},
+		{"hello /start abc", ""},
+		{"/start\tabc", ""},
+		{"/start héllo", ""},
+	}
+	for _, tt := range tests {
+		if got := service.StartInvite(tt.text); got != tt.want {
+			t.Errorf("StartInvite(%q) = %q, want %q", tt.text, got, tt.want)
+		}
+	}
+}
+
+// FuzzStartInvite checks that whatever a patient types, StartInvite returns
+// nothing or a well-formed token taken from the text, and that a token typed
+// after "/start " always comes back whole.
+func FuzzStartInvite(f *testing.F) {
+	for _, s := range []string{"/start abc", "/start", "/start ab$c", "/start  x ", "/start \xff", "hi"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		got := service.StartInvite(text)
+		if got != "" && (!service.IsInviteToken(got) || !strings.Contains(text, got)) {
+			t.Fatalf("StartInvite(%q) = %q: not a token of the text", text, got)
+		}
+		if service.IsInviteToken(text) && service.StartInvite("/start "+text) != text {
+			t.Fatalf("token %q typed after /start not found", text)
+		}
+	})
 }
 
 // TestDispatcherBusyChatDoesNotStarveOthers queues many alerts for the
@@ -620,4 +721,12 @@ func TestDeliveredFailureDoesNotResend(t *testing.T) {
 			}
 		})
 	}
+}
+
+func texts(ms []engine.Outbound) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Text)
+	}
+	return out
 }

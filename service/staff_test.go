@@ -289,7 +289,7 @@ func TestStaffUpdateRedeliveredAppliesOnce(t *testing.T) {
 				t.Fatalf("answer holds %d invites, want 1: %q", len(tokens), answers[0])
 			}
 			// The one invite is stored and works.
-			if err := h.svc.Receive(ctx, service.Inbound{Patient: "telegram:5", Text: "/start " + tokens[0][1], DedupeKey: "telegram:update:4712"}); err != nil {
+			if err := h.svc.Receive(ctx, service.Inbound{Patient: "telegram:5", Text: "/start " + tokens[0][1], Invite: tokens[0][1], DedupeKey: "telegram:update:4712"}); err != nil {
 				t.Fatal(err)
 			}
 			if st, _, _ := h.store.State("telegram:5"); st.Visit == nil {

@@ -191,10 +191,11 @@ func (c *Console) line(ctx context.Context, line string) (bool, error) {
 	}
 	c.mu.Lock()
 	c.seq++
-	in := service.Inbound{Patient: Patient, Text: line, DedupeKey: ""}
+	// A typed "/start CODE" presents the invite code the clinic printed.
+	in := service.Inbound{Patient: Patient, Text: line, Invite: service.StartInvite(line), DedupeKey: ""}
 	for _, ch := range c.choices {
 		if strings.EqualFold(ch.Label, t) || strings.EqualFold(ch.ID, t) {
-			in.Choice, in.Text = ch.ID, ch.Label
+			in.Choice, in.Text, in.Invite = ch.ID, ch.Label, ""
 		}
 	}
 	c.mu.Unlock()

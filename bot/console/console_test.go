@@ -112,3 +112,38 @@ func TestConsoleStaffSide(t *testing.T) {
 		t.Errorf("level shown twice:\n%s", o)
 	}
 }
+
+// TestConsoleInvite checks that a typed "/start CODE" (what the clinic's
+// printout tells a console patient to type) presents the code as an
+// invite, and that nothing else does: a "/start" followed by anything that
+// is not a code is the patient's text, and a pressed button never is one.
+func TestConsoleInvite(t *testing.T) {
+	tests := []struct {
+		line, invite string
+	}{
+		{"/start abc123", "abc123"},
+		{"  /start  Ab_9-z ", "Ab_9-z"},
+		{"/start", ""},
+		{"/start I fainted", ""},
+		{"/start ab$c", ""},
+		{"hello", ""},
+		{"/start yes", ""}, // the label of the button on offer: pressed, not typed
+	}
+	for _, tt := range tests {
+		t.Run(tt.line, func(t *testing.T) {
+			rec := &recorder{}
+			c := console.New(strings.NewReader(tt.line+"\n"), &bytes.Buffer{}, rec, nil)
+			c.Send(context.Background(), engine.Outbound{To: console.Patient, Kind: engine.KindReply, Text: "Go on?",
+				Choices: []engine.Choice{{ID: "go", Label: "/start yes"}}})
+			if err := c.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.got) != 1 {
+				t.Fatalf("inbound %+v, want one", rec.got)
+			}
+			if in := rec.got[0]; in.Invite != tt.invite || in.Text == "" {
+				t.Errorf("Invite = %q (text %q), want %q", in.Invite, in.Text, tt.invite)
+			}
+		})
+	}
+}

@@ -383,6 +383,7 @@ func (b *Bot) patientDM(m *discordgo.Message) (item, bool) {
 	return item{userID: m.Author.ID, channel: m.ChannelID, msgID: m.ID, patient: &service.Inbound{
 		Patient:     engine.NewPatientID(Platform, m.Author.ID),
 		Text:        m.Content,
+		Invite:      service.StartInvite(m.Content), // "/start CODE", as patients are told to type it
 		DedupeKey:   "discord:msg:" + m.ID,
 		DisplayName: displayName(m.Author, m.Member),
 	}}, true

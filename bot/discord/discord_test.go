@@ -324,7 +324,7 @@ func TestSlashAftercareOpensDM(t *testing.T) {
 	}
 	iid := h.fake.Slash(guildID, publicCh, patientB, nil, "aftercare", map[string]string{"code": " CLINIC-42 "})
 	eventually(t, 5*time.Second, "/start received", func() bool { return len(h.rec.inbound()) == 1 })
-	if in := h.rec.inbound()[0]; in.Text != "/start CLINIC-42" || in.Patient != patient(patientB) || in.DedupeKey != "discord:interaction:"+iid {
+	if in := h.rec.inbound()[0]; in.Text != "/start CLINIC-42" || in.Invite != "CLINIC-42" || in.Patient != patient(patientB) || in.DedupeKey != "discord:interaction:"+iid {
 		t.Errorf("inbound = %+v", in)
 	}
 	cb, ok := h.fake.Callback(iid)

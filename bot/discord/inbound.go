@@ -161,13 +161,11 @@ func (b *Bot) onInteractionCreate(_ *discordgo.Session, ic *discordgo.Interactio
 		}
 		switch data.Name {
 		case cmdAftercare:
-			text := "/start"
-			if code := strings.TrimSpace(optionString(data, "code")); code != "" {
-				text += " " + code
-			}
+			text, invite := startCommand(optionString(data, "code"))
 			b.enqueue(user.ID, item{userID: user.ID, ack: b.respond(i, ephemeral(textDMSent)), patient: &service.Inbound{
 				Patient:     engine.NewPatientID(Platform, user.ID),
 				Text:        text,
+				Invite:      invite,
 				DedupeKey:   key,
 				DisplayName: displayName(user, i.Member),
 				Lang:        string(i.Locale),
@@ -199,6 +197,23 @@ func (b *Bot) onInteractionCreate(_ *discordgo.Session, ic *discordgo.Interactio
 			b.respond(i, ephemeral(textNotHere))
 		}
 	}
+}
+
+// startCommand translates the code option of the /aftercare command into
+// the patient's text and the invite it presents. The command is the slash
+// form of the "/start CODE" a patient may type in a DM (patientDM), so the
+// text is that typed form: triage, the transcript and the answer to a
+// mistyped code are the same either way. The code itself goes in Invite
+// when it has the form of one, so the service never parses it back out.
+func startCommand(code string) (text, invite string) {
+	text = "/start"
+	if code = strings.TrimSpace(code); code != "" {
+		text += " " + code
+		if service.IsInviteToken(code) {
+			invite = code
+		}
+	}
+	return text, invite
 }
 
 // isStaff reports whether a user speaking in a channel with roles (their

@@ -13,6 +13,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/service"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -185,7 +186,54 @@ func FuzzInteraction(f *testing.F) {
 			}
 			_ = buttonLabel(i.Message, d.CustomID)
 		case discordgo.ApplicationCommandInteractionData:
-			_ = optionString(d, "code")
+			text, invite := startCommand(optionString(d, "code"))
+			if !strings.HasPrefix(text, "/start") || (invite != "" && !service.IsInviteToken(invite)) {
+				t.Fatalf("startCommand = %q, %q", text, invite)
+			}
 		}
 	})
+}
+
+// TestInviteFromDiscord checks which patient input presents an invite: the
+// code of the /aftercare command, and a DM typed as "/start CODE" (what
+// patients are told to send). Anything else after /start is text, read by
+// triage, and no invite.
+func TestInviteFromDiscord(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		code, text, invite string
+	}{
+		{"CLINIC-42", "/start CLINIC-42", "CLINIC-42"},
+		{" abc_9 ", "/start abc_9", "abc_9"},
+		{"", "/start", ""},
+		{"   ", "/start", ""},
+		{"ab$c", "/start ab$c", ""},
+		{"I fainted", "/start I fainted", ""},
+		{strings.Repeat("a", 65), "/start " + strings.Repeat("a", 65), ""},
+	} {
+		text, invite := startCommand(tc.code)
+		if text != tc.text || invite != tc.invite {
+			t.Errorf("startCommand(%q) = %q, %q; want %q, %q", tc.code, text, invite, tc.text, tc.invite)
+		}
+	}
+	b := &Bot{}
+	for _, tc := range []struct {
+		content, invite string
+	}{
+		{"/start abc", "abc"},
+		{"  /start abc  ", "abc"},
+		{"/start", ""},
+		{"/start ab$c", ""},
+		{"/start I fainted", ""},
+		{"abc", ""},
+		{"/aftercare abc", ""},
+	} {
+		it, ok := b.patientDM(&discordgo.Message{ID: "11", ChannelID: "22", Content: tc.content, Author: &discordgo.User{ID: "33"}})
+		if !ok || it.patient == nil {
+			t.Fatalf("patientDM(%q) not a patient message", tc.content)
+		}
+		if it.patient.Invite != tc.invite || it.patient.Text != tc.content {
+			t.Errorf("patientDM(%q): Text %q, Invite %q; want the text as typed and Invite %q", tc.content, it.patient.Text, it.patient.Invite, tc.invite)
+		}
+	}
 }

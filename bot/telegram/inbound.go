@@ -131,9 +131,14 @@ func translateMessage(m *tgbotapi.Message, key string, gate *staffgate.Gate) rou
 		return r
 	}
 	r.kind = routePatient
+	text = normalizeCommandText(text)
 	r.inbound = service.Inbound{
-		Patient:     PatientID(m.Chat.ID),
-		Text:        normalizeCommandText(text),
+		Patient: PatientID(m.Chat.ID),
+		Text:    text,
+		// A deep link t.me/BOT?start=TOKEN arrives as the text "/start
+		// TOKEN" ("/start@BOT TOKEN" in a client that names the bot, folded
+		// above), exactly what a patient who types the code sends.
+		Invite:      service.StartInvite(text),
 		DedupeKey:   key,
 		DisplayName: displayName(m.From),
 		Lang:        languageCode(m.From),

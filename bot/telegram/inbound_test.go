@@ -59,9 +59,9 @@ func TestTranslate(t *testing.T) {
 		{name: "patient text", u: textUpdate(1, 42, "private", 42, "sore arm"), kind: routePatient,
 			inbound: service.Inbound{Patient: "telegram:42", Text: "sore arm", DedupeKey: "telegram:update:1", DisplayName: "_x* Doe"}},
 		{name: "deep link passed through", u: textUpdate(2, 42, "private", 42, "/start v_ABC-123"), kind: routePatient,
-			inbound: service.Inbound{Patient: "telegram:42", Text: "/start v_ABC-123", DedupeKey: "telegram:update:2", DisplayName: "_x* Doe"}},
+			inbound: service.Inbound{Patient: "telegram:42", Text: "/start v_ABC-123", Invite: "v_ABC-123", DedupeKey: "telegram:update:2", DisplayName: "_x* Doe"}},
 		{name: "deep link with bot name", u: textUpdate(3, 42, "private", 42, "/start@AftercareBot v1"), kind: routePatient,
-			inbound: service.Inbound{Patient: "telegram:42", Text: "/start v1", DedupeKey: "telegram:update:3", DisplayName: "_x* Doe"}},
+			inbound: service.Inbound{Patient: "telegram:42", Text: "/start v1", Invite: "v1", DedupeKey: "telegram:update:3", DisplayName: "_x* Doe"}},
 		{name: "stop and help are patient commands", u: textUpdate(4, 42, "private", 42, "/stop"), kind: routePatient,
 			inbound: service.Inbound{Patient: "telegram:42", Text: "/stop", DedupeKey: "telegram:update:4", DisplayName: "_x* Doe"}},
 		{name: "staff command from a patient is refused", u: textUpdate(5, 42, "private", 42, "/ack 12"), kind: routeRefuse},
@@ -104,5 +104,44 @@ func TestTranslate(t *testing.T) {
 				t.Fatalf("staff = %+v, want %+v", r.staff, tc.staff)
 			}
 		})
+	}
+}
+
+// TestTranslateInvite checks which patient texts present an invite: a deep
+// link t.me/BOT?start=TOKEN arrives as "/start TOKEN", with the bot's name
+// in clients that add it; anything else after /start is the patient's text
+// and no invite, so triage reads it.
+func TestTranslateInvite(t *testing.T) {
+	gate := staffgate.New(staffgate.Rules{})
+	for _, tc := range []struct {
+		text, invite string
+	}{
+		{"/start abc", "abc"},
+		{"/start", ""},
+		{"/start@AftercareBot abc", "abc"},
+		{"/start@AftercareBot", ""},
+		{"  /start   abc  ", "abc"},
+		{"/start ab$c", ""},
+		{"/start I fainted", ""},
+		{"/START abc", ""},
+		{"/stop abc", ""},
+		{"/help@AftercareBot abc", ""},
+		{"abc", ""},
+		{"please /start abc", ""},
+	} {
+		t.Run(tc.text, func(t *testing.T) {
+			r := translate(textUpdate(1, 42, "private", 42, tc.text), gate)
+			if r.kind != routePatient {
+				t.Fatalf("kind = %v, want a patient message (reason %q)", r.kind, r.reason)
+			}
+			if r.inbound.Invite != tc.invite {
+				t.Errorf("Invite = %q, want %q", r.inbound.Invite, tc.invite)
+			}
+		})
+	}
+	// A button press never presents an invite, whatever its label says.
+	cb := callbackUpdate(2, 42, "/start abc")
+	if r := translate(cb, gate); r.inbound.Invite != "" {
+		t.Errorf("button press: Invite = %q, want none", r.inbound.Invite)
 	}
 }

@@ -29,7 +29,7 @@ const emptyText = "…"
 //
 // It returns an error wrapping service.ErrUnreachable when the chat blocked
 // the bot (403), never started it, no longer exists, or is a group asked
-// to carry a private message, an *service.RetryAfterError on 429, and
+// to carry a private message, a *service.RetryAfterError on 429, and
 // other errors for transient failures, after retrying 5xx and network errors
 // send_retries times itself. When a long message fails part-way, the parts
 // already delivered are remembered by m.ID, so the dispatcher's retry sends

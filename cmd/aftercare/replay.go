@@ -330,7 +330,8 @@ func (r *replayer) apply(ctx context.Context, s scriptStep) error {
 			return err
 		}
 	case s.says != nil:
-		if err := r.svc.Receive(ctx, service.Inbound{Patient: s.patient, Text: *s.says}); err != nil {
+		// A scripted "/start TOKEN" presents an invite as a typing patient would.
+		if err := r.svc.Receive(ctx, service.Inbound{Patient: s.patient, Text: *s.says, Invite: service.StartInvite(*s.says)}); err != nil {
 			return err
 		}
 	case s.presses != nil:
@@ -343,7 +344,7 @@ func (r *replayer) apply(ctx context.Context, s scriptStep) error {
 		}
 		if in.Text == "" {
 			// Not a button on offer: the patient effectively typed it.
-			in.Choice, in.Text = "", *s.presses
+			in.Choice, in.Text, in.Invite = "", *s.presses, service.StartInvite(*s.presses)
 		}
 		if err := r.svc.Receive(ctx, in); err != nil {
 			return err
