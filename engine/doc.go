@@ -25,7 +25,10 @@
 //   - protocol.go and protocol/*.json: every question, choice and text, as
 //     data a clinic can edit, one file per language.
 //   - state.go, message.go, triage.go, level.go: the types the store,
-//     service and adapters share with the engine.
+//     service and adapters share with the engine: states, events,
+//     results, outbound messages. What a platform hands the service
+//     (service.Inbound) and what a delivery answers (service.ErrUnreachable,
+//     service.RetryAfterError) are the service's, not the conversation's.
 //
 // # Caveats
 //

@@ -24,14 +24,18 @@
 //
 //	service.go      Service, Config, Observer, New; Store, the union of
 //	                the small store interfaces each file below declares
-//	inbound.go      Receive and the patient step: per-patient FIFO, state
-//	                cache use (statecache.go), fan-out to staff channels
+//	sender.go       Sender, the interface every platform adapter implements,
+//	                and the delivery errors it answers with
+//	inbound.go      Inbound (what an adapter hands over), Receive and the
+//	                patient step: per-patient FIFO, state cache use
+//	                (statecache.go), fan-out to staff channels
 //	scheduler.go    RunScheduler, DeliverDue, Fire
 //	ladder.go       the escalation ladder: first rung, re-alert, forwarding
 //	retention.go    the retention purge and dedupe-key pruning
-//	invite.go       one-time enrollment links
-//	staff.go        staff commands (ReceiveStaff); which commands exist
-//	                and who is staff is package staffgate's
+//	invite.go       one-time enrollment links; the token form and the
+//	                typed "/start CODE" form adapters find invites in
+//	staff.go        staff commands (StaffInbound, ReceiveStaff); which
+//	                commands exist and who is staff is package staffgate's
 //	staffhealth.go  whether staff destinations are reachable
 //	dispatch.go     the outbox dispatcher: pacing, retries, 429s
 //	quarantine.go   staff notices for records the store set aside

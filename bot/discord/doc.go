@@ -7,6 +7,14 @@
 // every message and button press is handed to a Receiver (the service), and
 // every message to send arrives through Send.
 //
+// # Invites
+//
+// Discord has no deep links: a patient presents the clinic's code with the
+// /aftercare slash command or types "/start CODE" in a DM. Either way the
+// adapter hands the code over in service.Inbound.Invite, beside the typed
+// form as text, so the service never reads an invite back out of a message
+// (inbound.go, catchup.go).
+//
 // # Where health talk goes
 //
 // Patient messages are only ever sent to the patient's direct-message

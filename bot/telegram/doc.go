@@ -15,6 +15,13 @@
 // DedupeKey, so a crash at any point neither loses nor doubles an update.
 // A Receiver error is retried with backoff, never skipped.
 //
+// # Invites
+//
+// A deep link t.me/BOT?start=TOKEN arrives as the text "/start TOKEN" (or
+// "/start@BOT TOKEN"): the adapter hands the token over in
+// service.Inbound.Invite, the text as sent, so the service never reads an
+// invite back out of a message (inbound.go).
+//
 // # Privacy
 //
 // Logs carry IDs only (update, chat, message, outbound IDs): never message
