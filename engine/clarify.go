@@ -5,6 +5,10 @@ import (
 	"time"
 )
 
+// clarifyKey is the timer after which an unanswered clarifying or
+// safety-net question (safetynet.go) is settled without the patient.
+const clarifyKey = string(TimerClarify)
+
 func (s *step) startClarify(f Finding, said string) {
 	s.st.Clarify = &PendingClarify{Ask: *f.Ask, Signs: f.Signs, Subject: f.Subject, Said: Truncate(said, 300), Fallback: clarifyFallback(f), Asked: s.now}
 	cs := make([]Choice, len(f.Ask.Choices))
@@ -21,7 +25,7 @@ func (s *step) startClarify(f Finding, said string) {
 		}
 	}
 	s.send(KindReply, text, cs)
-	s.timer("clarify", s.now.Add(time.Duration(s.p.Timing.ClarifyTimeoutMinutes*float64(time.Minute))))
+	s.timer(clarifyKey, s.now.Add(time.Duration(s.p.Timing.ClarifyTimeoutMinutes*float64(time.Minute))))
 	s.audit("clarify_asked", strings.Join(f.Signs, ","))
 }
 
@@ -59,7 +63,7 @@ func (s *step) answerClarify(n, choice string) (string, Level, bool) {
 func (s *step) resolveClarify(id string, l Level) {
 	c := s.st.Clarify
 	s.st.Clarify = nil
-	s.timer("clarify", time.Time{})
+	s.timer(clarifyKey, time.Time{})
 	switch {
 	case c.Net && l < Watch:
 		s.netAnswered(id)

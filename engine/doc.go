@@ -19,8 +19,10 @@
 //     escalation record of a red flag (the reminder ladder that follows an
 //     unacknowledged alert is the service's, service/ladder.go); silent.go:
 //     patients who answer no check-in.
-//   - schedule.go: timers (check-ins, nudges, clarify timeouts) and when
-//     the bot will next write; clinic.go: opening and quiet hours.
+//   - schedule.go: timers (check-ins, nudges, clarify timeouts), their
+//     kinds (TimerKind, TimerKindOf) and when the bot will next write;
+//     steps.go: the typed conversation steps (StepID) and the intake
+//     order; clinic.go: opening and quiet hours.
 //   - language.go: which language a patient is answered in.
 //   - protocol.go and protocol/*.json: every question, choice and text, as
 //     data a clinic can edit, one file per language.

@@ -48,7 +48,7 @@ func (s *step) safetyNet(f Finding, text string) {
 		cs[i] = Choice{ID: "clarify:" + c.ID, Label: c.Label}
 	}
 	s.send(KindReply, ask.Text, cs)
-	s.timer("clarify", s.now.Add(time.Duration(s.p.Timing.ClarifyTimeoutMinutes*float64(time.Minute))))
+	s.timer(clarifyKey, s.now.Add(time.Duration(s.p.Timing.ClarifyTimeoutMinutes*float64(time.Minute))))
 	s.audit("safety_net_asked", fallback.String())
 }
 

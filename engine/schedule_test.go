@@ -55,3 +55,56 @@ func TestAnnouncedCheckinIsWhenItIsSent(t *testing.T) {
 		})
 	}
 }
+
+// TestTimerKindOf: the kinds of the keys the engine makes, read back the
+// way the engine's own due step and the service read them; a key the
+// engine never makes has no kind.
+func TestTimerKindOf(t *testing.T) {
+	tests := []struct {
+		key  string
+		want engine.TimerKind
+	}{
+		{"checkin:24", engine.TimerCheckin},
+		{"checkin:1.5", engine.TimerCheckin},
+		{"checkin:", engine.TimerCheckin}, // a kind with a bad hour: the engine audits it as a bad timer
+		{"nudge:48", engine.TimerNudge},
+		{"clarify", engine.TimerClarify},
+		{"silent", engine.TimerSilent},
+		{"checkin", ""},
+		{"clarify:1", ""},
+		{"silent:24", ""},
+		{"ladder:1", ""},
+		{"Checkin:24", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := engine.TimerKindOf(tt.key); got != tt.want {
+			t.Errorf("TimerKindOf(%q) = %q, want %q", tt.key, got, tt.want)
+		}
+	}
+}
+
+// TestTimersTheEngineSetsHaveAKind: every timer a visit, its check-ins,
+// their nudges, the silence check and a safety-net question set carries a
+// key TimerKindOf knows, so no timer the engine makes is one it cannot fire.
+func TestTimersTheEngineSetsHaveAKind(t *testing.T) {
+	c := newConvo(t)
+	seen := map[engine.TimerKind]bool{}
+	c.onResult = func(r engine.Result) {
+		for _, tm := range r.Timers {
+			k := engine.TimerKindOf(tm.Key)
+			if k == "" {
+				t.Errorf("timer %q has no kind", tm.Key)
+			}
+			seen[k] = true
+		}
+	}
+	c.visit(engine.DryNeedling)
+	c.say("asdfgh qwerty") // nothing the engine can account for: the safety-net question
+	c.advance(7 * 24 * time.Hour)
+	for _, k := range []engine.TimerKind{engine.TimerCheckin, engine.TimerNudge, engine.TimerClarify, engine.TimerSilent} {
+		if !seen[k] {
+			t.Errorf("no %s timer set in a week without answers (saw %v)", k, seen)
+		}
+	}
+}

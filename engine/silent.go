@@ -8,7 +8,7 @@ import (
 
 // silentKey is the timer that checks, after the last check-in's nudge
 // window, whether the patient answered any check-in at all.
-const silentKey = "silent"
+const silentKey = string(TimerSilent)
 
 // hours turns a protocol's hours into a duration.
 func hours(h float64) time.Duration { return time.Duration(h * float64(time.Hour)) }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -184,7 +183,7 @@ func (s *Service) applyInvite(ctx context.Context, id engine.PatientID, dedupe s
 		// health data, and logs are not the place for it.
 		s.log.Warn("escalation", "patient", id, "level", esc.Level.String(), "signs", len(esc.Signs))
 	}
-	if due != nil && strings.HasPrefix(due.Key, "checkin:") {
+	if due != nil && engine.TimerKindOf(due.Key) == engine.TimerCheckin {
 		s.cfg.Observer.CheckinFired(now.Sub(due.At))
 	}
 	if s.log.Enabled(ctx, slog.LevelDebug) { // the arguments cost allocations even when not logged
