@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -264,7 +265,7 @@ func adminDo(ctx context.Context, cfg Config, method, path string, body any, tim
 func (m *Main) withStore(cfg Config, fn func(*store.Store) error) error {
 	// A first command in a new folder (aftercare visit) creates the data
 	// directory as the bot would, private to the clinic's user.
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := os.MkdirAll(clinicDir(cfg), 0o700); err != nil {
 		return &ConfigError{Key: "data_dir", Msg: err.Error()}
 	}
 	st, err := store.Open(dbPath(cfg), store.Options{Timeout: 300 * time.Millisecond})
@@ -280,7 +281,10 @@ func (m *Main) withStore(cfg Config, fn func(*store.Store) error) error {
 
 var errRunning = errors.New("bot running")
 
-func dbPath(cfg Config) string { return cfg.DataDir + string(os.PathSeparator) + "aftercare.db" }
+// dbPath is a clinic's bbolt file: data_dir/aftercare.db for the one
+// clinic of a one-clinic deployment (and a listed "default"), else
+// data_dir/clinics/<id>/aftercare.db.
+func dbPath(cfg Config) string { return filepath.Join(clinicDir(cfg), "aftercare.db") }
 
 // visitUsage is the usage line of `aftercare visit`, shown with its errors.
 const visitUsage = "usage: aftercare visit [--config FILE] [--qr FILE.png] TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone]\n" +

@@ -133,6 +133,9 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.multiClinic() {
+		return &ConfigError{File: *cfgPath, Key: "clinics", Msg: "this build checks the clinics list but runs one clinic only; remove \"clinics\""}
+	}
 	log := newLogger(cfg.Log, m.Stderr)
 	eng, err := buildEngine(cfg)
 	if err != nil {

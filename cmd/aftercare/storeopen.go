@@ -48,7 +48,7 @@ func (m *Main) openStore(ctx context.Context, cfg Config, cfgPath string) (appSt
 		}
 		return st, nil, nil
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := os.MkdirAll(clinicDir(cfg), 0o700); err != nil {
 		return nil, nil, &ConfigError{File: cfgPath, Key: "data_dir", Msg: err.Error()}
 	}
 	st, err := store.Open(dbPath(cfg), store.Options{})

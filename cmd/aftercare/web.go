@@ -43,8 +43,9 @@ type WebConfig struct {
 	StaffNames map[string]string `json:"staff_names,omitempty"`
 }
 
-// validateWeb checks the web section; called from Config.Validate.
-func (c Config) validateWeb() error {
+// validateWebListener checks the desk's shared listener (web.listen, TLS,
+// the proxy setting); called from Config.Validate.
+func (c Config) validateWebListener() error {
 	bad := func(key, msg string) error { return &ConfigError{Key: key, Msg: msg} }
 	w := c.Web
 	if w.Listen == "" {
@@ -59,15 +60,35 @@ func (c Config) validateWeb() error {
 	if (w.TLSCert == "") != (w.TLSKey == "") {
 		return bad("web.tls_cert", "set both web.tls_cert and web.tls_key, or neither")
 	}
-	if w.BaseURL != "" && !strings.HasPrefix(w.BaseURL, "https://") && !strings.HasPrefix(w.BaseURL, "http://") {
-		return bad("web.base_url", fmt.Sprintf("%q: use the address staff open, e.g. \"https://desk.clinic.example\"", w.BaseURL))
+	if !c.multiClinic() {
+		if w.BaseURL != "" && !strings.HasPrefix(w.BaseURL, "https://") && !strings.HasPrefix(w.BaseURL, "http://") {
+			return bad("web.base_url", fmt.Sprintf("%q: use the address staff open, e.g. \"https://desk.clinic.example\"", w.BaseURL))
+		}
+		if w.BehindTLSProxy && !strings.HasPrefix(w.BaseURL, "https://") {
+			return bad("web.base_url", "behind_tls_proxy needs the proxy's https:// address in web.base_url")
+		}
 	}
-	if w.BehindTLSProxy && !strings.HasPrefix(w.BaseURL, "https://") {
-		return bad("web.base_url", "behind_tls_proxy needs the proxy's https:// address in web.base_url")
+	return nil
+}
+
+// validateWebStaff checks one clinic's desk staff and, with several
+// clinics, its own base_url (validateClinicList checks the hosts differ).
+func (c Config) validateWebStaff() error {
+	bad := func(key, msg string) error { return &ConfigError{Key: key, Msg: msg} }
+	w := c.Web
+	if w.Listen == "" {
+		return nil
+	}
+	if c.listed && w.BehindTLSProxy && !strings.HasPrefix(w.BaseURL, "https://") {
+		return bad("web.base_url", "web.behind_tls_proxy needs this clinic's https:// address in web.base_url")
 	}
 	staff := deskStaff(c)
 	if len(staff) == 0 {
-		return bad("web.listen", "the desk needs staff to sign in: list them in telegram.staff_user_ids or discord.staff_user_ids")
+		key := "web.listen"
+		if c.listed {
+			key = "telegram.staff_user_ids"
+		}
+		return bad(key, "the desk needs staff to sign in: list them in telegram.staff_user_ids or discord.staff_user_ids")
 	}
 	for id := range w.StaffNames {
 		if _, ok := staff[id]; !ok {
