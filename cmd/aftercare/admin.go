@@ -30,7 +30,7 @@ func (m *Main) visit(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return &usageError{err.Error()}
 	}
-	cfg, err := m.loadConfig(*cfgPath)
+	cfg, err := m.loadClinic(fs, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func (m *Main) export(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := m.loadConfig(*cfgPath)
+	cfg, err := m.loadClinic(fs, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func (m *Main) backup(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := m.loadConfig(*cfgPath)
+	cfg, err := m.loadClinic(fs, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -188,7 +188,7 @@ func (m *Main) check(args []string) error {
 	if fs.NArg() == 1 {
 		path = fs.Arg(0)
 	} else {
-		cfg, err := m.loadConfig(*cfgPath)
+		cfg, err := m.loadClinic(fs, *cfgPath)
 		if err != nil {
 			return err
 		}

@@ -63,13 +63,16 @@ func (m *Main) openStore(ctx context.Context, cfg Config, cfgPath string) (appSt
 // the counts it verified. The bot must be stopped: the bbolt file's lock
 // makes sure nothing changes during the copy.
 func (m *Main) migrate(ctx context.Context, args []string) error {
-	_, cfgPath, err := m.flags("migrate", args, 0)
+	fs, cfgPath, err := m.flags("migrate", args, 0)
 	if err != nil {
 		return err
 	}
-	cfg, err := m.loadConfig(*cfgPath)
+	cfg, err := m.loadClinic(fs, *cfgPath)
 	if err != nil {
 		return err
+	}
+	if cfg.listed && !postgresSchemas {
+		return &ConfigError{File: *cfgPath, Key: "clinics", Msg: "migrate copies one clinic into PostgreSQL's shared tables; with several clinics that would mix them, so it is refused in this build"}
 	}
 	dsn := m.Getenv(EnvPostgresDSN)
 	if dsn == "" {
