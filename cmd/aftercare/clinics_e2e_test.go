@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"github.com/aftercare-clinic/aftercare/bot/webhook"
 	"github.com/aftercare-clinic/aftercare/clock"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store/postgres/pgtest"
+	"github.com/jackc/pgx/v5"
 )
 
 // hookSink is a webhook receiver that keeps every body it was sent.
@@ -48,6 +51,19 @@ type twoClinicWorld struct {
 	clk    *clock.Fake
 	staff  map[string]int64 // clinic -> staff chat
 	member map[string]int64 // clinic -> staff user
+	env    map[string]string
+}
+
+// cli runs an aftercare command beside the running process, with the
+// world's environment and the running process's admin listener.
+func (w *twoClinicWorld) cli(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cfg := *w.cfg
+	cfg.HTTP.Listen = w.run.HTTPAddr
+	var out bytes.Buffer
+	m := &Main{Args: args, Stdout: &out, Stderr: io.Discard, Config: &cfg, Getenv: func(k string) string { return w.env[k] }}
+	err := m.Run(context.Background())
+	return out.String(), err
 }
 
 const (
@@ -55,9 +71,10 @@ const (
 	clinicB = "lake"
 )
 
-// startTwoClinics runs clinics A and B in one process on bbolt; configure,
-// when set, changes the configuration first (the desk test turns it on).
-func startTwoClinics(t *testing.T, configure func(*Config)) *twoClinicWorld {
+// startTwoClinics runs clinics A and B in one process, on bbolt unless
+// dsn names a PostgreSQL database; configure, when set, changes the
+// configuration first (the desk test turns the desk on).
+func startTwoClinics(t *testing.T, dsn string, configure func(*Config)) *twoClinicWorld {
 	t.Helper()
 	w := &twoClinicWorld{api: map[string]*fakeBotAPI{}, hooks: map[string]*hookSink{},
 		staff: map[string]int64{clinicA: -100, clinicB: -200}, member: map[string]int64{clinicA: 7, clinicB: 8},
@@ -81,10 +98,14 @@ func startTwoClinics(t *testing.T, configure func(*Config)) *twoClinicWorld {
 		env[clinicTokenEnv(EnvTelegramToken, id)] = map[string]string{clinicA: "111:riverside", clinicB: "222:lake"}[id]
 		env["HOOK_"+strings.ToUpper(id)] = "webhook-secret-of-" + id
 	}
+	if dsn != "" {
+		cfg.Store.Backend = "postgres"
+		env[EnvPostgresDSN] = dsn
+	}
 	if configure != nil {
 		configure(&cfg)
 	}
-	w.cfg = &cfg
+	w.cfg, w.env = &cfg, env
 	m := &Main{Config: &cfg, Clock: w.clk, Stderr: io.Discard, Getenv: func(k string) string { return env[k] }}
 	var stop func()
 	w.run, stop = startMain(t, m, nil)
@@ -160,8 +181,43 @@ func (w *twoClinicWorld) drained(t *testing.T) {
 // user a patient at both. A red flag at A alerts only A's staff chat and
 // A's webhook; B's staff commands see only B's patients; an export of A
 // holds no B record, and the admin endpoints and CLI name the clinic.
-func TestClinicsIsolatedOnBbolt(t *testing.T) {
-	w := startTwoClinics(t, nil)
+func TestClinicsIsolatedOnBbolt(t *testing.T) { checkClinicsIsolated(t, startTwoClinics(t, "", nil)) }
+
+// TestClinicsIsolatedOnPostgres: the same, with both clinics in one
+// PostgreSQL database (a schema each) on the server the tests start; the
+// rows are in each clinic's schema and none in the shared one.
+func TestClinicsIsolatedOnPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	checkClinicsIsolated(t, startTwoClinics(t, dsn, nil))
+	for _, tc := range []struct {
+		schema   string
+		patients int
+	}{{"clinic_riverside", 2}, {"clinic_lake", 1}, {"public", 0}} {
+		if n := pgCount(t, dsn, `SELECT count(*) FROM `+tc.schema+`.patients`); n != tc.patients {
+			t.Errorf("schema %s holds %d patients, want %d", tc.schema, n, tc.patients)
+		}
+	}
+	if n := pgCount(t, dsn, `SELECT count(*) FROM public.leases WHERE name LIKE 'clinic/%'`); n != 2 {
+		t.Errorf("%d clinic leases in the shared table, want one per clinic's Telegram bot", n)
+	}
+}
+
+// pgCount runs a count query on dsn.
+func pgCount(t *testing.T, dsn, sql string) int {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(context.Background(), sql).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func checkClinicsIsolated(t *testing.T, w *twoClinicWorld) {
 	const both, onlyA = int64(4242), int64(4343)
 	w.enroll(t, clinicA, both, "dry_needling left shoulder ago=20m")
 	w.enroll(t, clinicB, both, "acupuncture lower back ago=30m")
@@ -260,16 +316,14 @@ func TestClinicsIsolatedOnBbolt(t *testing.T) {
 			}
 		}
 	}
-	cli := *w.cfg
-	cli.HTTP.Listen = w.run.HTTPAddr
-	out, err := runWith(t, &cli, "", "export", "-clinic", clinicB, "telegram:4242")
+	out, err := w.cli(t, "export", "-clinic", clinicB, "telegram:4242")
 	if err != nil || !strings.Contains(out, "lower back") || strings.Contains(out, "left shoulder") {
 		t.Fatalf("aftercare export -clinic lake: %v\n%s", err, out)
 	}
-	if _, err := runWith(t, &cli, "", "export", "telegram:4242"); err == nil || !strings.Contains(err.Error(), "name one with -clinic (riverside, lake)") {
+	if _, err := w.cli(t, "export", "telegram:4242"); err == nil || !strings.Contains(err.Error(), "name one with -clinic (riverside, lake)") {
 		t.Fatalf("export without -clinic: %v", err)
 	}
-	if _, err := runWith(t, &cli, "", "export", "-clinic", "nowhere", "telegram:4242"); err == nil || !strings.Contains(err.Error(), `-clinic "nowhere": no such clinic`) {
+	if _, err := w.cli(t, "export", "-clinic", "nowhere", "telegram:4242"); err == nil || !strings.Contains(err.Error(), `-clinic "nowhere": no such clinic`) {
 		t.Fatalf("export -clinic nowhere: %v", err)
 	}
 }
@@ -313,8 +367,6 @@ func TestClinicsTokensFromTheirOwnVariables(t *testing.T) {
 		})
 	}
 }
-
-var _ = context.Background
 
 // deskClient talks to the shared desk listener as a browser at one host
 // would, keeping that host's cookies itself (a cookie jar would key them by
@@ -380,7 +432,7 @@ func (c *deskClient) signIn(link string) {
 // B's), an unknown host gets 404, and no clinic gives a link to another's
 // staff.
 func TestClinicsDeskIsolated(t *testing.T) {
-	w := startTwoClinics(t, func(c *Config) {
+	w := startTwoClinics(t, "", func(c *Config) {
 		c.Web.Listen = "127.0.0.1:0"
 		c.Clinics[0].Web = ClinicWebConfig{BaseURL: "http://riverside.desk.test", StaffNames: map[string]string{"telegram:7": "Ana"}}
 		c.Clinics[1].Web = ClinicWebConfig{BaseURL: "http://lake.desk.test"}
@@ -446,13 +498,11 @@ func TestClinicsDeskIsolated(t *testing.T) {
 		t.Fatalf("B's desk shows A's patient:\n%s", page)
 	}
 	// The CLI asks the running process for the clinic it names.
-	cli := *w.cfg
-	cli.HTTP.Listen = w.run.HTTPAddr
-	out, err := runWith(t, &cli, "", "staff-link", "-clinic", clinicB, "telegram:8")
+	out, err := w.cli(t, "staff-link", "-clinic", clinicB, "telegram:8")
 	if err != nil || !strings.Contains(out, "http://lake.desk.test/login?t=") {
 		t.Fatalf("staff-link -clinic lake: %v %q", err, out)
 	}
-	if _, err := runWith(t, &cli, "", "staff-link", "-clinic", clinicA, "telegram:8"); err == nil {
+	if _, err := w.cli(t, "staff-link", "-clinic", clinicA, "telegram:8"); err == nil {
 		t.Fatal("staff-link -clinic riverside gave B's staff member a link")
 	}
 }

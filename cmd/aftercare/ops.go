@@ -361,6 +361,21 @@ func (m *Main) withStore(cfg Config, fn func(*store.Store) error) error {
 
 var errRunning = errors.New("bot running")
 
+// withDB runs fn on the clinic's store, whichever the backend: PostgreSQL
+// is shared by every instance, so the command uses it directly, running
+// bot or not; bbolt goes through withStore (and its admin fallback).
+func (m *Main) withDB(ctx context.Context, cfg Config, fn func(appStore) error) error {
+	if cfg.Store.Backend != "postgres" {
+		return m.withStore(cfg, func(st *store.Store) error { return fn(st) })
+	}
+	st, _, err := m.openStore(ctx, cfg, "")
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
+}
+
 // dbPath is a clinic's bbolt file: data_dir/aftercare.db for the one
 // clinic of a one-clinic deployment (and a listed "default"), else
 // data_dir/clinics/<id>/aftercare.db.

@@ -277,9 +277,6 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cfg.multiClinic() && cfg.Store.Backend == "postgres" && !postgresSchemas {
-		return &ConfigError{File: *cfgPath, Key: "store.backend", Msg: "several clinics run on bbolt only in this build (one file per clinic); remove \"clinics\" or use bbolt"}
-	}
 	log := newLogger(cfg.Log, m.Stderr)
 	var plans []clinicPlan
 	consoleOn := false
@@ -349,6 +346,20 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	}
 
 	run := &Running{Config: cfg, Clock: d.clk}
+	var leaseTable interface {
+		lease.Table
+		Instance() string
+	}
+	if cfg.multiClinic() && cfg.Store.Backend == "postgres" {
+		// The clinics' schemas are their own; the leases are the
+		// deployment's, in the default schema every instance shares.
+		lt, err := m.openLeaseTable(ctx)
+		if err != nil {
+			return err
+		}
+		defer lt.Close()
+		leaseTable = lt
+	}
 	// Each clinic's store is opened before any clinic starts, so a store
 	// that does not open stops the process before a bot connects.
 	for i, p := range plans {
@@ -365,12 +376,15 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		if tb, ok := st.(interface {
 			lease.Table
 			Instance() string
-		}); ok && d.leases == nil {
-			d.leases, err = lease.New(tb, lease.Options{TTL: time.Duration(cfg.Store.Leases.TTL), Renew: time.Duration(cfg.Store.Leases.Renew),
-				Logger: log.With("instance", tb.Instance())})
-			if err != nil {
-				return &ConfigError{File: *cfgPath, Key: "store.leases", Msg: err.Error()}
-			}
+		}); ok && leaseTable == nil {
+			leaseTable = tb
+		}
+	}
+	if leaseTable != nil {
+		d.leases, err = lease.New(leaseTable, lease.Options{TTL: time.Duration(cfg.Store.Leases.TTL), Renew: time.Duration(cfg.Store.Leases.Renew),
+			Logger: log.With("instance", leaseTable.Instance())})
+		if err != nil {
+			return &ConfigError{File: *cfgPath, Key: "store.leases", Msg: err.Error()}
 		}
 	}
 	run.ClinicRun = run.Clinics[0]
@@ -671,10 +685,6 @@ func (d *deployment) startClinic(ctx context.Context, c *ClinicRun, p clinicPlan
 // that allows one consumer ("clinic/riverside/telegram"; a one-clinic
 // deployment's is "clinic/default/telegram", as it always was).
 func platformLease(clinic, platform string) string { return "clinic/" + clinic + "/" + platform }
-
-// postgresSchemas is whether several clinics may share a PostgreSQL
-// database (a schema each); until then they run on bbolt only.
-const postgresSchemas = false
 
 // housekeepingLease is held by the one instance that runs the daily
 // retention purge and dedupe pruning.

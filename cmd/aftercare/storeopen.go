@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
@@ -42,7 +43,7 @@ func (m *Main) openStore(ctx context.Context, cfg Config, cfgPath string) (appSt
 		if dsn == "" {
 			return nil, nil, &ConfigError{File: cfgPath, Key: "store.backend", Msg: "\"postgres\" needs the connection string in " + EnvPostgresDSN + ", e.g. postgres://aftercare@db.internal/aftercare"}
 		}
-		st, err := postgres.Open(ctx, postgres.Options{DSN: dsn, Lease: time.Duration(cfg.Store.ClaimLease)})
+		st, err := postgres.Open(ctx, pgOptions(cfg, dsn))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -58,6 +59,37 @@ func (m *Main) openStore(ctx context.Context, cfg Config, cfgPath string) (appSt
 	return st, st, nil
 }
 
+// pgSchema is a clinic's PostgreSQL schema: the server's default for
+// "default" (where a one-clinic deployment's tables always were), else
+// clinic_<id> with '-' as '_' (ids have no '_', so no two clinics meet).
+func pgSchema(cfg Config) string {
+	if cfg.ClinicID == "" || cfg.ClinicID == DefaultClinicID {
+		return ""
+	}
+	return "clinic_" + strings.ReplaceAll(cfg.ClinicID, "-", "_")
+}
+
+// perClinicConns caps each listed clinic's pool: connections open when
+// the clinic needs them and close after a minute idle (see the README's
+// "Several clinics" for the counts).
+const perClinicConns = 4
+
+// pgOptions opens a clinic's store in its own schema.
+func pgOptions(cfg Config, dsn string) postgres.Options {
+	o := postgres.Options{DSN: dsn, Lease: time.Duration(cfg.Store.ClaimLease), Schema: pgSchema(cfg)}
+	if cfg.listed {
+		o.MaxConns = perClinicConns
+	}
+	return o
+}
+
+// openLeaseTable opens the deployment-wide lease table of a PostgreSQL
+// deployment of several clinics: the server's default schema, which every
+// instance shares whatever its clinics.
+func (m *Main) openLeaseTable(ctx context.Context) (*postgres.Store, error) {
+	return postgres.Open(ctx, postgres.Options{DSN: m.Getenv(EnvPostgresDSN), MaxConns: 2})
+}
+
 // migrate copies the bbolt database of data_dir into the PostgreSQL
 // database named by EnvPostgresDSN (see postgres.Store.Import) and prints
 // the counts it verified. The bot must be stopped: the bbolt file's lock
@@ -71,9 +103,6 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cfg.listed && !postgresSchemas {
-		return &ConfigError{File: *cfgPath, Key: "clinics", Msg: "migrate copies one clinic into PostgreSQL's shared tables; with several clinics that would mix them, so it is refused in this build"}
-	}
 	dsn := m.Getenv(EnvPostgresDSN)
 	if dsn == "" {
 		return &ConfigError{File: *cfgPath, Key: "store", Msg: "migrate copies into PostgreSQL: set " + EnvPostgresDSN + " to its connection string"}
@@ -86,7 +115,7 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer src.Close()
-	dst, err := postgres.Open(ctx, postgres.Options{DSN: dsn})
+	dst, err := postgres.Open(ctx, pgOptions(cfg, dsn))
 	if err != nil {
 		return err
 	}
