@@ -14,10 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aftercare-clinic/aftercare/bot/config"
 	"github.com/aftercare-clinic/aftercare/bot/telegram"
 	"github.com/aftercare-clinic/aftercare/bot/webhook"
 	"github.com/aftercare-clinic/aftercare/clock"
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store/postgres"
 	"github.com/aftercare-clinic/aftercare/store/postgres/pgtest"
 	"github.com/jackc/pgx/v5"
 )
@@ -504,5 +506,87 @@ func TestClinicsDeskIsolated(t *testing.T) {
 	}
 	if _, err := w.cli(t, "staff-link", "-clinic", clinicA, "telegram:8"); err == nil {
 		t.Fatal("staff-link -clinic riverside gave B's staff member a link")
+	}
+}
+
+// TestClinicLeasesSpreadOverInstances: two instances of a deployment of
+// four clinics on one PostgreSQL share the clinics' Telegram polls two
+// and two (ceil(4/2)); when one stops, the other takes its clinics'
+// polls and answers their patients.
+func TestClinicLeasesSpreadOverInstances(t *testing.T) {
+	const (
+		ttl   = time.Second
+		renew = 200 * time.Millisecond
+	)
+	dsn := pgtest.DSN(t)
+	ids := []string{"c0", "c1", "c2", "c3"}
+	apis := map[string]*fakeBotAPI{}
+	cfg := DefaultConfig()
+	cfg.Store = StoreConfig{Backend: "postgres", ClaimLease: config.Duration(time.Second),
+		Leases: LeaseConfig{TTL: config.Duration(ttl), Renew: config.Duration(renew)}}
+	env := map[string]string{EnvPostgresDSN: dsn}
+	for _, id := range ids {
+		apis[id] = &fakeBotAPI{}
+		srv := httptest.NewServer(apis[id])
+		t.Cleanup(srv.Close)
+		e := DefaultClinicEntry(id)
+		e.Clinic.Name, e.Clinic.Phone = "Clinic "+id, "+1 312 555 2368"
+		e.Telegram = &telegram.Config{APIEndpoint: srv.URL + "/bot%s/%s", StaffChatID: -100,
+			PollInterval: telegram.Duration(5 * time.Millisecond), PollTimeout: telegram.Duration(time.Nanosecond)}
+		cfg.Clinics = append(cfg.Clinics, e)
+		env[clinicTokenEnv(EnvTelegramToken, id)] = "1:" + id
+	}
+	clk := clock.NewFake(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+	start := func() (*Running, func()) {
+		c := cfg
+		c.DataDir = t.TempDir()
+		m := &Main{Config: &c, Clock: clk, Stderr: io.Discard, Getenv: func(k string) string { return env[k] }}
+		return startMain(t, m, nil)
+	}
+	st, err := postgres.Open(context.Background(), postgres.Options{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	held := func() map[string]int {
+		ls, err := st.Leases(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, l := range ls {
+			if l.Live && strings.HasPrefix(l.Name, "clinic/") {
+				out[l.Holder]++
+			}
+		}
+		return out
+	}
+	// Joining takes a heartbeat count, a renewal to give the excess up and
+	// a try to take it: a few renew intervals; the bound leaves room.
+	bound := 5 * ttl
+	a, stopA := start()
+	defer stopA()
+	dcEventually(t, bound, "the first instance holds every clinic's poll", func() bool { return held()[a.Instance] == 4 })
+	b, stopB := start()
+	defer stopB()
+	dcEventually(t, bound, "two polls each", func() bool { h := held(); return h[a.Instance] == 2 && h[b.Instance] == 2 })
+	stopA()
+	stopped := time.Now()
+	dcEventually(t, bound, "the survivor holds every poll", func() bool { return held()[b.Instance] == 4 })
+	if moved := time.Since(stopped); moved > ttl+2*renew {
+		t.Errorf("polls moved %s after a clean stop, bound %s", moved, ttl+2*renew)
+	}
+	for _, id := range ids {
+		apis[id].push(4242, "hi")
+	}
+	for _, id := range ids {
+		dcEventually(t, bound, "clinic "+id+" answers", func() bool {
+			for _, s := range apis[id].sends() {
+				if s.chat == 4242 {
+					return true
+				}
+			}
+			return false
+		})
 	}
 }

@@ -44,6 +44,8 @@ type Running struct {
 	HTTPAddr string
 	// WebAddr is the staff desk's address, when web.listen is set.
 	WebAddr string
+	// Instance names this process in the lease table (PostgreSQL only).
+	Instance string
 }
 
 // ClinicRun is one clinic's runtime: its own engine, service, store, bots
@@ -381,11 +383,25 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		}
 	}
 	if leaseTable != nil {
+		// The clinics' platform leases are spread by count over the live
+		// instances (see package lease, Spreading).
+		total := 0
+		for _, p := range plans {
+			if p.tgToken != "" && p.cfg.Telegram.Mode != telegram.ModeWebhook {
+				total++
+			}
+			if p.dcToken != "" {
+				total++
+			}
+		}
 		d.leases, err = lease.New(leaseTable, lease.Options{TTL: time.Duration(cfg.Store.Leases.TTL), Renew: time.Duration(cfg.Store.Leases.Renew),
-			Logger: log.With("instance", leaseTable.Instance())})
+			Logger: log.With("instance", leaseTable.Instance()),
+			Spread: &lease.Spread{Prefix: "clinic/", Total: total, Instance: leaseTable.Instance()}})
 		if err != nil {
 			return &ConfigError{File: *cfgPath, Key: "store.leases", Msg: err.Error()}
 		}
+		d.goRun("lease heartbeat", d.leases.Run)
+		run.Instance = leaseTable.Instance()
 	}
 	run.ClinicRun = run.Clinics[0]
 	var con *console.Console
