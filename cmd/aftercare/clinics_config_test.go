@@ -127,3 +127,18 @@ func TestClinicConfigsFlatten(t *testing.T) {
 		}
 	}
 }
+
+// TestClinicsSampleConfig: deploy/aftercare.clinics.sample.json, which
+// the README's "Several clinics" shows, loads, and its clinics read their
+// tokens from the variables the README names.
+func TestClinicsSampleConfig(t *testing.T) {
+	c, err := LoadConfig("../../deploy/aftercare.clinics.sample.json", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := c.clinicConfigs()
+	if len(cs) != 2 || cs[0].TelegramTokenEnv != "AFTERCARE_TELEGRAM_TOKEN_RIVERSIDE" || cs[1].TelegramTokenEnv != "LAKESIDE_TELEGRAM_TOKEN" ||
+		cs[1].DiscordTokenEnv != "AFTERCARE_DISCORD_TOKEN_LAKESIDE_NORTH" || pgSchema(cs[1]) != "clinic_lakeside_north" {
+		t.Fatalf("sample clinics: %+v", cs)
+	}
+}

@@ -570,6 +570,8 @@ func TestClinicLeasesSpreadOverInstances(t *testing.T) {
 	b, stopB := start()
 	defer stopB()
 	dcEventually(t, bound, "two polls each", func() bool { h := held(); return h[a.Instance] == 2 && h[b.Instance] == 2 })
+	// For the README's connection counts: two instances of four clinics.
+	t.Logf("connections with 2 instances x 4 clinics: %d", pgCount(t, dsn, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()`)-1)
 	stopA()
 	stopped := time.Now()
 	dcEventually(t, bound, "the survivor holds every poll", func() bool { return held()[b.Instance] == 4 })
