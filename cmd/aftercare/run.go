@@ -342,7 +342,10 @@ func (m *Main) run(ctx context.Context, args []string) error {
 			defer wg.Done()
 			if err := f(ctx); err != nil && ctx.Err() == nil {
 				log.Error("component stopped", "component", name, "err", err)
-				errc <- fmt.Errorf("%s: %w", name, err)
+				select {
+				case errc <- fmt.Errorf("%s: %w", name, err):
+				default: // the first errors stop the process; the rest are logged
+				}
 			}
 		}()
 	}
