@@ -592,3 +592,51 @@ func TestClinicLeasesSpreadOverInstances(t *testing.T) {
 		})
 	}
 }
+
+// TestClinicsVisitAndMigratePerClinic: `aftercare visit -clinic ID` writes
+// into that clinic's bbolt file only, and `aftercare migrate -clinic ID`
+// copies that file into the clinic's PostgreSQL schema only.
+func TestClinicsVisitAndMigratePerClinic(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	for _, id := range []string{clinicA, clinicB} {
+		e := DefaultClinicEntry(id)
+		e.Clinic.Name, e.Clinic.Phone = "Clinic "+id, "+1 312 555 2368"
+		e.Webhooks = []webhook.Endpoint{{Name: "pager", URL: "https://pager.example/" + id, SecretEnv: "HOOK"}}
+		cfg.Clinics = append(cfg.Clinics, e)
+	}
+	env := map[string]string{EnvPostgresDSN: dsn, "HOOK": "webhook-secret-of-both"}
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		m := &Main{Args: args, Stdout: &out, Stderr: io.Discard, Config: &cfg, Getenv: func(k string) string { return env[k] }}
+		err := m.Run(context.Background())
+		return out.String(), err
+	}
+	if out, err := run("visit", "-clinic", clinicB, "acupuncture", "lower", "back"); err != nil || !strings.Contains(out, "Invite for the patient") {
+		t.Fatalf("visit -clinic lake: %v\n%s", err, out)
+	}
+	if out, err := run("visit", "-clinic", clinicA, "dry_needling", "neck"); err != nil || !strings.Contains(out, "Invite for the patient") {
+		t.Fatalf("visit -clinic riverside: %v\n%s", err, out)
+	}
+	if _, err := run("visit", "acupuncture", "neck"); err == nil || !strings.Contains(err.Error(), "-clinic") {
+		t.Fatalf("visit without -clinic: %v", err)
+	}
+	for _, tc := range []struct {
+		clinic  string
+		invites int
+	}{{clinicA, 1}, {clinicB, 1}} {
+		if out, err := run("migrate", "-clinic", tc.clinic); err != nil {
+			t.Fatalf("migrate -clinic %s: %v\n%s", tc.clinic, err, out)
+		}
+		if n := pgCount(t, dsn, `SELECT count(*) FROM clinic_`+tc.clinic+`.invites`); n != tc.invites {
+			t.Errorf("clinic_%s holds %d invites, want %d", tc.clinic, n, tc.invites)
+		}
+	}
+	if n := pgCount(t, dsn, `SELECT count(*) FROM clinic_lake.invites WHERE token IN (SELECT token FROM clinic_riverside.invites)`); n != 0 {
+		t.Errorf("%d invites in both clinics' schemas", n)
+	}
+	if n := pgCount(t, dsn, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'invites'`); n != 0 {
+		t.Errorf("migrate created the default schema's tables: %d", n)
+	}
+}
