@@ -47,9 +47,13 @@ type ClinicEntry struct {
 	Discord *discord.Config `json:"discord,omitempty"`
 	// DiscordTokenEnv names the variable of this clinic's Discord token;
 	// default AFTERCARE_DISCORD_TOKEN_<ID>.
-	DiscordTokenEnv string           `json:"discord_token_env,omitempty"`
-	Escalation      EscalationConfig `json:"escalation"`
-	Invites         InviteConfig     `json:"invites"`
+	DiscordTokenEnv string `json:"discord_token_env,omitempty"`
+	// Escalation is this clinic's ladder and contacts; its alerts reach
+	// no other clinic's contacts.
+	Escalation EscalationConfig `json:"escalation"`
+	// Invites configures this clinic's enrollment invites (its bot's name
+	// for the t.me links).
+	Invites InviteConfig `json:"invites"`
 	// Webhooks receive every staff alert of this clinic, and no other's.
 	Webhooks []webhook.Endpoint `json:"webhooks,omitempty"`
 	// Web is this clinic's part of the shared staff desk.

@@ -36,6 +36,7 @@ import (
 type Running struct {
 	// Config is the configuration as loaded, every clinic in it.
 	Config Config
+	// ClinicRun is the first clinic's runtime.
 	*ClinicRun
 	// Clinics are every clinic's runtimes, in the order of the list.
 	Clinics []*ClinicRun
@@ -53,6 +54,7 @@ type Running struct {
 // which is what keeps alerts, staff commands, exports and desk sessions
 // inside their clinic.
 type ClinicRun struct {
+	// ID is the clinic's id ("default" for a one-clinic deployment).
 	ID string
 	// Config is the clinic's configuration: the deployment's settings with
 	// the clinic's own over them (see Config.clinicConfigs).
