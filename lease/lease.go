@@ -31,8 +31,20 @@
 // lease, an instance waits one Renew interval for every lease it already
 // holds. An instance holding fewer leases therefore tries first, so a
 // dead instance's leases spread over the survivors, while a lone survivor
-// still takes them all. Leases held by live instances are never moved:
-// moving a platform connection costs a reconnect for no gain.
+// still takes them all.
+//
+// A group of many leases (every clinic's platform connections, Options.
+// Spread) is spread by count instead: each Keeper keeps a heartbeat lease
+// of its own ("instance/<id>", TTL less one Renew) and counts the live
+// heartbeats every Renew interval; with N leases in the group and M live
+// instances it holds at most ceil(N/M) of them. It takes no group lease
+// beyond that share, and when instances join and its share shrinks it
+// gives up the excess of the leases held with Hold (one per renewal, to a
+// newcomer under its share), not those held with HoldOnce (work that
+// cannot start again in this process). When an instance dies, its
+// heartbeat expires no later than its leases, so the survivors' shares
+// have grown by the time the leases are free: they are taken within TTL
+// plus one Renew interval, as any other lease.
 //
 // Why not a library: cirello.io/pglock does PostgreSQL leases well, but
 // through database/sql (a second connection pool beside pgx's), and it
@@ -46,6 +58,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -85,7 +99,35 @@ type Options struct {
 	Renew time.Duration
 	// Logger receives grants and losses (lease names only).
 	Logger *slog.Logger
+	// Spread, when set, bounds this Keeper's share of a group of leases
+	// (see Spreading). The Table must then implement Counter, and Run
+	// must run for the Keeper to take any lease of the group.
+	Spread *Spread
 }
+
+// Spread describes a group of leases spread by count over the live
+// instances.
+type Spread struct {
+	// Prefix names the group: every lease whose name starts with it
+	// ("clinic/").
+	Prefix string
+	// Total is how many leases the group has in the whole deployment.
+	Total int
+	// Instance names this process's heartbeat ("instance/<Instance>");
+	// two live Keepers must never share one.
+	Instance string
+}
+
+// Counter counts live leases; the Table of a Keeper with Spread implements
+// it. Expiry is the server's clock, as for every lease.
+type Counter interface {
+	// LiveLeases counts the leases whose names start with prefix and that
+	// have not expired.
+	LiveLeases(ctx context.Context, prefix string) (int, error)
+}
+
+// heartbeatPrefix starts the name of every instance's heartbeat lease.
+const heartbeatPrefix = "instance/"
 
 // Validate reports settings that could not hold a lease reliably.
 func (o Options) Validate() error {
@@ -95,6 +137,9 @@ func (o Options) Validate() error {
 	}
 	if 2*o.Renew >= o.TTL {
 		return fmt.Errorf("lease renew interval %s must be less than half of the ttl %s", o.Renew, o.TTL)
+	}
+	if sp := o.Spread; sp != nil && (sp.Prefix == "" || sp.Instance == "" || sp.Total < 0 || strings.HasPrefix(sp.Prefix, heartbeatPrefix)) {
+		return fmt.Errorf("lease spread needs a group prefix (not %q), a total and an instance name", heartbeatPrefix)
 	}
 	return nil
 }
@@ -118,14 +163,115 @@ type Keeper struct {
 	table Table
 	o     Options
 	held  atomic.Int64 // leases held now, for spreading
+	// group counts the leases of the Spread group held or being taken
+	// now; live is the last count of live instances (0 until Run counted
+	// them once, which ready announces).
+	group     atomic.Int64
+	live      atomic.Int64
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
-// New returns a Keeper over the table. Options are checked by Validate.
+// New returns a Keeper over the table. Options are checked by Validate;
+// with Spread the table must implement Counter.
 func New(t Table, o Options) (*Keeper, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	return &Keeper{table: t, o: o.withDefaults()}, nil
+	if o.Spread != nil {
+		if _, ok := t.(Counter); !ok {
+			return nil, errors.New("lease spread: the table cannot count live leases")
+		}
+	}
+	return &Keeper{table: t, o: o.withDefaults(), ready: make(chan struct{})}, nil
+}
+
+// Run keeps this instance's heartbeat lease and counts the live instances
+// every Renew interval, until ctx ends (then it gives the heartbeat up).
+// It is needed only with Spread; without, it returns at once.
+func (k *Keeper) Run(ctx context.Context) error {
+	sp := k.o.Spread
+	if sp == nil {
+		return nil
+	}
+	name := heartbeatPrefix + sp.Instance
+	counter := k.table.(Counter)
+	var epoch int64
+	defer func() {
+		if epoch != 0 {
+			k.release(name, epoch)
+		}
+	}()
+	for {
+		actx, cancel := context.WithTimeout(ctx, k.o.Renew)
+		e, ok, err := k.table.AcquireLease(actx, name, k.o.TTL-k.o.Renew)
+		var n int
+		if err == nil && ok {
+			epoch = e
+			n, err = counter.LiveLeases(actx, heartbeatPrefix)
+		}
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			k.o.Logger.Warn("lease: heartbeat failed; trying again", "err", err)
+		case ok:
+			k.live.Store(int64(max(n, 1)))
+			k.readyOnce.Do(func() { close(k.ready) })
+		}
+		if !sleep(ctx, k.o.Renew) {
+			return nil
+		}
+	}
+}
+
+// Live returns how many live instances the last count found (0 before
+// the first, or without Spread).
+func (k *Keeper) Live() int { return int(k.live.Load()) }
+
+// Share returns the most leases of the Spread group this Keeper holds
+// now: ceil(Total/live instances); 0 before the first count.
+func (k *Keeper) Share() int {
+	sp, live := k.o.Spread, k.live.Load()
+	if sp == nil || live == 0 {
+		return 0
+	}
+	return int((int64(sp.Total) + live - 1) / live)
+}
+
+// InGroup returns how many leases of the Spread group this Keeper holds.
+func (k *Keeper) InGroup() int { return int(k.group.Load()) }
+
+// inGroup reports whether name belongs to the Spread group.
+func (k *Keeper) inGroup(name string) bool {
+	return k.o.Spread != nil && strings.HasPrefix(name, k.o.Spread.Prefix)
+}
+
+// reserve counts one more group lease if this Keeper's share allows it.
+func (k *Keeper) reserve() bool {
+	for {
+		h := k.group.Load()
+		if h >= int64(k.Share()) {
+			return false
+		}
+		if k.group.CompareAndSwap(h, h+1) {
+			return true
+		}
+	}
+}
+
+// shed uncounts one group lease if this Keeper holds more than its share.
+func (k *Keeper) shed() bool {
+	for {
+		h := k.group.Load()
+		if share := int64(k.Share()); share == 0 || h <= share {
+			return false
+		}
+		if k.group.CompareAndSwap(h, h-1) {
+			return true
+		}
+	}
 }
 
 // Options returns the Keeper's settings with defaults filled in.
@@ -142,7 +288,7 @@ func (k *Keeper) Held() int { return int(k.held.Load()) }
 // returns that error. Work must return promptly once its context ends.
 func (k *Keeper) Hold(ctx context.Context, name string, work func(context.Context) error) error {
 	for {
-		err := k.HoldOnce(ctx, name, work)
+		err := k.holdOnce(ctx, name, work, true)
 		if !errors.Is(err, ErrLost) || ctx.Err() != nil {
 			return err
 		}
@@ -158,12 +304,24 @@ func (k *Keeper) Hold(ctx context.Context, name string, work func(context.Contex
 // (work has returned by then), or work's own error (the lease given up).
 // It suits work that cannot start twice in one process.
 func (k *Keeper) HoldOnce(ctx context.Context, name string, work func(context.Context) error) error {
+	return k.holdOnce(ctx, name, work, false)
+}
+
+// holdOnce is HoldOnce; a sheddable lease of the Spread group is given up
+// when this Keeper holds more than its share.
+func (k *Keeper) holdOnce(ctx context.Context, name string, work func(context.Context) error, sheddable bool) error {
 	epoch, deadline, err := k.acquire(ctx, name)
 	if err != nil {
 		return nil // ctx ended while waiting
 	}
 	k.held.Add(1)
 	defer k.held.Add(-1)
+	counted := k.inGroup(name) // acquire reserved it in the group
+	defer func() {
+		if counted {
+			k.group.Add(-1)
+		}
+	}()
 	k.o.Logger.Info("lease taken", "lease", name, "epoch", epoch)
 
 	wctx, cancel := context.WithCancelCause(ctx)
@@ -197,6 +355,14 @@ func (k *Keeper) HoldOnce(ctx context.Context, name string, work func(context.Co
 		case <-expiry.C:
 			return lost("not renewed before its deadline", nil)
 		case <-tick.C:
+			if sheddable && counted && k.shed() {
+				counted = false // shed uncounted it
+				k.o.Logger.Info("lease given up to spread the group over more instances", "lease", name, "epoch", epoch, "share", k.Share())
+				cancel(ErrLost)
+				<-done
+				k.release(name, epoch)
+				return ErrLost
+			}
 			sent := time.Now()
 			rctx, rcancel := context.WithDeadline(ctx, deadline)
 			ok, err := k.table.RenewLease(rctx, name, epoch, k.o.TTL)
@@ -219,18 +385,32 @@ func (k *Keeper) HoldOnce(ctx context.Context, name string, work func(context.Co
 // acquire tries every Renew interval (after one more interval per lease
 // already held, to spread leases) until it takes the lease or ctx ends.
 // It returns the epoch and the holder's deadline.
+// A lease of the Spread group is tried only within this Keeper's share
+// (reserved before the try, so goroutines trying at once cannot exceed
+// it) and without the handicap; it waits for Run's first count.
 func (k *Keeper) acquire(ctx context.Context, name string) (int64, time.Time, error) {
+	group := k.inGroup(name)
+	if group {
+		select {
+		case <-k.ready:
+		case <-ctx.Done():
+			return 0, time.Time{}, ctx.Err()
+		}
+	}
 	for first := true; ; first = false {
 		if !first && !sleep(ctx, k.o.Renew) {
 			return 0, time.Time{}, ctx.Err()
 		}
 		// The handicap is read right before trying, so a lease taken by
 		// another of this Keeper's goroutines meanwhile counts.
-		if h := k.held.Load(); h > 0 && !sleep(ctx, time.Duration(h)*k.o.Renew) {
+		if h := k.held.Load(); !group && h > 0 && !sleep(ctx, time.Duration(h)*k.o.Renew) {
 			return 0, time.Time{}, ctx.Err()
 		}
 		if ctx.Err() != nil {
 			return 0, time.Time{}, ctx.Err()
+		}
+		if group && !k.reserve() {
+			continue // this Keeper holds its share
 		}
 		sent := time.Now()
 		actx, cancel := context.WithTimeout(ctx, k.o.Renew)
@@ -241,6 +421,9 @@ func (k *Keeper) acquire(ctx context.Context, name string) (int64, time.Time, er
 		}
 		if err == nil && ok {
 			return epoch, sent.Add(k.o.TTL - k.o.TTL/10), nil
+		}
+		if group {
+			k.group.Add(-1)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package lease_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -282,5 +284,106 @@ func TestOptionsValidate(t *testing.T) {
 		if err := c.o.Validate(); (err == nil) != c.ok {
 			t.Errorf("%+v: err %v, want ok %v", c.o, err, c.ok)
 		}
+	}
+}
+
+func (v view) LiveLeases(_ context.Context, prefix string) (int, error) {
+	v.t.mu.Lock()
+	defer v.t.mu.Unlock()
+	if v.t.fail[v.me] {
+		return 0, errors.New("connection refused")
+	}
+	n, now := 0, time.Now()
+	for name, r := range v.t.rows {
+		if strings.HasPrefix(name, prefix) && !r.expires.Before(now) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// holdersOf counts the live leases whose names start with prefix, by holder.
+func (t *memTable) holdersOf(prefix string) (map[string]int, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out, total, now := map[string]int{}, 0, time.Now()
+	for name, r := range t.rows {
+		if strings.HasPrefix(name, prefix) && !r.expires.Before(now) {
+			out[r.holder]++
+			total++
+		}
+	}
+	return out, total
+}
+
+// TestLeaseSpreadByCount: with Spread, N leases over M live instances
+// end up at most ceil(N/M) per instance: a lone first instance takes all,
+// gives the excess up when two more join, and when one of them is killed
+// the survivors take its leases within ttl and one renew interval (plus
+// one interval's slack), again at most ceil(N/M) each.
+func TestLeaseSpreadByCount(t *testing.T) {
+	const n = 7
+	tb := newTable()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("clinic/c%d/telegram", i)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := func(me string) context.CancelFunc {
+		k, err := lease.New(view{tb, me}, lease.Options{TTL: ttl, Renew: renew, Spread: &lease.Spread{Prefix: "clinic/", Total: n, Instance: me}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kctx, kcancel := context.WithCancel(ctx)
+		wg.Add(1 + n)
+		go func() { defer wg.Done(); k.Run(kctx) }()
+		for _, name := range names {
+			go func() {
+				defer wg.Done()
+				k.Hold(kctx, name, func(ctx context.Context) error { <-ctx.Done(); return nil })
+			}()
+		}
+		return kcancel
+	}
+	// spread waits until every lease is held by the instances of want,
+	// none holding more than its share.
+	spread := func(what string, want ...string) time.Duration {
+		t.Helper()
+		share := (n + len(want) - 1) / len(want)
+		began := time.Now()
+		// Converging takes a count (one renew), a renewal to give up the
+		// excess (one more) and a try to take it (one more): bounded
+		// here by the ttl, so a busy machine has room.
+		deadline := began.Add(ttl + 6*renew)
+		for {
+			by, total := tb.holdersOf("clinic/")
+			ok := total == n && len(by) == len(want)
+			for _, w := range want {
+				ok = ok && by[w] >= 1 && by[w] <= share
+			}
+			if ok {
+				return time.Since(began)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: leases held %v (%d of %d), want at most %d each by %v", what, by, total, n, share, want)
+			}
+			time.Sleep(renew / 10)
+		}
+	}
+	start("a")
+	spread("a alone", "a")
+	start("b")
+	killC := start("c")
+	t.Logf("spread over three in %s", spread("b and c joined", "a", "b", "c").Round(time.Millisecond))
+	// Kill c: it gives nothing up and renews nothing.
+	tb.setFail("c", true)
+	killC()
+	took := spread("c killed", "a", "b")
+	t.Logf("c's leases taken over in %s", took.Round(time.Millisecond))
+	if bound := ttl + 2*renew; took > bound {
+		t.Errorf("c's leases taken over %s after the kill, bound %s", took, bound)
 	}
 }

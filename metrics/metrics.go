@@ -31,6 +31,8 @@ type Commits interface {
 
 // Metrics holds the collectors. Create it with New.
 type Metrics struct {
+	// reg is the registry Handler serves (shared by the clinics of a
+	// Registry).
 	reg         *prometheus.Registry
 	in          *prometheus.CounterVec
 	out         *prometheus.CounterVec
@@ -43,10 +45,45 @@ type Metrics struct {
 	staffDown   *prometheus.GaugeVec
 }
 
-// New registers the collectors. g may be nil (no store gauges).
+// New registers the collectors on a registry of their own, with the Go
+// runtime's and the process's. g may be nil (no store gauges).
 func New(g Gauges) *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := newMetrics(reg, g)
+	m.reg = reg
+	return m
+}
+
+// Registry is the /metrics of a deployment serving several clinics: each
+// clinic's collectors carry the label clinic="<id>" and nothing else that
+// names the clinic; the Go runtime's and the process's are there once.
+type Registry struct {
+	reg *prometheus.Registry
+}
+
+// NewRegistry returns a Registry with the runtime and process collectors.
+func NewRegistry() *Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Registry{reg: reg}
+}
+
+// Clinic registers one clinic's collectors, labelled with its id, and
+// returns them; g may be nil. Each id may be registered once.
+func (r *Registry) Clinic(id string, g Gauges) *Metrics {
+	m := newMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"clinic": id}, r.reg), g)
+	m.reg = r.reg
+	return m
+}
+
+// Handler serves every clinic's metrics.
+func (r *Registry) Handler() http.Handler {
+	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{})
+}
+
+func newMetrics(reg prometheus.Registerer, g Gauges) *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
 		in: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aftercare_messages_in_total",
 			Help: "Patient messages and button presses received, by platform."}, []string{"platform"}),
 		out: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "aftercare_messages_out_total",
@@ -67,10 +104,9 @@ func New(g Gauges) *Metrics {
 		staffDown: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "aftercare_staff_destination_unreachable",
 			Help: "1 while the platform refuses a staff destination (bot removed, wrong id), by its configuration key; its alerts are kept, retried and sent to the other staff destinations."}, []string{"key"}),
 	}
-	m.reg.MustRegister(m.in, m.out, m.sendErrors, m.escalations, m.checkins, m.late, m.lateness, m.txTime, m.staffDown,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(m.in, m.out, m.sendErrors, m.escalations, m.checkins, m.late, m.lateness, m.txTime, m.staffDown)
 	if g != nil {
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aftercare_outbox_depth",
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aftercare_outbox_depth",
 			Help: "Messages queued for delivery."}, func() float64 {
 			n, err := g.OutboxDepth()
 			if err != nil {
@@ -79,16 +115,16 @@ func New(g Gauges) *Metrics {
 			return float64(n)
 		}))
 		if c, ok := g.(Commits); ok {
-			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "aftercare_store_commits_total",
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "aftercare_store_commits_total",
 				Help: "Write transactions committed (each with its fsyncs)."}, func() float64 {
 				return float64(c.CommitStats().Commits)
 			}))
-			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "aftercare_store_commit_writes_total",
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "aftercare_store_commit_writes_total",
 				Help: "Writes (conversation steps, outbox updates) those transactions held; divided by commits, the mean group size."}, func() float64 {
 				return float64(c.CommitStats().Writes)
 			}))
 		}
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aftercare_alerts_unacknowledged",
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "aftercare_alerts_unacknowledged",
 			Help: "Urgent and emergency escalations still open (not acknowledged by staff)."}, func() float64 {
 			es, err := g.Escalations()
 			if err != nil {

@@ -51,3 +51,37 @@ func TestExposition(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistryLabelsEachClinic: with several clinics, every series of a
+// clinic carries its id, one clinic's counts never show under another's,
+// and the runtime's collectors appear once (no duplicate registration).
+func TestRegistryLabelsEachClinic(t *testing.T) {
+	r := metrics.NewRegistry()
+	a := r.Clinic("riverside", gauges{})
+	b := r.Clinic("lake", nil)
+	a.Escalated(engine.Emergency)
+	b.Received("telegram")
+	rec := httptest.NewRecorder()
+	r.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	cases := []struct {
+		line string
+		want bool
+	}{
+		{`aftercare_escalations_total{clinic="riverside",level="emergency"} 1`, true},
+		{`aftercare_messages_in_total{clinic="lake",platform="telegram"} 1`, true},
+		{`aftercare_outbox_depth{clinic="riverside"} 7`, true},
+		{`aftercare_escalations_total{clinic="lake",level="emergency"}`, false},
+		{`aftercare_messages_in_total{clinic="riverside",platform="telegram"}`, false},
+		{`aftercare_outbox_depth{clinic="lake"}`, false},
+		{`go_goroutines `, true},
+	}
+	for _, tc := range cases {
+		if got := strings.Contains(string(body), tc.line); got != tc.want {
+			t.Errorf("%q in /metrics: %v, want %v", tc.line, got, tc.want)
+		}
+	}
+	if rec.Code != 200 {
+		t.Fatalf("status %d:\n%s", rec.Code, body)
+	}
+}

@@ -30,7 +30,7 @@ func (m *Main) visit(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return &usageError{err.Error()}
 	}
-	cfg, err := m.loadConfig(*cfgPath)
+	cfg, err := m.loadClinic(fs, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -39,7 +39,7 @@ func (m *Main) visit(ctx context.Context, args []string) error {
 		return err
 	}
 	var resp inviteResponse
-	err = m.withStore(cfg, func(st *store.Store) error {
+	err = m.withDB(ctx, cfg, func(st appStore) error {
 		v, _ := service.ParseVisitArgs(fs.Args(), clk.Now())
 		eng, err := buildEngine(cfg)
 		if err != nil {
@@ -87,13 +87,13 @@ func (m *Main) export(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := m.loadConfig(*cfgPath)
+	cfg, err := m.loadClinic(fs, *cfgPath)
 	if err != nil {
 		return err
 	}
 	id := engine.PatientID(fs.Arg(0))
 	var out []byte
-	err = m.withStore(cfg, func(st *store.Store) error {
+	err = m.withDB(ctx, cfg, func(st appStore) error {
 		eng, err := buildEngine(cfg)
 		if err != nil {
 			return err
@@ -128,11 +128,14 @@ func (m *Main) backup(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := m.loadConfig(*cfgPath)
+	cfg, err := m.loadClinic(fs, *cfgPath)
 	if err != nil {
 		return err
 	}
 	out := fs.Arg(0)
+	if cfg.Store.Backend == "postgres" {
+		return &ConfigError{Key: "store.backend", Msg: "the store is PostgreSQL: take backups with pg_dump (see the README); a clinic's data is its schema, " + orDefault(pgSchema(cfg), "public")}
+	}
 	err = m.withStore(cfg, func(st *store.Store) error {
 		if err := auditRead(ctx, st, m.clock().Now(), cliActor, ""); err != nil {
 			return err
@@ -188,7 +191,7 @@ func (m *Main) check(args []string) error {
 	if fs.NArg() == 1 {
 		path = fs.Arg(0)
 	} else {
-		cfg, err := m.loadConfig(*cfgPath)
+		cfg, err := m.loadClinic(fs, *cfgPath)
 		if err != nil {
 			return err
 		}
@@ -203,6 +206,13 @@ func (m *Main) check(args []string) error {
 		return errors.New("check: the database has problems (see above); restore a backup")
 	}
 	return nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
 }
 
 func (m *Main) clock() clock.Clock {

@@ -59,6 +59,19 @@ type Config struct {
 	// Web is the staff desk's listener (see web.go). Off unless listen is set.
 	Web WebConfig `json:"web"`
 	Log LogConfig `json:"log"`
+	// Clinics lists the clinics of a deployment that hosts several, each
+	// with its own settings, bots and database (see ClinicEntry). Without
+	// it the file is one clinic, configured at the top level as always.
+	Clinics []ClinicEntry `json:"clinics,omitempty"`
+
+	// ClinicID, TelegramTokenEnv and DiscordTokenEnv are set on the
+	// per-clinic configurations clinicConfigs returns: which clinic, and
+	// which variables hold its bots' tokens. Never read from the file.
+	ClinicID         string `json:"-"`
+	TelegramTokenEnv string `json:"-"`
+	DiscordTokenEnv  string `json:"-"`
+	// listed marks a configuration clinicConfigs made from a list entry.
+	listed bool
 }
 
 // StoreConfig picks the store backend.
@@ -292,7 +305,7 @@ func LoadConfig(path string, getenv func(string) string) (Config, error) {
 			}
 			return c, append(errs, &ConfigError{File: path, Msg: err.Error()})
 		}
-		for _, e := range checkKeys(b) {
+		for _, e := range append(checkKeys(b), mixedClinicKeys(b)...) {
 			e.File = path
 			errs = append(errs, e)
 		}
@@ -303,6 +316,7 @@ func LoadConfig(path string, getenv func(string) string) (Config, error) {
 		} else if err := decodeStrict(b, &c); err != nil {
 			return c, &ConfigError{File: path, Msg: err.Error()}
 		}
+		decodeClinicEntries(b, &c)
 	}
 	if d := getenv(EnvDataDir); d != "" {
 		c.DataDir = d
@@ -369,39 +383,49 @@ func decodeStrict(b []byte, v any) error {
 }
 
 // Validate checks every key and returns every problem found, as
-// ConfigErrors naming each key's full path.
+// ConfigErrors naming each key's full path; a clinic's keys in a "clinics"
+// list are named under their entry ("clinics[2].telegram.staff_chat_id").
 func (c Config) Validate() error {
-	var errs ConfigErrors
-	bad := func(key, msg string) { errs = append(errs, &ConfigError{Key: key, Msg: msg}) }
-	other := func(err error) {
-		for _, e := range asConfigErrors(err, "") {
-			if e.Key == "" {
-				// The adapters' errors start with their key path.
-				if k, msg, ok := strings.Cut(e.Msg, ": "); ok && !strings.ContainsAny(k, " \"") {
-					e.Key, e.Msg = k, msg
-				}
+	errs := c.validateDeployment()
+	if c.multiClinic() {
+		errs = append(errs, c.validateClinicList()...)
+	}
+	for i, cc := range c.clinicConfigs() {
+		p := c.clinicKeyPrefix(i)
+		for _, e := range cc.validateClinic() {
+			e.Key = p + e.Key
+			if !coveredBy(e.Key, errs) {
+				errs = append(errs, e)
 			}
-			errs = append(errs, e)
 		}
 	}
-	if strings.TrimSpace(c.Clinic.Name) == "" {
-		bad("clinic.name", `must be set, e.g. "Riverside Acupuncture"`)
+	if len(errs) == 0 {
+		return nil
 	}
-	if msg := c.checkClinicPhone(c.Clinic.Phone); msg != "" {
-		bad("clinic.phone", msg)
+	return errs
+}
+
+// configErrorsOf turns a section's error into ConfigErrors, taking the key
+// from the start of the message of errors that carry none (the adapters'
+// errors start with their key path).
+func configErrorsOf(err error) ConfigErrors {
+	var out ConfigErrors
+	for _, e := range asConfigErrors(err, "") {
+		if e.Key == "" {
+			if k, msg, ok := strings.Cut(e.Msg, ": "); ok && !strings.ContainsAny(k, " \"") {
+				e.Key, e.Msg = k, msg
+			}
+		}
+		out = append(out, e)
 	}
-	if !validEmergencyNumber(c.Clinic.EmergencyNumber) {
-		bad("clinic.emergency_number", `must be the local emergency number, e.g. "911" or "112"`)
-	}
-	if _, err := time.LoadLocation(c.Clinic.TimeZone); err != nil || c.Clinic.TimeZone == "" {
-		bad("clinic.time_zone", fmt.Sprintf("%q is not an IANA time zone; use a name like \"America/Chicago\"", c.Clinic.TimeZone))
-	}
-	if _, err := parseHHMM(c.Clinic.QuietHours.Start); err != nil {
-		bad("clinic.quiet_hours.start", err.Error())
-	}
-	if _, err := parseHHMM(c.Clinic.QuietHours.End); err != nil {
-		bad("clinic.quiet_hours.end", err.Error())
-	}
+	return out
+}
+
+// validateDeployment checks what the deployment shares: data_dir, store,
+// log, pacing, retention and the listeners.
+func (c Config) validateDeployment() ConfigErrors {
+	var errs ConfigErrors
+	bad := func(key, msg string) { errs = append(errs, &ConfigError{Key: key, Msg: msg}) }
 	if strings.TrimSpace(c.DataDir) == "" {
 		bad("data_dir", "must be a directory for the database, e.g. \"/var/lib/aftercare\"")
 	}
@@ -426,16 +450,52 @@ func (c Config) Validate() error {
 	default:
 		bad("log.format", fmt.Sprintf("%q: use text or json", c.Log.Format))
 	}
+	for _, p := range sortedPacing(c.Pacing) {
+		if pc := c.Pacing[p]; pc.PerSecond < 0 || pc.PerChatPerSecond < 0 {
+			bad("pacing."+p, "rates must be positive")
+		}
+	}
+	if c.RetentionDays < 1 || c.RetentionDays > 3650 {
+		bad("retention_days", "must be between 1 and 3650")
+	}
+	if c.HTTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+			bad("http.listen", fmt.Sprintf("%q: use host:port, e.g. \"127.0.0.1:8089\"", c.HTTP.Listen))
+		}
+	}
+	errs = append(errs, configErrorsOf(c.validateWebListener())...)
+	return errs
+}
+
+// validateClinic checks one clinic's own keys, named as in a one-clinic
+// file ("clinic.phone"); Validate puts them under the clinic's entry.
+func (c Config) validateClinic() ConfigErrors {
+	var errs ConfigErrors
+	bad := func(key, msg string) { errs = append(errs, &ConfigError{Key: key, Msg: msg}) }
+	other := func(err error) { errs = append(errs, configErrorsOf(err)...) }
+	if strings.TrimSpace(c.Clinic.Name) == "" {
+		bad("clinic.name", `must be set, e.g. "Riverside Acupuncture"`)
+	}
+	if msg := c.checkClinicPhone(c.Clinic.Phone); msg != "" {
+		bad("clinic.phone", msg)
+	}
+	if !validEmergencyNumber(c.Clinic.EmergencyNumber) {
+		bad("clinic.emergency_number", `must be the local emergency number, e.g. "911" or "112"`)
+	}
+	if _, err := time.LoadLocation(c.Clinic.TimeZone); err != nil || c.Clinic.TimeZone == "" {
+		bad("clinic.time_zone", fmt.Sprintf("%q is not an IANA time zone; use a name like \"America/Chicago\"", c.Clinic.TimeZone))
+	}
+	if _, err := parseHHMM(c.Clinic.QuietHours.Start); err != nil {
+		bad("clinic.quiet_hours.start", err.Error())
+	}
+	if _, err := parseHHMM(c.Clinic.QuietHours.End); err != nil {
+		bad("clinic.quiet_hours.end", err.Error())
+	}
 	if c.Telegram != nil {
 		other(c.Telegram.Validate())
 	}
 	if c.Discord != nil {
 		other(c.Discord.Validate())
-	}
-	for _, p := range sortedPacing(c.Pacing) {
-		if pc := c.Pacing[p]; pc.PerSecond < 0 || pc.PerChatPerSecond < 0 {
-			bad("pacing."+p, "rates must be positive")
-		}
 	}
 	if c.Clinic.AfterHoursPhone != "" {
 		if msg := c.checkClinicPhone(c.Clinic.AfterHoursPhone); msg != "" {
@@ -467,9 +527,6 @@ func (c Config) Validate() error {
 			bad(fmt.Sprintf("escalation.contacts[%d]", i), fmt.Sprintf("%q: use platform:address, e.g. \"telegram:123456\" or \"webhook:sms\"", ct))
 		}
 	}
-	if c.RetentionDays < 1 || c.RetentionDays > 3650 {
-		bad("retention_days", "must be between 1 and 3650")
-	}
 	if c.Invites.TTLDays < 1 || c.Invites.TTLDays > 90 {
 		bad("invites.ttl_days", "must be between 1 and 90")
 	}
@@ -479,15 +536,7 @@ func (c Config) Validate() error {
 	for i, w := range c.Webhooks {
 		other(w.Validate(i))
 	}
-	if c.HTTP.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-			bad("http.listen", fmt.Sprintf("%q: use host:port, e.g. \"127.0.0.1:8089\"", c.HTTP.Listen))
-		}
-	}
-	other(c.validateWeb())
-	if len(errs) == 0 {
-		return nil
-	}
+	other(c.validateWebStaff())
 	return errs
 }
 

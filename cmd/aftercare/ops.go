@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -59,16 +60,75 @@ func newOpsServer(h http.Handler) *http.Server {
 		WriteTimeout: opsWriteTimeout, IdleTimeout: opsIdleTimeout}
 }
 
+// clinic returns the clinic named id, or with id "" the only one. A
+// deployment of several clinics needs the id: nothing defaults to one
+// clinic's data when the caller may have meant another's.
+func (r *Running) clinic(id string) (*ClinicRun, error) {
+	if id == "" {
+		if len(r.Clinics) == 1 {
+			return r.Clinics[0], nil
+		}
+		return nil, errClinicRequired
+	}
+	for _, c := range r.Clinics {
+		if c.ID == id {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q", errNoClinic, id)
+}
+
+var (
+	// errClinicRequired: a deployment of several clinics was asked
+	// something without saying which clinic.
+	errClinicRequired = errors.New("this deployment serves several clinics: name one (-clinic ID, or ?clinic=ID)")
+	// errNoClinic: no clinic has the id asked for.
+	errNoClinic = errors.New("no such clinic")
+)
+
+// ready reports what keeps the process from being ready: per clinic its
+// store, its platforms and its staff destinations, each named under the
+// clinic's id when there are several.
+func (r *Running) ready() error {
+	var out []string
+	for _, c := range r.Clinics {
+		var probs []string
+		if _, err := c.DB.OutboxDepth(); err != nil {
+			probs = append(probs, "store: "+err.Error())
+		}
+		if err := c.plats.down(); err != nil {
+			probs = append(probs, err.Error())
+		}
+		if p := c.Service.StaffProblems(); len(p) > 0 {
+			probs = append(probs, "staff destination unreachable: "+strings.Join(p, "; "))
+		}
+		if len(probs) == 0 {
+			continue
+		}
+		msg := strings.Join(probs, "; ")
+		if len(r.Clinics) > 1 {
+			msg = "clinic " + c.ID + ": " + msg
+		}
+		out = append(out, msg)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(out, "; "))
+}
+
 // opsHandler serves /healthz, /readyz and /metrics, which hold no patient
 // data and stay open to monitoring, and, when guard is not nil (a loopback
 // listener), the admin endpoints the command line uses while the bot holds
-// the database lock, each behind guard (see adminauth.go). Every read of
-// patient data through them is written to the audit trail first.
-func opsHandler(run *Running, m *metrics.Metrics, ready func() error, guard *adminGuard, inviteLinks func(string) []string) http.Handler {
+// the database lock, each behind guard (see adminauth.go). Every admin
+// endpoint acts on one clinic, named by ?clinic=ID (required when there
+// are several). Every read of patient data through them is written to the
+// audit trail first.
+func opsHandler(run *Running, m *metrics.Registry, guard *adminGuard) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := ready(); err != nil {
+		if err := run.ready(); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -78,8 +138,21 @@ func opsHandler(run *Running, m *metrics.Metrics, ready func() error, guard *adm
 	if guard == nil {
 		return mux
 	}
-	admin := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, guard.wrap(h)) }
-	admin("POST /admin/visit", func(w http.ResponseWriter, r *http.Request) {
+	admin := func(pattern string, h func(http.ResponseWriter, *http.Request, *ClinicRun)) {
+		mux.Handle(pattern, guard.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, err := run.clinic(r.URL.Query().Get("clinic"))
+			switch {
+			case errors.Is(err, errClinicRequired):
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			case err != nil:
+				http.Error(w, err.Error(), http.StatusNotFound)
+				return
+			}
+			h(w, r, c)
+		})))
+	}
+	admin("POST /admin/visit", func(w http.ResponseWriter, r *http.Request, c *ClinicRun) {
 		var args []string
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&args); err != nil {
 			http.Error(w, "body must be a JSON array of /visit arguments", http.StatusBadRequest)
@@ -90,38 +163,38 @@ func opsHandler(run *Running, m *metrics.Metrics, ready func() error, guard *adm
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		inv, err := run.Service.CreateInvite(r.Context(), v, time.Duration(run.Config.Invites.TTLDays)*24*time.Hour)
+		inv, err := c.Service.CreateInvite(r.Context(), v, time.Duration(c.Config.Invites.TTLDays)*24*time.Hour)
 		if err != nil {
 			http.Error(w, "could not create the invite", http.StatusInternalServerError)
 			return
 		}
-		writeJSON(w, newInviteResponse(inv, inviteLinks))
+		writeJSON(w, newInviteResponse(inv, c.links))
 	})
-	admin("GET /admin/export", func(w http.ResponseWriter, r *http.Request) {
+	admin("GET /admin/export", func(w http.ResponseWriter, r *http.Request, c *ClinicRun) {
 		id := engine.PatientID(r.URL.Query().Get("patient"))
-		doc, err := exportPatient(run.DB, run.Engine.Protocol(), id, run.Clock.Now())
+		doc, err := exportPatient(c.DB, c.Engine.Protocol(), id, run.Clock.Now())
 		if errors.Is(err, store.ErrNotFound) {
 			http.Error(w, "no such patient", http.StatusNotFound)
 			return
 		}
 		if err == nil {
-			err = auditRead(r.Context(), run.DB, run.Clock.Now(), adminActor, id)
+			err = auditRead(r.Context(), c.DB, run.Clock.Now(), adminActor, id)
 		}
 		if err != nil {
-			slog.Error("export over http failed", "err", err)
+			slog.Error("export over http failed", "clinic", c.ID, "err", err)
 			http.Error(w, "export failed", http.StatusInternalServerError)
 			return
 		}
 		writeJSON(w, doc)
 	})
-	admin("POST /admin/staff-link", staffLinkHandler(run))
-	admin("GET /admin/backup", func(w http.ResponseWriter, r *http.Request) {
-		if run.Store == nil {
+	admin("POST /admin/staff-link", staffLinkHandler)
+	admin("GET /admin/backup", func(w http.ResponseWriter, r *http.Request, c *ClinicRun) {
+		if c.Store == nil {
 			http.Error(w, "the store is PostgreSQL: take backups with pg_dump (see the README)", http.StatusNotImplemented)
 			return
 		}
-		if err := auditRead(r.Context(), run.Store, run.Clock.Now(), adminActor, ""); err != nil {
-			slog.Error("backup over http refused: audit failed", "err", err)
+		if err := auditRead(r.Context(), c.Store, run.Clock.Now(), adminActor, ""); err != nil {
+			slog.Error("backup over http refused: audit failed", "clinic", c.ID, "err", err)
 			http.Error(w, "backup failed", http.StatusInternalServerError)
 			return
 		}
@@ -129,8 +202,8 @@ func opsHandler(run *Running, m *metrics.Metrics, ready func() error, guard *adm
 			slog.Warn("backup over http: write deadline not extended", "err", err)
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
-		if _, err := run.Store.Backup(w); err != nil {
-			slog.Error("backup over http failed", "err", err)
+		if _, err := c.Store.Backup(w); err != nil {
+			slog.Error("backup over http failed", "clinic", c.ID, "err", err)
 			// Break the connection: a cleanly ended body would pass a
 			// truncated copy off as a whole one.
 			panic(http.ErrAbortHandler)
@@ -234,6 +307,14 @@ func adminDo(ctx context.Context, cfg Config, method, path string, body any, tim
 	if err != nil {
 		return nil, fmt.Errorf("the bot is running and holds the database; %w", err)
 	}
+	if cfg.listed {
+		// The running process serves every clinic: say which.
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		path += sep + "clinic=" + cfg.ClinicID
+	}
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -264,7 +345,7 @@ func adminDo(ctx context.Context, cfg Config, method, path string, body any, tim
 func (m *Main) withStore(cfg Config, fn func(*store.Store) error) error {
 	// A first command in a new folder (aftercare visit) creates the data
 	// directory as the bot would, private to the clinic's user.
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := os.MkdirAll(clinicDir(cfg), 0o700); err != nil {
 		return &ConfigError{Key: "data_dir", Msg: err.Error()}
 	}
 	st, err := store.Open(dbPath(cfg), store.Options{Timeout: 300 * time.Millisecond})
@@ -280,7 +361,25 @@ func (m *Main) withStore(cfg Config, fn func(*store.Store) error) error {
 
 var errRunning = errors.New("bot running")
 
-func dbPath(cfg Config) string { return cfg.DataDir + string(os.PathSeparator) + "aftercare.db" }
+// withDB runs fn on the clinic's store, whichever the backend: PostgreSQL
+// is shared by every instance, so the command uses it directly, running
+// bot or not; bbolt goes through withStore (and its admin fallback).
+func (m *Main) withDB(ctx context.Context, cfg Config, fn func(appStore) error) error {
+	if cfg.Store.Backend != "postgres" {
+		return m.withStore(cfg, func(st *store.Store) error { return fn(st) })
+	}
+	st, _, err := m.openStore(ctx, cfg, "")
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
+}
+
+// dbPath is a clinic's bbolt file: data_dir/aftercare.db for the one
+// clinic of a one-clinic deployment (and a listed "default"), else
+// data_dir/clinics/<id>/aftercare.db.
+func dbPath(cfg Config) string { return filepath.Join(clinicDir(cfg), "aftercare.db") }
 
 // visitUsage is the usage line of `aftercare visit`, shown with its errors.
 const visitUsage = "usage: aftercare visit [--config FILE] [--qr FILE.png] TREATMENT AREA [acute] [child] [ago=2h] [tz=Zone]\n" +

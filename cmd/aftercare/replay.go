@@ -224,7 +224,7 @@ func (m *Main) replay(ctx context.Context, args []string) error {
 	}
 	cfg := DefaultConfig()
 	if *cfgPath != "" || m.Config != nil {
-		if cfg, err = m.loadConfig(*cfgPath); err != nil {
+		if cfg, err = m.loadClinic(fs, *cfgPath); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
@@ -42,13 +43,13 @@ func (m *Main) openStore(ctx context.Context, cfg Config, cfgPath string) (appSt
 		if dsn == "" {
 			return nil, nil, &ConfigError{File: cfgPath, Key: "store.backend", Msg: "\"postgres\" needs the connection string in " + EnvPostgresDSN + ", e.g. postgres://aftercare@db.internal/aftercare"}
 		}
-		st, err := postgres.Open(ctx, postgres.Options{DSN: dsn, Lease: time.Duration(cfg.Store.ClaimLease)})
+		st, err := postgres.Open(ctx, pgOptions(cfg, dsn))
 		if err != nil {
 			return nil, nil, err
 		}
 		return st, nil, nil
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := os.MkdirAll(clinicDir(cfg), 0o700); err != nil {
 		return nil, nil, &ConfigError{File: cfgPath, Key: "data_dir", Msg: err.Error()}
 	}
 	st, err := store.Open(dbPath(cfg), store.Options{})
@@ -58,16 +59,47 @@ func (m *Main) openStore(ctx context.Context, cfg Config, cfgPath string) (appSt
 	return st, st, nil
 }
 
+// pgSchema is a clinic's PostgreSQL schema: the server's default for
+// "default" (where a one-clinic deployment's tables always were), else
+// clinic_<id> with '-' as '_' (ids have no '_', so no two clinics meet).
+func pgSchema(cfg Config) string {
+	if cfg.ClinicID == "" || cfg.ClinicID == DefaultClinicID {
+		return ""
+	}
+	return "clinic_" + strings.ReplaceAll(cfg.ClinicID, "-", "_")
+}
+
+// perClinicConns caps each listed clinic's pool: connections open when
+// the clinic needs them and close after a minute idle (see the README's
+// "Several clinics" for the counts).
+const perClinicConns = 4
+
+// pgOptions opens a clinic's store in its own schema.
+func pgOptions(cfg Config, dsn string) postgres.Options {
+	o := postgres.Options{DSN: dsn, Lease: time.Duration(cfg.Store.ClaimLease), Schema: pgSchema(cfg)}
+	if cfg.listed {
+		o.MaxConns = perClinicConns
+	}
+	return o
+}
+
+// openLeaseTable opens the deployment-wide lease table of a PostgreSQL
+// deployment of several clinics: the server's default schema, which every
+// instance shares whatever its clinics.
+func (m *Main) openLeaseTable(ctx context.Context) (*postgres.Store, error) {
+	return postgres.Open(ctx, postgres.Options{DSN: m.Getenv(EnvPostgresDSN), MaxConns: 2})
+}
+
 // migrate copies the bbolt database of data_dir into the PostgreSQL
 // database named by EnvPostgresDSN (see postgres.Store.Import) and prints
 // the counts it verified. The bot must be stopped: the bbolt file's lock
 // makes sure nothing changes during the copy.
 func (m *Main) migrate(ctx context.Context, args []string) error {
-	_, cfgPath, err := m.flags("migrate", args, 0)
+	fs, cfgPath, err := m.flags("migrate", args, 0)
 	if err != nil {
 		return err
 	}
-	cfg, err := m.loadConfig(*cfgPath)
+	cfg, err := m.loadClinic(fs, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -83,7 +115,7 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer src.Close()
-	dst, err := postgres.Open(ctx, postgres.Options{DSN: dsn})
+	dst, err := postgres.Open(ctx, pgOptions(cfg, dsn))
 	if err != nil {
 		return err
 	}

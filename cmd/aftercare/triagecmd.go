@@ -21,13 +21,13 @@ type triageResult struct {
 // triage classifies one message per stdin line and writes one JSON object
 // per line, in order. Lines of any length are read whole.
 func (m *Main) triage(ctx context.Context, args []string) error {
-	_, cfgPath, err := m.flags("triage", args, 0)
+	fs, cfgPath, err := m.flags("triage", args, 0)
 	if err != nil {
 		return err
 	}
 	tr := triage.Default()
 	if *cfgPath != "" || m.Config != nil {
-		cfg, err := m.loadConfig(*cfgPath)
+		cfg, err := m.loadClinic(fs, *cfgPath)
 		if err != nil {
 			return err
 		}

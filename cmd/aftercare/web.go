@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,8 +44,9 @@ type WebConfig struct {
 	StaffNames map[string]string `json:"staff_names,omitempty"`
 }
 
-// validateWeb checks the web section; called from Config.Validate.
-func (c Config) validateWeb() error {
+// validateWebListener checks the desk's shared listener (web.listen, TLS,
+// the proxy setting); called from Config.Validate.
+func (c Config) validateWebListener() error {
 	bad := func(key, msg string) error { return &ConfigError{Key: key, Msg: msg} }
 	w := c.Web
 	if w.Listen == "" {
@@ -59,15 +61,35 @@ func (c Config) validateWeb() error {
 	if (w.TLSCert == "") != (w.TLSKey == "") {
 		return bad("web.tls_cert", "set both web.tls_cert and web.tls_key, or neither")
 	}
-	if w.BaseURL != "" && !strings.HasPrefix(w.BaseURL, "https://") && !strings.HasPrefix(w.BaseURL, "http://") {
-		return bad("web.base_url", fmt.Sprintf("%q: use the address staff open, e.g. \"https://desk.clinic.example\"", w.BaseURL))
+	if !c.multiClinic() {
+		if w.BaseURL != "" && !strings.HasPrefix(w.BaseURL, "https://") && !strings.HasPrefix(w.BaseURL, "http://") {
+			return bad("web.base_url", fmt.Sprintf("%q: use the address staff open, e.g. \"https://desk.clinic.example\"", w.BaseURL))
+		}
+		if w.BehindTLSProxy && !strings.HasPrefix(w.BaseURL, "https://") {
+			return bad("web.base_url", "behind_tls_proxy needs the proxy's https:// address in web.base_url")
+		}
 	}
-	if w.BehindTLSProxy && !strings.HasPrefix(w.BaseURL, "https://") {
-		return bad("web.base_url", "behind_tls_proxy needs the proxy's https:// address in web.base_url")
+	return nil
+}
+
+// validateWebStaff checks one clinic's desk staff and, with several
+// clinics, its own base_url (validateClinicList checks the hosts differ).
+func (c Config) validateWebStaff() error {
+	bad := func(key, msg string) error { return &ConfigError{Key: key, Msg: msg} }
+	w := c.Web
+	if w.Listen == "" {
+		return nil
+	}
+	if c.listed && w.BehindTLSProxy && !strings.HasPrefix(w.BaseURL, "https://") {
+		return bad("web.base_url", "web.behind_tls_proxy needs this clinic's https:// address in web.base_url")
 	}
 	staff := deskStaff(c)
 	if len(staff) == 0 {
-		return bad("web.listen", "the desk needs staff to sign in: list them in telegram.staff_user_ids or discord.staff_user_ids")
+		key := "web.listen"
+		if c.listed {
+			key = "telegram.staff_user_ids"
+		}
+		return bad(key, "the desk needs staff to sign in: list them in telegram.staff_user_ids or discord.staff_user_ids")
 	}
 	for id := range w.StaffNames {
 		if _, ok := staff[id]; !ok {
@@ -131,9 +153,9 @@ func newDesk(cfg Config, st desk.Store, svc *service.Service, clk clock.Clock, l
 		Location: loc, Protocol: p})
 }
 
-// staffLoginFunc answers /login in the staff chat once the desk runs; nil
-// (the desk is off) makes /login say so.
-func (r *Running) staffLoginFunc() func(context.Context, string) (string, error) {
+// staffLoginFunc answers /login in the staff chat once the clinic's desk
+// runs; nil (the desk is off) makes /login say so.
+func (r *ClinicRun) staffLoginFunc() func(context.Context, string) (string, error) {
 	if r.Config.Web.Listen == "" {
 		return nil
 	}
@@ -145,32 +167,50 @@ func (r *Running) staffLoginFunc() func(context.Context, string) (string, error)
 	}
 }
 
-// startDesk opens the desk's listener and serves it until ctx ends.
-func startDesk(ctx context.Context, run *Running, cfgPath string, log *slog.Logger, links func(string) []string, wg *sync.WaitGroup) error {
+// startDesk opens the desk's listener and serves every clinic's desk on
+// it until ctx ends. One clinic's desk is served on every host, as it
+// always was; with several, the request's host picks the clinic (its
+// web.base_url), and a host that is no clinic's gets 404. Each desk has
+// its own sessions in its own clinic's store, and its cookies are
+// host-only, so a session signed in at one clinic is nothing at another.
+func startDesk(ctx context.Context, run *Running, cfgPath string, log *slog.Logger, wg *sync.WaitGroup) error {
 	cfg := run.Config
 	ln, err := net.Listen("tcp", cfg.Web.Listen)
 	if err != nil {
 		return &ConfigError{File: cfgPath, Key: "web.listen", Msg: err.Error()}
 	}
 	run.WebAddr = ln.Addr().String()
-	st, ok := run.DB.(desk.Store)
-	if !ok {
-		ln.Close()
-		return &ConfigError{File: cfgPath, Key: "web.listen", Msg: fmt.Sprintf("the staff desk does not run on this store (%T)", run.DB)}
+	hosts := map[string]http.Handler{}
+	for i, c := range run.Clinics {
+		st, ok := c.DB.(desk.Store)
+		if !ok {
+			ln.Close()
+			return &ConfigError{File: cfgPath, Key: "web.listen", Msg: fmt.Sprintf("the staff desk does not run on this store (%T)", c.DB)}
+		}
+		d, err := newDesk(c.Config, st, c.Service, run.Clock, c.log, c.links, run.WebAddr, c.Engine.Protocol())
+		if err != nil {
+			ln.Close()
+			return &ConfigError{File: cfgPath, Key: cfg.clinicKeyPrefix(i) + "web", Msg: err.Error()}
+		}
+		c.Desk = d
+		if u, err := url.Parse(c.Config.Web.BaseURL); err == nil && u.Host != "" {
+			hosts[strings.ToLower(u.Hostname())] = d.Handler()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.Run(ctx)
+		}()
 	}
-	d, err := newDesk(cfg, st, run.Service, run.Clock, log, links, run.WebAddr, run.Engine.Protocol())
-	if err != nil {
-		ln.Close()
-		return &ConfigError{File: cfgPath, Key: "web", Msg: err.Error()}
+	var h http.Handler
+	if len(run.Clinics) == 1 {
+		h = run.Clinics[0].Desk.Handler()
+	} else {
+		h = byHost(hosts)
 	}
-	run.Desk = d
-	srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		d.Run(ctx)
-	}()
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		var err error
@@ -191,8 +231,25 @@ func startDesk(ctx context.Context, run *Running, cfgPath string, log *slog.Logg
 		srv.Shutdown(sctx) // open alert streams end with their request contexts
 		srv.Close()
 	}()
-	log.Info("staff desk listening", "addr", run.WebAddr, "tls", cfg.Web.TLSCert != "")
+	log.Info("staff desk listening", "addr", run.WebAddr, "tls", cfg.Web.TLSCert != "", "clinics", len(run.Clinics))
 	return nil
+}
+
+// byHost routes each request to the desk of the clinic whose host it
+// names (the port is ignored); any other host gets 404, never a default
+// clinic's pages.
+func byHost(hosts map[string]http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if h, ok := hosts[strings.ToLower(host)]; ok {
+			h.ServeHTTP(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	})
 }
 
 // staffLink prints a one-time sign-in link to the desk for a staff member:
@@ -203,7 +260,7 @@ func (m *Main) staffLink(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := m.loadConfig(*cfgPath)
+	cfg, err := m.loadClinic(fs, *cfgPath)
 	if err != nil {
 		return err
 	}
@@ -265,28 +322,27 @@ func (m *Main) staffLink(ctx context.Context, args []string) error {
 	return nil
 }
 
-// staffLinkHandler is /admin/staff-link, behind the admin guard.
-func staffLinkHandler(run *Running) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		var req struct{ Staff string }
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
-			http.Error(w, `body must be {"staff": NAME}`, http.StatusBadRequest)
-			return
-		}
-		if run.Desk == nil {
-			http.Error(w, "the staff desk is off", http.StatusNotFound)
-			return
-		}
-		link, err := run.Desk.IssueLink(r.Context(), req.Staff)
-		if errors.Is(err, desk.ErrNotStaff) {
-			http.Error(w, "not configured staff", http.StatusForbidden)
-			return
-		}
-		if err != nil {
-			slog.Error("staff link over http failed", "err", err)
-			http.Error(w, "could not make the link", http.StatusInternalServerError)
-			return
-		}
-		writeJSON(w, map[string]string{"link": link})
+// staffLinkHandler is /admin/staff-link, behind the admin guard: a link
+// to clinic c's desk, for c's staff only.
+func staffLinkHandler(w http.ResponseWriter, r *http.Request, c *ClinicRun) {
+	var req struct{ Staff string }
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+		http.Error(w, `body must be {"staff": NAME}`, http.StatusBadRequest)
+		return
 	}
+	if c.Desk == nil {
+		http.Error(w, "the staff desk is off", http.StatusNotFound)
+		return
+	}
+	link, err := c.Desk.IssueLink(r.Context(), req.Staff)
+	if errors.Is(err, desk.ErrNotStaff) {
+		http.Error(w, "not configured staff", http.StatusForbidden)
+		return
+	}
+	if err != nil {
+		slog.Error("staff link over http failed", "err", err)
+		http.Error(w, "could not make the link", http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, map[string]string{"link": link})
 }

@@ -67,6 +67,17 @@ func (s *Store) ReleaseLease(ctx context.Context, name string, epoch int64) erro
 	return nil
 }
 
+// LiveLeases counts the leases whose names start with prefix and that
+// have not expired by the server's clock (lease.Counter: the live
+// instances' heartbeats, to spread the clinics' leases over them).
+func (s *Store) LiveLeases(ctx context.Context, prefix string) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM leases WHERE starts_with(name, $1) AND expires_at >= now()`, prefix).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres store: counting leases: %w", err)
+	}
+	return n, nil
+}
+
 // LeaseHolder is one lease as the leases table has it, for operators and
 // tests.
 type LeaseHolder struct {

@@ -80,8 +80,10 @@ var SchemaVersion = func() int {
 }()
 
 // migrate brings the schema up to SchemaVersion, or fails with ErrSchema
-// when the database was migrated by a newer program.
-func migrate(ctx context.Context, db beginner) error {
+// when the database was migrated by a newer program. A named schema is
+// created first, under the same lock, so instances starting together do
+// not race to create it; db's connections must have it as search_path.
+func migrate(ctx context.Context, db beginner, schema string) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
@@ -89,6 +91,11 @@ func migrate(ctx context.Context, db beginner) error {
 	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
 			return err
+		}
+		if schema != "" {
+			if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
+				return fmt.Errorf("create schema %s: %w", schema, err)
+			}
 		}
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS aftercare_schema (
 			version    integer PRIMARY KEY,

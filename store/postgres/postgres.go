@@ -48,6 +48,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -83,7 +84,22 @@ type Options struct {
 	// ConnectTimeout bounds the first connection (default 10 s), so a
 	// wrong host fails start-up quickly with a clear error.
 	ConnectTimeout time.Duration
+	// Schema, when set, keeps every table of this store in that schema:
+	// it is created and migrated on open, and every connection of the
+	// store's pool has it as its only search_path, so the store's SQL is
+	// the same for every schema and cannot reach another one's tables. A
+	// deployment of several clinics opens one store per clinic this way
+	// ("clinic_riverside"); empty is the server's default (public).
+	Schema string
+	// MaxConns caps the store's pool (default pgx's, the larger of 4 and
+	// the CPUs). Connections open as needed and close after a minute
+	// idle when it is set, so many small per-clinic pools hold few.
+	MaxConns int32
 }
+
+// schemaName is what Options.Schema may be: a lowercase identifier that
+// needs no quoting.
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // Store is an open PostgreSQL store. Create it with Open; close it with Close.
 type Store struct {
@@ -119,6 +135,17 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > o.ConnectTimeout {
 		cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
 	}
+	if o.Schema != "" {
+		if !schemaName.MatchString(o.Schema) {
+			return nil, fmt.Errorf("postgres store: schema %q: use lowercase letters, digits and _", o.Schema)
+		}
+		cfg.ConnConfig.RuntimeParams["search_path"] = o.Schema
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
+		cfg.MinConns = 0
+		cfg.MaxConnIdleTime = time.Minute
+	}
 	cctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
 	defer cancel()
 	pool, err := pgxpool.NewWithConfig(cctx, cfg)
@@ -129,7 +156,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store: %w: cannot connect to the server named by %s: %w", ErrUnreachable, DSNEnv, err)
 	}
-	if err := migrate(cctx, pool); err != nil {
+	if err := migrate(cctx, pool, o.Schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
