@@ -80,6 +80,7 @@ var ctxFlags = []struct {
 	{"clause_starts", fClauseStart}, {"backref_fillers", fFiller},
 	{"list_words", fListWord}, {"list_end", fListEnd}, {"gap_breakers", fBreaker},
 	{"personal", fPersonal}, {"negation_contrast", fContrast}, {"simile", fSimile},
+	{"perfect_aux", fAux}, {"participles", fPart},
 }
 
 // elem is one position of a compiled pattern.
@@ -154,6 +155,9 @@ type lexicon struct {
 	// lookup: its flags, its value as a number word, whether it is
 	// everyday.
 	info map[string]wordInfo
+	// partEnds are the endings of regular participles ("ado", "ido"),
+	// from context.participle_endings.
+	partEnds []string
 }
 
 // wordInfo is the per-word data of lexicon.info.
@@ -455,6 +459,14 @@ func compile(m *mergedRules, el *errList) *ruleset {
 		for _, tr := range m.ctx[cr.name] {
 			add(tr, cr.role, cr.arg, 0, 0)
 		}
+	}
+	for _, tr := range m.ctx["participle_endings"] {
+		w, _ := normWords(tr.term)
+		if len(w) != 1 || len(w[0]) < 2 {
+			el.add(tr.at.file, tr.at.key, "%q: want one ending of at least two letters", tr.term)
+			continue
+		}
+		lx.partEnds = append(lx.partEnds, w[0])
 	}
 	for _, cf := range ctxFlags {
 		for _, tr := range m.ctx[cf.name] {

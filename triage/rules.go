@@ -105,6 +105,9 @@ type contextSpec struct {
 	Personal          []string `json:"personal"`
 	NegationContrast  []string `json:"negation_contrast"`
 	Simile            []string `json:"simile"`
+	PerfectAux        []string `json:"perfect_aux"`
+	Participles       []string `json:"participles"`
+	ParticipleEndings []string `json:"participle_endings"`
 	NegationWindow    int      `json:"negation_window"`
 	ConditionalWindow int      `json:"conditional_window"`
 }

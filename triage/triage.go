@@ -516,6 +516,13 @@ func (rs *ruleset) claim(sc *scratch) {
 			continue
 		}
 		pos := sc.pos[c.posOff : c.posOff+c.posN]
+		if p.role == rPseudo && rs.perfectNext(sc, pos[len(pos)-1]) {
+			// English "no he ..." is no negation ("no he fainted"), but
+			// Spanish "no he vomitado" is one: a pseudo-negation ending on
+			// a perfect auxiliary followed by a participle gives way to
+			// the negation under it.
+			continue
+		}
 		free, ok := 0, true
 		for _, t := range pos {
 			tk := &sc.toks[t]
@@ -561,6 +568,29 @@ func (rs *ruleset) claim(sc *scratch) {
 			}
 		}
 	}
+}
+
+// perfectNext reports whether token t is a Spanish perfect auxiliary ("he",
+// "ha", "hemos") followed at once by a participle ("vomitado", "tenido",
+// "visto"), so that "no he vomitado" reads as a negation of what follows.
+func (rs *ruleset) perfectNext(sc *scratch, t int32) bool {
+	if sc.toks[t].flags&fAux == 0 || int(t)+1 >= len(sc.toks) {
+		return false
+	}
+	u := &sc.toks[t+1]
+	if u.kind != tWord {
+		return false
+	}
+	if u.flags&fPart != 0 {
+		return true
+	}
+	w := sc.norm[u.s:u.e]
+	for _, end := range rs.lex.partEnds {
+		if len(w) >= len(end)+3 && string(w[len(w)-len(end):]) == end {
+			return true
+		}
+	}
+	return false
 }
 
 // clauses numbers clauses and sentences. A clause ends at a comma, at

@@ -1,0 +1,41 @@
+package triage
+
+import (
+	"testing"
+
+	"github.com/aftercare-clinic/aftercare/engine"
+)
+
+// Families pointed at by the spent sealed runs (round 2 and before), read
+// generically: each table holds wording written for this file, red flags
+// beside the everyday messages that must keep their level.
+
+// TestSpanishPerfectNegation holds "no he/has/ha/hemos/han + participle":
+// a real negation in Spanish ("no he vomitado"), which the English
+// pseudo-negation "no he ..." ("no he fainted", an answer) must not swallow.
+// "No he podido respirar" is no denial: it says breathing failed.
+func TestSpanishPerfectNegation(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "no he vomitado", want: engine.None, not: "vomiting"},
+		{text: "no he vomitado ni nada, solo un poco cansada", want: engine.None, not: "vomiting"},
+		{text: "no ha sangrado el punto", want: engine.None, not: "bleeding"},
+		{text: "no he sentido dolor en el pecho", want: engine.None, not: "chest_pain"},
+		{text: "no hemos notado hinchazon", want: engine.None, not: "swelling"},
+		{text: "no he notado entumecimiento en la pierna", want: engine.None, not: "numbness"},
+		{text: "no me he desmayado ni mareado", want: engine.None, not: "fainting"},
+		{text: "no han salido ronchas", want: engine.None},
+		// The negation ends where the clause does.
+		{text: "no he vomitado, pero me duele el pecho", want: engine.Emergency, sign: "chest_pain", not: "vomiting"},
+		{text: "no he tenido fiebre pero el punto tiene pus", want: engine.Urgent, sign: "infection"},
+		// Not being able to is a sign, not a denial.
+		{text: "no he podido respirar bien desde anoche", want: engine.Emergency, sign: "breathing"},
+		{text: "no he podido mover el brazo desde la sesion", want: engine.Urgent, sign: "weakness"},
+		{text: "no he podido dejar de vomitar", want: engine.Urgent, sign: "vomiting"},
+		{text: "no ha podido tragar desde hace un rato", want: engine.Emergency},
+		// English answers that open on "no" keep their sign.
+		{text: "no he fainted again", want: engine.Emergency, sign: "fainting"},
+		{text: "no, he's not breathing", want: engine.Emergency, sign: "breathing", subj: "other"},
+		{text: "no he is not breathing properly", want: engine.Emergency, sign: "breathing"},
+		{text: "no he collapsed in the hall", want: engine.Emergency, sign: "fainting"},
+	})
+}
