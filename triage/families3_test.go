@@ -39,3 +39,17 @@ func TestSpanishPerfectNegation(t *testing.T) {
 		{text: "no he collapsed in the hall", want: engine.Emergency, sign: "fainting"},
 	})
 }
+
+// TestSeizureByAppearance holds a seizure told by what it looks like: a
+// blank stare or zoning out with twitching, or confusion about where one is
+// afterwards. The everyday "zoned out" stays nothing.
+func TestSeizureByAppearance(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "my dad zoned out and his arm was twitching, now hes confused", want: engine.Emergency, sign: "seizure", subj: "other"},
+		{text: "she stared at nothing and her hand started jerking", want: engine.Emergency, sign: "seizure", subj: "other"},
+		{text: "afterwards he didnt know where he was", want: engine.Emergency, sign: "seizure", subj: "other"},
+		{text: "mi abuela se quedo ida y despues no sabia donde estaba", want: engine.Emergency, sign: "seizure", subj: "other"},
+		{text: "i zoned out at work lol", want: engine.None},
+		{text: "stared at my screen all afternoon, back feels good", want: engine.None},
+	})
+}
