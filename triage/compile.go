@@ -80,13 +80,14 @@ var ctxFlags = []struct {
 	{"clause_starts", fClauseStart}, {"backref_fillers", fFiller},
 	{"list_words", fListWord}, {"list_end", fListEnd}, {"gap_breakers", fBreaker},
 	{"personal", fPersonal}, {"negation_contrast", fContrast}, {"simile", fSimile},
-	{"perfect_aux", fAux}, {"participles", fPart},
+	{"perfect_aux", fAux}, {"participles", fPart}, {"recent", fRecent},
 }
 
 // elem is one position of a compiled pattern.
 type elem struct {
 	ids   []int32 // lexeme ids accepted here (any of)
 	num   bool    // accepts a number or number word ("#")
+	year  bool    // accepts only a year written in digits ("####": 1900 to 2100)
 	slash bool    // accepts "/"
 	gap   int8    // tokens that may be skipped before this element ("..." or "~")
 	list  bool    // the gap may cross commas ("~": "red, hot and swollen")
@@ -219,6 +220,7 @@ type altSpec struct {
 	word   string
 	stem   bool
 	num    bool
+	year   bool
 	slash  bool
 	kindOK bool
 }
@@ -274,7 +276,7 @@ func parseTerm(term string) ([]elemSpec, error) {
 			gap, list = 0, false
 			continue
 		}
-		if f == "#" || f == "/" {
+		if f == "#" || f == "/" || f == "####" {
 			as, _ := parseAlt(f, term)
 			out = append(out, elemSpec{alts: []altSpec{as}, gap: gap, list: list})
 			gap, list = 0, false
@@ -313,6 +315,8 @@ func parseAlt(a, term string) (altSpec, error) {
 	switch a {
 	case "#":
 		return altSpec{num: true}, nil
+	case "####":
+		return altSpec{num: true, year: true}, nil
 	case "/":
 		return altSpec{slash: true}, nil
 	case "":
@@ -383,6 +387,7 @@ func compile(m *mergedRules, el *errList) *ruleset {
 				switch {
 				case a.num:
 					e.num = true
+					e.year = e.year || a.year
 				case a.slash:
 					e.slash = true
 				default:

@@ -80,6 +80,18 @@ func (rs *ruleset) scoreMention(sc *scratch, si int) (int32, bool) {
 	return 0, false
 }
 
+// recentSentence reports whether sentence sent says what it tells is recent
+// ("fainted twice this evening, once in the bathroom"): a weak past marker
+// such as "once" then counts the times instead of dating the story.
+func (sc *scratch) recentSentence(sent int32) bool {
+	for i := range sc.toks {
+		if t := &sc.toks[i]; t.sent == sent && t.flags&fRecent != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // decide turns the scoped spans into a Finding.
 func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 	sp := sc.spans
@@ -131,7 +143,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 		case rPastOther:
 			// "my colleague had a seizure once" is her history; "I feel
 			// faint and fell once today" is the patient's report.
-			if !s.neg && !s.hypo && s.subj != subjSelf {
+			if !s.neg && !s.hypo && s.subj != subjSelf && !sc.recentSentence(s.sent) {
 				sc.mods = append(sc.mods, modRef{span: int32(i), cat: catPast, start: s.start, end: s.end})
 			}
 		}

@@ -53,3 +53,29 @@ func TestSeizureByAppearance(t *testing.T) {
 		{text: "stared at my screen all afternoon, back feels good", want: engine.None},
 	})
 }
+
+// TestNumbersThatAreNoYear holds a small number after "in"/"en": "in two
+// fingers", "en uno de los puntos" count what hurts, and only a year
+// ("in 2019", "en 2019") dates a complaint as the patient's history.
+func TestNumbersThatAreNoYear(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "numbness in two fingers", want: engine.Urgent, sign: "numbness"},
+		{text: "tingling in 2 toes since this morning", want: engine.Urgent, sign: "numbness"},
+		{text: "pus in one of the points", want: engine.Urgent, sign: "infection"},
+		{text: "me salio pus en uno de los puntos", want: engine.Urgent, sign: "infection"},
+		{text: "I had a seizure in 2015, none since", want: engine.None, not: "seizure"},
+		{text: "tuve convulsiones en 2012, nada desde entonces", want: engine.None, not: "seizure"},
+	})
+}
+
+// TestOnceCountsWhenRecent holds "once" in someone else's story: it dates
+// the story ("my mum fainted once") unless the sentence says it is recent
+// ("fainted twice this evening, once in the bathroom").
+func TestOnceCountsWhenRecent(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "my partner fainted twice this evening, once in the kitchen and once on the stairs", want: engine.Emergency, sign: "fainting", subj: "other"},
+		{text: "mi esposo se desmayo una vez hoy en la tarde", want: engine.Emergency, sign: "fainting", subj: "other"},
+		{text: "my colleague had a seizure once", want: engine.None, not: "seizure"},
+		{text: "my mum fainted once at the dentist, now she is nervous about needles", want: engine.None, not: "fainting"},
+	})
+}

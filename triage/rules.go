@@ -108,6 +108,7 @@ type contextSpec struct {
 	PerfectAux        []string `json:"perfect_aux"`
 	Participles       []string `json:"participles"`
 	ParticipleEndings []string `json:"participle_endings"`
+	Recent            []string `json:"recent"`
 	NegationWindow    int      `json:"negation_window"`
 	ConditionalWindow int      `json:"conditional_window"`
 }

@@ -378,7 +378,8 @@ func (rs *ruleset) lexemes(sc *scratch) {
 
 func (sc *scratch) tokMatches(t *token, e *elem) bool {
 	if e.num && t.isNum {
-		return true
+		// "in 2019" dates a complaint; "in two fingers" does not.
+		return !e.year || (t.kind == tNum && t.num >= 1900 && t.num <= 2100)
 	}
 	if e.slash && t.kind == tSlash {
 		return true
