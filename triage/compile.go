@@ -68,6 +68,10 @@ const (
 	figExcite = 2
 )
 
+// modAhead marks the arg of a modifier that may also read the complaint
+// right after it: Spanish puts the verb first ("se me pasó el mareo").
+const modAhead = 1 << 8
+
 // negList is the arg of a negation that reads a whole list of signs
 // ("denies fever, chest pain, palpitations"), as clinical notes do.
 const negList = 1
@@ -459,6 +463,9 @@ func compile(m *mergedRules, el *errList) *ruleset {
 		for _, tr := range m.mods[c] {
 			add(tr, rMod, int32(c), 0, 0)
 		}
+	}
+	for _, tr := range m.ctx["resolved_ahead"] {
+		add(tr, rMod, catResolved|modAhead, 0, 0)
 	}
 	for _, cr := range ctxRoles {
 		for _, tr := range m.ctx[cr.name] {

@@ -80,6 +80,10 @@ func (rs *ruleset) scoreMention(sc *scratch, si int) (int32, bool) {
 	return 0, false
 }
 
+// aheadReach is how many tokens may sit between a resolved_ahead phrase and
+// the complaint it reads ("se me pasó el dolor": one article).
+const aheadReach = 2
+
 // recentSentence reports whether sentence sent says what it tells is recent
 // ("fainted twice this evening, once in the bathroom"): a weak past marker
 // such as "once" then counts the times instead of dating the story.
@@ -138,7 +142,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			sc.ments = append(sc.ments, mention{span: int32(i), e: s.arg, start: s.start, end: s.end, clause: s.clause})
 		case rMod:
 			if !s.neg && !s.hypo && !sc.insideSign(i) {
-				sc.mods = append(sc.mods, modRef{span: int32(i), cat: int(s.arg), start: s.start, end: s.end})
+				sc.mods = append(sc.mods, modRef{span: int32(i), cat: int(s.arg &^ modAhead), start: s.start, end: s.end, ahead: s.arg&modAhead != 0})
 			}
 		case rPastOther:
 			// "my colleague had a seizure once" is her history; "I feel
@@ -444,8 +448,10 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 			case m.end <= md.start:
 				d = md.start - m.end
 			case m.start >= md.end:
-				if md.cat == catResolved {
-					continue // "gone" looks back
+				if md.cat == catResolved && (!md.ahead || m.start-md.end > aheadReach) {
+					// "gone" looks back; "se me pasó" may also read the
+					// complaint right after it ("se me pasó el mareo").
+					continue
 				}
 				d = m.start - md.end
 			}

@@ -79,3 +79,26 @@ func TestOnceCountsWhenRecent(t *testing.T) {
 		{text: "my mum fainted once at the dentist, now she is nervous about needles", want: engine.None, not: "fainting"},
 	})
 }
+
+// TestSpanishResolvedAhead holds a complaint said to be over with the verb
+// first, as Spanish puts it ("se me pasó el mareo", "ya paró"), and a sharp
+// pain the patient came in with that is gone. A red flag stays at its own
+// resolved level, and a new complaint after it still counts.
+func TestSpanishResolvedAhead(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "se me paso el dolor de cabeza con la siesta", want: engine.None, not: "headache"},
+		{text: "ya se me paso el mareo, fue solo un ratito al levantarme", want: engine.None, not: "dizziness"},
+		{text: "se me quito el dolor", want: engine.None},
+		{text: "me sangro una gotita pero paro enseguida", want: engine.None, not: "bleeding"},
+		{text: "salio un poquito de sangre pero ya paro", want: engine.None, not: "bleeding"},
+		{text: "el dolor punzante con el que llegue ya no esta", want: engine.None, not: "sharp_pain"},
+		// Red flags keep their resolved level; what comes next counts.
+		{text: "se me paso el desmayo", want: engine.Emergency, sign: "fainting"},
+		{text: "se me paso el mareo pero ahora me duele el pecho", want: engine.Emergency, sign: "chest_pain"},
+		{text: "el punto sangra y no para", want: engine.Urgent, sign: "bleeding"},
+		{text: "no paro de vomitar", want: engine.Urgent, sign: "vomiting"},
+		{text: "el dolor punzante con el que llegue sigue igual", want: engine.Urgent, sign: "sharp_pain"},
+		// English "gone" still looks back only: "gone numb" is numbness.
+		{text: "my hand has gone numb", want: engine.Urgent, sign: "numbness"},
+	})
+}

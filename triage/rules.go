@@ -109,6 +109,7 @@ type contextSpec struct {
 	Participles       []string `json:"participles"`
 	ParticipleEndings []string `json:"participle_endings"`
 	Recent            []string `json:"recent"`
+	ResolvedAhead     []string `json:"resolved_ahead"`
 	NegationWindow    int      `json:"negation_window"`
 	ConditionalWindow int      `json:"conditional_window"`
 }

@@ -226,6 +226,7 @@ type modRef struct {
 	cat   int
 	start int32
 	end   int32
+	ahead bool // may read the complaint right after it (context.resolved_ahead)
 }
 
 func (sc *scratch) reset() {
