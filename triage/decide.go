@@ -230,13 +230,16 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			L, m.resolved, m.historical = lv[catHistorical], true, true
 		case has(catResolved):
 			L, m.resolved = lv[catResolved], true
-		case has(catImproving) && !has(catWorse):
-			L, m.improving = lv[catImproving], true
 		case has(catPleasant) && !has(catWorse) && !has(catSevere) && !has(catPersistent):
 			// "tingly in a nice relaxed way": a sensation the patient
 			// describes as pleasant is the expected kind, for the signs
-			// whose level table says so.
+			// whose level table says so, also while it fades.
 			L = lv[catPleasant]
+			if has(catImproving) {
+				L, m.improving = min(L, lv[catImproving]), true
+			}
+		case has(catImproving) && !has(catWorse):
+			L, m.improving = lv[catImproving], true
 		default:
 			L = lv[catBase]
 			if has(catMild) {

@@ -102,3 +102,46 @@ func TestSpanishResolvedAhead(t *testing.T) {
 		{text: "my hand has gone numb", want: engine.Urgent, sign: "numbness"},
 	})
 }
+
+// TestGeneralQuestionsAndOthersHabits holds questions about what a sign
+// looks or feels like, whether needling can cause one, another person's
+// habit ("he faints at blood") and a story from the news: none is a report.
+// The same signs told as the patient's own stay red flags.
+func TestGeneralQuestionsAndOthersHabits(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "can acupuncture collapse a lung? just curious", want: engine.None, not: "breathing"},
+		{text: "could the needles collapse my lung?", want: engine.None, not: "breathing"},
+		{text: "what does a collapsed lung feel like?", want: engine.None, not: "breathing"},
+		{text: "what would an allergic reaction look like, so i know", want: engine.None, not: "allergic_reaction"},
+		{text: "my sister is coming too, she faints at the sight of needles, any tips?", want: engine.None, subj: "other"},
+		{text: "the news said someone fainted at a clinic, anyway I'm fine", want: engine.None, not: "fainting"},
+		// Reports.
+		{text: "i think my lung collapsed, i cant breathe", want: engine.Emergency, sign: "breathing"},
+		{text: "she collapsed in the kitchen", want: engine.Emergency, sign: "fainting", subj: "other"},
+		{text: "could the needles have hit a nerve? my arm is numb", want: engine.Urgent, sign: "numbness"},
+		{text: "on the news someone fainted and now I am fainting too", want: engine.Emergency, sign: "fainting"},
+	})
+}
+
+// TestColourfulNormalAfterEffects holds figures patients use for the
+// expected heaviness, sleepiness and relaxation ("feel like jelly", "knocked
+// me out", "quedé frita", "piernas de algodón"): a known after-effect, not
+// an unread word. Told with a real sign, the sign still counts.
+func TestColourfulNormalAfterEffects(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "so relaxed i feel like jelly", want: engine.None, sign: "heaviness"},
+		{text: "my arms feel like theyre made of spaghetti", want: engine.None, sign: "heaviness"},
+		{text: "that session knocked me out, in a good way", want: engine.None, sign: "sleepiness"},
+		{text: "knocked out for 2 hours after electro, feel refreshed now", want: engine.None, sign: "sleepiness", not: "fainting"},
+		{text: "my husband conked out snoring on the sofa after his session", want: engine.None, sign: "sleepiness", subj: "other"},
+		{text: "me quede frita en el sillon jaja", want: engine.None, sign: "heaviness"},
+		{text: "las piernas como de algodon un rato", want: engine.None, sign: "heaviness"},
+		{text: "slight tingling at the points, pleasant, going away", want: engine.None, not: "numbness"},
+		// A real sign beside the figure.
+		{text: "my legs feel like jelly and I cant stand up", want: engine.Urgent, sign: "instability"},
+		{text: "tengo las piernas pesadas y no puedo caminar", want: engine.Urgent, sign: "instability"},
+		{text: "he got knocked out and hit his head", want: engine.Emergency, sign: "fainting", subj: "other"},
+		{text: "tingly in a nice way but getting worse", want: engine.Urgent, sign: "numbness"},
+		{text: "I can't stand the smell of the clinic lol", want: engine.None},
+	})
+}

@@ -975,4 +975,27 @@ func (rs *ruleset) scopes(sc *scratch) {
 			}
 		}
 	}
+	// A story from elsewhere ("the news said someone fainted") is no
+	// report, whoever it names afterwards in its clause.
+	for i := range sp {
+		if sp[i].role != rMedia {
+			continue
+		}
+		for j := i - 1; j >= 0 && sp[j].clause == sp[i].clause; j-- {
+			sp[j].subj = subjNone
+		}
+		// It reads on into a clause that only opens on a person, with no
+		// comma between ("the news said someone fainted").
+		cl := sp[i].clause
+		for j := i + 1; j < len(sp) && sp[j].sent == sp[i].sent; j++ {
+			if sp[j].clause != cl {
+				st := sp[j].start
+				if !isSubject(sp[j].role) || st == 0 || sc.toks[st-1].kind == tComma || sc.toks[st-1].kind == tStop {
+					break
+				}
+				cl = sp[j].clause
+			}
+			sp[j].subj = subjNone
+		}
+	}
 }
