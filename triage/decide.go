@@ -217,6 +217,9 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 		}
 		var L engine.Level
 		amb := false
+		// lasting: the level comes from the complaint going on ("still",
+		// "no better", day 3), which asking "is it normal?" does not undo.
+		lasting := false
 		switch {
 		case has(catPast) && !has(catWorse) && !has(catPersistent) && !has(catRecurring):
 			// Long before this treatment ("years ago", "as a child"): the
@@ -249,14 +252,22 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			for _, c := range [...]int{catVery, catSevere, catPersistent, catWorse, catRecurring} {
 				if has(c) {
 					raised = true
+					if lv[c] > L && (c == catPersistent || c == catWorse) {
+						lasting = true
+					}
 					L = max(L, lv[c])
 				}
+			}
+			if e.later && has(catMild) && has(catWorse) && !has(catVery) && !has(catSevere) && lv[catBase] == engine.None && hours < e.laterHours {
+				// "a little more sore today than yesterday" in the first
+				// day or two is the expected worse-before-better.
+				L, raised = lv[catMild], false
 			}
 			if e.later && hours >= e.laterHours && !has(catImproving) && (!has(catMild) || has(catPersistent) || has(catWorse) || has(catVery) || has(catSevere)) {
 				// A mild after-effect the patient does not call lasting
 				// ("just a little tired") is not the persisting kind.
 				if e.laterLevel > L {
-					raised = true
+					raised, lasting = true, true
 				}
 				L = max(L, e.laterLevel)
 			}
@@ -297,7 +308,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 				if m.askable {
 					L--
 				}
-			} else {
+			} else if !lasting || L != engine.Watch {
 				L--
 			}
 		} else if amb && e.ask != nil && L > engine.None && L < engine.Emergency {
@@ -489,6 +500,11 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 	// sign's own level for it decides what remains.
 	over := (md.cat == catResolved || md.cat == catHistorical) && lo > 0 && sp[ments[lo-1].span].sent == sp[md.span].sent
 	if lower && !frame && !over && !sc.onlyFiller(md.start, cl) {
+		return
+	}
+	if md.cat == catMild && !sc.onlyFillerAfter(md.end, cl) {
+		// "kinda annoying", "a bit worried": the mild word is about what
+		// follows it, not the complaint before.
 		return
 	}
 	// Orphan: the previous clause that has mentions. A time frame reaches

@@ -145,3 +145,24 @@ func TestColourfulNormalAfterEffects(t *testing.T) {
 		{text: "I can't stand the smell of the clinic lol", want: engine.None},
 	})
 }
+
+// TestOngoingWatch holds fatigue and soreness told as going on past the
+// expected time ("same as yesterday", "again today", "no improvement", day
+// 2 or 3, given by the hours or in the words): a watch, also when asked as
+// "is it normal to still ...?" and beside "kinda annoying". A fresh mild
+// complaint stays none.
+func TestOngoingWatch(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "calf still achy and tender 4 days after, kinda annoying", hours: 96, want: engine.Watch, sign: "soreness"},
+		{text: "is it normal to still be this wiped out two days later? no improvement at all", hours: 50, want: engine.Watch, sign: "fatigue"},
+		{text: "exhausted all day again today, same as yesterday, a bit worried", want: engine.Watch, sign: "fatigue"},
+		{text: "feel like a zombie, 2nd day after electro, no improvement", want: engine.Watch, sign: "fatigue"},
+		{text: "sigo cansada igual que ayer", want: engine.Watch, sign: "fatigue"},
+		{text: "me duele mas hoy que ayer", want: engine.Watch, sign: "soreness"},
+		{text: "still sore on the 3rd day", want: engine.Watch, sign: "soreness"},
+		// Fresh or mild: none.
+		{text: "is it normal to be tired?", hours: 3, want: engine.None},
+		{text: "slept well, a bit tired the day after", want: engine.None},
+		{text: "sore like after the gym, kinda nice actually", hours: 3, want: engine.None},
+	})
+}
