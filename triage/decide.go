@@ -8,10 +8,17 @@ import (
 
 // spanNum returns the value of the first number in a span.
 func (sc *scratch) spanNum(s *span) (float64, bool) {
-	for _, t := range sc.pos[s.posOff : s.posOff+s.posN] {
-		if tk := &sc.toks[t]; tk.isNum {
-			return tk.num, true
+	pos := sc.pos[s.posOff : s.posOff+s.posN]
+	for k, t := range pos {
+		tk := &sc.toks[t]
+		if !tk.isNum {
+			continue
 		}
+		if tk.kind == tWord && k+1 < len(pos) && pos[k+1] == t+1 && sc.toks[t+1].kind == tNum {
+			// "es un 9": the article, not the number.
+			continue
+		}
+		return tk.num, true
 	}
 	return 0, false
 }

@@ -166,3 +166,21 @@ func TestOngoingWatch(t *testing.T) {
 		{text: "sore like after the gym, kinda nice actually", hours: 3, want: engine.None},
 	})
 }
+
+// TestSpanishPainScoreAndCantMove holds red flags the rules missed and
+// only the learned model caught: a Spanish pain score some words after
+// "dolor" ("el dolor de la espalda baja está en 10"), "no me puedo ni
+// parar", "no puedo ni levantar el brazo", and "energy still at zero" a
+// day on. "Mucho mejor" is improvement, not severity.
+func TestSpanishPainScoreAndCantMove(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "el dolor de la espalda baja esta en 10", want: engine.Urgent, sign: "severe_pain"},
+		{text: "un dolor que es un 9 en el hombro", want: engine.Urgent, sign: "severe_pain"},
+		{text: "no me puedo ni parar de la cama", want: engine.Urgent, sign: "instability"},
+		{text: "no puedo ni levantar el brazo", want: engine.Urgent, sign: "weakness"},
+		{text: "my heart rate esta en 140 sentada en el sofa", want: engine.Urgent, sign: "palpitations"},
+		{text: "energy still at zero, been like this since yesterday", want: engine.Watch, sign: "fatigue"},
+		{text: "el dolor esta en 3, mucho mejor", want: engine.None},
+		{text: "el dolor de espalda, mucho mejor", want: engine.None},
+	})
+}
