@@ -245,6 +245,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			// describes as pleasant is the expected kind, for the signs
 			// whose level table says so, also while it fades.
 			L = lv[catPleasant]
+			m.pleasant = L == engine.None && lv[catBase] > engine.None
 			if has(catImproving) {
 				L, m.improving = min(L, lv[catImproving]), true
 			}
@@ -354,7 +355,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 
 	f := engine.Finding{Level: top}
 	for k := range sc.ments {
-		if m := &sc.ments[k]; !m.live || ((m.resolved || m.improving) && m.level == engine.None) {
+		if m := &sc.ments[k]; !m.live || ((m.resolved || m.improving || m.pleasant) && m.level == engine.None) {
 			f.Settled++ // negated, asked about, past or someone else's
 		}
 	}
@@ -376,8 +377,10 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 		}
 		// Signs name what the patient has or had since the session; a
 		// complaint from before it, or one now gone that the rules set at
-		// no level ("the headache went away"), is not one.
-		if (!m.historical && !m.resolved && !m.improving) || m.level > engine.None {
+		// no level ("the headache went away"), is not one, nor is a
+		// sensation the patient calls pleasant that the rules set at no
+		// level ("tingly in a nice relaxed way").
+		if (!m.historical && !m.resolved && !m.improving && !m.pleasant) || m.level > engine.None {
 			name := rs.entries[m.e].sign
 			if !slices.Contains(sc.signs, name) {
 				sc.signs = append(sc.signs, name)

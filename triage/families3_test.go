@@ -184,3 +184,18 @@ func TestSpanishPainScoreAndCantMove(t *testing.T) {
 		{text: "el dolor de espalda, mucho mejor", want: engine.None},
 	})
 }
+
+// TestPleasantSensationIsNoSign holds a sensation of a red-flag sign's
+// vocabulary that the patient calls pleasant ("tingly in a nice relaxed
+// way", "buzzy but nice"): at no level it is settled, not named, so the
+// reply is not a safety net about numbness. Told as getting worse, it
+// counts.
+func TestPleasantSensationIsNoSign(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "tingly warm feeling in my back, very relaxing", want: engine.None, not: "numbness"},
+		{text: "my whole body hums after electro, buzzy but nice", want: engine.None, not: "numbness"},
+		{text: "me salio una gotita de sangre pero paro de inmediato", want: engine.None, not: "bleeding"},
+		{text: "tingly in a nice way but getting worse", want: engine.Urgent, sign: "numbness"},
+		{text: "my hand is numb, not pleasant at all", want: engine.Urgent, sign: "numbness"},
+	})
+}

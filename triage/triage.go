@@ -218,6 +218,7 @@ type mention struct {
 	live       bool
 	resolved   bool
 	improving  bool // read as getting better ("headache is fading")
+	pleasant   bool // a sensation called pleasant that the rules set at no level ("tingly in a nice way")
 	historical bool
 }
 
