@@ -199,3 +199,17 @@ func TestPleasantSensationIsNoSign(t *testing.T) {
 		{text: "my hand is numb, not pleasant at all", want: engine.Urgent, sign: "numbness"},
 	})
 }
+
+// TestReadOnline holds what the patient read or heard about a risk ("I
+// read online that needling can very rarely cause a collapsed lung"): no
+// report, while a sign of their own after it still is.
+func TestReadOnline(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "I read online that needling near the ribs can very rarely cause a collapsed lung", want: engine.None, not: "breathing"},
+		{text: "ive read online about collapsed lungs from needles in the back", want: engine.None, not: "breathing"},
+		{text: "lei en internet que puede dar un desmayo", want: engine.None, not: "fainting"},
+		{text: "I read online that it can rarely cause fainting", want: engine.None, not: "fainting"},
+		{text: "i read online about it and my chest hurts now", want: engine.Emergency, sign: "chest_pain"},
+		{text: "I read online that acupuncture can cause a collapsed lung and now I cant breathe", want: engine.Emergency, sign: "breathing"},
+	})
+}
