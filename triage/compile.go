@@ -118,6 +118,7 @@ type entry struct {
 	figurative     bool
 	excitement     bool
 	plan           bool
+	history        bool
 }
 
 type combo struct {
@@ -420,7 +421,7 @@ func compile(m *mergedRules, el *errList) *ruleset {
 			continue
 		}
 		s := ms.spec
-		e := entry{id: s.ID, sign: s.Sign, lang: ms.lang, askNow: m.askNow[ms.lang], figurative: s.Figurative, excitement: s.Excitement, plan: s.Plan}
+		e := entry{id: s.ID, sign: s.Sign, lang: ms.lang, askNow: m.askNow[ms.lang], figurative: s.Figurative, excitement: s.Excitement, plan: s.Plan, history: s.History}
 		base, _ := engine.ParseLevel(s.Level)
 		for c := range e.adult {
 			switch c {

@@ -240,7 +240,9 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			L, m.resolved, m.historical = lv[catHistorical], true, true
 		case has(catResolved):
 			L, m.resolved = lv[catResolved], true
-		case has(catPleasant) && !has(catWorse) && !has(catSevere) && !has(catPersistent):
+		case has(catPleasant) && !has(catWorse) && !has(catPersistent) && (!has(catSevere) || lv[catBase] == engine.None):
+			// An after-effect called intense "in a good way" keeps its
+			// pleasant level too.
 			// "tingly in a nice relaxed way": a sensation the patient
 			// describes as pleasant is the expected kind, for the signs
 			// whose level table says so, also while it fades.
@@ -300,6 +302,9 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			// shaking") still counts.
 			m.live = false
 			continue
+		}
+		if e.history && L == engine.None {
+			m.historical, m.resolved = true, true
 		}
 		m.orig = L
 		if s.question && !affirmed && L > engine.None {

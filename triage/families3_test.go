@@ -213,3 +213,20 @@ func TestReadOnline(t *testing.T) {
 		{text: "I read online that acupuncture can cause a collapsed lung and now I cant breathe", want: engine.Emergency, sign: "breathing"},
 	})
 }
+
+// TestHabitsAndPassedWobbles holds another's habit of fainting ("used to
+// faint at the sight of needles", "faints at blood"), a wobble that was
+// fine once the patient sat, and an after-effect "intense in a good way":
+// none and nothing named that would need a safety net. A faint now, or a
+// person not waking, is an emergency.
+func TestHabitsAndPassedWobbles(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "my dad used to faint at the sight of needles, I had zero issues", want: engine.None, not: "fainting", subj: "other"},
+		{text: "my brother faints at blood, any tips for his first session?", want: engine.None, not: "fainting", subj: "other"},
+		{text: "had a wobbly moment getting up but fine once I sat for a sec", want: engine.None, not: "shakiness"},
+		{text: "zonked on the sofa, that was intense in a good way", want: engine.None},
+		{text: "my brother fainted at the sight of blood just now", want: engine.Emergency, sign: "fainting", subj: "other"},
+		{text: "he isnt waking up", want: engine.Emergency, sign: "fainting", subj: "other"},
+		{text: "I didn't wake up with my usual headache, just tired", want: engine.None, not: "fainting"},
+	})
+}
