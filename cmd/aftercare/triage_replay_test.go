@@ -349,7 +349,7 @@ func TestTriageReplayDev(t *testing.T) {
 		"corpus/w1.en.tsv": {6, 2}, "corpus/w2.en.tsv": {5, 11}, "corpus/w3.en.tsv": {4, 5}, "corpus/w4.es.tsv": {5, 5},
 		// fresh_d.tsv: written for the third round's families; before
 		// that work 7 escalated and 10 asked of its 115 normal messages.
-		"fresh_d.tsv": {1, 5},
+		"fresh_d.tsv": {0, 1},
 	}
 	for name, c := range ceilings {
 		t.Run(name, func(t *testing.T) {

@@ -22,7 +22,7 @@ func TestTriageReplaySealed(t *testing.T) {
 	// was reached on them as development data.
 	reached := map[string]triageScore{
 		"s1.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 0, noneNet: 2, watch: 68, watchReached: 68},
-		"s2.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 4, noneNet: 5, watch: 68, watchReached: 67},
+		"s2.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 4, noneNet: 4, watch: 68, watchReached: 67},
 		// Round 2, scored once on 2026-12-08 (round2/RESULTS.md: s3 red
 		// flags 222/225, 1 reassured, normal escalated 3, asked 14; s4 red
 		// flags 223/225, 2 reassured, escalated 3, asked 18), then spent:
@@ -30,8 +30,8 @@ func TestTriageReplaySealed(t *testing.T) {
 		// after the third round's work on the families the spent sets
 		// point at (Spanish perfect tense, passed and hypothetical
 		// complaints, colourful after-effects, ongoing fatigue).
-		"s3.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 2, noneNet: 7, watch: 68, watchReached: 68},
-		"s4.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 2, noneNet: 11, watch: 68, watchReached: 68},
+		"s3.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 1, noneNet: 6, watch: 68, watchReached: 68},
+		"s4.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 1, noneNet: 10, watch: 68, watchReached: 68},
 	}
 	files, _ := filepath.Glob("../../triage/testdata/sealed/*.tsv")
 	round2, _ := filepath.Glob("../../triage/testdata/sealed/round2/*.tsv")
