@@ -136,7 +136,9 @@
 //
 // Rules are JSON (see rules/en.json): signs with their terms and levels per
 // modifier (mild, very, severe, persistent, worse, recurring, improving,
-// resolved, historical, pleasant, checked), modifier and context word lists
+// resolved, historical, pleasant, checked) and marks (figurative,
+// excitement, plan, history: a story of the past such as another's habit of
+// fainting, settled and not named at no level), modifier and context word lists
 // (including normal_check: "..., is that normal?" after a mention), combinations,
 // scores and their bands, time expressions, number words, typo tolerance and
 // clarifying questions.
