@@ -68,6 +68,10 @@ const (
 	figExcite = 2
 )
 
+// modAhead marks the arg of a modifier that may also read the complaint
+// right after it: Spanish puts the verb first ("se me pasó el mareo").
+const modAhead = 1 << 8
+
 // negList is the arg of a negation that reads a whole list of signs
 // ("denies fever, chest pain, palpitations"), as clinical notes do.
 const negList = 1
@@ -80,12 +84,14 @@ var ctxFlags = []struct {
 	{"clause_starts", fClauseStart}, {"backref_fillers", fFiller},
 	{"list_words", fListWord}, {"list_end", fListEnd}, {"gap_breakers", fBreaker},
 	{"personal", fPersonal}, {"negation_contrast", fContrast}, {"simile", fSimile},
+	{"perfect_aux", fAux}, {"participles", fPart}, {"recent", fRecent},
 }
 
 // elem is one position of a compiled pattern.
 type elem struct {
 	ids   []int32 // lexeme ids accepted here (any of)
 	num   bool    // accepts a number or number word ("#")
+	year  bool    // accepts only a year written in digits ("####": 1900 to 2100)
 	slash bool    // accepts "/"
 	gap   int8    // tokens that may be skipped before this element ("..." or "~")
 	list  bool    // the gap may cross commas ("~": "red, hot and swollen")
@@ -112,6 +118,7 @@ type entry struct {
 	figurative     bool
 	excitement     bool
 	plan           bool
+	history        bool
 }
 
 type combo struct {
@@ -154,6 +161,9 @@ type lexicon struct {
 	// lookup: its flags, its value as a number word, whether it is
 	// everyday.
 	info map[string]wordInfo
+	// partEnds are the endings of regular participles ("ado", "ido"),
+	// from context.participle_endings.
+	partEnds []string
 }
 
 // wordInfo is the per-word data of lexicon.info.
@@ -215,6 +225,7 @@ type altSpec struct {
 	word   string
 	stem   bool
 	num    bool
+	year   bool
 	slash  bool
 	kindOK bool
 }
@@ -270,7 +281,7 @@ func parseTerm(term string) ([]elemSpec, error) {
 			gap, list = 0, false
 			continue
 		}
-		if f == "#" || f == "/" {
+		if f == "#" || f == "/" || f == "####" {
 			as, _ := parseAlt(f, term)
 			out = append(out, elemSpec{alts: []altSpec{as}, gap: gap, list: list})
 			gap, list = 0, false
@@ -309,6 +320,8 @@ func parseAlt(a, term string) (altSpec, error) {
 	switch a {
 	case "#":
 		return altSpec{num: true}, nil
+	case "####":
+		return altSpec{num: true, year: true}, nil
 	case "/":
 		return altSpec{slash: true}, nil
 	case "":
@@ -379,6 +392,7 @@ func compile(m *mergedRules, el *errList) *ruleset {
 				switch {
 				case a.num:
 					e.num = true
+					e.year = e.year || a.year
 				case a.slash:
 					e.slash = true
 				default:
@@ -407,7 +421,7 @@ func compile(m *mergedRules, el *errList) *ruleset {
 			continue
 		}
 		s := ms.spec
-		e := entry{id: s.ID, sign: s.Sign, lang: ms.lang, askNow: m.askNow[ms.lang], figurative: s.Figurative, excitement: s.Excitement, plan: s.Plan}
+		e := entry{id: s.ID, sign: s.Sign, lang: ms.lang, askNow: m.askNow[ms.lang], figurative: s.Figurative, excitement: s.Excitement, plan: s.Plan, history: s.History}
 		base, _ := engine.ParseLevel(s.Level)
 		for c := range e.adult {
 			switch c {
@@ -451,10 +465,21 @@ func compile(m *mergedRules, el *errList) *ruleset {
 			add(tr, rMod, int32(c), 0, 0)
 		}
 	}
+	for _, tr := range m.ctx["resolved_ahead"] {
+		add(tr, rMod, catResolved|modAhead, 0, 0)
+	}
 	for _, cr := range ctxRoles {
 		for _, tr := range m.ctx[cr.name] {
 			add(tr, cr.role, cr.arg, 0, 0)
 		}
+	}
+	for _, tr := range m.ctx["participle_endings"] {
+		w, _ := normWords(tr.term)
+		if len(w) != 1 || len(w[0]) < 2 {
+			el.add(tr.at.file, tr.at.key, "%q: want one ending of at least two letters", tr.term)
+			continue
+		}
+		lx.partEnds = append(lx.partEnds, w[0])
 	}
 	for _, cf := range ctxFlags {
 		for _, tr := range m.ctx[cf.name] {

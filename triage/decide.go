@@ -8,10 +8,17 @@ import (
 
 // spanNum returns the value of the first number in a span.
 func (sc *scratch) spanNum(s *span) (float64, bool) {
-	for _, t := range sc.pos[s.posOff : s.posOff+s.posN] {
-		if tk := &sc.toks[t]; tk.isNum {
-			return tk.num, true
+	pos := sc.pos[s.posOff : s.posOff+s.posN]
+	for k, t := range pos {
+		tk := &sc.toks[t]
+		if !tk.isNum {
+			continue
 		}
+		if tk.kind == tWord && k+1 < len(pos) && pos[k+1] == t+1 && sc.toks[t+1].kind == tNum {
+			// "es un 9": the article, not the number.
+			continue
+		}
+		return tk.num, true
 	}
 	return 0, false
 }
@@ -80,6 +87,22 @@ func (rs *ruleset) scoreMention(sc *scratch, si int) (int32, bool) {
 	return 0, false
 }
 
+// aheadReach is how many tokens may sit between a resolved_ahead phrase and
+// the complaint it reads ("se me pasó el dolor": one article).
+const aheadReach = 2
+
+// recentSentence reports whether sentence sent says what it tells is recent
+// ("fainted twice this evening, once in the bathroom"): a weak past marker
+// such as "once" then counts the times instead of dating the story.
+func (sc *scratch) recentSentence(sent int32) bool {
+	for i := range sc.toks {
+		if t := &sc.toks[i]; t.sent == sent && t.flags&fRecent != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // decide turns the scoped spans into a Finding.
 func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 	sp := sc.spans
@@ -126,12 +149,12 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			sc.ments = append(sc.ments, mention{span: int32(i), e: s.arg, start: s.start, end: s.end, clause: s.clause})
 		case rMod:
 			if !s.neg && !s.hypo && !sc.insideSign(i) {
-				sc.mods = append(sc.mods, modRef{span: int32(i), cat: int(s.arg), start: s.start, end: s.end})
+				sc.mods = append(sc.mods, modRef{span: int32(i), cat: int(s.arg &^ modAhead), start: s.start, end: s.end, ahead: s.arg&modAhead != 0})
 			}
 		case rPastOther:
 			// "my colleague had a seizure once" is her history; "I feel
 			// faint and fell once today" is the patient's report.
-			if !s.neg && !s.hypo && s.subj != subjSelf {
+			if !s.neg && !s.hypo && s.subj != subjSelf && !sc.recentSentence(s.sent) {
 				sc.mods = append(sc.mods, modRef{span: int32(i), cat: catPast, start: s.start, end: s.end})
 			}
 		}
@@ -201,6 +224,9 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 		}
 		var L engine.Level
 		amb := false
+		// lasting: the level comes from the complaint going on ("still",
+		// "no better", day 3), which asking "is it normal?" does not undo.
+		lasting := false
 		switch {
 		case has(catPast) && !has(catWorse) && !has(catPersistent) && !has(catRecurring):
 			// Long before this treatment ("years ago", "as a child"): the
@@ -214,13 +240,19 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			L, m.resolved, m.historical = lv[catHistorical], true, true
 		case has(catResolved):
 			L, m.resolved = lv[catResolved], true
-		case has(catImproving) && !has(catWorse):
-			L, m.improving = lv[catImproving], true
-		case has(catPleasant) && !has(catWorse) && !has(catSevere) && !has(catPersistent):
+		case has(catPleasant) && !has(catWorse) && !has(catPersistent) && (!has(catSevere) || lv[catBase] == engine.None):
+			// An after-effect called intense "in a good way" keeps its
+			// pleasant level too.
 			// "tingly in a nice relaxed way": a sensation the patient
 			// describes as pleasant is the expected kind, for the signs
-			// whose level table says so.
+			// whose level table says so, also while it fades.
 			L = lv[catPleasant]
+			m.pleasant = L == engine.None && lv[catBase] > engine.None
+			if has(catImproving) {
+				L, m.improving = min(L, lv[catImproving]), true
+			}
+		case has(catImproving) && !has(catWorse):
+			L, m.improving = lv[catImproving], true
 		default:
 			L = lv[catBase]
 			if has(catMild) {
@@ -230,14 +262,22 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			for _, c := range [...]int{catVery, catSevere, catPersistent, catWorse, catRecurring} {
 				if has(c) {
 					raised = true
+					if lv[c] > L && (c == catPersistent || c == catWorse) {
+						lasting = true
+					}
 					L = max(L, lv[c])
 				}
+			}
+			if e.later && has(catMild) && has(catWorse) && !has(catVery) && !has(catSevere) && lv[catBase] == engine.None && hours < e.laterHours {
+				// "a little more sore today than yesterday" in the first
+				// day or two is the expected worse-before-better.
+				L, raised = lv[catMild], false
 			}
 			if e.later && hours >= e.laterHours && !has(catImproving) && (!has(catMild) || has(catPersistent) || has(catWorse) || has(catVery) || has(catSevere)) {
 				// A mild after-effect the patient does not call lasting
 				// ("just a little tired") is not the persisting kind.
 				if e.laterLevel > L {
-					raised = true
+					raised, lasting = true, true
 				}
 				L = max(L, e.laterLevel)
 			}
@@ -263,6 +303,9 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 			m.live = false
 			continue
 		}
+		if e.history && L == engine.None {
+			m.historical, m.resolved = true, true
+		}
 		m.orig = L
 		if s.question && !affirmed && L > engine.None {
 			// "Is it normal to ...?" usually comes from someone who feels it.
@@ -278,7 +321,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 				if m.askable {
 					L--
 				}
-			} else {
+			} else if !lasting || L != engine.Watch {
 				L--
 			}
 		} else if amb && e.ask != nil && L > engine.None && L < engine.Emergency {
@@ -317,7 +360,7 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 
 	f := engine.Finding{Level: top}
 	for k := range sc.ments {
-		if m := &sc.ments[k]; !m.live || ((m.resolved || m.improving) && m.level == engine.None) {
+		if m := &sc.ments[k]; !m.live || ((m.resolved || m.improving || m.pleasant) && m.level == engine.None) {
 			f.Settled++ // negated, asked about, past or someone else's
 		}
 	}
@@ -339,8 +382,10 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 		}
 		// Signs name what the patient has or had since the session; a
 		// complaint from before it, or one now gone that the rules set at
-		// no level ("the headache went away"), is not one.
-		if (!m.historical && !m.resolved && !m.improving) || m.level > engine.None {
+		// no level ("the headache went away"), is not one, nor is a
+		// sensation the patient calls pleasant that the rules set at no
+		// level ("tingly in a nice relaxed way").
+		if (!m.historical && !m.resolved && !m.improving && !m.pleasant) || m.level > engine.None {
 			name := rs.entries[m.e].sign
 			if !slices.Contains(sc.signs, name) {
 				sc.signs = append(sc.signs, name)
@@ -432,8 +477,10 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 			case m.end <= md.start:
 				d = md.start - m.end
 			case m.start >= md.end:
-				if md.cat == catResolved {
-					continue // "gone" looks back
+				if md.cat == catResolved && (!md.ahead || m.start-md.end > aheadReach) {
+					// "gone" looks back; "se me pasó" may also read the
+					// complaint right after it ("se me pasó el mareo").
+					continue
 				}
 				d = m.start - md.end
 			}
@@ -468,6 +515,11 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 	// sign's own level for it decides what remains.
 	over := (md.cat == catResolved || md.cat == catHistorical) && lo > 0 && sp[ments[lo-1].span].sent == sp[md.span].sent
 	if lower && !frame && !over && !sc.onlyFiller(md.start, cl) {
+		return
+	}
+	if md.cat == catMild && !sc.onlyFillerAfter(md.end, cl) {
+		// "kinda annoying", "a bit worried": the mild word is about what
+		// follows it, not the complaint before.
 		return
 	}
 	// Orphan: the previous clause that has mentions. A time frame reaches

@@ -21,9 +21,10 @@
 // The text is lowercased, accents are folded and apostrophes dropped, then it
 // is split into words, numbers, emoji and punctuation once. Every term of the
 // rules is matched against those tokens (a term may hold alternatives
-// "racing|pounding", stems "dizz*", numbers "#", short gaps "..." and wider
-// gaps "...." for a body part and what it does ("pain in the middle of my
-// chest")), and
+// "racing|pounding", stems "dizz*", numbers "#", years "####" (1900 to
+// 2100 in digits, so "in 2019" dates a complaint and "numbness in two
+// fingers" does not), short gaps "..." and wider gaps "...." for a body part
+// and what it does ("pain in the middle of my chest")), and
 // overlapping matches are settled longest first, so "can't breathe" is a sign
 // and not a negated "breathe", and "not sure" negates nothing.
 //
@@ -43,7 +44,12 @@
 //     clinical list negator ("denies", "niego") reads a comma list of signs
 //     whole, with or without a closing "or" ("denies fever, chest pain,
 //     palpitations"); a word a negation reaches is read, so "nothing
-//     weird" leaves nothing unread;
+//     weird" leaves nothing unread; the Spanish perfect tense under a
+//     negation ("no he vomitado", "no ha sangrado") is a negation: the
+//     English pseudo-negation "no he ..." ("no he fainted", an answer)
+//     gives way when a perfect auxiliary (context.perfect_aux) is followed
+//     by a participle (context.participles, or an ending in
+//     context.participle_endings), while "no he podido respirar" is a sign;
 //   - hypotheticals ("what if", "should I worry about", "if I get") drop a
 //     mention, also when they open on the person they are about ("what
 //     should we do if our son faints"); a call for emergency services
@@ -77,8 +83,13 @@
 //     faint); a word saying a complaint is over or dating it, alone in its
 //     clause, looks back to the complaint before it in the same sentence
 //     ("dizzy standing up, sat down and it passed", "but that was before
-//     the session"); a resolved complaint at no level is not named in
-//     Finding.Signs;
+//     the session"); Spanish puts the verb first, so a phrase of
+//     context.resolved_ahead ("se me pasó el mareo", "ya paró") also reads
+//     the complaint right after it; a resolved complaint at no level is not
+//     named in Finding.Signs; a mild word reads the complaint before it only
+//     when the rest of its clause is filler ("kinda annoying" is not a mild
+//     ache), and "a little worse" in the first 48 h is the expected
+//     worse-before-better;
 //   - a mention about "my son" or "my husband" still counts, with the
 //     child's levels where the protocol differs (a pale child is urgent);
 //     one about an acquaintance ("my friend", "a guy at work") counts unless
@@ -86,7 +97,10 @@
 //     is that common?"); in someone else's story a time frame ("last
 //     year", "once", "in the 90s") dates the whole clause and the sentence
 //     it closes, while in the patient's own report it reaches only the
-//     nearest mention; one about a pet, or a story "on the news", never
+//     nearest mention, and "once" counts the times instead when the
+//     sentence says it is recent (context.recent: "fainted twice this
+//     evening, once in the kitchen"); one about a pet, or a story "on the
+//     news" (whoever it names next: "the news said someone fainted"), never
 //     counts, nor does another's complaint after "nothing to do with me";
 //   - a general question about a sign with no word of the patient's own
 //     ("is fainting common?") is a hypothetical; a hypothetical stops at a
@@ -94,8 +108,10 @@
 //   - a lowering word inside a sign's own phrase ("breathing's gone all
 //     shallow") is part of the sign, and one that reaches a mention reaches
 //     every mention reading the same words;
-//   - time since the session, given or written ("day three", "2 days"), makes
-//     lingering soreness (48 h) or fatigue (24 h) a watch;
+//   - time since the session, given or written ("day three", "2 days",
+//     "same as yesterday", "igual que ayer"), makes lingering soreness (48 h)
+//     or fatigue (24 h) a watch, which "is it normal to still ...?" does not
+//     lower;
 //   - a number in context maps to a band: a pain score ("8/10", "9 out of
 //     10"), a temperature ("temp 38.5"), a pulse ("heart rate 130");
 //   - a checklist answer negates the line before it ("chest pain? no").
@@ -120,7 +136,9 @@
 //
 // Rules are JSON (see rules/en.json): signs with their terms and levels per
 // modifier (mild, very, severe, persistent, worse, recurring, improving,
-// resolved, historical, pleasant, checked), modifier and context word lists
+// resolved, historical, pleasant, checked) and marks (figurative,
+// excitement, plan, history: a story of the past such as another's habit of
+// fainting, settled and not named at no level), modifier and context word lists
 // (including normal_check: "..., is that normal?" after a mention), combinations,
 // scores and their bands, time expressions, number words, typo tolerance and
 // clarifying questions.

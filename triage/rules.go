@@ -67,6 +67,10 @@ type signSpec struct {
 	// racing watching the final"), which the figurative_excitement cues
 	// set aside too; a faint while watching the final is still a faint.
 	Excitement bool `json:"excitement"`
+	// History marks a sign that is always a story of the past ("used to
+	// faint at the sight of needles", "she faints at blood"): at no level
+	// it is settled, not named, so "had zero issues" after it is good news.
+	History bool `json:"history"`
 }
 
 type laterSpec struct {
@@ -105,6 +109,11 @@ type contextSpec struct {
 	Personal          []string `json:"personal"`
 	NegationContrast  []string `json:"negation_contrast"`
 	Simile            []string `json:"simile"`
+	PerfectAux        []string `json:"perfect_aux"`
+	Participles       []string `json:"participles"`
+	ParticipleEndings []string `json:"participle_endings"`
+	Recent            []string `json:"recent"`
+	ResolvedAhead     []string `json:"resolved_ahead"`
 	NegationWindow    int      `json:"negation_window"`
 	ConditionalWindow int      `json:"conditional_window"`
 }

@@ -51,6 +51,9 @@ const (
 	fParen    // a comma that is a parenthesis: an aside stays in its clause ("a fever last week (flu)")
 	fContrast // after a negated sign, says what it is instead ("not sore its sharp", "no es X es Y")
 	fSimile   // before "if" or "si", a simile of what is felt ("as if", "como si"), not a condition
+	fAux      // a Spanish perfect auxiliary ("he", "ha", "hemos"): "no he vomitado" is a negation
+	fPart     // an irregular Spanish participle ("visto", "hecho"); regular ones are told by their ending
+	fRecent   // says a thing is recent ("today", "tonight", "anoche"): "once" then dates nothing
 )
 
 // tokenize appends the tokens of s to sc, stopping at maxTokens.

@@ -218,6 +218,7 @@ type mention struct {
 	live       bool
 	resolved   bool
 	improving  bool // read as getting better ("headache is fading")
+	pleasant   bool // a sensation called pleasant that the rules set at no level ("tingly in a nice way")
 	historical bool
 }
 
@@ -226,6 +227,7 @@ type modRef struct {
 	cat   int
 	start int32
 	end   int32
+	ahead bool // may read the complaint right after it (context.resolved_ahead)
 }
 
 func (sc *scratch) reset() {
@@ -378,7 +380,8 @@ func (rs *ruleset) lexemes(sc *scratch) {
 
 func (sc *scratch) tokMatches(t *token, e *elem) bool {
 	if e.num && t.isNum {
-		return true
+		// "in 2019" dates a complaint; "in two fingers" does not.
+		return !e.year || (t.kind == tNum && t.num >= 1900 && t.num <= 2100)
 	}
 	if e.slash && t.kind == tSlash {
 		return true
@@ -516,6 +519,13 @@ func (rs *ruleset) claim(sc *scratch) {
 			continue
 		}
 		pos := sc.pos[c.posOff : c.posOff+c.posN]
+		if p.role == rPseudo && rs.perfectNext(sc, pos[len(pos)-1]) {
+			// English "no he ..." is no negation ("no he fainted"), but
+			// Spanish "no he vomitado" is one: a pseudo-negation ending on
+			// a perfect auxiliary followed by a participle gives way to
+			// the negation under it.
+			continue
+		}
 		free, ok := 0, true
 		for _, t := range pos {
 			tk := &sc.toks[t]
@@ -561,6 +571,29 @@ func (rs *ruleset) claim(sc *scratch) {
 			}
 		}
 	}
+}
+
+// perfectNext reports whether token t is a Spanish perfect auxiliary ("he",
+// "ha", "hemos") followed at once by a participle ("vomitado", "tenido",
+// "visto"), so that "no he vomitado" reads as a negation of what follows.
+func (rs *ruleset) perfectNext(sc *scratch, t int32) bool {
+	if sc.toks[t].flags&fAux == 0 || int(t)+1 >= len(sc.toks) {
+		return false
+	}
+	u := &sc.toks[t+1]
+	if u.kind != tWord {
+		return false
+	}
+	if u.flags&fPart != 0 {
+		return true
+	}
+	w := sc.norm[u.s:u.e]
+	for _, end := range rs.lex.partEnds {
+		if len(w) >= len(end)+3 && string(w[len(w)-len(end):]) == end {
+			return true
+		}
+	}
+	return false
 }
 
 // clauses numbers clauses and sentences. A clause ends at a comma, at
@@ -941,6 +974,29 @@ func (rs *ruleset) scopes(sc *scratch) {
 					s.question = true
 				}
 			}
+		}
+	}
+	// A story from elsewhere ("the news said someone fainted") is no
+	// report, whoever it names afterwards in its clause.
+	for i := range sp {
+		if sp[i].role != rMedia {
+			continue
+		}
+		for j := i - 1; j >= 0 && sp[j].clause == sp[i].clause; j-- {
+			sp[j].subj = subjNone
+		}
+		// It reads on into a clause that only opens on a person, with no
+		// comma between ("the news said someone fainted").
+		cl := sp[i].clause
+		for j := i + 1; j < len(sp) && sp[j].sent == sp[i].sent; j++ {
+			if sp[j].clause != cl {
+				st := sp[j].start
+				if !isSubject(sp[j].role) || st == 0 || sc.toks[st-1].kind == tComma || sc.toks[st-1].kind == tStop {
+					break
+				}
+				cl = sp[j].clause
+			}
+			sp[j].subj = subjNone
 		}
 	}
 }

@@ -21,14 +21,17 @@ func TestTriageReplaySealed(t *testing.T) {
 	// normal escalated 16, asked 21, watch 66/68. The guard below is what
 	// was reached on them as development data.
 	reached := map[string]triageScore{
-		"s1.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 0, noneNet: 3, watch: 68, watchReached: 67},
-		"s2.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 4, noneNet: 7, watch: 68, watchReached: 67},
+		"s1.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 0, noneNet: 2, watch: 68, watchReached: 68},
+		"s2.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 4, noneNet: 4, watch: 68, watchReached: 67},
 		// Round 2, scored once on 2026-12-08 (round2/RESULTS.md: s3 red
 		// flags 222/225, 1 reassured, normal escalated 3, asked 14; s4 red
 		// flags 223/225, 2 reassured, escalated 3, asked 18), then spent:
-		// what was reached after fixing the families it found.
-		"s3.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 3, noneNet: 14, watch: 68, watchReached: 67},
-		"s4.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 3, noneNet: 18, watch: 68, watchReached: 67},
+		// what was reached after fixing the families it found, then
+		// after the third round's work on the families the spent sets
+		// point at (Spanish perfect tense, passed and hypothetical
+		// complaints, colourful after-effects, ongoing fatigue).
+		"s3.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 1, noneNet: 6, watch: 68, watchReached: 68},
+		"s4.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 1, noneNet: 10, watch: 68, watchReached: 68},
 	}
 	files, _ := filepath.Glob("../../triage/testdata/sealed/*.tsv")
 	rounds, _ := filepath.Glob("../../triage/testdata/sealed/round*/*.tsv")
