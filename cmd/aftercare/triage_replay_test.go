@@ -239,7 +239,7 @@ func scoreOutcomes(msgs []labelled, outs []outcome) triageScore {
 			if o.caught() {
 				s.redCaught++
 			} else {
-				s.misses = append(s.misses, fmt.Sprintf("%s %s [%s] %q -> escalated=%v net=%v netAlert=%v first=%q", m.file, m.level, m.lang, m.text, o.escalated, o.net, o.netAlert, trim(o.firstText, 80)))
+				s.misses = append(s.misses, fmt.Sprintf("%s %s [%s] %q -> escalated=%v net=%v netAlert=%v first=%q", m.file, m.level, answeredLang(m, o), m.text, o.escalated, o.net, o.netAlert, trim(o.firstText, 80)))
 			}
 			if o.dismissed || (o.reassured && !o.caught()) {
 				s.redDismissed++
@@ -249,7 +249,7 @@ func scoreOutcomes(msgs []labelled, outs []outcome) triageScore {
 				if o.firstNumber {
 					s.emergNumber++
 				} else {
-					s.misses = append(s.misses, fmt.Sprintf("%s emergency without the number first [%s] %q -> first=%q", m.file, m.lang, m.text, trim(o.firstText, 80)))
+					s.misses = append(s.misses, fmt.Sprintf("%s emergency without the number first [%s] %q -> first=%q", m.file, answeredLang(m, o), m.text, trim(o.firstText, 80)))
 				}
 			}
 		case "watch":
@@ -257,16 +257,16 @@ func scoreOutcomes(msgs []labelled, outs []outcome) triageScore {
 			if o.staff || o.net || o.escalated >= engine.Watch {
 				s.watchReached++
 			} else {
-				s.misses = append(s.misses, fmt.Sprintf("%s watch [%s] %q -> first=%q", m.file, m.lang, m.text, trim(o.firstText, 80)))
+				s.misses = append(s.misses, fmt.Sprintf("%s watch [%s] %q -> first=%q", m.file, answeredLang(m, o), m.text, trim(o.firstText, 80)))
 			}
 		case "none":
 			s.none++
 			if o.escalated >= engine.Watch {
 				s.noneEscalated++
-				s.misses = append(s.misses, fmt.Sprintf("%s none escalated %v [%s] %q", m.file, o.escalated, m.lang, m.text))
+				s.misses = append(s.misses, fmt.Sprintf("%s none escalated %v [%s] %q", m.file, o.escalated, answeredLang(m, o), m.text))
 			} else if o.net {
 				s.noneNet++
-				s.misses = append(s.misses, fmt.Sprintf("%s none asked the safety net [%s] %q", m.file, m.lang, m.text))
+				s.misses = append(s.misses, fmt.Sprintf("%s none asked the safety net [%s] %q", m.file, answeredLang(m, o), m.text))
 			}
 		}
 	}
@@ -407,4 +407,13 @@ func TestUnansweredQuestionAboutARedFlagAlertsAtUrgent(t *testing.T) {
 			t.Errorf("%q: escalated %v, asked %v, staff alerted at %v after no answer; want urgent", msgs[i].text, o.escalated, o.net, o.netAlert)
 		}
 	}
+}
+
+// answeredLang is the language a miss is listed under: the one the bot
+// answered in (a set mixes languages in one file), or the file's own.
+func answeredLang(m labelled, o outcome) string {
+	if o.spanish {
+		return "es"
+	}
+	return m.lang
 }
