@@ -13,24 +13,16 @@ type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// queue collects a step's writes, to be sent to the server in one round
-// trip (a pipelined batch, inside the step's transaction) instead of one
+// queue collects a group's writes, to be sent to the server in one round
+// trip (a pipelined batch, inside the group's transaction) instead of one
 // round trip each: a step writes its state, timers, messages, audit and
 // transcript lines and dedupe key, and the round trips, not the server's
-// work, were most of its time. Statements run in the order queued; an
-// error of any fails the step when the batch is sent.
+// work, were most of its time. Statements run in the order queued; the
+// group learns which step's statement failed (sendGroup).
 type queue struct{ b pgx.Batch }
 
 // Exec queues sql; it never fails itself (the error comes with send).
 func (q *queue) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	q.b.Queue(sql, args...)
 	return pgconn.CommandTag{}, nil
-}
-
-// send runs the queued statements in tx and reports the first error.
-func (q *queue) send(ctx context.Context, tx pgx.Tx) error {
-	if q.b.Len() == 0 {
-		return nil
-	}
-	return tx.SendBatch(ctx, &q.b).Close()
 }

@@ -8,12 +8,19 @@
 //   - One transaction per step: Apply commits the state, timer changes,
 //     queued messages, escalation, audit lines, dedupe key and invite use of
 //     one engine step together, or nothing.
+//   - Group commit: concurrent Apply calls of different patients share
+//     one transaction (up to Options.GroupSize steps; see committer), and
+//     each returns once its group is committed, so every step is durable
+//     before its reply is sent. A step whose fn or writes fail is taken out
+//     and run alone; the rest commit without it.
 //   - A patient's steps apply in order even when two instances receive
-//     them: each step locks the patient's row (SELECT ... FOR UPDATE) before
-//     it reads the state, checks the dedupe key or the timer. Steps are not
-//     batched across patients, so a transaction holds at most one patient
-//     lock and lock order cannot cycle: patient row, then that patient's
-//     escalations, then timers.
+//     them: a group locks its patients' rows (SELECT ... FOR UPDATE) before
+//     it reads their states, dedupe keys or timers, always in patient ID
+//     order, so two instances' groups cannot deadlock (a deadlock the
+//     server reports all the same, say with an erasure racing a ladder
+//     step, runs the group again). Within one Store, two steps of one
+//     patient never share a group or run in two at once: the later waits
+//     for the earlier's group.
 //   - Timers fire once: DueBefore claims the due timers it returns (FOR
 //     UPDATE SKIP LOCKED, then a lease), so instances share the due timers
 //     instead of racing for them; firing deletes the timer in the step's
@@ -48,6 +55,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,6 +63,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aftercare-clinic/aftercare/engine"
@@ -83,7 +92,21 @@ type Options struct {
 	// ConnectTimeout bounds the first connection (default 10 s), so a
 	// wrong host fails start-up quickly with a clear error.
 	ConnectTimeout time.Duration
+	// GroupSize is the most Apply steps one transaction holds (default
+	// DefaultGroupSize); 1 commits each step alone.
+	GroupSize int
+	// GroupWait is how long a group, once it has a step, waits for more
+	// before it commits (default DefaultGroupWait, none: a group takes what
+	// queued while the committers were busy, so it grows with the load).
+	GroupWait time.Duration
+	// Committers is how many groups may commit at once, each on its own
+	// connection (default DefaultCommitters). The pool is made larger than
+	// this unless the DSN sets pool_max_conns.
+	Committers int
 }
+
+// ErrClosed is returned by Apply once Close has begun.
+var ErrClosed = errors.New("postgres store is closed")
 
 // Store is an open PostgreSQL store. Create it with Open; close it with Close.
 type Store struct {
@@ -91,6 +114,7 @@ type Store struct {
 	instance string
 	leaseMS  int64
 	notice   atomic.Pointer[storage.QuarantineNotice]
+	group    *committer
 }
 
 // Open connects, migrates the schema and returns the store. Errors name
@@ -106,6 +130,15 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 10 * time.Second
 	}
+	if o.GroupSize <= 0 {
+		o.GroupSize = DefaultGroupSize
+	}
+	if o.GroupWait < 0 {
+		o.GroupWait = 0
+	}
+	if o.Committers <= 0 {
+		o.Committers = DefaultCommitters
+	}
 	if o.Instance == "" {
 		var b [8]byte
 		rand.Read(b[:])
@@ -115,6 +148,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		// pgx leaves the password out of its parse errors.
 		return nil, fmt.Errorf("postgres store: %s is not a valid connection string: %w", DSNEnv, err)
+	}
+	// The committers hold a connection each while committing; leave room
+	// for the scheduler, the dispatchers and the desk.
+	if need := int32(o.Committers + 4); cfg.MaxConns < need && !strings.Contains(o.DSN, "pool_max_conns") {
+		cfg.MaxConns = need
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > o.ConnectTimeout {
 		cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
@@ -133,12 +171,16 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
-	return &Store{pool: pool, instance: o.Instance, leaseMS: o.Lease.Milliseconds()}, nil
+	s := &Store{pool: pool, instance: o.Instance, leaseMS: o.Lease.Milliseconds()}
+	s.group = newCommitter(s, o.GroupSize, o.GroupWait, o.Committers, o.Lease)
+	return s, nil
 }
 
-// Close gives up this instance's claims, so another instance may take them
-// at once, and closes the connections.
+// Close commits the steps already queued (Apply calls after it begins
+// return ErrClosed), gives up this instance's claims, so another instance
+// may take them at once, and closes the connections.
 func (s *Store) Close() error {
+	s.group.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.pool.Exec(ctx, `UPDATE timers SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = $1`, s.instance)
@@ -210,85 +252,234 @@ func lockPatient(ctx context.Context, tx pgx.Tx, p engine.PatientID) ([]byte, er
 // Apply loads the patient's state under its row lock, calls fn with it,
 // and commits fn's result in one transaction. It reports whether anything
 // was committed: false when the dedupe key was already applied, the timer
-// was already fired, or fn returned storage.ErrSkip. fn runs at most once.
+// was already fired, or fn returned storage.ErrSkip. Apply returns only
+// once the step is committed (or failed).
+//
+// Concurrent Apply calls of different patients share a transaction (group
+// commit, see committer and applyGroup), so fn may run more than once, as
+// with the bbolt store: when another step of its group fails, the group is
+// rolled back and run again without it. A step's own failure (fn's error
+// or panic, a write the server refuses) is its own: the others commit.
 func (s *Store) Apply(ctx context.Context, st storage.Step, fn func(storage.Input) (engine.Result, error)) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	if st.Due != nil && st.Due.Owner != storage.PatientOwner(st.Patient) {
 		return false, fmt.Errorf("apply %s: timer %s of %s: %w", st.Patient, st.Due.Key, st.Due.Owner, storage.ErrOwner)
 	}
-	ok, err := s.tx(ctx, func(tx pgx.Tx) error {
-		raw, err := lockPatient(ctx, tx, st.Patient)
-		if err != nil {
-			return err
-		}
-		if st.Dedupe != "" {
-			var one int
-			err := tx.QueryRow(ctx, `SELECT 1 FROM dedupe WHERE key = $1`, st.Dedupe).Scan(&one)
-			if err == nil {
-				return errSkip
-			}
-			if !errors.Is(err, pgx.ErrNoRows) {
-				return err
-			}
-		}
-		if d := st.Due; d != nil {
-			var one int
-			err := tx.QueryRow(ctx, `SELECT 1 FROM timers WHERE owner_kind = 'patient' AND owner = $1 AND key = $2 AND due_ns = $3 FOR UPDATE SKIP LOCKED`,
-				string(st.Patient), d.Key, ns(d.At)).Scan(&one)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return errSkip // fired already (or being fired under a claim)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		if pr := st.Prepared; pr != nil && st.Invite == "" && (raw == nil) == (pr.From == nil) && bytes.Equal(raw, pr.From) {
-			return s.commit(ctx, tx, st, pr.Result, pr.State, pr.Messages)
-		}
-		var state engine.State
-		found := raw != nil
-		if found {
-			if err := json.Unmarshal(raw, &state); err != nil {
-				// Set the unreadable state aside and go on from a fresh
-				// one: the message is still triaged, a red flag escalates.
-				if _, err := tx.Exec(ctx, `UPDATE patients SET state = NULL WHERE id = $1`, string(st.Patient)); err != nil {
-					return err
-				}
-				q := storage.Quarantined{Patient: st.Patient, Kind: storage.QuarantineState, Key: []byte(st.Patient), Value: raw, At: st.Now, Reason: err.Error()}
-				if err := s.quarantine(ctx, tx, q); err != nil {
-					return err
-				}
-				state, found = engine.State{}, false
-			}
-		}
-		in := storage.Input{State: state, Found: found}
-		if st.Invite != "" {
-			if in.Invite, err = resolveInvite(ctx, tx, st.Invite, st.Now); err != nil {
-				return err
-			}
-		}
-		res, err := fn(in)
-		if errors.Is(err, storage.ErrSkip) {
-			return errSkip
-		}
-		if err != nil {
-			return err
-		}
-		return s.commit(ctx, tx, st, res, nil, nil)
-	})
-	if err != nil {
+	a := &apply{st: st, fn: fn, done: make(chan error, 1)}
+	if err := s.group.do(ctx, a); err != nil {
 		return false, fmt.Errorf("apply %s: %w", st.Patient, err)
 	}
-	return ok, nil
+	return a.applied, nil
+}
+
+// errLockRace means a patient row created for a group was erased before
+// the group could lock it; the group is run again.
+var errLockRace = errors.New("patient row erased while being locked")
+
+// applyGroup runs the steps of g, each of a different patient, in one
+// transaction and commits it, setting each step's applied.
+//
+// Lock order, the same in every transaction, so that groups of two
+// instances cannot deadlock: first the group's patient rows, created where
+// missing and then locked, both in ID order; then the invite of the
+// group's one invite step, if any; then only rows belonging to those
+// patients (their timers, escalations, messages). The reads that come
+// with the locks (states, dedupe keys, the timers being fired) go out as
+// one pipelined batch, and every step's writes as a second.
+//
+// An error wrapping *stepError is one step's own (its reads, fn or
+// writes); *commitError a COMMIT without an answer; any other error the
+// group's.
+func (s *Store) applyGroup(ctx context.Context, g []*apply) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) // after a commit: nothing to do
+	ids := make([]string, len(g))
+	var keys, owners, tkeys []string
+	var dues []int64
+	for i, a := range g {
+		ids[i] = string(a.st.Patient)
+		if a.st.Dedupe != "" {
+			keys = append(keys, a.st.Dedupe)
+		}
+		if d := a.st.Due; d != nil {
+			owners, tkeys, dues = append(owners, string(a.st.Patient)), append(tkeys, d.Key), append(dues, ns(d.At))
+		}
+	}
+	slices.Sort(ids) // bytewise, as COLLATE "C" sorts
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO patients (id)
+		SELECT id FROM unnest($1::text[]) AS id ORDER BY id COLLATE "C"
+		ON CONFLICT (id) DO NOTHING RETURNING id`, ids)
+	b.Queue(`SELECT id, state FROM patients WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+	b.Queue(`SELECT key FROM dedupe WHERE key = ANY($1)`, keys)
+	b.Queue(`SELECT t.owner, t.key, t.due_ns FROM timers t
+		JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS d (owner, key, due_ns)
+			ON t.owner = d.owner AND t.key = d.key AND t.due_ns = d.due_ns
+		WHERE t.owner_kind = 'patient'
+		FOR UPDATE OF t SKIP LOCKED`, owners, tkeys, dues)
+	created := map[engine.PatientID]bool{}
+	states := make(map[engine.PatientID][]byte, len(g))
+	applied := map[string]bool{}
+	live := map[timerRef]bool{}
+	if err := readGroup(tx.SendBatch(ctx, b), created, states, applied, live); err != nil {
+		return err
+	}
+	if len(states) != len(g) {
+		return errLockRace
+	}
+	w := &queue{}
+	ends := make([]int, len(g)) // w's length after each step's writes
+	var unfilled []string       // rows created here whose step stored no state
+	for i, a := range g {
+		ok, err := s.groupStep(ctx, tx, w, a, states[a.st.Patient], applied, live)
+		if err != nil {
+			return &stepError{i, err}
+		}
+		a.applied = ok
+		ends[i] = w.b.Len()
+		if created[a.st.Patient] && !ok {
+			unfilled = append(unfilled, string(a.st.Patient))
+		}
+	}
+	if len(unfilled) > 0 {
+		w.Exec(ctx, `DELETE FROM patients WHERE id = ANY($1) AND state IS NULL`, unfilled)
+	}
+	if err := sendGroup(tx.SendBatch(ctx, &w.b), w.b.Len(), ends); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			return err // refused by the server: rolled back
+		}
+		return &commitError{err}
+	}
+	return nil
+}
+
+// timerRef names one patient timer at one due time.
+type timerRef struct {
+	owner, key string
+	due        int64
+}
+
+// readGroup reads the results of applyGroup's first batch: the patient
+// rows created, the states locked, the dedupe keys already applied and
+// the timers still due.
+func readGroup(br pgx.BatchResults, created map[engine.PatientID]bool, states map[engine.PatientID][]byte, applied map[string]bool, live map[timerRef]bool) error {
+	defer br.Close()
+	var id, key string
+	var raw []byte
+	rows, _ := br.Query()
+	if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+		created[engine.PatientID(id)] = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	rows, _ = br.Query()
+	if _, err := pgx.ForEachRow(rows, []any{&id, &raw}, func() error {
+		states[engine.PatientID(id)] = bytes.Clone(raw) // nil stays nil: no state yet
+		return nil
+	}); err != nil {
+		return err
+	}
+	rows, _ = br.Query()
+	if _, err := pgx.ForEachRow(rows, []any{&key}, func() error {
+		applied[key] = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	var t timerRef
+	rows, _ = br.Query()
+	if _, err := pgx.ForEachRow(rows, []any{&t.owner, &t.key, &t.due}, func() error {
+		live[t] = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	return br.Close()
+}
+
+// sendGroup runs the group's queued writes (n statements) and reports the
+// first failure, as the failure of the step that queued it (ends[i] is
+// the number of statements queued up to and including step i).
+func sendGroup(br pgx.BatchResults, n int, ends []int) error {
+	defer br.Close()
+	for k := range n {
+		if _, err := br.Exec(); err != nil {
+			if i := sort.SearchInts(ends, k+1); i < len(ends) {
+				return &stepError{i, err}
+			}
+			return err
+		}
+	}
+	return br.Close()
+}
+
+// groupStep applies one step of a group on its patient's locked state
+// raw: it decides whether the step is skipped, runs fn when the prepared
+// result is stale (or missing), and queues the step's writes on w. It
+// reports whether the step commits anything.
+func (s *Store) groupStep(ctx context.Context, tx pgx.Tx, w *queue, a *apply, raw []byte, applied map[string]bool, live map[timerRef]bool) (bool, error) {
+	st := a.st
+	if st.Dedupe != "" && applied[st.Dedupe] {
+		return false, nil
+	}
+	if d := st.Due; d != nil && !live[timerRef{string(st.Patient), d.Key, ns(d.At)}] {
+		return false, nil // fired already (or being fired under a claim)
+	}
+	if pr := st.Prepared; pr != nil && st.Invite == "" && (raw == nil) == (pr.From == nil) && bytes.Equal(raw, pr.From) {
+		return true, s.commit(ctx, tx, w, st, pr.Result, pr.State, pr.Messages)
+	}
+	var state engine.State
+	found := raw != nil
+	if found {
+		if err := json.Unmarshal(raw, &state); err != nil {
+			// Set the unreadable state aside and go on from a fresh
+			// one: the message is still triaged, a red flag escalates.
+			if _, err := tx.Exec(ctx, `UPDATE patients SET state = NULL WHERE id = $1`, string(st.Patient)); err != nil {
+				return false, err
+			}
+			q := storage.Quarantined{Patient: st.Patient, Kind: storage.QuarantineState, Key: []byte(st.Patient), Value: raw, At: st.Now, Reason: err.Error()}
+			if err := s.quarantine(ctx, tx, q); err != nil {
+				return false, err
+			}
+			state, found = engine.State{}, false
+		}
+	}
+	in := storage.Input{State: state, Found: found}
+	if st.Invite != "" {
+		var err error
+		if in.Invite, err = resolveInvite(ctx, tx, st.Invite, st.Now); err != nil {
+			return false, err
+		}
+	}
+	res, err := call(a.fn, in)
+	if errors.Is(err, storage.ErrSkip) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, s.commit(ctx, tx, w, st, res, nil, nil)
 }
 
 // commit writes one step; stateBytes and encoded, when set, are res.State
 // and res.Messages already encoded. Each table's part is a helper below,
 // called in the bbolt store's order: erasure, state, fired timer, timers,
 // escalation (and what st.OnEscalation adds to it), messages, audit,
-// transcript, visit, dedupe key, invite. The writes are queued and go out
-// as one pipelined batch at the end (see queue); only the reads (an
-// escalation's number, an invite) and the rare erasure run at once.
-func (s *Store) commit(ctx context.Context, tx pgx.Tx, st storage.Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
+// transcript, visit, dedupe key, invite. The writes are queued on w, which
+// the group sends as one pipelined batch after its last step (see queue);
+// only the reads (an escalation's number, an invite) and the rare erasure
+// run at once, in tx.
+func (s *Store) commit(ctx context.Context, tx pgx.Tx, w *queue, st storage.Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
 	// Work on copies: the caller's result (a cached Prepared) stays as is.
 	res.Messages = append([]engine.Outbound(nil), res.Messages...)
 	res.Audit = append([]engine.Audit(nil), res.Audit...)
@@ -296,7 +487,6 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st storage.Step, res engi
 		e := *res.Escalation
 		res.Escalation = &e
 	}
-	w := &queue{}
 	if res.Erase {
 		if err := erase(ctx, tx, st.Patient); err != nil {
 			return err
@@ -340,7 +530,7 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st storage.Step, res engi
 			return err
 		}
 	}
-	return w.send(ctx, tx)
+	return nil
 }
 
 // commitState writes the step's new state (patients), with the columns
