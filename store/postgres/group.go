@@ -275,13 +275,15 @@ func (c *committer) cut(held []*apply, queue chan *apply, busy map[engine.Patien
 	return group, rest, queue
 }
 
-// run commits g and reports each step's outcome. A step whose own reads,
-// fn or writes fail is taken out and run alone, so its error is its own,
-// and the rest run again together; a deadlock or serialization failure
-// runs the group again; any other failure of the group as a whole (not
-// one step's) runs every step alone. Only a commit whose outcome is
-// unknown (the connection lost while committing) fails every step of the
-// group with its error: running them again could apply them twice.
+// run commits g and reports each step's outcome. A step whose own reads
+// or fn fail is taken out and run alone, so its error is its own, and the
+// rest run again together; a deadlock or serialization failure runs the
+// group again; a failure of the group's writes (written table by table,
+// so not one step's) splits the group in two halves, each run again, so
+// the step at fault ends alone and the others commit in groups. Only a
+// failure that is no step's (no connection, or a commit whose outcome is
+// unknown: running the steps again could apply them twice) fails every
+// step of the group with its error.
 func (c *committer) run(g []*apply) {
 	for attempt := 0; len(g) > 0; attempt++ {
 		c.groups.Add(1)
@@ -289,55 +291,41 @@ func (c *committer) run(g []*apply) {
 		err := c.attempt(g)
 		var se *stepError
 		var ce *commitError
+		var ge *groupError
 		switch {
 		case err == nil:
 			for _, a := range g {
 				a.done <- nil
 			}
 			return
-		case errors.As(err, &ce):
+		case errors.As(err, &ce) || errors.As(err, &ge):
+			if ge != nil {
+				err = ge.err
+			}
 			for _, a := range g {
 				a.applied = false
 				a.done <- err
 			}
 			return
+		case retryable(err) && attempt < retries:
+			c.retries.Add(1)
 		case len(g) == 1:
 			g[0].applied = false
 			g[0].done <- unwrapStep(err)
 			return
 		case errors.As(err, &se):
 			c.split.Add(1)
-			a := g[se.i]
-			c.run1(a)
+			c.run([]*apply{g[se.i]})
 			g = append(g[:se.i:se.i], g[se.i+1:]...)
-		case retryable(err) && attempt < retries:
-			c.retries.Add(1)
+			attempt = -1
 		default:
-			c.split.Add(uint64(len(g)))
-			for _, a := range g {
-				c.run1(a)
-			}
+			c.split.Add(1)
+			half := len(g) / 2
+			c.run(g[:half])
+			c.run(g[half:])
 			return
 		}
 	}
-}
-
-// run1 runs a alone, retrying a deadlock or serialization failure, and
-// reports its outcome.
-func (c *committer) run1(a *apply) {
-	var err error
-	for attempt := 0; ; attempt++ {
-		c.groups.Add(1)
-		c.steps.Add(1)
-		if err = c.attempt([]*apply{a}); err == nil || !retryable(err) || attempt >= retries {
-			break
-		}
-		c.retries.Add(1)
-	}
-	if err != nil {
-		a.applied = false
-	}
-	a.done <- unwrapStep(err)
 }
 
 // attempt runs g once in one transaction, under a deadline of its own: no
@@ -367,6 +355,13 @@ type commitError struct{ err error }
 
 func (e *commitError) Error() string { return fmt.Sprintf("commit (outcome unknown): %v", e.err) }
 func (e *commitError) Unwrap() error { return e.err }
+
+// groupError is a failure of a group that no step caused and that
+// running fewer steps would not mend (no connection to the server).
+type groupError struct{ err error }
+
+func (e *groupError) Error() string { return e.err.Error() }
+func (e *groupError) Unwrap() error { return e.err }
 
 // unwrapStep returns a step's own error without its place in a group.
 func unwrapStep(err error) error {

@@ -196,6 +196,15 @@ func (s *Store) Instance() string { return s.instance }
 // storage.QuarantineNotice). Safe for concurrent use.
 func (s *Store) SetQuarantineNotice(f storage.QuarantineNotice) { s.notice.Store(&f) }
 
+// dbtx is what the statements of a transaction run on: a pgx.Tx, or the
+// connection of a group, which sends its own BEGIN and COMMIT.
+type dbtx interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
 // errSkip rolls a transaction back that committed nothing on purpose.
 var errSkip = errors.New("skip")
 
@@ -223,6 +232,16 @@ func nsOrNil(t time.Time) any {
 		return nil
 	}
 	return ns(t)
+}
+
+// nsPtr is ns for optional times in column arrays: the zero time is nil
+// (NULL).
+func nsPtr(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	n := ns(t)
+	return &n
 }
 
 func fromNS(n int64) time.Time { return time.Unix(0, n).UTC() }
@@ -289,15 +308,29 @@ var errLockRace = errors.New("patient row erased while being locked")
 // with the locks (states, dedupe keys, the timers being fired) go out as
 // one pipelined batch, and every step's writes as a second.
 //
-// An error wrapping *stepError is one step's own (its reads, fn or
-// writes); *commitError a COMMIT without an answer; any other error the
-// group's.
+// An error wrapping *stepError is one step's own (its reads or fn);
+// *commitError a COMMIT without an answer; *groupError no connection; any
+// other error the group's (its writes are one statement per table, so a
+// bad row is not one step's: the committer halves the group to find it).
 func (s *Store) applyGroup(ctx context.Context, g []*apply) error {
-	tx, err := s.pool.Begin(ctx)
+	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return err
+		return &groupError{err}
 	}
-	defer tx.Rollback(ctx) // after a commit: nothing to do
+	// BEGIN goes out with the reads and COMMIT with the writes, so a
+	// group costs two round trips (pgx.Tx would add one for each): on a
+	// busy machine each round trip waits for the server to be scheduled.
+	tx := pc.Conn()
+	defer func() {
+		if c := tx.PgConn(); !c.IsClosed() && c.TxStatus() != 'I' {
+			// Failed midway: end the transaction, or the pool closes the
+			// connection when it comes back.
+			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			tx.Exec(rctx, `ROLLBACK`)
+			cancel()
+		}
+		pc.Release()
+	}()
 	ids := make([]string, len(g))
 	var keys, owners, tkeys []string
 	var dues []int64
@@ -312,6 +345,7 @@ func (s *Store) applyGroup(ctx context.Context, g []*apply) error {
 	}
 	slices.Sort(ids) // bytewise, as COLLATE "C" sorts
 	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
 	b.Queue(`INSERT INTO patients (id)
 		SELECT id FROM unnest($1::text[]) AS id ORDER BY id COLLATE "C"
 		ON CONFLICT (id) DO NOTHING RETURNING id`, ids)
@@ -332,30 +366,27 @@ func (s *Store) applyGroup(ctx context.Context, g []*apply) error {
 	if len(states) != len(g) {
 		return errLockRace
 	}
-	w := &queue{}
-	ends := make([]int, len(g)) // w's length after each step's writes
-	var unfilled []string       // rows created here whose step stored no state
+	w := &rows{}
+	var unfilled []string // rows created here whose step stored no state
 	for i, a := range g {
 		ok, err := s.groupStep(ctx, tx, w, a, states[a.st.Patient], applied, live)
 		if err != nil {
 			return &stepError{i, err}
 		}
 		a.applied = ok
-		ends[i] = w.b.Len()
 		if created[a.st.Patient] && !ok {
 			unfilled = append(unfilled, string(a.st.Patient))
 		}
 	}
 	if len(unfilled) > 0 {
-		w.Exec(ctx, `DELETE FROM patients WHERE id = ANY($1) AND state IS NULL`, unfilled)
+		w.exec(`DELETE FROM patients WHERE id = ANY($1) AND state IS NULL`, unfilled)
 	}
-	if err := sendGroup(tx.SendBatch(ctx, &w.b), w.b.Len(), ends); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
+	b = w.batch()
+	b.Queue(`COMMIT`)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) {
-			return err // refused by the server: rolled back
+			return err // refused by the server: nothing committed
 		}
 		return &commitError{err}
 	}
@@ -373,6 +404,9 @@ type timerRef struct {
 // the timers still due.
 func readGroup(br pgx.BatchResults, created map[engine.PatientID]bool, states map[engine.PatientID][]byte, applied map[string]bool, live map[timerRef]bool) error {
 	defer br.Close()
+	if _, err := br.Exec(); err != nil { // BEGIN
+		return &groupError{err}
+	}
 	var id, key string
 	var raw []byte
 	rows, _ := br.Query()
@@ -407,27 +441,11 @@ func readGroup(br pgx.BatchResults, created map[engine.PatientID]bool, states ma
 	return br.Close()
 }
 
-// sendGroup runs the group's queued writes (n statements) and reports the
-// first failure, as the failure of the step that queued it (ends[i] is
-// the number of statements queued up to and including step i).
-func sendGroup(br pgx.BatchResults, n int, ends []int) error {
-	defer br.Close()
-	for k := range n {
-		if _, err := br.Exec(); err != nil {
-			if i := sort.SearchInts(ends, k+1); i < len(ends) {
-				return &stepError{i, err}
-			}
-			return err
-		}
-	}
-	return br.Close()
-}
-
 // groupStep applies one step of a group on its patient's locked state
 // raw: it decides whether the step is skipped, runs fn when the prepared
-// result is stale (or missing), and queues the step's writes on w. It
+// result is stale (or missing), and adds the step's rows to w. It
 // reports whether the step commits anything.
-func (s *Store) groupStep(ctx context.Context, tx pgx.Tx, w *queue, a *apply, raw []byte, applied map[string]bool, live map[timerRef]bool) (bool, error) {
+func (s *Store) groupStep(ctx context.Context, tx dbtx, w *rows, a *apply, raw []byte, applied map[string]bool, live map[timerRef]bool) (bool, error) {
 	st := a.st
 	if st.Dedupe != "" && applied[st.Dedupe] {
 		return false, nil
@@ -479,7 +497,7 @@ func (s *Store) groupStep(ctx context.Context, tx pgx.Tx, w *queue, a *apply, ra
 // the group sends as one pipelined batch after its last step (see queue);
 // only the reads (an escalation's number, an invite) and the rare erasure
 // run at once, in tx.
-func (s *Store) commit(ctx context.Context, tx pgx.Tx, w *queue, st storage.Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
+func (s *Store) commit(ctx context.Context, tx dbtx, w *rows, st storage.Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
 	// Work on copies: the caller's result (a cached Prepared) stays as is.
 	res.Messages = append([]engine.Outbound(nil), res.Messages...)
 	res.Audit = append([]engine.Audit(nil), res.Audit...)
@@ -493,12 +511,10 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, w *queue, st storage.Step
 		}
 		res.Audit = append(res.Audit, engine.Audit{At: st.Now, Actor: "system", Action: "erased", Detail: "all data of one patient erased"})
 	}
-	if err := commitState(ctx, w, st, res, stateBytes); err != nil {
+	if err := commitState(w, st, res, stateBytes); err != nil {
 		return err
 	}
-	if err := commitTimers(ctx, w, st, res.Timers); err != nil {
-		return err
-	}
+	commitTimers(w, st, res.Timers)
 	escalated, err := commitEscalation(ctx, tx, w, res.Escalation, res.Messages, st.OnEscalation)
 	if err != nil {
 		return err
@@ -506,24 +522,22 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, w *queue, st storage.Step
 	if escalated {
 		encoded = nil // the caller may have changed the messages
 	}
-	if err := putOutbound(ctx, w, res.Messages, encoded); err != nil {
+	if err := putOutbound(w, res.Messages, encoded); err != nil {
 		return err
 	}
-	if err := putAudit(ctx, w, res.Audit); err != nil {
+	if err := putAudit(w, res.Audit); err != nil {
 		return err
 	}
 	if !res.Erase {
-		if err := putTranscript(ctx, w, st, res.Messages); err != nil {
+		if err := putTranscript(w, st, res.Messages); err != nil {
 			return err
 		}
 	}
-	if err := commitVisit(ctx, w, st.Patient, res); err != nil {
+	if err := commitVisit(w, st.Patient, res); err != nil {
 		return err
 	}
 	if st.Dedupe != "" {
-		if _, err := w.Exec(ctx, `INSERT INTO dedupe (key, at_ns) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET at_ns = excluded.at_ns`, st.Dedupe, ns(st.Now)); err != nil {
-			return err
-		}
+		w.dedupeKey(st.Dedupe, ns(st.Now))
 	}
 	if st.Invite != "" && res.InviteUsed {
 		if err := useInvite(ctx, tx, w, st); err != nil {
@@ -537,7 +551,7 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, w *queue, st storage.Step
 // the last-activity and visit-date indexes are on (migration 0006);
 // stateBytes, when set, is res.State already encoded. An erasure with no
 // state left (retention purge) writes none back.
-func commitState(ctx context.Context, w execer, st storage.Step, res engine.Result, stateBytes []byte) error {
+func commitState(w *rows, st storage.Step, res engine.Result, stateBytes []byte) error {
 	if res.Erase && res.State.Patient == "" {
 		return nil
 	}
@@ -548,40 +562,32 @@ func commitState(ctx context.Context, w execer, st storage.Step, res engine.Resu
 			return err
 		}
 	}
-	var visit any
+	var visit *int64
 	if v := res.State.Visit; v != nil {
-		visit = nsOrNil(v.At)
+		visit = nsPtr(v.At)
 	}
-	_, err := w.Exec(ctx, `INSERT INTO patients (id, state, last_active_ns, visit_ns) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (id) DO UPDATE SET state = excluded.state, last_active_ns = excluded.last_active_ns, visit_ns = excluded.visit_ns`,
-		string(st.Patient), b, nsOrNil(res.State.LastActive), visit)
-	return err
+	w.patient(string(st.Patient), b, nsPtr(res.State.LastActive), visit)
+	return nil
 }
 
 // commitTimers removes the timer the step fired, if any, and applies the
 // step's changes to the patient's timers.
-func commitTimers(ctx context.Context, w execer, st storage.Step, ts []engine.Timer) error {
+func commitTimers(w *rows, st storage.Step, ts []engine.Timer) {
 	if d := st.Due; d != nil {
-		if _, err := w.Exec(ctx, `DELETE FROM timers WHERE owner_kind = 'patient' AND owner = $1 AND key = $2 AND due_ns = $3`,
-			string(st.Patient), d.Key, ns(d.At)); err != nil {
-			return err
-		}
+		w.timer(timerID{"patient", string(st.Patient), d.Key}, ns(d.At), true)
 	}
 	for _, t := range ts {
-		if err := setTimer(ctx, w, storage.PatientOwner(st.Patient), t); err != nil {
-			return err
-		}
+		setTimer(w, storage.PatientOwner(st.Patient), t)
 	}
-	return nil
 }
 
 // commitEscalation stores the step's escalation, if any, under a new ID
-// (read from tx at once; the writes are queued on w), then lets on
+// (read from tx at once; the rows go to w), then lets on
 // (Step.OnEscalation) complete msgs and schedules the escalation timers it
 // returns: what goes with an escalation (its alerts' buttons, its ladder)
 // is the caller's, the store only keeps it. It reports whether on was
 // called.
-func commitEscalation(ctx context.Context, tx pgx.Tx, w execer, e *engine.Escalation, msgs []engine.Outbound, on func(engine.Escalation, []engine.Outbound) []engine.Timer) (bool, error) {
+func commitEscalation(ctx context.Context, tx dbtx, w *rows, e *engine.Escalation, msgs []engine.Outbound, on func(engine.Escalation, []engine.Outbound) []engine.Timer) (bool, error) {
 	if e == nil {
 		return false, nil
 	}
@@ -594,22 +600,18 @@ func commitEscalation(ctx context.Context, tx pgx.Tx, w execer, e *engine.Escala
 	if err != nil {
 		return false, err
 	}
-	if _, err := w.Exec(ctx, `INSERT INTO escalations (id, patient, body) VALUES ($1, $2, $3)`, escID, string(e.Patient), b); err != nil {
-		return false, err
-	}
+	w.escalation(int64(escID), string(e.Patient), b)
 	if on == nil {
 		return false, nil
 	}
 	for _, t := range on(*e, msgs) {
-		if err := setTimer(ctx, w, storage.EscalationOwner(escID), t); err != nil {
-			return false, err
-		}
+		setTimer(w, storage.EscalationOwner(escID), t)
 	}
 	return true, nil
 }
 
 // commitVisit records the patient's visit when the step recorded one.
-func commitVisit(ctx context.Context, w execer, p engine.PatientID, res engine.Result) error {
+func commitVisit(w *rows, p engine.PatientID, res engine.Result) error {
 	v := res.State.Visit
 	if v == nil || !res.VisitRecorded {
 		return nil
@@ -618,13 +620,13 @@ func commitVisit(ctx context.Context, w execer, p engine.PatientID, res engine.R
 	if err != nil {
 		return err
 	}
-	_, err = w.Exec(ctx, `INSERT INTO visits (patient, at_ns, body) VALUES ($1, $2, $3)`, string(p), ns(v.At), b)
-	return err
+	w.visit(string(p), ns(v.At), b)
+	return nil
 }
 
 // useInvite marks the invite the step presented as used by its patient:
-// the invite is read from tx at once, its update queued on w.
-func useInvite(ctx context.Context, tx pgx.Tx, w execer, st storage.Step) error {
+// the invite is read from tx at once, its update goes to w.
+func useInvite(ctx context.Context, tx dbtx, w *rows, st storage.Step) error {
 	var raw []byte
 	err := tx.QueryRow(ctx, `SELECT body FROM invites WHERE token = $1`, st.Invite).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -642,22 +644,19 @@ func useInvite(ctx context.Context, tx pgx.Tx, w execer, st storage.Step) error 
 	if err != nil {
 		return err
 	}
-	_, err = w.Exec(ctx, `UPDATE invites SET body = $2, used_by = $3 WHERE token = $1`, st.Invite, b, string(st.Patient))
-	return err
+	w.exec(`UPDATE invites SET body = $2, used_by = $3 WHERE token = $1`, st.Invite, b, string(st.Patient))
+	return nil
 }
 
 // setTimer schedules (or, with a zero At, cancels) one of o's timers,
 // replacing the key's earlier time and any claim on it.
-func setTimer(ctx context.Context, tx execer, o storage.Owner, t engine.Timer) error {
+func setTimer(w *rows, o storage.Owner, t engine.Timer) {
 	kind, owner := ownerCols(o)
 	if t.At.IsZero() {
-		_, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner_kind = $1 AND owner = $2 AND key = $3`, kind, owner, t.Key)
-		return err
+		w.timer(timerID{kind, owner, t.Key}, -1, true)
+		return
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO timers (owner_kind, owner, key, due_ns) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (owner_kind, owner, key) DO UPDATE SET due_ns = excluded.due_ns, claimed_by = NULL, lease_until = NULL`,
-		kind, owner, t.Key, ns(t.At))
-	return err
+	w.timer(timerID{kind, owner, t.Key}, ns(t.At), false)
 }
 
 // ownerCols returns the timers table's owner_kind and owner columns of o
@@ -687,7 +686,7 @@ func ownerFromCols(kind, owner string) (storage.Owner, error) {
 
 // resolveInvite looks up an invite token, locking it so two patients
 // presenting the same token at once cannot both use it.
-func resolveInvite(ctx context.Context, tx pgx.Tx, token string, now time.Time) (engine.InviteResult, error) {
+func resolveInvite(ctx context.Context, tx dbtx, token string, now time.Time) (engine.InviteResult, error) {
 	var raw []byte
 	err := tx.QueryRow(ctx, `SELECT body FROM invites WHERE token = $1 FOR UPDATE`, token).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -712,7 +711,7 @@ func resolveInvite(ctx context.Context, tx pgx.Tx, token string, now time.Time) 
 
 // putOutbound queues ms; encoded, when not nil, holds ms already encoded
 // (without ID); a nil element is encoded here.
-func putOutbound(ctx context.Context, tx execer, ms []engine.Outbound, encoded [][]byte) error {
+func putOutbound(w *rows, ms []engine.Outbound, encoded [][]byte) error {
 	for i, m := range ms {
 		var b []byte
 		if i < len(encoded) {
@@ -726,23 +725,18 @@ func putOutbound(ctx context.Context, tx execer, ms []engine.Outbound, encoded [
 			}
 		}
 		d := m.Destination()
-		if _, err := tx.Exec(ctx, `INSERT INTO outbox (platform, priority, dest, to_id, about, body) VALUES ($1, $2, $3, $4, $5, $6)`,
-			d.Platform(), m.Kind.Priority(), string(d), string(m.To), string(m.Patient), b); err != nil {
-			return err
-		}
+		w.message(d.Platform(), int16(m.Kind.Priority()), string(d), string(m.To), string(m.Patient), b)
 	}
 	return nil
 }
 
-func putAudit(ctx context.Context, tx execer, as []engine.Audit) error {
+func putAudit(w *rows, as []engine.Audit) error {
 	for _, a := range as {
 		b, err := json.Marshal(a)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO audit (patient, body) VALUES ($1, $2)`, string(a.Patient), b); err != nil {
-			return err
-		}
+		w.auditLine(string(a.Patient), b)
 	}
 	return nil
 }
@@ -751,7 +745,7 @@ func putAudit(ctx context.Context, tx execer, as []engine.Audit) error {
 // timers, read mark, visits, quarantined records, escalations and their
 // ladders, audit lines, queued messages and used invites. Dedupe keys hold
 // no personal data and stay.
-func erase(ctx context.Context, tx pgx.Tx, p engine.PatientID) error {
+func erase(ctx context.Context, tx dbtx, p engine.PatientID) error {
 	for _, q := range []string{
 		`DELETE FROM patients WHERE id = $1`,
 		`DELETE FROM timers WHERE owner_kind = 'patient' AND owner = $1`,
@@ -774,7 +768,7 @@ func erase(ctx context.Context, tx pgx.Tx, p engine.PatientID) error {
 
 // quarantine records q (the caller has removed the unreadable record),
 // audits it and queues the staff notice, inside tx.
-func (s *Store) quarantine(ctx context.Context, tx pgx.Tx, q storage.Quarantined) error {
+func (s *Store) quarantine(ctx context.Context, tx dbtx, q storage.Quarantined) error {
 	if err := tx.QueryRow(ctx, `INSERT INTO quarantine (patient, kind, key, value, at, reason) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
 		string(q.Patient), q.Kind, q.Key, q.Value, q.At, q.Reason).Scan(&q.Seq); err != nil {
 		return err
@@ -783,13 +777,16 @@ func (s *Store) quarantine(ctx context.Context, tx pgx.Tx, q storage.Quarantined
 	if q.Kind == storage.QuarantineState {
 		detail += "; the patient continues from a fresh state"
 	}
-	if err := putAudit(ctx, tx, []engine.Audit{{At: q.At, Actor: "system", Action: "record_quarantined", Patient: q.Patient, Detail: detail}}); err != nil {
+	var w rows
+	if err := putAudit(&w, []engine.Audit{{At: q.At, Actor: "system", Action: "record_quarantined", Patient: q.Patient, Detail: detail}}); err != nil {
 		return err
 	}
 	if f := s.notice.Load(); f != nil && *f != nil {
-		return putOutbound(ctx, tx, (*f)(q), nil)
+		if err := putOutbound(&w, (*f)(q), nil); err != nil {
+			return err
+		}
 	}
-	return nil
+	return w.flush(ctx, tx)
 }
 
 // Quarantine returns the records set aside, oldest first.
@@ -825,11 +822,14 @@ func (s *Store) PutInvite(inv engine.Invite) error {
 }
 
 // StateRaw returns a patient's stored state and its raw bytes (nil when
-// not stored), for Step.Prepared.
+// not stored), for Step.Prepared. It reads the last committed state
+// without a lock: a row lock taken outside a transaction is a transaction
+// of its own, with a commit that waits for the disk, and a step prepared
+// from a state that changed meanwhile is recomputed by Apply anyway.
 func (s *Store) StateRaw(id engine.PatientID) (engine.State, []byte, error) {
 	var st engine.State
 	var raw []byte
-	err := s.pool.QueryRow(context.Background(), `SELECT state FROM patients WHERE id = $1 FOR UPDATE`, string(id)).Scan(&raw)
+	err := s.pool.QueryRow(context.Background(), `SELECT state FROM patients WHERE id = $1`, string(id)).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && raw == nil) {
 		return st, nil, nil
 	}
@@ -1073,7 +1073,14 @@ func (s *Store) Retry(m engine.Outbound) error {
 
 // Enqueue queues messages that belong to no patient step.
 func (s *Store) Enqueue(ms ...engine.Outbound) error {
-	_, err := s.tx(context.Background(), func(tx pgx.Tx) error { return putOutbound(context.Background(), tx, ms, nil) })
+	ctx := context.Background()
+	_, err := s.tx(ctx, func(tx pgx.Tx) error {
+		var w rows
+		if err := putOutbound(&w, ms, nil); err != nil {
+			return err
+		}
+		return w.flush(ctx, tx)
+	})
 	return err
 }
 
@@ -1083,7 +1090,13 @@ func (s *Store) AppendAudit(ctx context.Context, as ...engine.Audit) error {
 	if len(as) == 0 {
 		return nil
 	}
-	_, err := s.tx(ctx, func(tx pgx.Tx) error { return putAudit(ctx, tx, as) })
+	_, err := s.tx(ctx, func(tx pgx.Tx) error {
+		var w rows
+		if err := putAudit(&w, as); err != nil {
+			return err
+		}
+		return w.flush(ctx, tx)
+	})
 	return err
 }
 
@@ -1157,15 +1170,17 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *storage.Due
 				return err
 			}
 		}
+		var w rows
 		for _, t := range up.Timers {
-			if err := setTimer(ctx, tx, o, t); err != nil {
-				return err
-			}
+			setTimer(&w, o, t)
 		}
-		if err := putOutbound(ctx, tx, up.Messages, nil); err != nil {
+		if err := putOutbound(&w, up.Messages, nil); err != nil {
 			return err
 		}
-		return putAudit(ctx, tx, up.Audit)
+		if err := putAudit(&w, up.Audit); err != nil {
+			return err
+		}
+		return w.flush(ctx, tx)
 	})
 	if err != nil {
 		return false, fmt.Errorf("escalation %d: %w", id, err)
@@ -1388,13 +1403,17 @@ func (s *Store) ApplyStaff(ctx context.Context, st storage.StaffStep) (bool, err
 				return errors.New("invite token collision")
 			}
 		}
-		return putOutbound(ctx, tx, append([]engine.Outbound(nil), st.Messages...), nil)
+		var w rows
+		if err := putOutbound(&w, append([]engine.Outbound(nil), st.Messages...), nil); err != nil {
+			return err
+		}
+		return w.flush(ctx, tx)
 	})
 }
 
 // putTranscript appends what the patient said (st.Heard) and what the step
 // sends them to the conversation transcript the staff desk shows.
-func putTranscript(ctx context.Context, tx execer, st storage.Step, ms []engine.Outbound) error {
+func putTranscript(w *rows, st storage.Step, ms []engine.Outbound) error {
 	var lines []storage.TranscriptLine
 	if st.Heard != nil {
 		lines = append(lines, *st.Heard)
@@ -1409,9 +1428,7 @@ func putTranscript(ctx context.Context, tx execer, st storage.Step, ms []engine.
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO transcript (patient, body) VALUES ($1, $2)`, string(st.Patient), b); err != nil {
-			return err
-		}
+		w.transcriptLine(string(st.Patient), b)
 	}
 	return nil
 }
