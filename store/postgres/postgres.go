@@ -949,6 +949,14 @@ func (s *Store) Outbox(platform string, limit int) ([]engine.Outbound, error) {
 // instance holds a claim for, are left to that instance; this instance's
 // own earlier claims are returned again with their lease renewed.
 //
+// Only the messages claimed are locked, not the maxKeys looked at: a row
+// lock is a write, and a dispatcher pass that locked thousands of queued
+// check-ins to claim a few dozen held up every step's commit, and with it
+// the red flags behind them. A message another instance locked or claimed
+// between the look and the lock is left to it, with every later message
+// to its destination, so one chat's messages never go out from two
+// instances at once.
+//
 // An entry that cannot be decoded is quarantined and left out.
 func (s *Store) OutboxScan(platform string, limit, maxKeys int, skip func(engine.PatientID) bool) ([]engine.Outbound, error) {
 	ctx := context.Background()
@@ -959,21 +967,48 @@ func (s *Store) OutboxScan(platform string, limit, maxKeys int, skip func(engine
 			WHERE platform = $1 AND (claimed_by IS NULL OR claimed_by = $2 OR lease_until < now())
 			AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.dest = o.dest AND x.claimed_by IS NOT NULL
 				AND x.claimed_by <> $2 AND x.lease_until >= now())
-			ORDER BY priority, id LIMIT $3 FOR UPDATE SKIP LOCKED`, platform, s.instance, maxKeys)
+			ORDER BY priority, id LIMIT $3`, platform, s.instance, maxKeys)
 		if err != nil {
 			return err
 		}
 		var ids []int64
+		var dests []string
 		var id int64
 		var dest string
 		_, err = pgx.ForEachRow(rows, []any{&id, &dest}, func() error {
 			if len(ids) < limit && (skip == nil || !skip(engine.PatientID(dest))) {
-				ids = append(ids, id)
+				ids, dests = append(ids, id), append(dests, dest)
 			}
 			return nil
 		})
 		if err != nil || len(ids) == 0 {
 			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT id FROM outbox
+			WHERE id = ANY($1) AND (claimed_by IS NULL OR claimed_by = $2 OR lease_until < now())
+			FOR UPDATE SKIP LOCKED`, ids, s.instance)
+		if err != nil {
+			return err
+		}
+		locked := map[int64]bool{}
+		if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+			locked[id] = true
+			return nil
+		}); err != nil {
+			return err
+		}
+		lost := map[string]bool{} // destinations with a message left to another instance
+		keep := ids[:0]
+		for i, id := range ids {
+			if !locked[id] {
+				lost[dests[i]] = true
+			}
+			if !lost[dests[i]] {
+				keep = append(keep, id)
+			}
+		}
+		if ids = keep; len(ids) == 0 {
+			return nil
 		}
 		rows, err = tx.Query(ctx, `UPDATE outbox SET claimed_by = $2, lease_until = now() + $3 * interval '1 millisecond'
 			WHERE id = ANY($1) RETURNING id, dest, body`, ids, s.instance, s.leaseMS)
