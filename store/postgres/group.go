@@ -16,20 +16,24 @@ import (
 
 // Group commit defaults (Options.GroupSize, GroupWait, Committers),
 // measured with `aftercare-load -store postgres` on the project's 2-core
-// VM (see the README's PostgreSQL table).
+// VM, shared with other work (see the README's PostgreSQL table).
 const (
-	// DefaultGroupSize is the most steps one transaction holds. Beyond a
-	// few hundred the server's time per step no longer falls, while a
-	// group that must be split (a poisoned step) costs more.
+	// DefaultGroupSize is the most steps one transaction holds. A group
+	// that must be split (a step the server refuses) costs more the larger
+	// it is, and beyond a few hundred the server's time per step no
+	// longer falls.
 	DefaultGroupSize = 256
-	// DefaultGroupWait is how long a group waits for more steps once it
-	// has its first: none. A group is cut when a committer is free, so it
-	// grows with the load on its own (as bbolt's committer does), and an
-	// idle store adds no delay.
-	DefaultGroupWait = 0
+	// DefaultGroupWait is how long steps that arrive while a group
+	// commits wait for it to finish before another group starts beside
+	// it (unless an eighth of a group waits already). An idle store starts
+	// a group at once; under load the wait makes groups about twice as
+	// large (fewer commits for the server), at a cost of at most this
+	// much latency. 0 starts a group whenever a committer is free.
+	DefaultGroupWait = 2 * time.Millisecond
 	// DefaultCommitters is how many groups may be committing at once, each
 	// on a connection of its own: while one waits for its WAL flush, the
-	// next gathers the steps that arrived meanwhile.
+	// next gathers the steps that arrived meanwhile. More committers made
+	// groups smaller, not throughput higher, on two cores.
 	DefaultCommitters = 4
 )
 
@@ -81,7 +85,11 @@ func (s *Store) GroupStats() GroupStats {
 // committer gathers concurrent Apply calls into group transactions: one
 // goroutine (loop) cuts groups from the queue and hands them to up to
 // workers goroutines, each committing one group at a time on a connection
-// of its own.
+// of its own. When no group is committing, a step starts one at once;
+// while one is, the steps arriving wait for it (a group takes every step
+// waiting when it starts), and a second group starts beside it only once
+// they have waited wait, or an eighth of a group's worth waits. So an idle
+// store adds no delay, and under load groups grow instead of multiplying.
 //
 // A patient's steps keep their order: a step whose patient already has a
 // step in a group being committed, or earlier in the group being cut, is
@@ -93,6 +101,7 @@ func (s *Store) GroupStats() GroupStats {
 type committer struct {
 	s       *Store
 	max     int
+	eager   int // steps waiting that start a group beside a running one at once
 	wait    time.Duration
 	workers int
 	timeout time.Duration // a group attempt's deadline
@@ -105,9 +114,9 @@ type committer struct {
 	groups, steps, retries, split atomic.Uint64
 }
 
-func newCommitter(s *Store, max int, wait time.Duration, workers int, timeout time.Duration) *committer {
-	c := &committer{s: s, max: max, wait: wait, workers: workers, timeout: timeout,
-		queue: make(chan *apply, max), done: make(chan struct{})}
+func newCommitter(s *Store, size int, wait time.Duration, workers int, timeout time.Duration) *committer {
+	c := &committer{s: s, max: size, eager: max(1, size/8), wait: wait, workers: workers, timeout: timeout,
+		queue: make(chan *apply, size), done: make(chan struct{})}
 	go c.loop()
 	return c
 }
@@ -161,6 +170,12 @@ func (c *committer) loop() {
 	var held []*apply                   // taken off the queue, waiting for their patient
 	running := 0
 	queue := c.queue
+	// While a group commits, steps arriving wait for it for up to c.wait
+	// (expired: they have) unless enough of them wait to fill a group of
+	// their own: a second group beside the first costs the server a
+	// commit more, worth it only for many steps or a long wait.
+	var deadline <-chan time.Time
+	expired := false
 	release := func(g []*apply) {
 		for _, a := range g {
 			delete(busy, a.st.Patient)
@@ -179,18 +194,24 @@ func (c *committer) loop() {
 			}
 		}
 		if running < c.workers {
-			var g []*apply
-			g, held, queue = c.cut(held, queue, busy)
-			if len(g) > 0 {
-				for _, a := range g {
-					busy[a.st.Patient] = true
+			waiting := len(held) + len(queue)
+			if running == 0 || queue == nil || c.wait <= 0 || expired || waiting >= c.eager {
+				var g []*apply
+				g, held, queue = c.cut(held, queue, busy)
+				if len(g) > 0 {
+					for _, a := range g {
+						busy[a.st.Patient] = true
+					}
+					running++
+					deadline, expired = nil, false
+					go func() {
+						c.run(g)
+						finished <- g
+					}()
+					continue
 				}
-				running++
-				go func() {
-					c.run(g)
-					finished <- g
-				}()
-				continue
+			} else if waiting > 0 && deadline == nil {
+				deadline = time.After(c.wait)
 			}
 		}
 		if queue == nil && len(held) == 0 && running == 0 {
@@ -210,13 +231,15 @@ func (c *committer) loop() {
 				continue
 			}
 			held = append(held, a)
+		case <-deadline:
+			deadline, expired = nil, true
 		}
 	}
 }
 
-// cut takes a group off held (first, in order) and then the queue: up to
-// max steps, waiting up to c.wait for more once it has one. It returns
-// the group, the steps still held, and the queue (nil once closed).
+// cut takes a group off held (first, in order) and then what waits in
+// the queue, up to max steps, without waiting for more. It returns the
+// group, the steps still held, and the queue (nil once closed).
 func (c *committer) cut(held []*apply, queue chan *apply, busy map[engine.PatientID]bool) (group, rest []*apply, q chan *apply) {
 	// Patients in this group, or with a step held back in this cut (so
 	// their later steps are held back too), and the group's dedupe keys.
@@ -246,31 +269,16 @@ func (c *committer) cut(held []*apply, queue chan *apply, busy map[engine.Patien
 	for _, a := range held {
 		take(a)
 	}
-	var timeout <-chan time.Time
 	for len(group) < c.max {
-		var a *apply
-		var ok bool
 		select {
-		case a, ok = <-queue:
+		case a, ok := <-queue:
+			if !ok {
+				return group, rest, nil
+			}
+			take(a)
 		default:
-			if len(group) == 0 || c.wait <= 0 {
-				return group, rest, queue
-			}
-			if timeout == nil {
-				t := time.NewTimer(c.wait)
-				defer t.Stop()
-				timeout = t.C
-			}
-			select {
-			case a, ok = <-queue:
-			case <-timeout:
-				return group, rest, queue
-			}
+			return group, rest, queue
 		}
-		if !ok {
-			return group, rest, nil
-		}
-		take(a)
 	}
 	return group, rest, queue
 }

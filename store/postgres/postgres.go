@@ -95,9 +95,10 @@ type Options struct {
 	// GroupSize is the most Apply steps one transaction holds (default
 	// DefaultGroupSize); 1 commits each step alone.
 	GroupSize int
-	// GroupWait is how long a group, once it has a step, waits for more
-	// before it commits (default DefaultGroupWait, none: a group takes what
-	// queued while the committers were busy, so it grows with the load).
+	// GroupWait is how long steps arriving while a group commits wait
+	// for it before a second group starts beside it (default
+	// DefaultGroupWait; negative: no wait). A group takes every step that
+	// waits, so groups grow with the load; an idle store adds no delay.
 	GroupWait time.Duration
 	// Committers is how many groups may commit at once, each on its own
 	// connection (default DefaultCommitters). The pool is made larger than
@@ -133,8 +134,8 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.GroupSize <= 0 {
 		o.GroupSize = DefaultGroupSize
 	}
-	if o.GroupWait < 0 {
-		o.GroupWait = 0
+	if o.GroupWait == 0 {
+		o.GroupWait = DefaultGroupWait
 	}
 	if o.Committers <= 0 {
 		o.Committers = DefaultCommitters
