@@ -88,8 +88,9 @@ func (s *Store) GroupStats() GroupStats {
 // of its own. When no group is committing, a step starts one at once;
 // while one is, the steps arriving wait for it (a group takes every step
 // waiting when it starts), and a second group starts beside it only once
-// they have waited wait, or an eighth of a group's worth waits. So an idle
-// store adds no delay, and under load groups grow instead of multiplying.
+// they have waited wait, or an eighth of a group's worth waits, or a step
+// known to raise a red flag (urgent) waits. So an idle store adds no
+// delay, and under load groups grow instead of multiplying.
 //
 // A patient's steps keep their order: a step whose patient already has a
 // step in a group being committed, or earlier in the group being cut, is
@@ -231,10 +232,32 @@ func (c *committer) loop() {
 				continue
 			}
 			held = append(held, a)
+			if urgent(a.st) {
+				expired = true // a red flag waits for no one
+			}
 		case <-deadline:
 			deadline, expired = nil, true
 		}
 	}
+}
+
+// urgent reports whether a step is known, before it commits, to raise an
+// escalation or send an alert (its prepared result says so): such a step
+// starts a group at once instead of waiting for the one committing.
+func urgent(st storage.Step) bool {
+	pr := st.Prepared
+	if pr == nil {
+		return false
+	}
+	if pr.Result.Escalation != nil {
+		return true
+	}
+	for _, m := range pr.Result.Messages {
+		if m.Kind.Priority() == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // cut takes a group off held (first, in order) and then what waits in

@@ -173,3 +173,23 @@ func TestGroupFailuresStayTheirOwn(t *testing.T) {
 		t.Error("no step was split out, yet three failed")
 	}
 }
+
+// TestUrgentSteps checks which steps start a group at once: those whose
+// prepared result raises an escalation or sends an alert.
+func TestUrgentSteps(t *testing.T) {
+	tests := []struct {
+		name string
+		pr   *storage.Prepared
+		want bool
+	}{
+		{"not prepared", nil, false},
+		{"a reply", &storage.Prepared{Result: engine.Result{Messages: []engine.Outbound{{Kind: engine.KindReply}}}}, false},
+		{"an escalation", &storage.Prepared{Result: engine.Result{Escalation: &engine.Escalation{Level: engine.Urgent}}}, true},
+		{"an alert", &storage.Prepared{Result: engine.Result{Messages: []engine.Outbound{{Kind: engine.KindReply}, {Kind: engine.KindAlert}}}}, true},
+	}
+	for _, tc := range tests {
+		if got := urgent(storage.Step{Prepared: tc.pr}); got != tc.want {
+			t.Errorf("%s: urgent %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
