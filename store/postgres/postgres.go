@@ -11,8 +11,9 @@
 //   - Group commit: concurrent Apply calls of different patients share
 //     one transaction (up to Options.GroupSize steps; see committer), and
 //     each returns once its group is committed, so every step is durable
-//     before its reply is sent. A step whose fn or writes fail is taken out
-//     and run alone; the rest commit without it.
+//     before its reply is sent. A step whose fn fails is taken out and run
+//     alone, and a group whose rows the server refuses is halved until the
+//     step at fault is alone: the rest commit without it.
 //   - A patient's steps apply in order even when two instances receive
 //     them: a group locks its patients' rows (SELECT ... FOR UPDATE) before
 //     it reads their states, dedupe keys or timers, always in patient ID
