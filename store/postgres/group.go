@@ -18,27 +18,29 @@ import (
 // measured with `aftercare-load -store postgres` on the project's 2-core
 // VM, shared with other work (see the README's PostgreSQL table).
 const (
-	// DefaultGroupSize is the most steps one transaction holds. A group
-	// that must be split (a step the server refuses) costs more the larger
-	// it is, and beyond a few hundred the server's time per step no
-	// longer falls.
+	// DefaultGroupSize is the most steps one transaction holds. It is
+	// above the groups the load reaches here (36 steps on average in the
+	// full scenario a, 256 patients sending at once), so it rarely binds;
+	// a group that must be split (a step the server refuses) costs more
+	// the larger it is.
 	DefaultGroupSize = 256
 	// DefaultGroupWait is how long steps that arrive while a group
 	// commits wait for it to finish before another group starts beside
 	// it (unless an eighth of a group waits already). An idle store starts
-	// a group at once; under load the wait makes groups about twice as
-	// large (fewer commits for the server), at a cost of at most this
-	// much latency. 0 starts a group whenever a committer is free.
+	// a group at once; under load the wait made groups about twice as
+	// large (24 to 41 steps with one instance, 12 to 25 with two: fewer
+	// commits for the server), at a cost of at most this much latency.
 	DefaultGroupWait = 2 * time.Millisecond
 	// DefaultCommitters is how many groups may be committing at once, each
 	// on a connection of its own: while one waits for its WAL flush, the
-	// next gathers the steps that arrived meanwhile. More committers made
-	// groups smaller, not throughput higher, on two cores.
+	// next gathers the steps that arrived meanwhile. In a sweep of 2, 4
+	// and 8 on two shared cores (noisy), 8 made groups smaller without
+	// raising throughput.
 	DefaultCommitters = 4
 )
 
 // retries is how often a group that hit a deadlock or a serialization
-// failure is run again before its steps are run one by one.
+// failure is run again before it is halved like any failed group.
 const retries = 5
 
 // An apply is one Apply call waiting for its group.
