@@ -12,6 +12,7 @@ import (
 
 	"github.com/aftercare-clinic/aftercare/engine"
 	"github.com/aftercare-clinic/aftercare/service"
+	"github.com/aftercare-clinic/aftercare/store/postgres"
 )
 
 // TargetPostgresMessagesPerSecond is issue 17's goal for durable
@@ -52,9 +53,11 @@ func Instances(ctx context.Context, c ThroughputConfig, n int) (Result, error) {
 		svcs[i] = p.Service
 	}
 	mw := watchMemory()
+	before := groupStats(ps)
 	cost := startCost() // this process only: the server's CPU is not in it
 	lat, sentBy, elapsed, err := driveMany(ctx, svcs, c.Patients, c.Messages, c.Senders, c.Seed)
 	perMsg := cost.per(c.Messages)
+	after := groupStats(ps)
 	r.Memory = mw.finish()
 	if err != nil {
 		return r, err
@@ -67,6 +70,11 @@ func Instances(ctx context.Context, c ThroughputConfig, n int) (Result, error) {
 	r.figure("patients", float64(c.Patients), "")
 	r.figure("senders", float64(c.Senders), "goroutines")
 	r.figure("connections per instance (pool)", float64(c.Backend.PoolSize), "")
+	if n := after.Groups - before.Groups; n > 0 {
+		r.figure("group transactions", float64(n), "all instances")
+		r.figure("steps per group transaction", float64(after.Steps-before.Steps)/float64(n), "mean")
+		r.figure("groups run again (deadlock, serialization failure)", float64(after.Retries-before.Retries), "")
+	}
 	r.figure("enroll time", enroll.Seconds(), "s")
 	delivered := 0
 	fakes := make([]*FakeSender, n)
@@ -84,6 +92,21 @@ func Instances(ctx context.Context, c ThroughputConfig, n int) (Result, error) {
 	}
 	r.check("throughput", fmt.Sprintf("≥ %d msg/s", TargetPostgresMessagesPerSecond), fmt.Sprintf("%.0f msg/s", r.PerSecond), r.PerSecond >= TargetPostgresMessagesPerSecond)
 	return r, nil
+}
+
+// groupStats sums the PostgreSQL stores' group commit counts.
+func groupStats(ps []*Pipeline) postgres.GroupStats {
+	var sum postgres.GroupStats
+	for _, p := range ps {
+		if s, ok := p.DB.(*postgres.Store); ok {
+			g := s.GroupStats()
+			sum.Groups += g.Groups
+			sum.Steps += g.Steps
+			sum.Retries += g.Retries
+			sum.Split += g.Split
+		}
+	}
+	return sum
 }
 
 // verifyShared is verify for several instances on one database: the

@@ -8,12 +8,20 @@
 //   - One transaction per step: Apply commits the state, timer changes,
 //     queued messages, escalation, audit lines, dedupe key and invite use of
 //     one engine step together, or nothing.
+//   - Group commit: concurrent Apply calls of different patients share
+//     one transaction (up to Options.GroupSize steps; see committer), and
+//     each returns once its group is committed, so every step is durable
+//     before its reply is sent. A step whose fn fails is taken out and run
+//     alone, and a group whose rows the server refuses is halved until the
+//     step at fault is alone: the rest commit without it.
 //   - A patient's steps apply in order even when two instances receive
-//     them: each step locks the patient's row (SELECT ... FOR UPDATE) before
-//     it reads the state, checks the dedupe key or the timer. Steps are not
-//     batched across patients, so a transaction holds at most one patient
-//     lock and lock order cannot cycle: patient row, then that patient's
-//     escalations, then timers.
+//     them: a group locks its patients' rows (SELECT ... FOR UPDATE) before
+//     it reads their states, dedupe keys or timers, always in patient ID
+//     order, so two instances' groups cannot deadlock (a deadlock the
+//     server reports all the same, say with an erasure racing a ladder
+//     step, runs the group again). Within one Store, two steps of one
+//     patient never share a group or run in two at once: the later waits
+//     for the earlier's group.
 //   - Timers fire once: DueBefore claims the due timers it returns (FOR
 //     UPDATE SKIP LOCKED, then a lease), so instances share the due timers
 //     instead of racing for them; firing deletes the timer in the step's
@@ -49,6 +57,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +65,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aftercare-clinic/aftercare/engine"
@@ -95,11 +105,26 @@ type Options struct {
 	// the CPUs). Connections open as needed and close after a minute
 	// idle when it is set, so many small per-clinic pools hold few.
 	MaxConns int32
+	// GroupSize is the most Apply steps one transaction holds (default
+	// DefaultGroupSize); 1 commits each step alone.
+	GroupSize int
+	// GroupWait is how long steps arriving while a group commits wait
+	// for it before a second group starts beside it (default
+	// DefaultGroupWait; negative: no wait). A group takes every step that
+	// waits, so groups grow with the load; an idle store adds no delay.
+	GroupWait time.Duration
+	// Committers is how many groups may commit at once, each on its own
+	// connection (default DefaultCommitters). The pool is made larger than
+	// this unless the DSN sets pool_max_conns.
+	Committers int
 }
 
 // schemaName is what Options.Schema may be: a lowercase identifier that
 // needs no quoting.
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// ErrClosed is returned by Apply once Close has begun.
+var ErrClosed = errors.New("postgres store is closed")
 
 // Store is an open PostgreSQL store. Create it with Open; close it with Close.
 type Store struct {
@@ -107,6 +132,7 @@ type Store struct {
 	instance string
 	leaseMS  int64
 	notice   atomic.Pointer[storage.QuarantineNotice]
+	group    *committer
 }
 
 // Open connects, migrates the schema and returns the store. Errors name
@@ -122,6 +148,15 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 10 * time.Second
 	}
+	if o.GroupSize <= 0 {
+		o.GroupSize = DefaultGroupSize
+	}
+	if o.GroupWait == 0 {
+		o.GroupWait = DefaultGroupWait
+	}
+	if o.Committers <= 0 {
+		o.Committers = DefaultCommitters
+	}
 	if o.Instance == "" {
 		var b [8]byte
 		rand.Read(b[:])
@@ -131,6 +166,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		// pgx leaves the password out of its parse errors.
 		return nil, fmt.Errorf("postgres store: %s is not a valid connection string: %w", DSNEnv, err)
+	}
+	// The committers hold a connection each while committing; leave room
+	// for the scheduler, the dispatchers and the desk.
+	if need := int32(o.Committers + 4); cfg.MaxConns < need && !strings.Contains(o.DSN, "pool_max_conns") {
+		cfg.MaxConns = need
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > o.ConnectTimeout {
 		cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
@@ -145,6 +185,12 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		cfg.MaxConns = o.MaxConns
 		cfg.MinConns = 0
 		cfg.MaxConnIdleTime = time.Minute
+		// A small pool (one clinic of many) keeps half its connections
+		// free of committers, so the dispatchers' claims and the desk's
+		// reads never wait for every group in flight.
+		if limit := max(1, int(o.MaxConns)/2); o.Committers > limit {
+			o.Committers = limit
+		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
 	defer cancel()
@@ -160,12 +206,16 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store: %w", err)
 	}
-	return &Store{pool: pool, instance: o.Instance, leaseMS: o.Lease.Milliseconds()}, nil
+	s := &Store{pool: pool, instance: o.Instance, leaseMS: o.Lease.Milliseconds()}
+	s.group = newCommitter(s, o.GroupSize, o.GroupWait, o.Committers, o.Lease)
+	return s, nil
 }
 
-// Close gives up this instance's claims, so another instance may take them
-// at once, and closes the connections.
+// Close commits the steps already queued (Apply calls after it begins
+// return ErrClosed), gives up this instance's claims, so another instance
+// may take them at once, and closes the connections.
 func (s *Store) Close() error {
+	s.group.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.pool.Exec(ctx, `UPDATE timers SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = $1`, s.instance)
@@ -180,6 +230,15 @@ func (s *Store) Instance() string { return s.instance }
 // SetQuarantineNotice sets who is told when a record is quarantined (see
 // storage.QuarantineNotice). Safe for concurrent use.
 func (s *Store) SetQuarantineNotice(f storage.QuarantineNotice) { s.notice.Store(&f) }
+
+// dbtx is what the statements of a transaction run on: a pgx.Tx, or the
+// connection of a group, which sends its own BEGIN and COMMIT.
+type dbtx interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
 
 // errSkip rolls a transaction back that committed nothing on purpose.
 var errSkip = errors.New("skip")
@@ -210,6 +269,16 @@ func nsOrNil(t time.Time) any {
 	return ns(t)
 }
 
+// nsPtr is ns for optional times in column arrays: the zero time is nil
+// (NULL).
+func nsPtr(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	n := ns(t)
+	return &n
+}
+
 func fromNS(n int64) time.Time { return time.Unix(0, n).UTC() }
 
 // lockPatient locks p's row, creating it (with no state) when missing,
@@ -237,85 +306,233 @@ func lockPatient(ctx context.Context, tx pgx.Tx, p engine.PatientID) ([]byte, er
 // Apply loads the patient's state under its row lock, calls fn with it,
 // and commits fn's result in one transaction. It reports whether anything
 // was committed: false when the dedupe key was already applied, the timer
-// was already fired, or fn returned storage.ErrSkip. fn runs at most once.
+// was already fired, or fn returned storage.ErrSkip. Apply returns only
+// once the step is committed (or failed).
+//
+// Concurrent Apply calls of different patients share a transaction (group
+// commit, see committer and applyGroup), so fn may run more than once, as
+// with the bbolt store: when another step of its group fails, the group is
+// rolled back and run again without it. A step's own failure (fn's error
+// or panic, a write the server refuses) is its own: the others commit.
 func (s *Store) Apply(ctx context.Context, st storage.Step, fn func(storage.Input) (engine.Result, error)) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	if st.Due != nil && st.Due.Owner != storage.PatientOwner(st.Patient) {
 		return false, fmt.Errorf("apply %s: timer %s of %s: %w", st.Patient, st.Due.Key, st.Due.Owner, storage.ErrOwner)
 	}
-	ok, err := s.tx(ctx, func(tx pgx.Tx) error {
-		raw, err := lockPatient(ctx, tx, st.Patient)
-		if err != nil {
-			return err
-		}
-		if st.Dedupe != "" {
-			var one int
-			err := tx.QueryRow(ctx, `SELECT 1 FROM dedupe WHERE key = $1`, st.Dedupe).Scan(&one)
-			if err == nil {
-				return errSkip
-			}
-			if !errors.Is(err, pgx.ErrNoRows) {
-				return err
-			}
-		}
-		if d := st.Due; d != nil {
-			var one int
-			err := tx.QueryRow(ctx, `SELECT 1 FROM timers WHERE owner_kind = 'patient' AND owner = $1 AND key = $2 AND due_ns = $3 FOR UPDATE SKIP LOCKED`,
-				string(st.Patient), d.Key, ns(d.At)).Scan(&one)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return errSkip // fired already (or being fired under a claim)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		if pr := st.Prepared; pr != nil && st.Invite == "" && (raw == nil) == (pr.From == nil) && bytes.Equal(raw, pr.From) {
-			return s.commit(ctx, tx, st, pr.Result, pr.State, pr.Messages)
-		}
-		var state engine.State
-		found := raw != nil
-		if found {
-			if err := json.Unmarshal(raw, &state); err != nil {
-				// Set the unreadable state aside and go on from a fresh
-				// one: the message is still triaged, a red flag escalates.
-				if _, err := tx.Exec(ctx, `UPDATE patients SET state = NULL WHERE id = $1`, string(st.Patient)); err != nil {
-					return err
-				}
-				q := storage.Quarantined{Patient: st.Patient, Kind: storage.QuarantineState, Key: []byte(st.Patient), Value: raw, At: st.Now, Reason: err.Error()}
-				if err := s.quarantine(ctx, tx, q); err != nil {
-					return err
-				}
-				state, found = engine.State{}, false
-			}
-		}
-		in := storage.Input{State: state, Found: found}
-		if st.Invite != "" {
-			if in.Invite, err = resolveInvite(ctx, tx, st.Invite, st.Now); err != nil {
-				return err
-			}
-		}
-		res, err := fn(in)
-		if errors.Is(err, storage.ErrSkip) {
-			return errSkip
-		}
-		if err != nil {
-			return err
-		}
-		return s.commit(ctx, tx, st, res, nil, nil)
-	})
-	if err != nil {
+	a := &apply{st: st, fn: fn, done: make(chan error, 1)}
+	if err := s.group.do(ctx, a); err != nil {
 		return false, fmt.Errorf("apply %s: %w", st.Patient, err)
 	}
-	return ok, nil
+	return a.applied, nil
+}
+
+// errLockRace means a patient row created for a group was erased before
+// the group could lock it; the group is run again.
+var errLockRace = errors.New("patient row erased while being locked")
+
+// applyGroup runs the steps of g, each of a different patient, in one
+// transaction and commits it, setting each step's applied.
+//
+// Lock order, the same in every transaction, so that groups of two
+// instances cannot deadlock: first the group's patient rows, created where
+// missing and then locked, both in ID order; then the invite of the
+// group's one invite step, if any; then only rows belonging to those
+// patients (their timers, escalations, messages). The reads that come
+// with the locks (states, dedupe keys, the timers being fired) go out as
+// one pipelined batch, and every step's writes as a second.
+//
+// An error wrapping *stepError is one step's own (its reads or fn);
+// *commitError a COMMIT without an answer; *groupError no connection; any
+// other error the group's (its writes are one statement per table, so a
+// bad row is not one step's: the committer halves the group to find it).
+func (s *Store) applyGroup(ctx context.Context, g []*apply) error {
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return &groupError{err}
+	}
+	// BEGIN goes out with the reads and COMMIT with the writes, so a
+	// group costs two round trips (pgx.Tx would add one for each): on a
+	// busy machine each round trip waits for the server to be scheduled.
+	tx := pc.Conn()
+	defer func() {
+		if c := tx.PgConn(); !c.IsClosed() && c.TxStatus() != 'I' {
+			// Failed midway: end the transaction, or the pool closes the
+			// connection when it comes back.
+			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			tx.Exec(rctx, `ROLLBACK`)
+			cancel()
+		}
+		pc.Release()
+	}()
+	ids := make([]string, len(g))
+	var keys, owners, tkeys []string
+	var dues []int64
+	for i, a := range g {
+		ids[i] = string(a.st.Patient)
+		if a.st.Dedupe != "" {
+			keys = append(keys, a.st.Dedupe)
+		}
+		if d := a.st.Due; d != nil {
+			owners, tkeys, dues = append(owners, string(a.st.Patient)), append(tkeys, d.Key), append(dues, ns(d.At))
+		}
+	}
+	slices.Sort(ids) // bytewise, as COLLATE "C" sorts
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	b.Queue(`INSERT INTO patients (id)
+		SELECT id FROM unnest($1::text[]) AS id ORDER BY id COLLATE "C"
+		ON CONFLICT (id) DO NOTHING RETURNING id`, ids)
+	b.Queue(`SELECT id, state FROM patients WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids)
+	b.Queue(`SELECT key FROM dedupe WHERE key = ANY($1)`, keys)
+	b.Queue(`SELECT t.owner, t.key, t.due_ns FROM timers t
+		JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS d (owner, key, due_ns)
+			ON t.owner = d.owner AND t.key = d.key AND t.due_ns = d.due_ns
+		WHERE t.owner_kind = 'patient'
+		FOR UPDATE OF t SKIP LOCKED`, owners, tkeys, dues)
+	created := map[engine.PatientID]bool{}
+	states := make(map[engine.PatientID][]byte, len(g))
+	applied := map[string]bool{}
+	live := map[timerRef]bool{}
+	if err := readGroup(tx.SendBatch(ctx, b), created, states, applied, live); err != nil {
+		return err
+	}
+	if len(states) != len(g) {
+		return errLockRace
+	}
+	w := &rows{}
+	var unfilled []string // rows created here whose step stored no state
+	for i, a := range g {
+		ok, err := s.groupStep(ctx, tx, w, a, states[a.st.Patient], applied, live)
+		if err != nil {
+			return &stepError{i, err}
+		}
+		a.applied = ok
+		if created[a.st.Patient] && !ok {
+			unfilled = append(unfilled, string(a.st.Patient))
+		}
+	}
+	if len(unfilled) > 0 {
+		w.exec(`DELETE FROM patients WHERE id = ANY($1) AND state IS NULL`, unfilled)
+	}
+	b = w.batch()
+	b.Queue(`COMMIT`)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			return err // refused by the server: nothing committed
+		}
+		return &commitError{err}
+	}
+	return nil
+}
+
+// timerRef names one patient timer at one due time.
+type timerRef struct {
+	owner, key string
+	due        int64
+}
+
+// readGroup reads the results of applyGroup's first batch: the patient
+// rows created, the states locked, the dedupe keys already applied and
+// the timers still due.
+func readGroup(br pgx.BatchResults, created map[engine.PatientID]bool, states map[engine.PatientID][]byte, applied map[string]bool, live map[timerRef]bool) error {
+	defer br.Close()
+	if _, err := br.Exec(); err != nil { // BEGIN
+		return &groupError{err}
+	}
+	var id, key string
+	var raw []byte
+	rows, _ := br.Query()
+	if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+		created[engine.PatientID(id)] = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	rows, _ = br.Query()
+	if _, err := pgx.ForEachRow(rows, []any{&id, &raw}, func() error {
+		states[engine.PatientID(id)] = bytes.Clone(raw) // nil stays nil: no state yet
+		return nil
+	}); err != nil {
+		return err
+	}
+	rows, _ = br.Query()
+	if _, err := pgx.ForEachRow(rows, []any{&key}, func() error {
+		applied[key] = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	var t timerRef
+	rows, _ = br.Query()
+	if _, err := pgx.ForEachRow(rows, []any{&t.owner, &t.key, &t.due}, func() error {
+		live[t] = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	return br.Close()
+}
+
+// groupStep applies one step of a group on its patient's locked state
+// raw: it decides whether the step is skipped, runs fn when the prepared
+// result is stale (or missing), and adds the step's rows to w. It
+// reports whether the step commits anything.
+func (s *Store) groupStep(ctx context.Context, tx dbtx, w *rows, a *apply, raw []byte, applied map[string]bool, live map[timerRef]bool) (bool, error) {
+	st := a.st
+	if st.Dedupe != "" && applied[st.Dedupe] {
+		return false, nil
+	}
+	if d := st.Due; d != nil && !live[timerRef{string(st.Patient), d.Key, ns(d.At)}] {
+		return false, nil // fired already (or being fired under a claim)
+	}
+	if pr := st.Prepared; pr != nil && st.Invite == "" && (raw == nil) == (pr.From == nil) && bytes.Equal(raw, pr.From) {
+		return true, s.commit(ctx, tx, w, st, pr.Result, pr.State, pr.Messages)
+	}
+	var state engine.State
+	found := raw != nil
+	if found {
+		if err := json.Unmarshal(raw, &state); err != nil {
+			// Set the unreadable state aside and go on from a fresh
+			// one: the message is still triaged, a red flag escalates.
+			if _, err := tx.Exec(ctx, `UPDATE patients SET state = NULL WHERE id = $1`, string(st.Patient)); err != nil {
+				return false, err
+			}
+			q := storage.Quarantined{Patient: st.Patient, Kind: storage.QuarantineState, Key: []byte(st.Patient), Value: raw, At: st.Now, Reason: err.Error()}
+			if err := s.quarantine(ctx, tx, q); err != nil {
+				return false, err
+			}
+			state, found = engine.State{}, false
+		}
+	}
+	in := storage.Input{State: state, Found: found}
+	if st.Invite != "" {
+		var err error
+		if in.Invite, err = resolveInvite(ctx, tx, st.Invite, st.Now); err != nil {
+			return false, err
+		}
+	}
+	res, err := call(a.fn, in)
+	if errors.Is(err, storage.ErrSkip) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, s.commit(ctx, tx, w, st, res, nil, nil)
 }
 
 // commit writes one step; stateBytes and encoded, when set, are res.State
 // and res.Messages already encoded. Each table's part is a helper below,
 // called in the bbolt store's order: erasure, state, fired timer, timers,
 // escalation (and what st.OnEscalation adds to it), messages, audit,
-// transcript, visit, dedupe key, invite. The writes are queued and go out
-// as one pipelined batch at the end (see queue); only the reads (an
-// escalation's number, an invite) and the rare erasure run at once.
-func (s *Store) commit(ctx context.Context, tx pgx.Tx, st storage.Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
+// transcript, visit, dedupe key, invite. The writes are queued on w, which
+// the group sends as one pipelined batch after its last step (see queue);
+// only the reads (an escalation's number, an invite) and the rare erasure
+// run at once, in tx.
+func (s *Store) commit(ctx context.Context, tx dbtx, w *rows, st storage.Step, res engine.Result, stateBytes []byte, encoded [][]byte) error {
 	// Work on copies: the caller's result (a cached Prepared) stays as is.
 	res.Messages = append([]engine.Outbound(nil), res.Messages...)
 	res.Audit = append([]engine.Audit(nil), res.Audit...)
@@ -323,19 +540,16 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st storage.Step, res engi
 		e := *res.Escalation
 		res.Escalation = &e
 	}
-	w := &queue{}
 	if res.Erase {
 		if err := erase(ctx, tx, st.Patient); err != nil {
 			return err
 		}
 		res.Audit = append(res.Audit, engine.Audit{At: st.Now, Actor: "system", Action: "erased", Detail: "all data of one patient erased"})
 	}
-	if err := commitState(ctx, w, st, res, stateBytes); err != nil {
+	if err := commitState(w, st, res, stateBytes); err != nil {
 		return err
 	}
-	if err := commitTimers(ctx, w, st, res.Timers); err != nil {
-		return err
-	}
+	commitTimers(w, st, res.Timers)
 	escalated, err := commitEscalation(ctx, tx, w, res.Escalation, res.Messages, st.OnEscalation)
 	if err != nil {
 		return err
@@ -343,38 +557,36 @@ func (s *Store) commit(ctx context.Context, tx pgx.Tx, st storage.Step, res engi
 	if escalated {
 		encoded = nil // the caller may have changed the messages
 	}
-	if err := putOutbound(ctx, w, res.Messages, encoded); err != nil {
+	if err := putOutbound(w, res.Messages, encoded); err != nil {
 		return err
 	}
-	if err := putAudit(ctx, w, res.Audit); err != nil {
+	if err := putAudit(w, res.Audit); err != nil {
 		return err
 	}
 	if !res.Erase {
-		if err := putTranscript(ctx, w, st, res.Messages); err != nil {
+		if err := putTranscript(w, st, res.Messages); err != nil {
 			return err
 		}
 	}
-	if err := commitVisit(ctx, w, st.Patient, res); err != nil {
+	if err := commitVisit(w, st.Patient, res); err != nil {
 		return err
 	}
 	if st.Dedupe != "" {
-		if _, err := w.Exec(ctx, `INSERT INTO dedupe (key, at_ns) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET at_ns = excluded.at_ns`, st.Dedupe, ns(st.Now)); err != nil {
-			return err
-		}
+		w.dedupeKey(st.Dedupe, ns(st.Now))
 	}
 	if st.Invite != "" && res.InviteUsed {
 		if err := useInvite(ctx, tx, w, st); err != nil {
 			return err
 		}
 	}
-	return w.send(ctx, tx)
+	return nil
 }
 
 // commitState writes the step's new state (patients), with the columns
 // the last-activity and visit-date indexes are on (migration 0006);
 // stateBytes, when set, is res.State already encoded. An erasure with no
 // state left (retention purge) writes none back.
-func commitState(ctx context.Context, w execer, st storage.Step, res engine.Result, stateBytes []byte) error {
+func commitState(w *rows, st storage.Step, res engine.Result, stateBytes []byte) error {
 	if res.Erase && res.State.Patient == "" {
 		return nil
 	}
@@ -385,40 +597,32 @@ func commitState(ctx context.Context, w execer, st storage.Step, res engine.Resu
 			return err
 		}
 	}
-	var visit any
+	var visit *int64
 	if v := res.State.Visit; v != nil {
-		visit = nsOrNil(v.At)
+		visit = nsPtr(v.At)
 	}
-	_, err := w.Exec(ctx, `INSERT INTO patients (id, state, last_active_ns, visit_ns) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (id) DO UPDATE SET state = excluded.state, last_active_ns = excluded.last_active_ns, visit_ns = excluded.visit_ns`,
-		string(st.Patient), b, nsOrNil(res.State.LastActive), visit)
-	return err
+	w.patient(string(st.Patient), b, nsPtr(res.State.LastActive), visit)
+	return nil
 }
 
 // commitTimers removes the timer the step fired, if any, and applies the
 // step's changes to the patient's timers.
-func commitTimers(ctx context.Context, w execer, st storage.Step, ts []engine.Timer) error {
+func commitTimers(w *rows, st storage.Step, ts []engine.Timer) {
 	if d := st.Due; d != nil {
-		if _, err := w.Exec(ctx, `DELETE FROM timers WHERE owner_kind = 'patient' AND owner = $1 AND key = $2 AND due_ns = $3`,
-			string(st.Patient), d.Key, ns(d.At)); err != nil {
-			return err
-		}
+		w.timer(timerID{"patient", string(st.Patient), d.Key}, ns(d.At), true)
 	}
 	for _, t := range ts {
-		if err := setTimer(ctx, w, storage.PatientOwner(st.Patient), t); err != nil {
-			return err
-		}
+		setTimer(w, storage.PatientOwner(st.Patient), t)
 	}
-	return nil
 }
 
 // commitEscalation stores the step's escalation, if any, under a new ID
-// (read from tx at once; the writes are queued on w), then lets on
+// (read from tx at once; the rows go to w), then lets on
 // (Step.OnEscalation) complete msgs and schedules the escalation timers it
 // returns: what goes with an escalation (its alerts' buttons, its ladder)
 // is the caller's, the store only keeps it. It reports whether on was
 // called.
-func commitEscalation(ctx context.Context, tx pgx.Tx, w execer, e *engine.Escalation, msgs []engine.Outbound, on func(engine.Escalation, []engine.Outbound) []engine.Timer) (bool, error) {
+func commitEscalation(ctx context.Context, tx dbtx, w *rows, e *engine.Escalation, msgs []engine.Outbound, on func(engine.Escalation, []engine.Outbound) []engine.Timer) (bool, error) {
 	if e == nil {
 		return false, nil
 	}
@@ -431,22 +635,18 @@ func commitEscalation(ctx context.Context, tx pgx.Tx, w execer, e *engine.Escala
 	if err != nil {
 		return false, err
 	}
-	if _, err := w.Exec(ctx, `INSERT INTO escalations (id, patient, body) VALUES ($1, $2, $3)`, escID, string(e.Patient), b); err != nil {
-		return false, err
-	}
+	w.escalation(int64(escID), string(e.Patient), b)
 	if on == nil {
 		return false, nil
 	}
 	for _, t := range on(*e, msgs) {
-		if err := setTimer(ctx, w, storage.EscalationOwner(escID), t); err != nil {
-			return false, err
-		}
+		setTimer(w, storage.EscalationOwner(escID), t)
 	}
 	return true, nil
 }
 
 // commitVisit records the patient's visit when the step recorded one.
-func commitVisit(ctx context.Context, w execer, p engine.PatientID, res engine.Result) error {
+func commitVisit(w *rows, p engine.PatientID, res engine.Result) error {
 	v := res.State.Visit
 	if v == nil || !res.VisitRecorded {
 		return nil
@@ -455,13 +655,13 @@ func commitVisit(ctx context.Context, w execer, p engine.PatientID, res engine.R
 	if err != nil {
 		return err
 	}
-	_, err = w.Exec(ctx, `INSERT INTO visits (patient, at_ns, body) VALUES ($1, $2, $3)`, string(p), ns(v.At), b)
-	return err
+	w.visit(string(p), ns(v.At), b)
+	return nil
 }
 
 // useInvite marks the invite the step presented as used by its patient:
-// the invite is read from tx at once, its update queued on w.
-func useInvite(ctx context.Context, tx pgx.Tx, w execer, st storage.Step) error {
+// the invite is read from tx at once, its update goes to w.
+func useInvite(ctx context.Context, tx dbtx, w *rows, st storage.Step) error {
 	var raw []byte
 	err := tx.QueryRow(ctx, `SELECT body FROM invites WHERE token = $1`, st.Invite).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -479,22 +679,19 @@ func useInvite(ctx context.Context, tx pgx.Tx, w execer, st storage.Step) error 
 	if err != nil {
 		return err
 	}
-	_, err = w.Exec(ctx, `UPDATE invites SET body = $2, used_by = $3 WHERE token = $1`, st.Invite, b, string(st.Patient))
-	return err
+	w.exec(`UPDATE invites SET body = $2, used_by = $3 WHERE token = $1`, st.Invite, b, string(st.Patient))
+	return nil
 }
 
 // setTimer schedules (or, with a zero At, cancels) one of o's timers,
 // replacing the key's earlier time and any claim on it.
-func setTimer(ctx context.Context, tx execer, o storage.Owner, t engine.Timer) error {
+func setTimer(w *rows, o storage.Owner, t engine.Timer) {
 	kind, owner := ownerCols(o)
 	if t.At.IsZero() {
-		_, err := tx.Exec(ctx, `DELETE FROM timers WHERE owner_kind = $1 AND owner = $2 AND key = $3`, kind, owner, t.Key)
-		return err
+		w.timer(timerID{kind, owner, t.Key}, -1, true)
+		return
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO timers (owner_kind, owner, key, due_ns) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (owner_kind, owner, key) DO UPDATE SET due_ns = excluded.due_ns, claimed_by = NULL, lease_until = NULL`,
-		kind, owner, t.Key, ns(t.At))
-	return err
+	w.timer(timerID{kind, owner, t.Key}, ns(t.At), false)
 }
 
 // ownerCols returns the timers table's owner_kind and owner columns of o
@@ -524,7 +721,7 @@ func ownerFromCols(kind, owner string) (storage.Owner, error) {
 
 // resolveInvite looks up an invite token, locking it so two patients
 // presenting the same token at once cannot both use it.
-func resolveInvite(ctx context.Context, tx pgx.Tx, token string, now time.Time) (engine.InviteResult, error) {
+func resolveInvite(ctx context.Context, tx dbtx, token string, now time.Time) (engine.InviteResult, error) {
 	var raw []byte
 	err := tx.QueryRow(ctx, `SELECT body FROM invites WHERE token = $1 FOR UPDATE`, token).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -549,7 +746,7 @@ func resolveInvite(ctx context.Context, tx pgx.Tx, token string, now time.Time) 
 
 // putOutbound queues ms; encoded, when not nil, holds ms already encoded
 // (without ID); a nil element is encoded here.
-func putOutbound(ctx context.Context, tx execer, ms []engine.Outbound, encoded [][]byte) error {
+func putOutbound(w *rows, ms []engine.Outbound, encoded [][]byte) error {
 	for i, m := range ms {
 		var b []byte
 		if i < len(encoded) {
@@ -563,23 +760,18 @@ func putOutbound(ctx context.Context, tx execer, ms []engine.Outbound, encoded [
 			}
 		}
 		d := m.Destination()
-		if _, err := tx.Exec(ctx, `INSERT INTO outbox (platform, priority, dest, to_id, about, body) VALUES ($1, $2, $3, $4, $5, $6)`,
-			d.Platform(), m.Kind.Priority(), string(d), string(m.To), string(m.Patient), b); err != nil {
-			return err
-		}
+		w.message(d.Platform(), int16(m.Kind.Priority()), string(d), string(m.To), string(m.Patient), b)
 	}
 	return nil
 }
 
-func putAudit(ctx context.Context, tx execer, as []engine.Audit) error {
+func putAudit(w *rows, as []engine.Audit) error {
 	for _, a := range as {
 		b, err := json.Marshal(a)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO audit (patient, body) VALUES ($1, $2)`, string(a.Patient), b); err != nil {
-			return err
-		}
+		w.auditLine(string(a.Patient), b)
 	}
 	return nil
 }
@@ -588,7 +780,7 @@ func putAudit(ctx context.Context, tx execer, as []engine.Audit) error {
 // timers, read mark, visits, quarantined records, escalations and their
 // ladders, audit lines, queued messages and used invites. Dedupe keys hold
 // no personal data and stay.
-func erase(ctx context.Context, tx pgx.Tx, p engine.PatientID) error {
+func erase(ctx context.Context, tx dbtx, p engine.PatientID) error {
 	for _, q := range []string{
 		`DELETE FROM patients WHERE id = $1`,
 		`DELETE FROM timers WHERE owner_kind = 'patient' AND owner = $1`,
@@ -611,7 +803,7 @@ func erase(ctx context.Context, tx pgx.Tx, p engine.PatientID) error {
 
 // quarantine records q (the caller has removed the unreadable record),
 // audits it and queues the staff notice, inside tx.
-func (s *Store) quarantine(ctx context.Context, tx pgx.Tx, q storage.Quarantined) error {
+func (s *Store) quarantine(ctx context.Context, tx dbtx, q storage.Quarantined) error {
 	if err := tx.QueryRow(ctx, `INSERT INTO quarantine (patient, kind, key, value, at, reason) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
 		string(q.Patient), q.Kind, q.Key, q.Value, q.At, q.Reason).Scan(&q.Seq); err != nil {
 		return err
@@ -620,13 +812,16 @@ func (s *Store) quarantine(ctx context.Context, tx pgx.Tx, q storage.Quarantined
 	if q.Kind == storage.QuarantineState {
 		detail += "; the patient continues from a fresh state"
 	}
-	if err := putAudit(ctx, tx, []engine.Audit{{At: q.At, Actor: "system", Action: "record_quarantined", Patient: q.Patient, Detail: detail}}); err != nil {
+	var w rows
+	if err := putAudit(&w, []engine.Audit{{At: q.At, Actor: "system", Action: "record_quarantined", Patient: q.Patient, Detail: detail}}); err != nil {
 		return err
 	}
 	if f := s.notice.Load(); f != nil && *f != nil {
-		return putOutbound(ctx, tx, (*f)(q), nil)
+		if err := putOutbound(&w, (*f)(q), nil); err != nil {
+			return err
+		}
 	}
-	return nil
+	return w.flush(ctx, tx)
 }
 
 // Quarantine returns the records set aside, oldest first.
@@ -662,11 +857,14 @@ func (s *Store) PutInvite(inv engine.Invite) error {
 }
 
 // StateRaw returns a patient's stored state and its raw bytes (nil when
-// not stored), for Step.Prepared.
+// not stored), for Step.Prepared. It reads the last committed state
+// without a lock: a row lock taken outside a transaction is a transaction
+// of its own, with a commit that waits for the disk, and a step prepared
+// from a state that changed meanwhile is recomputed by Apply anyway.
 func (s *Store) StateRaw(id engine.PatientID) (engine.State, []byte, error) {
 	var st engine.State
 	var raw []byte
-	err := s.pool.QueryRow(context.Background(), `SELECT state FROM patients WHERE id = $1 FOR UPDATE`, string(id)).Scan(&raw)
+	err := s.pool.QueryRow(context.Background(), `SELECT state FROM patients WHERE id = $1`, string(id)).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && raw == nil) {
 		return st, nil, nil
 	}
@@ -786,6 +984,14 @@ func (s *Store) Outbox(platform string, limit int) ([]engine.Outbound, error) {
 // instance holds a claim for, are left to that instance; this instance's
 // own earlier claims are returned again with their lease renewed.
 //
+// Only the messages claimed are locked, not the maxKeys looked at: a row
+// lock is a write, and a dispatcher pass that locked thousands of queued
+// check-ins to claim a few dozen held up every step's commit, and with it
+// the red flags behind them. A message another instance locked or claimed
+// between the look and the lock is left to it, with every later message
+// to its destination, so one chat's messages never go out from two
+// instances at once.
+//
 // An entry that cannot be decoded is quarantined and left out.
 func (s *Store) OutboxScan(platform string, limit, maxKeys int, skip func(engine.PatientID) bool) ([]engine.Outbound, error) {
 	ctx := context.Background()
@@ -796,21 +1002,48 @@ func (s *Store) OutboxScan(platform string, limit, maxKeys int, skip func(engine
 			WHERE platform = $1 AND (claimed_by IS NULL OR claimed_by = $2 OR lease_until < now())
 			AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.dest = o.dest AND x.claimed_by IS NOT NULL
 				AND x.claimed_by <> $2 AND x.lease_until >= now())
-			ORDER BY priority, id LIMIT $3 FOR UPDATE SKIP LOCKED`, platform, s.instance, maxKeys)
+			ORDER BY priority, id LIMIT $3`, platform, s.instance, maxKeys)
 		if err != nil {
 			return err
 		}
 		var ids []int64
+		var dests []string
 		var id int64
 		var dest string
 		_, err = pgx.ForEachRow(rows, []any{&id, &dest}, func() error {
 			if len(ids) < limit && (skip == nil || !skip(engine.PatientID(dest))) {
-				ids = append(ids, id)
+				ids, dests = append(ids, id), append(dests, dest)
 			}
 			return nil
 		})
 		if err != nil || len(ids) == 0 {
 			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT id FROM outbox
+			WHERE id = ANY($1) AND (claimed_by IS NULL OR claimed_by = $2 OR lease_until < now())
+			FOR UPDATE SKIP LOCKED`, ids, s.instance)
+		if err != nil {
+			return err
+		}
+		locked := map[int64]bool{}
+		if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+			locked[id] = true
+			return nil
+		}); err != nil {
+			return err
+		}
+		lost := map[string]bool{} // destinations with a message left to another instance
+		keep := ids[:0]
+		for i, id := range ids {
+			if !locked[id] {
+				lost[dests[i]] = true
+			}
+			if !lost[dests[i]] {
+				keep = append(keep, id)
+			}
+		}
+		if ids = keep; len(ids) == 0 {
+			return nil
 		}
 		rows, err = tx.Query(ctx, `UPDATE outbox SET claimed_by = $2, lease_until = now() + $3 * interval '1 millisecond'
 			WHERE id = ANY($1) RETURNING id, dest, body`, ids, s.instance, s.leaseMS)
@@ -910,7 +1143,14 @@ func (s *Store) Retry(m engine.Outbound) error {
 
 // Enqueue queues messages that belong to no patient step.
 func (s *Store) Enqueue(ms ...engine.Outbound) error {
-	_, err := s.tx(context.Background(), func(tx pgx.Tx) error { return putOutbound(context.Background(), tx, ms, nil) })
+	ctx := context.Background()
+	_, err := s.tx(ctx, func(tx pgx.Tx) error {
+		var w rows
+		if err := putOutbound(&w, ms, nil); err != nil {
+			return err
+		}
+		return w.flush(ctx, tx)
+	})
 	return err
 }
 
@@ -920,7 +1160,13 @@ func (s *Store) AppendAudit(ctx context.Context, as ...engine.Audit) error {
 	if len(as) == 0 {
 		return nil
 	}
-	_, err := s.tx(ctx, func(tx pgx.Tx) error { return putAudit(ctx, tx, as) })
+	_, err := s.tx(ctx, func(tx pgx.Tx) error {
+		var w rows
+		if err := putAudit(&w, as); err != nil {
+			return err
+		}
+		return w.flush(ctx, tx)
+	})
 	return err
 }
 
@@ -994,15 +1240,17 @@ func (s *Store) ApplyEscalation(ctx context.Context, id uint64, due *storage.Due
 				return err
 			}
 		}
+		var w rows
 		for _, t := range up.Timers {
-			if err := setTimer(ctx, tx, o, t); err != nil {
-				return err
-			}
+			setTimer(&w, o, t)
 		}
-		if err := putOutbound(ctx, tx, up.Messages, nil); err != nil {
+		if err := putOutbound(&w, up.Messages, nil); err != nil {
 			return err
 		}
-		return putAudit(ctx, tx, up.Audit)
+		if err := putAudit(&w, up.Audit); err != nil {
+			return err
+		}
+		return w.flush(ctx, tx)
 	})
 	if err != nil {
 		return false, fmt.Errorf("escalation %d: %w", id, err)
@@ -1225,13 +1473,17 @@ func (s *Store) ApplyStaff(ctx context.Context, st storage.StaffStep) (bool, err
 				return errors.New("invite token collision")
 			}
 		}
-		return putOutbound(ctx, tx, append([]engine.Outbound(nil), st.Messages...), nil)
+		var w rows
+		if err := putOutbound(&w, append([]engine.Outbound(nil), st.Messages...), nil); err != nil {
+			return err
+		}
+		return w.flush(ctx, tx)
 	})
 }
 
 // putTranscript appends what the patient said (st.Heard) and what the step
 // sends them to the conversation transcript the staff desk shows.
-func putTranscript(ctx context.Context, tx execer, st storage.Step, ms []engine.Outbound) error {
+func putTranscript(w *rows, st storage.Step, ms []engine.Outbound) error {
 	var lines []storage.TranscriptLine
 	if st.Heard != nil {
 		lines = append(lines, *st.Heard)
@@ -1246,9 +1498,7 @@ func putTranscript(ctx context.Context, tx execer, st storage.Step, ms []engine.
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO transcript (patient, body) VALUES ($1, $2)`, string(st.Patient), b); err != nil {
-			return err
-		}
+		w.transcriptLine(string(st.Patient), b)
 	}
 	return nil
 }

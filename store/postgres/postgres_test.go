@@ -194,3 +194,111 @@ func TestDueTimersSharedBetweenInstances(t *testing.T) {
 		t.Fatalf("after a's lease ran out b has %v, want all six", again)
 	}
 }
+
+// TestOutboxClaimsOneInstancePerChat has two instances claim from one
+// outbox at the same moment, round after round: however their scans
+// interleave, a chat's queued messages are all claimed by one of them
+// (so they go out in order), and no message is claimed twice. A message
+// neither could claim in the race (its chat's first message went to the
+// other) is claimed at the next scans, by the chat's holder.
+func TestOutboxClaimsOneInstancePerChat(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	insts := []*postgres.Store{open(t, dsn, "a"), open(t, dsn, "b")}
+	for round := range 20 {
+		for c := range 12 {
+			queue(t, insts[0], engine.PatientID("telegram:"+strconv.Itoa(round*100+c)), 3)
+		}
+		got := make([][]engine.Outbound, 2)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i, s := range insts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[i], errs[i] = s.OutboxScan("telegram", 100, 4096, nil)
+			}()
+		}
+		wg.Wait()
+		owner := map[engine.PatientID]int{}
+		check := func(i int, ms []engine.Outbound) {
+			t.Helper()
+			for _, m := range ms {
+				if o, ok := owner[m.To]; ok && o != i {
+					t.Fatalf("round %d: %s's messages claimed by both instances", round, m.To)
+				}
+				owner[m.To] = i
+			}
+		}
+		for i := range got {
+			if errs[i] != nil {
+				t.Fatal(errs[i])
+			}
+			check(i, got[i])
+		}
+		// The next scans return each instance's claims again and what
+		// the race left: by then every message is claimed, once.
+		seen := map[uint64]bool{}
+		for i, s := range insts {
+			again, err := s.OutboxScan("telegram", 100, 4096, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(i, again)
+			for _, m := range again {
+				if seen[m.ID] {
+					t.Fatalf("round %d: message %d claimed by both instances", round, m.ID)
+				}
+				seen[m.ID] = true
+			}
+			if err := s.Delivered(again...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(seen) != 12*3 {
+			t.Fatalf("round %d: %d of %d messages claimed", round, len(seen), 12*3)
+		}
+	}
+}
+
+// TestOutboxScanLeavesALockedChat checks the step that keeps a chat's
+// messages together when two instances claim at once: a message locked
+// by another transaction (another instance claiming it right now) is
+// left out, and so is every later message to the same chat, which must
+// not go out before it.
+func TestOutboxScanLeavesALockedChat(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	a := open(t, dsn, "a")
+	queue(t, a, "telegram:1", 3)
+	queue(t, a, "telegram:2", 2)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT id FROM outbox WHERE to_id = 'telegram:1' ORDER BY id LIMIT 1 FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.OutboxScan("telegram", 100, 4096, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range got {
+		if m.To == "telegram:1" {
+			t.Fatalf("claimed %v: telegram:1's later messages overtook its first, locked elsewhere", got)
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("claimed %v, want telegram:2's two messages", got)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := a.OutboxScan("telegram", 100, 4096, nil); len(got) != 5 {
+		t.Fatalf("after the lock ended: %v, want all five", got)
+	}
+}

@@ -63,6 +63,12 @@ func TestConformance(t *testing.T) {
 				out[i] = s
 			}
 			return out
+		}, Deadlocks: func(insts []storetest.Store) uint64 {
+			var n uint64
+			for _, s := range insts {
+				n += s.(*postgres.Store).GroupStats().Retries
+			}
+			return n
 		}},
 	}
 	for _, b := range backends {

@@ -52,6 +52,10 @@ type Backend struct {
 	// test ends. A backend that allows one holder per database returns
 	// the same store n times.
 	Instances func(t *testing.T, n int) []Store
+	// Deadlocks, when set, counts the transactions the backend ran again
+	// after the server broke a deadlock, over the given instances: the
+	// concurrency case asserts none (locks taken in one order).
+	Deadlocks func(insts []Store) uint64
 }
 
 // Run runs the suite against b, one subtest per guarantee.
@@ -83,6 +87,8 @@ func Run(t *testing.T, b Backend) {
 		{"LastActivityIndexFollowsSteps", testActivityIndex},
 		{"VisitDateIndexListsRecentVisits", testVisitIndex},
 		{"PurgeReadsOnlyWhatExpires", testPurgeByIndex},
+		{"ManyPatientsTwoInstancesOnceInOrder", testManyPatientsTwoInstances},
+		{"PoisonedStepFailsAlone", testPoisonedStep},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
