@@ -95,6 +95,8 @@ type Ceiling struct {
 	PerSecond float64 `json:"per_second"`
 	// CPU is the process's CPU time per step.
 	CPU time.Duration `json:"cpu_ns"`
+	// Written is the bytes written to files per step (0 where not counted).
+	Written float64 `json:"written_bytes"`
 }
 
 // BoltCeiling measures what bbolt alone can commit: Steps steps in commits
@@ -201,7 +203,8 @@ func BoltCeiling(ctx context.Context, c CeilingConfig) (Ceiling, error) {
 	}
 	elapsed := time.Since(start)
 	out.PerSecond = float64(c.Steps) / elapsed.Seconds()
-	out.CPU = cost.per(c.Steps).CPU
+	per := cost.per(c.Steps)
+	out.CPU, out.Written = per.CPU, per.Written
 	return out, nil
 }
 
