@@ -116,7 +116,7 @@ func BoltCeiling(ctx context.Context, c CeilingConfig) (Ceiling, error) {
 		return out, err
 	}
 	defer removeDB(path)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(path, 0o600, store.BoltOptions(store.Options{}))
 	if err != nil {
 		return out, fmt.Errorf("ceiling: %w", err)
 	}

@@ -173,7 +173,7 @@ func Open(path string, o Options) (st *Store, err error) {
 			st, err = nil, fmt.Errorf("open %s: %w (%v)", path, ErrCorrupt, r)
 		}
 	}()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, NoSync: o.NoSync})
+	db, err := bolt.Open(path, 0o600, BoltOptions(o))
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
@@ -199,6 +199,36 @@ func Open(path string, o Options) (st *Store, err error) {
 	}
 	s.commit = newCommitter(db, o.MaxBatchSize, o.CommitInterval)
 	return s, nil
+}
+
+// InitialMmapSize is the least size bbolt maps the file with (1 GiB of
+// address space, not of memory): a growing file is remapped, under the
+// writer lock and blocking every reader, each time it outgrows the
+// mapping, and a mapping that starts this large spares a file of up to
+// this size every remap. The pages are read from the page cache as they
+// are touched, so a small file costs no more memory than before.
+const InitialMmapSize = 1 << 30
+
+// BoltOptions returns the bbolt options Open uses for o: the ones etcd
+// runs with. The freelist is not written at every commit (NoFreelistSync)
+// but rebuilt by a scan of the file when it is opened, and kept as a map
+// (FreelistMapType), whose page allocation does not walk the whole list:
+// at a few hundred steps per commit, writing the freelist cost a page or
+// more of every commit, and allocating from the array freelist a search
+// per page. A crash is still safe: the freelist on disk was only ever a
+// cache of what the scan finds. The load's bbolt ceiling opens its file
+// with the same options, so it measures the same bbolt.
+func BoltOptions(o Options) *bolt.Options {
+	if o.Timeout == 0 {
+		o.Timeout = time.Second
+	}
+	return &bolt.Options{
+		Timeout:         o.Timeout,
+		NoSync:          o.NoSync,
+		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: InitialMmapSize,
+	}
 }
 
 func (s *Store) init() error {
