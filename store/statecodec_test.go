@@ -256,7 +256,7 @@ func BenchmarkStateEncoding(b *testing.B) {
 }
 
 // TestOlderSchemasAreMarkedCurrentAndNewerRefused: a file marked schema 2
-// or 3 is upgraded to 4 on open; a file marked 5 is refused.
+// or 3 is upgraded to 5 on open; a file marked 6 is refused.
 func TestOlderSchemasAreMarkedCurrentAndNewerRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.db")
 	s := open(t, path)
@@ -266,12 +266,12 @@ func TestOlderSchemasAreMarkedCurrentAndNewerRefused(t *testing.T) {
 		s = open(t, path)
 		s.Close()
 		r, err := store.Check(path)
-		if err != nil || r.Schema != store.SchemaVersion || store.SchemaVersion != 4 {
-			t.Fatalf("schema after opening a schema %d file: %d, %v; want 4", old, r.Schema, err)
+		if err != nil || r.Schema != store.SchemaVersion || store.SchemaVersion != 5 {
+			t.Fatalf("schema after opening a schema %d file: %d, %v; want 5", old, r.Schema, err)
 		}
 	}
-	poison(t, path, "meta", []byte("schema"), []byte{0, 0, 0, 0, 0, 0, 0, 5})
+	poison(t, path, "meta", []byte("schema"), []byte{0, 0, 0, 0, 0, 0, 0, 6})
 	if _, err := store.Open(path, store.Options{Timeout: 100 * time.Millisecond}); !errors.Is(err, store.ErrSchema) {
-		t.Fatalf("opening a schema 5 file: %v, want ErrSchema", err)
+		t.Fatalf("opening a schema 6 file: %v, want ErrSchema", err)
 	}
 }

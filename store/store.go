@@ -20,9 +20,10 @@
 //
 // # Layout
 //
-//	meta        "schema" -> uint64 schema version (4)
-//	states      patient -> engine.State (binary, see EncodeState; JSON
-//	            records of earlier versions are still read)
+//	meta        "schema" -> uint64 schema version (5)
+//	states      patient -> 0x02 | transcript head(8) | engine.State
+//	            (binary, see EncodeState; JSON states and records without
+//	            a head, of earlier versions, are still read)
 //	timers      due(8, big-endian unix ns) | owner | 0x00 | key -> empty
 //	timer_idx   owner | 0x00 | key -> due(8)
 //	outbox      platform | 0x00 | priority(1) | seq(8) -> engine.Outbound (JSON)
@@ -35,8 +36,9 @@
 //	            patient's platform conversation was read (see SetReadMarks)
 //	quarantine  patient | 0x00 | seq(8) -> Quarantined (JSON): records
 //	            that could not be decoded, set aside (see Quarantined)
-//	transcript  patient | 0x00 | seq(8) -> TranscriptLine (JSON): both
-//	            sides of the conversation, for the staff desk
+//	transcript  seq(8) -> prev(8) | patient | TranscriptLine (JSON): both
+//	            sides of the conversation, for the staff desk; one chain
+//	            per patient from the head in its state (transcript.go)
 //	desk_logins sha256(token) -> DeskLogin (JSON): one-time sign-in links
 //	desk_sessions sha256(session ID) -> DeskSession (JSON): signed-in
 //	            staff, shared by every instance
@@ -83,6 +85,7 @@
 //	escalations.go  escalation records, and their updates (ApplyEscalation)
 //	invites.go      one-time enrollment links
 //	records.go      reads of states, visits, audit and read marks
+//	transcript.go   the transcript log and each patient's chain
 //	statecodec.go   the binary encoding of conversation states (schema 3)
 //	jsonappend.go   the transcript's and the outbox's JSON, written by hand
 //	sizes.go        record counts and sizes per bucket (the load's ceiling)
@@ -118,8 +121,10 @@ import (
 // aftercare, which could not read the binary states, refuses it instead
 // of setting every patient's state aside. Schema 4 added the patient
 // indexes (activity, visit_dates, patient_idx, by_patient), built from the
-// states and records when an older file is opened.
-const SchemaVersion = 4
+// states and records when an older file is opened. Schema 5 keeps the
+// transcript as an append-only log with a chain per patient
+// (transcript.go), rewritten from the schema 4 layout on open.
+const SchemaVersion = 5
 
 var (
 	bMeta        = []byte("meta")
