@@ -42,7 +42,7 @@ type RecordShape struct {
 }
 
 // byPatient lists the buckets whose keys start with the patient ID.
-var byPatient = map[string]bool{"states": true, "transcript": true, "timer_idx": true, "visits": true, "read_marks": true, "quarantine": true}
+var byPatient = map[string]bool{"states": true, "timer_idx": true, "visits": true, "read_marks": true, "quarantine": true, "by_patient": true}
 
 // StepShape derives the records of one step from the store's bucket sizes
 // before and after steps steps: the states bucket is overwritten once a
@@ -180,6 +180,9 @@ func BoltCeiling(ctx context.Context, c CeilingConfig) (Ceiling, error) {
 				p := Patient(rng.IntN(c.Patients))
 				for j, s := range c.Shape {
 					b := tx.Bucket([]byte(s.Bucket))
+					if !s.ByPatient {
+						b.FillPercent = store.AppendFillPercent // as the store fills them
+					}
 					if s.Bucket == states.Bucket {
 						if err := b.Put([]byte(p), value(s.ValueBytes)); err != nil {
 							return err
