@@ -86,12 +86,15 @@ func roundUp(t time.Time, d time.Duration) time.Time {
 // patient's earlier entries, inside the step's transaction.
 func indexPatient(tx *bolt.Tx, p engine.PatientID, st engine.State) error {
 	last, visit := indexTimes(st)
-	want := append(timeKey(last), timeKey(visit)...) // a zero time is 8 zero bytes
+	var want [16]byte // a zero time is 8 zero bytes
+	binary.BigEndian.PutUint64(want[:8], uint64(timeNS(last)))
+	binary.BigEndian.PutUint64(want[8:], uint64(timeNS(visit)))
 	rev := tx.Bucket(bPatientIdx)
-	old := bytes.Clone(rev.Get([]byte(p)))
-	if bytes.Equal(old, want) {
+	old := rev.Get([]byte(p))
+	if bytes.Equal(old, want[:]) {
 		return nil // the common case for steps that change neither
 	}
+	old = bytes.Clone(old)
 	if len(old) != 16 {
 		old = make([]byte, 16)
 	}
@@ -101,7 +104,7 @@ func indexPatient(tx *bolt.Tx, p engine.PatientID, st engine.State) error {
 	if err := moveEntry(tx.Bucket(bVisitDates), p, old[8:], want[8:]); err != nil {
 		return err
 	}
-	return rev.Put([]byte(p), want)
+	return rev.Put([]byte(p), bytes.Clone(want[:]))
 }
 
 // moveEntry replaces p's entry in an index bucket keyed at time from with
