@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -274,6 +276,11 @@ func upgradeTranscript4(tx *bolt.Tx, now time.Time) error {
 	if err := nb.SetSequence(seq); err != nil {
 		return err
 	}
+	// In seq order, each Put appends to the last leaf; in the old key
+	// order (by patient) every Put was an insert into the middle of one
+	// growing node, quadratic: 35 s for 200,000 lines instead of 0.5 s.
+	slices.SortFunc(lines, func(a, b line) int { return cmp.Compare(a.seq, b.seq) })
+	nb.FillPercent = AppendFillPercent
 	for _, l := range lines {
 		if err := nb.Put(u64(l.seq), l.v); err != nil {
 			return err
