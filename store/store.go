@@ -206,14 +206,6 @@ func Open(path string, o Options) (st *Store, err error) {
 	return s, nil
 }
 
-// InitialMmapSize is the least size bbolt maps the file with (1 GiB of
-// address space, not of memory): a growing file is remapped, under the
-// writer lock and blocking every reader, each time it outgrows the
-// mapping, and a mapping that starts this large spares a file of up to
-// this size every remap. The pages are read from the page cache as they
-// are touched, so a small file costs no more memory than before.
-const InitialMmapSize = 1 << 30
-
 // BoltOptions returns the bbolt options Open uses for o. The freelist is
 // kept as a map (FreelistMapType, as etcd runs it), whose page allocation
 // does not search the whole list as the array's does. The freelist is
@@ -222,17 +214,20 @@ const InitialMmapSize = 1 << 30
 // makes every Open rebuild it by reading the whole file, 14.6 s and
 // 793 MiB resident for the load's store of a million check-ins (cold
 // cache; 2.4 ms and 11 MiB with the freelist written), past the 2 s and
-// 300 MB a restart may take. The load's bbolt ceiling opens its file with
-// the same options, so it measures the same bbolt.
+// 300 MB a restart may take. Nor is the mapping started large
+// (InitialMmapSize): bbolt then grows the file by 16 MB beyond what a
+// commit needs, so a new store is 16 MB at once and the first commit on
+// a nearly full disk fails instead of the one that fills it
+// (TestDiskWriteFailure in cmd/aftercare caught it). The load's bbolt ceiling
+// opens its file with the same options, so it measures the same bbolt.
 func BoltOptions(o Options) *bolt.Options {
 	if o.Timeout == 0 {
 		o.Timeout = time.Second
 	}
 	return &bolt.Options{
-		Timeout:         o.Timeout,
-		NoSync:          o.NoSync,
-		FreelistType:    bolt.FreelistMapType,
-		InitialMmapSize: InitialMmapSize,
+		Timeout:      o.Timeout,
+		NoSync:       o.NoSync,
+		FreelistType: bolt.FreelistMapType,
 	}
 }
 
