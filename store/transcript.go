@@ -38,8 +38,10 @@ import (
 // is always smaller than seq, so a chain cannot loop. A state set aside
 // as unreadable keeps its head in the quarantined bytes: the patient's
 // fresh state continues the same chain (headFor), so the erasure still
-// finds every line. `aftercare check` counts each patient's lines against
-// those its chain reaches.
+// finds every line; a record damaged beyond its head has the head found
+// again by walking the log back to the patient's newest line (scanHead).
+// `aftercare check` counts each patient's lines against those its chain
+// reaches.
 
 // stateHeaded marks a state record that begins with its transcript head:
 // 0x02 | head(8) | the state in either form of DecodeState.
@@ -82,20 +84,50 @@ func headedState(head uint64, body []byte) []byte {
 // state record's, so the chain goes on from where it was.
 func headFor(tx *bolt.Tx, p engine.PatientID, raw []byte) uint64 {
 	if raw != nil {
-		return transcriptHead(raw)
+		return headOf(tx, p, raw)
 	}
 	pre := idxKey(p, "")
 	c := tx.Bucket(bQuarantine).Cursor()
-	var head uint64
+	var newest []byte
 	for k, v := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, v = c.Next() {
 		var q Quarantined
 		if json.Unmarshal(v, &q) == nil && q.Kind == QuarantineState && q.Patient == p {
-			if h := transcriptHead(q.Value); h != 0 {
-				head = h // keys sort by seq: the last is the newest
-			}
+			newest = q.Value // keys sort by seq: the last is the newest
 		}
 	}
-	return head
+	if newest == nil {
+		return 0 // a new patient, or one erased
+	}
+	return headOf(tx, p, newest)
+}
+
+// headOf returns the transcript head of p's state record raw. A record
+// without a head that reads as a state is one of schema 4 or earlier with
+// no lines (the upgrade headed every state that had some); one that reads
+// as nothing was damaged, its head with it, and the head is found by
+// walking the log back to p's newest line (scanHead), so the patient's
+// fresh state continues the chain and an erasure still finds every line.
+func headOf(tx *bolt.Tx, p engine.PatientID, raw []byte) uint64 {
+	if len(raw) >= 9 && raw[0] == stateHeaded {
+		return binary.BigEndian.Uint64(raw[1:9])
+	}
+	if _, err := DecodeState(raw); err == nil {
+		return 0
+	}
+	return scanHead(tx, p)
+}
+
+// scanHead returns the seq of p's newest transcript line, 0 for none, by
+// walking the log back from its end: a read of the lines written since,
+// done only for a state record damaged beyond its head.
+func scanHead(tx *bolt.Tx, p engine.PatientID) uint64 {
+	c := tx.Bucket(bTranscript).Cursor()
+	for k, v := c.Last(); k != nil; k, v = c.Prev() {
+		if lp, _, _, ok := parseLine(v); ok && len(k) == 8 && string(lp) == string(p) {
+			return binary.BigEndian.Uint64(k)
+		}
+	}
+	return 0
 }
 
 // linePrefix starts the encoding of one of p's lines: room for prev, and

@@ -68,7 +68,8 @@ func checkClean(t *testing.T, path string) store.Report {
 // interleave in the log, and each patient's transcript is their own, in
 // order, whatever the limit; erasing one patient removes exactly their
 // lines; a state set aside as unreadable keeps its chain, so the desk
-// still shows the conversation and the erasure still finds every line.
+// still shows the conversation and the erasure still finds every line,
+// also when the damage took the head with it.
 func TestTranscriptChains(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.db")
 	s := open(t, path)
@@ -134,6 +135,24 @@ func TestTranscriptChains(t *testing.T) {
 	s.Close()
 	if r := checkClean(t, path); r.Counts["transcript"] != 6 {
 		t.Fatalf("transcript records after the erasure: %d, want telegram:2's 6", r.Counts["transcript"])
+	}
+
+	// telegram:2's whole record is damaged, its head with it: the head is
+	// found again from the log.
+	poison(t, path, "states", []byte("telegram:2"), []byte("{not json"))
+	s = open(t, path)
+	noticeTo(s)
+	say(t, s, "telegram:2", "b3")
+	if got, want := texts(t, s, "telegram:2", 0), []string{"b0", "re b0", "b1", "re b1", "b2", "re b2", "b3", "re b3"}; !slices.Equal(got, want) {
+		t.Fatalf("transcript after a damaged head: %v, want %v", got, want)
+	}
+	s.Close()
+	checkClean(t, path)
+	s = open(t, path)
+	eraseStep(t, s, "telegram:2")
+	s.Close()
+	if r := checkClean(t, path); r.Counts["transcript"] != 0 {
+		t.Fatalf("transcript records after erasing everyone: %d", r.Counts["transcript"])
 	}
 }
 
