@@ -42,7 +42,7 @@ type RecordShape struct {
 }
 
 // byPatient lists the buckets whose keys start with the patient ID.
-var byPatient = map[string]bool{"states": true, "transcript": true, "timer_idx": true, "visits": true, "read_marks": true, "quarantine": true}
+var byPatient = map[string]bool{"states": true, "timer_idx": true, "visits": true, "read_marks": true, "quarantine": true, "by_patient": true}
 
 // StepShape derives the records of one step from the store's bucket sizes
 // before and after steps steps: the states bucket is overwritten once a
@@ -95,6 +95,8 @@ type Ceiling struct {
 	PerSecond float64 `json:"per_second"`
 	// CPU is the process's CPU time per step.
 	CPU time.Duration `json:"cpu_ns"`
+	// Written is the bytes written to files per step (0 where not counted).
+	Written float64 `json:"written_bytes"`
 }
 
 // BoltCeiling measures what bbolt alone can commit: Steps steps in commits
@@ -114,7 +116,7 @@ func BoltCeiling(ctx context.Context, c CeilingConfig) (Ceiling, error) {
 		return out, err
 	}
 	defer removeDB(path)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(path, 0o600, store.BoltOptions(store.Options{}))
 	if err != nil {
 		return out, fmt.Errorf("ceiling: %w", err)
 	}
@@ -178,6 +180,9 @@ func BoltCeiling(ctx context.Context, c CeilingConfig) (Ceiling, error) {
 				p := Patient(rng.IntN(c.Patients))
 				for j, s := range c.Shape {
 					b := tx.Bucket([]byte(s.Bucket))
+					if !s.ByPatient {
+						b.FillPercent = store.AppendFillPercent // as the store fills them
+					}
 					if s.Bucket == states.Bucket {
 						if err := b.Put([]byte(p), value(s.ValueBytes)); err != nil {
 							return err
@@ -201,7 +206,8 @@ func BoltCeiling(ctx context.Context, c CeilingConfig) (Ceiling, error) {
 	}
 	elapsed := time.Since(start)
 	out.PerSecond = float64(c.Steps) / elapsed.Seconds()
-	out.CPU = cost.per(c.Steps).CPU
+	per := cost.per(c.Steps)
+	out.CPU, out.Written = per.CPU, per.Written
 	return out, nil
 }
 

@@ -43,8 +43,10 @@
 // the pure-work ceiling (PureWork: the engine with the real protocol and
 // triage, and the store's encodings, on every CPU, without a store). The
 // scenario reports its share of each, and its cost per message: the whole
-// process's CPU time (user and system, getrusage) and heap allocations
-// divided by the messages. Scenario a must reach TargetCeilingShare of the
+// process's CPU time (user and system, getrusage), heap allocations and
+// bytes written (write system calls, from /proc/self/io on Linux: bbolt's
+// pages, a figure the machine's other load does not move) divided by the
+// messages; the bbolt ceiling reports its bytes written too. Scenario a must reach TargetCeilingShare of the
 // bbolt ceiling; a's throughput over b's is reported, not a target, since
 // it moves with the disk's fsync time.
 //

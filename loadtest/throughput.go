@@ -211,6 +211,9 @@ func ceilings(ctx context.Context, r *Result, c ThroughputConfig, perMsg Cost, s
 	}
 	r.figure("bbolt batch ceiling", bc.PerSecond, fmt.Sprintf("msg/s (bbolt alone, same records, %d per commit, fsync on)", batch))
 	r.figure("bbolt ceiling CPU per message", us(bc.CPU), "µs")
+	if bc.Written > 0 {
+		r.figure("bbolt ceiling bytes written per message", bc.Written, "B")
+	}
 	share := r.PerSecond / bc.PerSecond
 	r.figure("share of bbolt batch ceiling", 100*share, "%")
 	if batch > 1 {

@@ -48,24 +48,53 @@ var (
 // LastActivity is storage.LastActivity, when the patient was last heard from or seen.
 func LastActivity(st engine.State) time.Time { return storage.LastActivity(st) }
 
-// indexTimes returns the two times a state is indexed by.
+// ActivityGrain is the step of the last-activity index: a patient's last
+// activity is indexed rounded up to it. Every message moves the patient's
+// last activity, and moving its entry rewrote two random pages (the old
+// activity entry's and patient_idx's) at every step, a third of the pages
+// a message wrote; rounded up to the hour, only a conversation's first
+// message of each hour moves it. Rounding up, never down, keeps the
+// purge from erasing anyone early: an entry is never earlier than the
+// activity, so InactiveBefore lists a patient at most an hour later than
+// the exact time would, and the purge, which runs daily and checks the
+// exact time again before it erases, is late by as much at most.
+const ActivityGrain = time.Hour
+
+// indexTimes returns the two times a state is indexed by: the last
+// activity rounded up to ActivityGrain, and the visit.
 func indexTimes(st engine.State) (last, visit time.Time) {
 	if st.Visit != nil {
 		visit = st.Visit.At
 	}
-	return LastActivity(st), visit
+	return roundUp(LastActivity(st), ActivityGrain), visit
+}
+
+// roundUp returns t rounded up to a multiple of d since the zero time
+// (the zero time stays zero: no entry).
+func roundUp(t time.Time, d time.Duration) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	r := t.Truncate(d)
+	if r.Before(t) {
+		r = r.Add(d)
+	}
+	return r
 }
 
 // indexPatient points the patient indexes at st's times, replacing the
 // patient's earlier entries, inside the step's transaction.
 func indexPatient(tx *bolt.Tx, p engine.PatientID, st engine.State) error {
 	last, visit := indexTimes(st)
-	want := append(timeKey(last), timeKey(visit)...) // a zero time is 8 zero bytes
+	var want [16]byte // a zero time is 8 zero bytes
+	binary.BigEndian.PutUint64(want[:8], uint64(timeNS(last)))
+	binary.BigEndian.PutUint64(want[8:], uint64(timeNS(visit)))
 	rev := tx.Bucket(bPatientIdx)
-	old := bytes.Clone(rev.Get([]byte(p)))
-	if bytes.Equal(old, want) {
+	old := rev.Get([]byte(p))
+	if bytes.Equal(old, want[:]) {
 		return nil // the common case for steps that change neither
 	}
+	old = bytes.Clone(old)
 	if len(old) != 16 {
 		old = make([]byte, 16)
 	}
@@ -75,7 +104,7 @@ func indexPatient(tx *bolt.Tx, p engine.PatientID, st engine.State) error {
 	if err := moveEntry(tx.Bucket(bVisitDates), p, old[8:], want[8:]); err != nil {
 		return err
 	}
-	return rev.Put([]byte(p), want)
+	return rev.Put([]byte(p), bytes.Clone(want[:]))
 }
 
 // moveEntry replaces p's entry in an index bucket keyed at time from with
@@ -153,7 +182,9 @@ func upgradeIndexes(tx *bolt.Tx) error {
 }
 
 // InactiveBefore returns up to limit patients whose last activity (see
-// LastActivity) is before t, least recently active first. It reads only
+// LastActivity), rounded up to ActivityGrain, is before t, least recently
+// active first: a patient is listed at most ActivityGrain late, never
+// early (callers check the exact time before they act). It reads only
 // those entries of the last-activity index, so its cost is O(log n +
 // limit) whatever the number of patients. A patient whose state was set
 // aside as unreadable is still listed: the rest of their data expires.

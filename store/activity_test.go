@@ -201,3 +201,71 @@ func TestIndexesLeftOutOfCounts(t *testing.T) {
 		t.Errorf("Counts: %v", c)
 	}
 }
+
+// activityKeys returns the activity index's entries of the closed file at
+// path, as the time each names.
+func activityKeys(t *testing.T, path string) []time.Time {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var out []time.Time
+	if err := db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("activity")).ForEach(func(k, _ []byte) error {
+			out = append(out, time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))).UTC())
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestActivityIndexedByTheHour: a patient's last activity is indexed
+// rounded up to the hour, so the messages of one hour move the entry once,
+// and the purge's read lists a patient late by less than an hour, never
+// early.
+func TestActivityIndexedByTheHour(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.db")
+	s := open(t, path)
+	at := func(d time.Duration) {
+		t.Helper()
+		if _, err := s.Apply(t.Context(), step("telegram:1", ""), func(in store.Input) (engine.Result, error) {
+			st := in.State
+			st.Patient, st.LastActive = "telegram:1", t0.Add(d)
+			return result(st, 0), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at(10 * time.Minute)
+	tests := []struct {
+		name   string
+		before time.Time
+		want   int
+	}{
+		{"not early: active at 10:10, cut at 10:20", t0.Add(20 * time.Minute), 0},
+		{"the entry is 11:00, the cut exclusive", t0.Add(time.Hour), 0},
+		{"listed from just after 11:00", t0.Add(time.Hour + time.Nanosecond), 1},
+	}
+	for _, tc := range tests {
+		got, err := s.InactiveBefore(tc.before, 10)
+		if err != nil || len(got) != tc.want {
+			t.Errorf("%s: InactiveBefore = %v, %v; want %d patients", tc.name, got, err, tc.want)
+		}
+	}
+	at(40 * time.Minute) // same hour
+	at(time.Hour)        // on the hour: still 11:00
+	s.Close()
+	if got, want := activityKeys(t, path), []time.Time{t0.Add(time.Hour)}; !slices.Equal(got, want) {
+		t.Fatalf("activity entries after three steps in one hour: %v, want %v", got, want)
+	}
+	s = open(t, path)
+	at(time.Hour + 5*time.Minute)
+	s.Close()
+	if got, want := activityKeys(t, path), []time.Time{t0.Add(2 * time.Hour)}; !slices.Equal(got, want) {
+		t.Fatalf("activity entries after a step in the next hour: %v, want %v", got, want)
+	}
+}

@@ -95,6 +95,7 @@ func Check(path string) (Report, error) {
 			r.Quarantined = q
 		}
 		r.Problems = append(r.Problems, checkIndexes(tx)...)
+		r.Problems = append(r.Problems, checkTranscript(tx)...)
 		timers := tx.Bucket(bTimers)
 		return tx.Bucket(bTimerIdx).ForEach(func(k, v []byte) error {
 			if timers.Get(append(bytes.Clone(v), k...)) == nil && len(r.Problems) < 100 {

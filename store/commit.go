@@ -169,6 +169,7 @@ func (c *committer) run(group []write) {
 	for len(group) > 0 {
 		failed := -1
 		err := c.db.Update(func(tx *bolt.Tx) error {
+			fillAppended(tx)
 			for i, w := range group {
 				if err := call(w.fn, tx); err != nil {
 					failed = i
@@ -188,8 +189,32 @@ func (c *committer) run(group []write) {
 			w.done <- err
 			return
 		}
-		w.done <- c.db.Update(func(tx *bolt.Tx) error { return call(w.fn, tx) })
+		w.done <- c.db.Update(func(tx *bolt.Tx) error { fillAppended(tx); return call(w.fn, tx) })
 		group = append(group[:failed:failed], group[failed+1:]...)
+	}
+}
+
+// AppendFillPercent is how full bbolt fills the pages it splits in the
+// buckets a step appends to at the end of their key space (appendBuckets).
+// bbolt's default, half full, suits keys inserted anywhere; appended keys
+// never return to a page left half full, so at the default those buckets
+// took twice the pages, and a commit wrote twice the pages for them. The
+// load's bbolt ceiling fills the same buckets the same way.
+const AppendFillPercent = 0.95
+
+// appendBuckets are the buckets whose keys a step appends at the end:
+// sequence-keyed records (transcript, audit, escalations), the outbox
+// (sequence within platform and priority) and the dedupe keys (platform
+// update IDs, which increase).
+var appendBuckets = [][]byte{bTranscript, bAudit, bEscalations, bOutbox, bDedupe}
+
+// fillAppended sets AppendFillPercent on tx's appendBuckets (bbolt keeps
+// the setting on the transaction's bucket handles, not in the file).
+func fillAppended(tx *bolt.Tx) {
+	for _, name := range appendBuckets {
+		if b := tx.Bucket(name); b != nil {
+			b.FillPercent = AppendFillPercent
+		}
 	}
 }
 

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,29 +32,33 @@ const (
 // TranscriptLine is storage.TranscriptLine, one message of a patient's conversation.
 type TranscriptLine = storage.TranscriptLine
 
-// putTranscript appends the step's transcript lines: the patient's message
-// (st.Heard) and every message the step sends the patient. encoded, when
-// not nil, is encodeTranscript(st, ms) done before the transaction.
-func putTranscript(tx *bolt.Tx, st Step, ms []engine.Outbound, encoded [][]byte) error {
+// putTranscript appends the step's transcript lines to the patient's
+// chain, whose newest line is head, and returns the new head: the
+// patient's message (st.Heard) and every message the step sends the
+// patient. encoded, when not nil, is encodeTranscript(st, ms) done before
+// the transaction.
+func putTranscript(tx *bolt.Tx, st Step, ms []engine.Outbound, encoded [][]byte, head uint64) (uint64, error) {
 	if encoded == nil {
 		var err error
 		if encoded, err = encodeTranscript(st, ms); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return appendEncoded(tx, st.Patient, encoded)
+	return appendLines(tx, head, encoded)
 }
 
-// encodeTranscript encodes the step's transcript lines (see putTranscript).
+// encodeTranscript encodes the step's transcript lines (see putTranscript
+// and transcript.go): each a linePrefix and the line's JSON.
 func encodeTranscript(st Step, ms []engine.Outbound) ([][]byte, error) {
 	out := make([][]byte, 0, len(ms)+1)
 	enc := func(l *TranscriptLine) error {
+		b := linePrefix(st.Patient, 128+len(l.Text)+len(l.Choice)+len(l.Staff))
 		if !jsonTimeOK(l.At) {
 			v, err := json.Marshal(l) // reports the time it cannot write
-			out = append(out, v)
+			out = append(out, append(b, v...))
 			return err
 		}
-		out = append(out, appendLineJSON(l, nil))
+		out = append(out, appendLineJSON(l, b))
 		return nil
 	}
 	if st.Heard != nil {
@@ -78,38 +81,6 @@ func encodeTranscript(st Step, ms []engine.Outbound) ([][]byte, error) {
 // SentLine is storage.SentLine, the transcript line of a message sent to the patient.
 func SentLine(m engine.Outbound) TranscriptLine { return storage.SentLine(m) }
 
-func appendTranscript(tx *bolt.Tx, p engine.PatientID, lines ...TranscriptLine) error {
-	encoded := make([][]byte, len(lines))
-	for i, l := range lines {
-		v, err := json.Marshal(l)
-		if err != nil {
-			return err
-		}
-		encoded[i] = v
-	}
-	return appendEncoded(tx, p, encoded)
-}
-
-// appendEncoded appends encoded transcript lines of patient p.
-func appendEncoded(tx *bolt.Tx, p engine.PatientID, encoded [][]byte) error {
-	if len(encoded) == 0 {
-		return nil
-	}
-	b := tx.Bucket(bTranscript)
-	for _, v := range encoded {
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		k := make([]byte, 0, len(p)+9)
-		k = append(append(k, p...), 0)
-		if err := b.Put(binary.BigEndian.AppendUint64(k, seq), v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Transcript returns the patient's conversation, oldest first, at most the
 // last limit lines (limit <= 0: all).
 func (s *Store) Transcript(p engine.PatientID, limit int) ([]TranscriptLine, error) {
@@ -119,36 +90,6 @@ func (s *Store) Transcript(p engine.PatientID, limit int) ([]TranscriptLine, err
 		return nil
 	})
 	return out, err
-}
-
-func readTranscript(tx *bolt.Tx, p engine.PatientID, limit int) []TranscriptLine {
-	pre := idxKey(p, "")
-	c := tx.Bucket(bTranscript).Cursor()
-	// Walk back from the end of the patient's prefix, so a long history
-	// costs only the lines shown.
-	end := append(bytes.Clone(pre[:len(pre)-1]), 1)
-	k, v := c.Seek(end)
-	if k == nil {
-		k, v = c.Last()
-	} else {
-		k, v = c.Prev()
-	}
-	var rev []TranscriptLine
-	for ; k != nil && bytes.HasPrefix(k, pre); k, v = c.Prev() {
-		var l TranscriptLine
-		if json.Unmarshal(v, &l) != nil {
-			continue // one unreadable line does not hide the conversation
-		}
-		rev = append(rev, l)
-		if limit > 0 && len(rev) == limit {
-			break
-		}
-	}
-	out := make([]TranscriptLine, len(rev))
-	for i, l := range rev {
-		out[len(rev)-1-i] = l
-	}
-	return out
 }
 
 // DeskLogin is storage.DeskLogin, a one-time sign-in link for the staff desk.
@@ -235,7 +176,7 @@ func (s *Store) PatientStatesRaw(fn func(id engine.PatientID, raw []byte) error)
 			if bytes.HasPrefix(k, []byte("escalation:")) {
 				return nil
 			}
-			return fn(engine.PatientID(k), v)
+			return fn(engine.PatientID(k), stateBody(v))
 		})
 	})
 }

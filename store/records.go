@@ -23,7 +23,7 @@ func (s *Store) StateRaw(id engine.PatientID) (engine.State, []byte, error) {
 		if v == nil {
 			return nil
 		}
-		raw = bytes.Clone(v)
+		raw = bytes.Clone(stateBody(v))
 		var err error
 		st, err = DecodeState(v)
 		return err

@@ -125,6 +125,11 @@ func DecodeState(raw []byte) (engine.State, error) {
 		return st, fmt.Errorf("%w: %w: empty", ErrCorrupt, errStateEncoding)
 	}
 	switch raw[0] {
+	case stateHeaded: // the transcript head, then the state (transcript.go)
+		if len(raw) < 10 || raw[9] == stateHeaded {
+			return st, fmt.Errorf("%w: %w: short record", ErrCorrupt, errStateEncoding)
+		}
+		return DecodeState(raw[9:])
 	case '{':
 		if err := json.Unmarshal(raw, &st); err != nil {
 			return engine.State{}, fmt.Errorf("%w: %w: %v", ErrCorrupt, errStateEncoding, err)
@@ -226,6 +231,9 @@ func DecodeState(raw []byte) (engine.State, error) {
 // (Walk): JSON records as they are, binary ones decoded and re-encoded.
 // A record that cannot be decoded is returned unchanged.
 func stateJSON(raw []byte) []byte {
+	if b := stateBody(raw); len(b) > 0 && b[0] == '{' {
+		return b
+	}
 	if len(raw) == 0 || raw[0] == '{' {
 		return raw
 	}

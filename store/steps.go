@@ -53,8 +53,9 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 			return nil
 		}
 		raw := tx.Bucket(bStates).Get([]byte(st.Patient))
-		if pr := st.Prepared; pr != nil && st.Invite == "" && (raw == nil) == (pr.From == nil) && bytes.Equal(raw, pr.From) {
-			if err := commit(tx, st, pr.Result, pr.State, pr.Messages, lines); err != nil {
+		head := headFor(tx, st.Patient, raw)
+		if pr := st.Prepared; pr != nil && st.Invite == "" && (raw == nil) == (pr.From == nil) && bytes.Equal(stateBody(raw), pr.From) {
+			if err := commit(tx, st, pr.Result, pr.State, pr.Messages, lines, head); err != nil {
 				return err
 			}
 			applied = true
@@ -85,7 +86,7 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 		if err != nil {
 			return err
 		}
-		if err := commit(tx, st, res, nil, nil, nil); err != nil {
+		if err := commit(tx, st, res, nil, nil, nil, head); err != nil {
 			return err
 		}
 		applied = true
@@ -98,11 +99,13 @@ func (s *Store) Apply(ctx context.Context, st Step, fn func(Input) (engine.Resul
 }
 
 // commit writes one step; stateBytes, encoded and lines, when set, are
-// res.State, res.Messages and the transcript lines already encoded. Each
-// bucket's part is a helper below, called in this order: erasure, state,
-// fired timer, timers, escalation (and what st.OnEscalation adds to it),
-// messages, audit, transcript, visit, dedupe key, invite.
-func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded, lines [][]byte) error {
+// res.State, res.Messages and the transcript lines already encoded, and
+// head is the patient's transcript head before the step (headFor). Each
+// bucket's part is a helper below, called in this order: erasure,
+// transcript, state (with the new head), fired timer, timers, escalation
+// (and what st.OnEscalation adds to it), messages, audit, visit, dedupe
+// key, invite.
+func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded, lines [][]byte, head uint64) error {
 	// A group may run a step twice, with the same result value: work on
 	// copies of what is changed in place (the escalation's ID and the
 	// alerts linked to it, the erasure's audit line), so IDs assigned in a
@@ -113,12 +116,19 @@ func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded,
 		res.Escalation = &e
 	}
 	if res.Erase {
-		if err := erase(tx, st.Patient); err != nil {
+		if err := erase(tx, st.Patient, head); err != nil {
 			return err
 		}
+		head = 0
 		res.Audit = append(append([]engine.Audit(nil), res.Audit...), engine.Audit{At: st.Now, Actor: "system", Action: "erased", Detail: "all data of one patient erased"})
 	}
-	if err := commitState(tx, st, res, stateBytes); err != nil {
+	if !res.Erase {
+		var err error
+		if head, err = putTranscript(tx, st, res.Messages, lines, head); err != nil {
+			return err
+		}
+	}
+	if err := commitState(tx, st, res, stateBytes, head); err != nil {
 		return err
 	}
 	if err := commitFired(tx, st); err != nil {
@@ -142,11 +152,6 @@ func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded,
 	if err := putAudit(tx, res.Audit); err != nil {
 		return err
 	}
-	if !res.Erase {
-		if err := putTranscript(tx, st, res.Messages, lines); err != nil {
-			return err
-		}
-	}
 	if err := commitVisit(tx, st.Patient, res); err != nil {
 		return err
 	}
@@ -161,11 +166,12 @@ func commit(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, encoded,
 	return nil
 }
 
-// commitState writes the step's new state (states bucket) and points the
-// patient indexes at it (activity.go); stateBytes, when set, is res.State
-// already encoded. An erasure with no state left
-// (retention purge) writes none back.
-func commitState(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte) error {
+// commitState writes the step's new state (states bucket), headed by the
+// patient's transcript head (transcript.go), and points the patient
+// indexes at it (activity.go); stateBytes, when set, is res.State already
+// encoded. An erasure with no state left (retention purge) writes none
+// back.
+func commitState(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte, head uint64) error {
 	if res.Erase && res.State.Patient == "" {
 		return nil
 	}
@@ -179,7 +185,7 @@ func commitState(tx *bolt.Tx, st Step, res engine.Result, stateBytes []byte) err
 			return err
 		}
 	}
-	if err := tx.Bucket(bStates).Put([]byte(st.Patient), b); err != nil {
+	if err := tx.Bucket(bStates).Put([]byte(st.Patient), headedState(head, b)); err != nil {
 		return err
 	}
 	return bumpStates(tx)
@@ -327,12 +333,16 @@ func (s *Store) ApplyStaff(ctx context.Context, st StaffStep) (bool, error) {
 }
 
 // erase deletes everything stored about a patient inside tx: state,
-// timers, read mark, visits, transcript, escalations and their ladders, audit lines,
-// queued messages and used invites. Dedupe keys hold no personal data and stay.
+// timers, read mark, visits, transcript (the chain from head, see
+// headFor), escalations and their ladders, audit lines, queued messages
+// and used invites. Dedupe keys hold no personal data and stay.
 // Its cost is that of the patient's own records (prefix reads and the
 // by_patient entries) plus a scan of the outbox, never of other patients'
 // audit lines, escalations or invites.
-func erase(tx *bolt.Tx, p engine.PatientID) error {
+func erase(tx *bolt.Tx, p engine.PatientID, head uint64) error {
+	if err := eraseTranscript(tx, p, head); err != nil {
+		return err
+	}
 	if err := tx.Bucket(bStates).Delete([]byte(p)); err != nil {
 		return err
 	}
@@ -349,7 +359,7 @@ func erase(tx *bolt.Tx, p engine.PatientID) error {
 		return err
 	}
 	pre := idxKey(p, "")
-	for _, b := range [][]byte{bVisits, bQuarantine, bTranscript} {
+	for _, b := range [][]byte{bVisits, bQuarantine} {
 		c := tx.Bucket(b).Cursor()
 		for k, _ := c.Seek(pre); k != nil && bytes.HasPrefix(k, pre); k, _ = c.Seek(pre) {
 			if err := c.Delete(); err != nil {

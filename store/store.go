@@ -20,9 +20,10 @@
 //
 // # Layout
 //
-//	meta        "schema" -> uint64 schema version (4)
-//	states      patient -> engine.State (binary, see EncodeState; JSON
-//	            records of earlier versions are still read)
+//	meta        "schema" -> uint64 schema version (5)
+//	states      patient -> 0x02 | transcript head(8) | engine.State
+//	            (binary, see EncodeState; JSON states and records without
+//	            a head, of earlier versions, are still read)
 //	timers      due(8, big-endian unix ns) | owner | 0x00 | key -> empty
 //	timer_idx   owner | 0x00 | key -> due(8)
 //	outbox      platform | 0x00 | priority(1) | seq(8) -> engine.Outbound (JSON)
@@ -35,8 +36,9 @@
 //	            patient's platform conversation was read (see SetReadMarks)
 //	quarantine  patient | 0x00 | seq(8) -> Quarantined (JSON): records
 //	            that could not be decoded, set aside (see Quarantined)
-//	transcript  patient | 0x00 | seq(8) -> TranscriptLine (JSON): both
-//	            sides of the conversation, for the staff desk
+//	transcript  seq(8) -> prev(8) | patient | TranscriptLine (JSON): both
+//	            sides of the conversation, for the staff desk; one chain
+//	            per patient from the head in its state (transcript.go)
 //	desk_logins sha256(token) -> DeskLogin (JSON): one-time sign-in links
 //	desk_sessions sha256(session ID) -> DeskSession (JSON): signed-in
 //	            staff, shared by every instance
@@ -83,6 +85,7 @@
 //	escalations.go  escalation records, and their updates (ApplyEscalation)
 //	invites.go      one-time enrollment links
 //	records.go      reads of states, visits, audit and read marks
+//	transcript.go   the transcript log and each patient's chain
 //	statecodec.go   the binary encoding of conversation states (schema 3)
 //	jsonappend.go   the transcript's and the outbox's JSON, written by hand
 //	sizes.go        record counts and sizes per bucket (the load's ceiling)
@@ -118,8 +121,10 @@ import (
 // aftercare, which could not read the binary states, refuses it instead
 // of setting every patient's state aside. Schema 4 added the patient
 // indexes (activity, visit_dates, patient_idx, by_patient), built from the
-// states and records when an older file is opened.
-const SchemaVersion = 4
+// states and records when an older file is opened. Schema 5 keeps the
+// transcript as an append-only log with a chain per patient
+// (transcript.go), rewritten from the schema 4 layout on open.
+const SchemaVersion = 5
 
 var (
 	bMeta        = []byte("meta")
@@ -173,7 +178,7 @@ func Open(path string, o Options) (st *Store, err error) {
 			st, err = nil, fmt.Errorf("open %s: %w (%v)", path, ErrCorrupt, r)
 		}
 	}()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, NoSync: o.NoSync})
+	db, err := bolt.Open(path, 0o600, BoltOptions(o))
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
@@ -199,6 +204,31 @@ func Open(path string, o Options) (st *Store, err error) {
 	}
 	s.commit = newCommitter(db, o.MaxBatchSize, o.CommitInterval)
 	return s, nil
+}
+
+// BoltOptions returns the bbolt options Open uses for o. The freelist is
+// kept as a map (FreelistMapType, as etcd runs it), whose page allocation
+// does not search the whole list as the array's does. The freelist is
+// still written at every commit: etcd's NoFreelistSync saved no bytes per
+// message here (the freelist is a page or two in a commit of hundreds) but
+// makes every Open rebuild it by reading the whole file, 14.6 s and
+// 793 MiB resident for the load's store of a million check-ins (cold
+// cache; 2.4 ms and 11 MiB with the freelist written), past the 2 s and
+// 300 MB a restart may take. Nor is the mapping started large
+// (InitialMmapSize): bbolt then grows the file by 16 MB beyond what a
+// commit needs, so a new store is 16 MB at once and the first commit on
+// a nearly full disk fails instead of the one that fills it
+// (TestDiskWriteFailure in cmd/aftercare caught it). The load's bbolt ceiling
+// opens its file with the same options, so it measures the same bbolt.
+func BoltOptions(o Options) *bolt.Options {
+	if o.Timeout == 0 {
+		o.Timeout = time.Second
+	}
+	return &bolt.Options{
+		Timeout:      o.Timeout,
+		NoSync:       o.NoSync,
+		FreelistType: bolt.FreelistMapType,
+	}
 }
 
 func (s *Store) init() error {
@@ -239,12 +269,15 @@ func u64(v uint64) []byte {
 	return b
 }
 
-func timeKey(t time.Time) []byte {
+func timeKey(t time.Time) []byte { return u64(uint64(timeNS(t))) }
+
+// timeNS is t in Unix nanoseconds as timeKey writes it (0 before 1970).
+func timeNS(t time.Time) int64 {
 	ns := t.UnixNano()
 	if ns < 0 {
 		ns = 0
 	}
-	return u64(uint64(ns))
+	return ns
 }
 
 func idxKey(p engine.PatientID, key string) []byte {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -129,5 +130,48 @@ func TestReadMarksKeptForKnownPatientsAndErasedWithThem(t *testing.T) {
 	put("discord:2", true)
 	if marks, _ := s.ReadMarks("discord"); len(marks) != 1 || marks["discord:2"] != "" {
 		t.Fatalf("after erasing discord:2, marks = %v", marks)
+	}
+}
+
+// TestTimerSetAgain: setting a timer again at the time it is already due
+// keeps it due once (the store writes nothing for it), at a new time
+// moves it, and at the zero time removes it.
+func TestTimerSetAgain(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "a.db"))
+	defer s.Close()
+	p := engine.PatientID("telegram:1")
+	at := t0.Add(24 * time.Hour)
+	tests := []struct {
+		name string
+		set  time.Time
+		want []time.Time // due times of the patient's timers, in order
+	}{
+		{"set", at, []time.Time{at}},
+		{"same time again", at, []time.Time{at}},
+		{"moved", at.Add(time.Hour), []time.Time{at.Add(time.Hour)}},
+		{"same again after the move", at.Add(time.Hour), []time.Time{at.Add(time.Hour)}},
+		{"removed", time.Time{}, nil},
+	}
+	for _, tc := range tests {
+		if _, err := s.Apply(t.Context(), step(p, ""), func(in store.Input) (engine.Result, error) {
+			in.State.Patient = p
+			return result(in.State, 0, engine.Timer{Key: "checkin:24", At: tc.set}), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		due, err := s.DueBefore(at.Add(48*time.Hour), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []time.Time
+		for _, d := range due {
+			got = append(got, d.At)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: due %v, want %v", tc.name, got, tc.want)
+		}
+		if tm, _ := s.Timers(p); len(tm) != len(tc.want) || (len(tc.want) == 1 && !tm["checkin:24"].Equal(tc.want[0])) {
+			t.Errorf("%s: index says %v", tc.name, tm)
+		}
 	}
 }

@@ -45,23 +45,33 @@ const (
 // ownerKey encodes o as it leads a timer_idx key: a tag byte, then the
 // patient ID or the escalation ID in decimal (no 0x00 inside, so the
 // separator after it is unambiguous).
-func ownerKey(o Owner) []byte {
+func ownerKey(o Owner) []byte { return appendOwner(nil, o) }
+
+// appendOwner appends ownerKey(o) to b.
+func appendOwner(b []byte, o Owner) []byte {
 	if o.Kind == OwnerEscalation {
-		return strconv.AppendUint([]byte{tagEscalation}, o.Escalation, 10)
+		return strconv.AppendUint(append(b, tagEscalation), o.Escalation, 10)
 	}
-	return append([]byte{tagPatient}, o.Patient...)
+	return append(append(b, tagPatient), o.Patient...)
 }
 
-// timerIdxKey is the timer_idx key of o's timer key.
+// timerIdxKey is the timer_idx key of o's timer key, built in one
+// allocation (a step that sets timers builds several).
 func timerIdxKey(o Owner, key string) []byte {
-	b := ownerKey(o)
+	b := appendOwner(make([]byte, 0, 2+len(o.Patient)+20+len(key)), o)
 	b = append(b, 0)
 	return append(b, key...)
 }
 
 // timerKey is the timers key of o's timer key due at due.
 func timerKey(due time.Time, o Owner, key string) []byte {
-	return append(timeKey(due), timerIdxKey(o, key)...)
+	ns := due.UnixNano()
+	if ns < 0 {
+		ns = 0
+	}
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 10+len(o.Patient)+20+len(key)), uint64(ns))
+	b = append(appendOwner(b, o), 0)
+	return append(b, key...)
 }
 
 // parseTimerIdx decodes a timer_idx key (a timers key without its time).
@@ -90,7 +100,11 @@ func parseTimerIdx(k []byte) (Owner, string, error) {
 func setTimer(tx *bolt.Tx, o Owner, t engine.Timer) error {
 	timers, idx := tx.Bucket(bTimers), tx.Bucket(bTimerIdx)
 	ik := timerIdxKey(o, t.Key)
-	if old := idx.Get(ik); old != nil {
+	old := idx.Get(ik)
+	if old != nil && !t.At.IsZero() && bytes.Equal(old, timeKey(t.At)) && timers.Get(timerKey(t.At, o, t.Key)) != nil {
+		return nil // already due then: rewriting it would dirty two pages for nothing
+	}
+	if old != nil {
 		if err := timers.Delete(append(bytes.Clone(old), ik...)); err != nil {
 			return err
 		}

@@ -35,6 +35,11 @@ import (
 // escalations and used invites (upgradeIndexes), so retention, /today and
 // erasure read only the patients and records they are about.
 //
+// Schema 4 to 5: the transcript becomes an append-only log keyed by its
+// sequence, each patient's lines chained from a head in the state record
+// (upgradeTranscript4, transcript.go), so a step's lines land on the
+// rightmost pages instead of a random page each.
+//
 // The steps run in order, so a schema 1 file goes through every one; they
 // share Open's transaction, so a crash leaves the file at its old version,
 // to be upgraded again.
@@ -47,6 +52,11 @@ func upgrade(tx *bolt.Tx, from uint64) error {
 	if from < 4 {
 		if err := upgradeIndexes(tx); err != nil {
 			return fmt.Errorf("upgrade schema 3 to 4 (patient indexes): %w", err)
+		}
+	}
+	if from < 5 {
+		if err := upgradeTranscript4(tx, time.Now().UTC()); err != nil {
+			return fmt.Errorf("upgrade schema 4 to 5 (transcript log): %w", err)
 		}
 	}
 	return tx.Bucket(bMeta).Put([]byte("schema"), u64(SchemaVersion))

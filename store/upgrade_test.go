@@ -76,7 +76,7 @@ func writeSchema1Timers(t *testing.T, path string) {
 // as escalation 3's, not as a patient's), the ladder still steps once, the
 // patient indexes of schema 4 are built (retention finds the patient, and
 // erasing them finds their escalation and its ladder through by_patient),
-// and the file is schema 4 after.
+// and the file is schema 5 after.
 func TestOpenUpgradesSchema1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "old.db")
 	writeSchema1Timers(t, path)
@@ -142,7 +142,7 @@ func TestOpenUpgradesSchema1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Schema != store.SchemaVersion || store.SchemaVersion != 4 || len(r.Problems) != 0 {
+	if r.Schema != store.SchemaVersion || store.SchemaVersion != 5 || len(r.Problems) != 0 {
 		t.Fatalf("after upgrade: schema %d (want %d), problems %v", r.Schema, store.SchemaVersion, r.Problems)
 	}
 }

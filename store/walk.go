@@ -152,11 +152,11 @@ func (s *Store) Walk(w Walker) error {
 		}
 		if w.Transcript != nil {
 			if err := each(bTranscript, func(k, v []byte) error {
-				p, seq, err := seqAfterPatient(k)
-				if err != nil {
-					return err
+				p, _, line, ok := parseLine(v)
+				if !ok || len(k) != 8 {
+					return fmt.Errorf("%w: transcript %x", ErrCorrupt, k)
 				}
-				return w.Transcript(p, seq, v)
+				return w.Transcript(engine.PatientID(p), binary.BigEndian.Uint64(k), line)
 			}); err != nil {
 				return err
 			}

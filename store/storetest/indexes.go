@@ -18,7 +18,10 @@ import (
 // the patient indexes instead of reading every state.
 type Indexes interface {
 	// InactiveBefore lists up to limit patients whose store.LastActivity
-	// is before t, least recently active first.
+	// is before t, least recently active first. A backend may index the
+	// time rounded up (bbolt: to the hour, store.ActivityGrain), listing a
+	// patient that much later, never earlier; the cases here use whole
+	// hours.
 	InactiveBefore(t time.Time, limit int) ([]engine.PatientID, error)
 	// VisitedSince calls fn with every patient whose visit is at or after
 	// t, oldest visit first.
