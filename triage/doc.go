@@ -32,7 +32,12 @@
 // Damerau-Levenshtein distance 1 for sign words of 5 to 8 letters, 2 for
 // longer ones, and a cheap phonetic fold ("chset", "numbess", "inchado");
 // ordinary words near a sign word ("paint") are listed as not typos in
-// rules/*_words.json (see fuzzy.go).
+// rules/*_words.json (see fuzzy.go). Such a real word one letter off a
+// body part of fuzzy.parts, right before a pain word of fuzzy.part_pains
+// or ending a clause just after one ("chess pain", "pain in my chess",
+// "dolor en el techo"), reads as the part; one off another sign word
+// right before a pain word ("chesty pain") is an unread body part, so the
+// message is asked about and never reassured as soreness.
 //
 // Each sign mention is then read in its context:
 //

@@ -1,0 +1,55 @@
+package triage
+
+import (
+	"testing"
+
+	"github.com/aftercare-clinic/aftercare/engine"
+)
+
+// Families pointed at by the sealed round 3 (now spent), read generically:
+// each table holds wording written for this file, the red flag beside the
+// everyday messages that must keep their level.
+
+// TestNearMissBodyPart holds a real word one letter off a body part in a
+// symptom phrase: autocorrect turns "chest" into "chess", and the pair
+// "chess pain" is chest pain, an emergency, never the normal soreness.
+// The word alone, or away from a pain word, stays itself.
+func TestNearMissBodyPart(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "chess pain", want: engine.Emergency, sign: "chest_pain"},
+		{text: "chess pain since this morning", want: engine.Emergency, sign: "chest_pain"},
+		{text: "i have a chess pressure that wont go", want: engine.Emergency, sign: "chest_pain"},
+		{text: "my chess hurts a lot", want: engine.Emergency, sign: "chest_pain"},
+		{text: "sharp pain in my chess", want: engine.Emergency, sign: "chest_pain"},
+		{text: "tengo dolor en el techo", want: engine.Emergency, sign: "chest_pain"},
+		{text: "me duele el techo.", want: engine.Emergency, sign: "chest_pain"},
+		// The word alone, or not beside a pain word, is itself.
+		{text: "played chess all evening, back a bit sore", want: engine.None, not: "chest_pain"},
+		{text: "chess club tonight so i might be late", want: engine.None, not: "chest_pain"},
+		{text: "el dolor de hecho mejoro bastante", want: engine.None, not: "chest_pain"},
+		{text: "se cayo pintura del techo jaja", want: engine.None, not: "chest_pain"},
+		{text: "neck pain is a bit better today", want: engine.None, not: "chest_pain"},
+	})
+}
+
+// TestPainBesideUnreadWord holds the other half: a real word near a sign
+// word right before a pain word is an unread body part, so the message is
+// asked about rather than answered as normal soreness.
+func TestPainBesideUnreadWord(t *testing.T) {
+	c := Default()
+	for _, tc := range []struct {
+		text   string
+		unread bool
+	}{
+		{"chesty pain", true},
+		{"brest pain", true},
+		{"dull ache where the points were", false},
+		{"mild local soreness only", false},
+		{"back pain a bit better", false},
+	} {
+		f := c.Triage(tc.text, -1)
+		if got := f.Unread > 0 || f.Suspect || f.Level > engine.None; got != tc.unread {
+			t.Errorf("%q: unread %d suspect %v level %v, want something unread %v", tc.text, f.Unread, f.Suspect, f.Level, tc.unread)
+		}
+	}
+}
