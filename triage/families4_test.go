@@ -53,3 +53,27 @@ func TestPainBesideUnreadWord(t *testing.T) {
 		}
 	}
 }
+
+// TestPainMuchWorseThanBefore holds the protocol's worsening pain: pain
+// much worse than before the session (or than yesterday), or pain the
+// patient cannot bear, is urgent, not the watch of ordinary soreness. A
+// little worse in the first days stays the expected worse-before-better.
+func TestPainMuchWorseThanBefore(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "my knee is so much worse than yesterday", want: engine.Urgent, sign: "severe_pain"},
+		{text: "hurts far worse than before i came in", want: engine.Urgent, sign: "severe_pain"},
+		{text: "back pain is loads worse than before the needling", want: engine.Urgent, sign: "severe_pain"},
+		{text: "my shoulder is a lot worse than before", want: engine.Urgent, sign: "severe_pain"},
+		{text: "la espalda me duele mucho peor que ayer", want: engine.Urgent, sign: "severe_pain"},
+		{text: "la cadera esta bastante peor que antes de la sesion", want: engine.Urgent, sign: "severe_pain"},
+		{text: "tengo un dolor que no aguanto", want: engine.Urgent, sign: "severe_pain"},
+		{text: "ya no aguanto el dolor de la rodilla", want: engine.Urgent, sign: "severe_pain"},
+		// Better, a little worse, or an idiom stay where they were.
+		{text: "way better than before honestly", want: engine.None, not: "severe_pain"},
+		{text: "mucho mejor que antes", want: engine.None, not: "severe_pain"},
+		{text: "feel a bit worse than before, normal for day one?", want: engine.None, not: "severe_pain"},
+		{text: "me siento un poquito peor que antes, es normal?", want: engine.None, not: "severe_pain"},
+		{text: "no aguanto las ganas de volver jaja", want: engine.None, not: "severe_pain"},
+		{text: "the sharp pain i came in with is gone", want: engine.None},
+	})
+}
