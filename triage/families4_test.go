@@ -77,3 +77,25 @@ func TestPainMuchWorseThanBefore(t *testing.T) {
 		{text: "the sharp pain i came in with is gone", want: engine.None},
 	})
 }
+
+// TestConcessionThenLargeWarm holds "I know some redness is normal but
+// mine is ...": the concession is no question about a normal sign, what
+// follows is the patient's report, and redness or swelling that is large
+// (the size of a palm, an egg) or growing and warm is a sign of infection
+// spreading, urgent. Small, fading, or warmth from a shower stays normal.
+func TestConcessionThenLargeWarm(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "i know a bit of red is expected but this patch is getting bigger and feels warm", want: engine.Urgent, sign: "infection"},
+		{text: "i get that some swelling is normal, but mine is hot and the size of an egg", want: engine.Urgent, sign: "infection"},
+		{text: "the mark is the size of my hand and warm", want: engine.Urgent, sign: "infection"},
+		{text: "the red spot is warm and bigger than yesterday", want: engine.Urgent, sign: "infection"},
+		{text: "se que es normal algo de rojo pero lo mio esta del tamano de mi palma y caliente", want: engine.Urgent, sign: "infection"},
+		{text: "ya se que un poco de hinchazon es normal pero la mia esta creciendo y calentita", want: engine.Urgent, sign: "infection"},
+		{text: "la rojez esta creciendo y caliente", want: engine.Urgent, sign: "infection"},
+		{text: "a little red mark where the needle was, no warmth, not spreading", want: engine.None, not: "infection"},
+		{text: "i know some redness is normal, mine is tiny and already fading", want: engine.None, not: "infection"},
+		{text: "had a warm shower and my back feels bigger lol", want: engine.None, not: "infection"},
+		{text: "the heat pack felt warm and the sore spot is smaller now", want: engine.None, not: "infection"},
+		{text: "me di un bano caliente y la espalda mucho mejor", want: engine.None, not: "infection"},
+	})
+}
