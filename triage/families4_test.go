@@ -99,3 +99,47 @@ func TestConcessionThenLargeWarm(t *testing.T) {
 		{text: "me di un bano caliente y la espalda mucho mejor", want: engine.None, not: "infection"},
 	})
 }
+
+// TestLingeringIsNoAllClear holds a complaint that goes on past the
+// expected time: it reaches watch, and neither "not bad", an expectation
+// ("i thought it would be gone"), a comparison with last time, nor a
+// denied list of other signs turns the message into an all-clear.
+func TestLingeringIsNoAllClear(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "my shoulder still aches four days later, not terrible, but i expected it to be over", want: engine.Watch, sign: "soreness"},
+		{text: "day 4 and still sore, it lasts longer than last time", want: engine.Watch, sign: "soreness"},
+		{text: "still sore on day 3, last time it was gone in a day", want: engine.Watch, sign: "soreness"},
+		{text: "me sigue molestando el hombro a los 4 dias, sin moretones ni fiebre, es que no se me quita", want: engine.Watch, sign: "soreness"},
+		{text: "havent had any energy since the session, no fever", hours: 30, want: engine.Watch, sign: "fatigue"},
+		{text: "still exhausted, i thought it would have passed by now", hours: 30, want: engine.Watch, sign: "fatigue"},
+		{text: "the tiredness is still here, i was fine after the first session but this time its been dragging", hours: 30, want: engine.Watch, sign: "fatigue"},
+		{text: "sigo sin energia, estuve bien despues de la primera sesion pero esta vez no", hours: 30, want: engine.Watch, sign: "fatigue"},
+		// Over, or all denied, stays an all-clear.
+		{text: "no fever, no swelling, feeling great", want: engine.None},
+		{text: "sin fiebre ni hinchazon, todo bien", want: engine.None},
+		{text: "the headaches i used to get have stopped since the sessions", want: engine.None},
+		{text: "sore yesterday, gone today", hours: 30, want: engine.None},
+	})
+}
+
+// TestStrayPersistenceIsUnread holds the mechanism behind the wrong "good
+// to hear": a word saying something goes on that reaches only denied signs
+// leaves the complaint unread, so the engine never calls it good news.
+func TestStrayPersistenceIsUnread(t *testing.T) {
+	c := Default()
+	for _, tc := range []struct {
+		text   string
+		unread bool
+	}{
+		{"sin fiebre ni hinchazon, pero no se me quita", true},
+		{"no fever, no redness, it just keeps going", true},
+		{"no fever, no swelling, feeling great", false},
+		{"sin fiebre ni hinchazon, todo bien", false},
+		{"the headaches i used to get have stopped since the sessions", false},
+	} {
+		f := c.Triage(tc.text, -1)
+		if got := f.Unread > 0; got != tc.unread {
+			t.Errorf("%q: unread %d, want unread %v", tc.text, f.Unread, tc.unread)
+		}
+	}
+}

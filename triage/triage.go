@@ -144,6 +144,10 @@ func newClassifier(rs *ruleset) *Classifier {
 
 // scratch is the per-call working memory, reused through the pool.
 type scratch struct {
+	// stray counts words saying a complaint goes on or grows ("still",
+	// "no se quita") in a message whose every mention is settled: the
+	// complaint they speak of was not read, so it counts as unread.
+	stray     int
 	norm      []byte
 	toks      []token
 	lex       []int32
@@ -240,6 +244,7 @@ func (sc *scratch) reset() {
 	sc.ments = sc.ments[:0]
 	sc.mods = sc.mods[:0]
 	sc.signs = sc.signs[:0]
+	sc.stray = 0
 }
 
 // Triage classifies one message. It never panics and always returns a level:
@@ -343,7 +348,7 @@ func (rs *ruleset) unread(sc *scratch, f *engine.Finding) {
 			live = true
 		}
 	}
-	f.Unread = n
+	f.Unread = n + sc.stray
 	f.Suspect = f.Suspect || live
 }
 
