@@ -123,7 +123,11 @@
 //
 // A word of a sign's vocabulary that no phrase read is counted in
 // Finding.Unread; one outside any negation or hypothetical sets
-// Finding.Suspect, so the engine asks instead of reassuring.
+// Finding.Suspect, so the engine asks instead of reassuring. So does a
+// word saying something goes on or grows ("no se quita", "keeps going")
+// that reaches only denied signs in a message whose every mention is
+// settled: what goes on was not read, and a denied list of other signs
+// cannot make the message an all-clear.
 //
 // Phrases are found through an index of their first two words, so the cost
 // of a message grows with its length and not with the number of phrases a

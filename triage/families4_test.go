@@ -113,6 +113,7 @@ func TestLingeringIsNoAllClear(t *testing.T) {
 		{text: "havent had any energy since the session, no fever", hours: 30, want: engine.Watch, sign: "fatigue"},
 		{text: "still exhausted, i thought it would have passed by now", hours: 30, want: engine.Watch, sign: "fatigue"},
 		{text: "the tiredness is still here, i was fine after the first session but this time its been dragging", hours: 30, want: engine.Watch, sign: "fatigue"},
+		{text: "pense que ya se me habria quitado pero sigo cansada", hours: 30, want: engine.Watch, sign: "fatigue"},
 		{text: "sigo sin energia, estuve bien despues de la primera sesion pero esta vez no", hours: 30, want: engine.Watch, sign: "fatigue"},
 		// Over, or all denied, stays an all-clear.
 		{text: "no fever, no swelling, feeling great", want: engine.None},
@@ -142,4 +143,39 @@ func TestStrayPersistenceIsUnread(t *testing.T) {
 			t.Errorf("%q: unread %d, want unread %v", tc.text, f.Unread, tc.unread)
 		}
 	}
+}
+
+// TestFiguresAndQuestionsStayCalm holds false alarms of the third round:
+// an idiom told as a joke or about the future, deep sleep or relaxation
+// told as a figure, a question about what to watch for, a jerk while
+// falling asleep, tiredness that is over, a "healing crisis" asked about,
+// a question whether soreness is worse if..., and a twitching eyelid. The
+// red flags beside them keep their level.
+func TestFiguresAndQuestionsStayCalm(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "mi jefe me va a dar un infarto con tanto correo jaja", want: engine.None, not: "chest_pain"},
+		{text: "this queue is gonna give me a heart attack lol", want: engine.None, not: "chest_pain"},
+		{text: "slept like i was knocked out, amazing night", want: engine.None, not: "fainting"},
+		{text: "dormi como si estuviera desmayada, que rico", want: engine.None, not: "fainting"},
+		{text: "super relaxed, almost tipsy haha", want: engine.None, not: "dizziness"},
+		{text: "what signs of infection should i look out for?", want: engine.None, not: "infection"},
+		{text: "cuales sintomas de infeccion debo vigilar?", want: engine.None, not: "infection"},
+		{text: "my calf jumped a few times as i was drifting off", want: engine.None, not: "seizure"},
+		{text: "tuve unos brincos en la pierna al quedarme dormida", want: engine.None, not: "numbness"},
+		{text: "had a twitch in my foot while falling asleep", want: engine.None, not: "numbness"},
+		{text: "monday i was wiped, today i have loads of energy", want: engine.None, not: "fatigue"},
+		{text: "ayer agotada, hoy tengo mucha energia", want: engine.None, not: "fatigue"},
+		{text: "does the ache get worse if i skip stretching?", want: engine.None},
+		{text: "el dolor es peor si no tomo agua?", want: engine.None},
+		{text: "a little worse tonight, is it the healing crisis?", want: engine.None, not: "seizure"},
+		{text: "un poco peor hoy, sera la crisis curativa?", want: engine.None, not: "seizure"},
+		{text: "me tiembla el parpado desde ayer jaja", want: engine.None, sign: "twitching"},
+		{text: "i was unsteady for a few minutes after, fine since", want: engine.None},
+		// The real thing keeps its level.
+		{text: "i think im having a heart attack", want: engine.Emergency, sign: "chest_pain"},
+		{text: "me esta dando un infarto", want: engine.Emergency, sign: "chest_pain"},
+		{text: "he was jerking all over and wont wake up", want: engine.Emergency, sign: "seizure", subj: "other"},
+		{text: "the needle site has pus", want: engine.Urgent, sign: "infection"},
+		{text: "tuvo una crisis convulsiva", want: engine.Emergency, sign: "seizure"},
+	})
 }
