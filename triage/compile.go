@@ -149,6 +149,7 @@ type lexicon struct {
 	numbers   map[string]float64
 	flags     map[string]uint16
 	notTypos  map[string]bool
+	parts     map[string]bool   // fuzzy.parts: what a real word beside a pain word may stand for
 	collapsed map[string]string // word with double letters collapsed -> word
 	typos     typoIndex
 	vocab     []bool          // lexeme id -> a word of a sign's own vocabulary (for Unread)
@@ -171,6 +172,7 @@ type wordInfo struct {
 	flags    uint16
 	isNum    bool
 	everyday bool
+	pain     bool // a word of fuzzy.part_pains
 	num      float64
 }
 
@@ -576,6 +578,15 @@ func compile(m *mergedRules, el *errList) *ruleset {
 		}
 		lx.notTypos[w[0]] = true
 	}
+	lx.parts = map[string]bool{}
+	for _, tr := range m.parts {
+		w, _ := normWords(tr.term)
+		if len(w) != 1 || len(w[0]) < 5 {
+			el.add(tr.at.file, tr.at.key, "%q: want a single word of at least 5 letters", tr.term)
+			continue
+		}
+		lx.parts[w[0]] = true
+	}
 	for _, tr := range m.fuzzy {
 		w, _ := normWords(tr.term)
 		if len(w) != 1 || len(w[0]) < 5 {
@@ -613,6 +624,16 @@ func compile(m *mergedRules, el *errList) *ruleset {
 		wi := lx.info[w]
 		wi.everyday = true
 		lx.info[w] = wi
+	}
+	for _, tr := range m.partPains {
+		w, _ := normWords(tr.term)
+		if len(w) != 1 {
+			el.add(tr.at.file, tr.at.key, "%q: want a single word", tr.term)
+			continue
+		}
+		wi := lx.info[w[0]]
+		wi.pain = true
+		lx.info[w[0]] = wi
 	}
 
 	// Index patterns by their first element (and their second, where it
@@ -737,6 +758,19 @@ func (lx *lexicon) resolveToken(dst []int32, w []byte, stretched bool, buf *[]by
 		return dst
 	}
 	if t := lx.typos.lookup(w, buf); t >= 0 {
+		return append(dst, lx.typos.ids[t]...)
+	}
+	return dst
+}
+
+// nearPart appends the ids of the body part (fuzzy.parts) that w, a real
+// word listed under not_typos, is one typo away from; it appends nothing
+// when w is near no part. The caller checks that a pain word is beside it.
+func (lx *lexicon) nearPart(dst []int32, w []byte, buf *[]byte) []int32 {
+	if len(w) < 4 || len(lx.parts) == 0 {
+		return dst
+	}
+	if t := lx.typos.lookup(w, buf); t >= 0 && lx.parts[lx.typos.targets[t]] {
 		return append(dst, lx.typos.ids[t]...)
 	}
 	return dst

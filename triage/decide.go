@@ -192,8 +192,11 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 	if len(sc.ments) == 0 {
 		return engine.Finding{Level: engine.None}
 	}
+	strays := 0
 	for k := range sc.mods {
-		rs.attach(sc, &sc.mods[k])
+		if !rs.attach(sc, &sc.mods[k]) && (sc.mods[k].cat == catPersistent || sc.mods[k].cat == catWorse) {
+			strays++ // reached no complaint: what goes on was not read
+		}
 	}
 
 	// Level of each mention.
@@ -282,10 +285,12 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 				L = max(L, e.laterLevel)
 			}
 			amb = !raised
-			if has(catMild) && has(catPersistent) && !has(catVery) && !has(catSevere) && !has(catWorse) && lv[catBase] < engine.Urgent {
+			if has(catMild) && has(catPersistent) && !has(catVery) && !has(catSevere) && !has(catWorse) && lv[catBase] < engine.Urgent && !(e.later && hours >= e.laterHours) {
 				// "slight headache since this morning": a mild complaint
 				// of a kind that is not itself a red flag stays at its
-				// mild level for a day or so.
+				// mild level for a day or so; past the sign's own
+				// lingering time ("still hurts a week later, not bad")
+				// it is the lingering kind.
 				L = max(lv[catMild], min(L, lv[catMild]))
 			}
 			if normalCheck && has(catMild) && !has(catVery) && !has(catSevere) && !has(catWorse) && !has(catPersistent) {
@@ -394,6 +399,14 @@ func (rs *ruleset) decide(sc *scratch, hours float64) engine.Finding {
 	}
 	if len(sc.signs) > 0 {
 		f.Signs = sc.signs // the scratch's own: Triage hands out a shared copy
+	} else if f.Settled > 0 {
+		// "sin hinchazón ni fiebre, solo que no se quita": every
+		// mention read is settled, yet the patient says, in a clause of
+		// its own that reaches no mention, that something goes on or
+		// grows. What goes on was not read, so the message is no
+		// all-clear: a denied list of other signs, or "not bad", cannot
+		// stand for the whole of it.
+		sc.stray = strays
 	}
 	// Who the report is about: the first mention at the top level.
 	for k := range sc.ments {
@@ -442,7 +455,7 @@ func (sc *scratch) insideSign(i int) bool {
 // a lowering word never quietly hides a second sign. A modifier alone in its
 // clause ("..., but it passed") refers back to the previous clause with a
 // mention, if what precedes it in its own clause is only filler ("but it").
-func (rs *ruleset) attach(sc *scratch, md *modRef) {
+func (rs *ruleset) attach(sc *scratch, md *modRef) bool {
 	sp := sc.spans
 	ments := sc.ments
 	cl := sp[md.span].clause
@@ -467,7 +480,7 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 			for k := lo; k < hi; k++ {
 				ments[k].mods |= bit
 			}
-			return
+			return true
 		}
 		best, bestD := -1, int32(1<<30)
 		for k := lo; k < hi; k++ {
@@ -505,7 +518,7 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 					}
 				}
 			}
-			return
+			return true
 		}
 	}
 	// "dizzy standing up, but sat back down and it passed", "I threw up,
@@ -515,12 +528,12 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 	// sign's own level for it decides what remains.
 	over := (md.cat == catResolved || md.cat == catHistorical) && lo > 0 && sp[ments[lo-1].span].sent == sp[md.span].sent
 	if lower && !frame && !over && !sc.onlyFiller(md.start, cl) {
-		return
+		return false
 	}
 	if md.cat == catMild && !sc.onlyFillerAfter(md.end, cl) {
 		// "kinda annoying", "a bit worried": the mild word is about what
 		// follows it, not the complaint before.
-		return
+		return false
 	}
 	// Orphan: the previous clause that has mentions. A time frame reaches
 	// back only within its sentence ("my uncle passed out during his
@@ -529,21 +542,26 @@ func (rs *ruleset) attach(sc *scratch, md *modRef) {
 	// "still there"), not when its clause says something else ("since the
 	// needling my achilles feels amazing").
 	if lo == 0 || (frame && sp[ments[lo-1].span].sent != sp[md.span].sent) {
-		return
+		return false
 	}
 	if raise && !sc.onlyFillerBefore(md.start, cl) && !sc.onlyFillerAfter(md.end, cl) {
-		return
+		return false
 	}
 	if !raise && !lower && !sc.onlyFillerAfter(md.end, cl) {
 		// A severity word reaches back only when it ends its clause ("so
 		// bad"), not as the adjective of something else ("had a big
 		// glass of water").
-		return
+		return false
 	}
 	prev := ments[lo-1].clause
+	reached := false
 	for k := lo - 1; k >= 0 && ments[k].clause == prev; k-- {
 		ments[k].mods |= bit
+		reached = reached || !sp[ments[k].span].neg
 	}
+	// A word reaching back only to denied signs ("no fever, no
+	// swelling, but it won't go away") speaks of a complaint not read.
+	return reached
 }
 
 // onlyFiller reports whether every token of clause cl before position t is

@@ -32,7 +32,12 @@
 // Damerau-Levenshtein distance 1 for sign words of 5 to 8 letters, 2 for
 // longer ones, and a cheap phonetic fold ("chset", "numbess", "inchado");
 // ordinary words near a sign word ("paint") are listed as not typos in
-// rules/*_words.json (see fuzzy.go).
+// rules/*_words.json (see fuzzy.go). Such a real word one letter off a
+// body part of fuzzy.parts, right before a pain word of fuzzy.part_pains
+// or ending a clause just after one ("chess pain", "pain in my chess",
+// "dolor en el techo"), reads as the part; one off another sign word
+// right before a pain word ("chesty pain") is an unread body part, so the
+// message is asked about and never reassured as soreness.
 //
 // Each sign mention is then read in its context:
 //
@@ -118,7 +123,11 @@
 //
 // A word of a sign's vocabulary that no phrase read is counted in
 // Finding.Unread; one outside any negation or hypothetical sets
-// Finding.Suspect, so the engine asks instead of reassuring.
+// Finding.Suspect, so the engine asks instead of reassuring. So does a
+// word saying something goes on or grows ("no se quita", "keeps going")
+// that reaches only denied signs in a message whose every mention is
+// settled: what goes on was not read, and a denied list of other signs
+// cannot make the message an all-clear.
 //
 // Phrases are found through an index of their first two words, so the cost
 // of a message grows with its length and not with the number of phrases a

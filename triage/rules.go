@@ -151,6 +151,14 @@ type fuzzySpec struct {
 	// Everyday words appear in sign terms but say nothing alone ("floor",
 	// "like"): left unread, they do not make a message suspect.
 	Everyday []string `json:"everyday"`
+	// Parts are body parts a real word one letter off may stand for
+	// beside a word of PartPains: "chess pain" is chest pain, while
+	// "chess" alone stays the game (it is listed under not_typos).
+	Parts []string `json:"parts"`
+	// PartPains are the symptom words that make such a pair ("pain",
+	// "pressure", "dolor"); a word no rule knows right before one is an
+	// unread body part, so the message is asked about, never reassured.
+	PartPains []string `json:"part_pains"`
 }
 
 type questionSpec struct {
@@ -376,6 +384,8 @@ type mergedRules struct {
 	numbers   map[string]float64
 	fuzzy     []termRef
 	notTypos  []termRef
+	parts     []termRef
+	partPains []termRef
 	everyday  []termRef
 	langs     []string
 }
@@ -609,6 +619,12 @@ func (m *mergedRules) merge(f File, rf *ruleFile, el *errList) {
 	}
 	for i, t := range rf.Fuzzy.NotTypos {
 		m.notTypos = append(m.notTypos, termRef{t, origin{f.Name, fmt.Sprintf("fuzzy.not_typos[%d]", i)}})
+	}
+	for i, t := range rf.Fuzzy.Parts {
+		m.parts = append(m.parts, termRef{t, origin{f.Name, fmt.Sprintf("fuzzy.parts[%d]", i)}})
+	}
+	for i, t := range rf.Fuzzy.PartPains {
+		m.partPains = append(m.partPains, termRef{t, origin{f.Name, fmt.Sprintf("fuzzy.part_pains[%d]", i)}})
 	}
 	for i, t := range rf.Fuzzy.Everyday {
 		m.everyday = append(m.everyday, termRef{t, origin{f.Name, fmt.Sprintf("fuzzy.everyday[%d]", i)}})

@@ -144,6 +144,10 @@ func newClassifier(rs *ruleset) *Classifier {
 
 // scratch is the per-call working memory, reused through the pool.
 type scratch struct {
+	// stray counts words saying a complaint goes on or grows ("still",
+	// "no se quita") in a message whose every mention is settled: the
+	// complaint they speak of was not read, so it counts as unread.
+	stray     int
 	norm      []byte
 	toks      []token
 	lex       []int32
@@ -240,6 +244,7 @@ func (sc *scratch) reset() {
 	sc.ments = sc.ments[:0]
 	sc.mods = sc.mods[:0]
 	sc.signs = sc.signs[:0]
+	sc.stray = 0
 }
 
 // Triage classifies one message. It never panics and always returns a level:
@@ -343,7 +348,7 @@ func (rs *ruleset) unread(sc *scratch, f *engine.Finding) {
 			live = true
 		}
 	}
-	f.Unread = n
+	f.Unread = n + sc.stray
 	f.Suspect = f.Suspect || live
 }
 
@@ -361,6 +366,18 @@ func (rs *ruleset) lexemes(sc *scratch) {
 				sc.lex = lx.resolveToken(sc.lex, w[:len(w)-1], false, &sc.buf)
 			}
 			wi := lx.info[string(w)]
+			if t.kind == tWord && len(sc.lex) == int(t.lexOff) && !wi.everyday && !wi.isNum && len(w) >= 4 {
+				if painNext, painNear := sc.painBeside(lx, i); (painNext || painNear) && lx.notTypos[string(w)] {
+					// A real word one letter off a body part, in a
+					// symptom phrase ("chess pain", "dolor en el
+					// techo"), reads as the part; alone it stays
+					// itself. One off another sign word right before
+					// a pain word ("chesty pain") is an unread body
+					// part: asked about, never reassured as soreness.
+					sc.lex = lx.nearPart(sc.lex, w, &sc.buf)
+					t.vocab = len(sc.lex) == int(t.lexOff) && painNext
+				}
+			}
 			for _, id := range sc.lex[t.lexOff:] {
 				if lx.vocab[id] {
 					t.vocab = !wi.everyday
@@ -376,6 +393,30 @@ func (rs *ruleset) lexemes(sc *scratch) {
 		}
 		t.lexN = int32(len(sc.lex)) - t.lexOff
 	}
+}
+
+// painBeside reports whether the word after token i is a pain word of
+// fuzzy.part_pains (next), or, when token i ends its clause, one of the
+// three words before it is, with no punctuation between (near: "dolor en
+// el ...", "pain in my ..."; "el dolor de hecho mejoró" is no pair).
+func (sc *scratch) painBeside(lx *lexicon, i int) (next, near bool) {
+	if j := i + 1; j < len(sc.toks) && sc.toks[j].kind == tWord {
+		next = lx.info[string(sc.norm[sc.toks[j].s:sc.toks[j].e])].pain
+		if !next {
+			return false, false
+		}
+	}
+	for j := i - 1; j >= 0 && j >= i-3; j-- {
+		tk := &sc.toks[j]
+		if tk.kind != tWord {
+			break
+		}
+		if lx.info[string(sc.norm[tk.s:tk.e])].pain {
+			near = true
+			break
+		}
+	}
+	return next, near
 }
 
 func (sc *scratch) tokMatches(t *token, e *elem) bool {
