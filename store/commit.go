@@ -3,29 +3,21 @@ package store
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/aftercare-clinic/aftercare/store/handoff"
 	bolt "go.etcd.io/bbolt"
 )
 
-// A write is one function waiting to run in a group transaction.
+// A write is one function waiting to run in a group transaction. Its
+// ticket says whether the loop took it into a group or its caller's context
+// ended first (see package handoff): it is either run and reported, or
+// dropped unrun.
 type write struct {
-	fn   func(*bolt.Tx) error
-	done chan error
-	// state moves from queued to taken (the loop put the write in a group)
-	// or to abandoned (its caller's context ended first), never both: a
-	// write is either run and reported, or dropped unrun.
-	state *atomic.Int32
+	fn func(*bolt.Tx) error
+	t  *handoff.Ticket
 }
-
-// Write states (write.state).
-const (
-	queued int32 = iota
-	taken
-	abandoned
-)
 
 // committer runs writes in group transactions: one goroutine takes every
 // write queued while the previous commit ran and commits them together,
@@ -45,10 +37,8 @@ type committer struct {
 	max      int
 	interval time.Duration // least time between the starts of two commits
 
-	mu     sync.RWMutex // guards closed and sends on queue
-	closed bool
-	queue  chan write
-	done   chan struct{}
+	queue *handoff.Queue[write]
+	done  chan struct{}
 
 	commits, writes atomic.Uint64 // for CommitStats
 }
@@ -69,7 +59,7 @@ func (s *Store) CommitStats() CommitStats {
 }
 
 func newCommitter(db *bolt.DB, max int, interval time.Duration) *committer {
-	c := &committer{db: db, max: max, interval: interval, queue: make(chan write, max), done: make(chan struct{})}
+	c := &committer{db: db, max: max, interval: interval, queue: handoff.NewQueue[write](max), done: make(chan struct{})}
 	go c.loop()
 	return c
 }
@@ -83,42 +73,14 @@ func newCommitter(db *bolt.DB, max int, interval time.Duration) *committer {
 // write into a group, do waits for that group's outcome whatever ctx does,
 // so a write that was committed is never reported as failed.
 func (c *committer) do(ctx context.Context, fn func(*bolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	w := write{fn: fn, done: make(chan error, 1), state: new(atomic.Int32)}
-	c.mu.RLock()
-	if c.closed {
-		c.mu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case c.queue <- w:
-	case <-ctx.Done():
-		c.mu.RUnlock()
-		return ctx.Err()
-	}
-	c.mu.RUnlock()
-	select {
-	case err := <-w.done:
-		return err
-	case <-ctx.Done():
-		if w.state.CompareAndSwap(queued, abandoned) {
-			return ctx.Err()
-		}
-		return <-w.done // already in a group: its outcome is ours
-	}
+	t := handoff.NewTicket()
+	return c.queue.Do(ctx, write{fn: fn, t: t}, t, ErrClosed)
 }
 
 // close stops taking writes, commits those already queued and waits for
 // the loop to end.
 func (c *committer) close() {
-	c.mu.Lock()
-	if !c.closed {
-		c.closed = true
-		close(c.queue)
-	}
-	c.mu.Unlock()
+	c.queue.Close()
 	<-c.done
 }
 
@@ -126,7 +88,7 @@ func (c *committer) loop() {
 	defer close(c.done)
 	group := make([]write, 0, c.max)
 	var last time.Time
-	for first := range c.queue {
+	for first := range c.queue.Items() {
 		// Under moderate load, wait out the rest of the interval since the
 		// last commit began, so writes arriving meanwhile share this one.
 		// When idle, last is long past and nothing waits; under heavy load
@@ -136,17 +98,17 @@ func (c *committer) loop() {
 		}
 		last = time.Now()
 		group = group[:0]
-		if first.state.CompareAndSwap(queued, taken) {
+		if first.t.Take() {
 			group = append(group, first)
 		}
 	fill:
 		for len(group) < c.max {
 			select {
-			case w, ok := <-c.queue:
+			case w, ok := <-c.queue.Items():
 				if !ok {
 					break fill
 				}
-				if w.state.CompareAndSwap(queued, taken) {
+				if w.t.Take() {
 					group = append(group, w)
 				}
 			default:
@@ -180,16 +142,16 @@ func (c *committer) run(group []write) {
 		})
 		if failed < 0 {
 			for _, w := range group {
-				w.done <- err
+				w.t.Finish(err)
 			}
 			return
 		}
 		w := group[failed]
 		if len(group) == 1 {
-			w.done <- err
+			w.t.Finish(err)
 			return
 		}
-		w.done <- c.db.Update(func(tx *bolt.Tx) error { fillAppended(tx); return call(w.fn, tx) })
+		w.t.Finish(c.db.Update(func(tx *bolt.Tx) error { fillAppended(tx); return call(w.fn, tx) }))
 		group = append(group[:failed:failed], group[failed+1:]...)
 	}
 }

@@ -70,7 +70,7 @@ func TestQueuedWriteHonoursContext(t *testing.T) {
 		})
 		res <- err
 	}()
-	for len(s.commit.queue) == 0 { // the condition: the write is queued
+	for s.commit.queue.Len() == 0 { // the condition: the write is queued
 		runtime.Gosched()
 	}
 	cancel()

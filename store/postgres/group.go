@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store/handoff"
 	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
@@ -50,19 +50,11 @@ type apply struct {
 	// applied is set by the committer before done is sent: whether the
 	// step committed anything (false: dedupe key seen, timer gone, ErrSkip).
 	applied bool
-	done    chan error
-	// state moves from queued to taken (the committer put the apply in a
-	// group) or to abandoned (its caller's context ended first), never
-	// both: an apply is either run and reported, or dropped unrun.
-	state atomic.Int32
+	// t says whether the committer put the apply in a group or its
+	// caller's context ended first (see package handoff): an apply is
+	// either run and reported, or dropped unrun.
+	t *handoff.Ticket
 }
-
-// Apply states (apply.state).
-const (
-	queued int32 = iota
-	taken
-	abandoned
-)
 
 // GroupStats counts the group transactions committed and the steps they
 // held, so an operator (and the load test) can see how well steps are
@@ -109,17 +101,15 @@ type committer struct {
 	workers int
 	timeout time.Duration // a group attempt's deadline
 
-	mu     sync.RWMutex // guards closed and sends on queue
-	closed bool
-	queue  chan *apply
-	done   chan struct{}
+	queue *handoff.Queue[*apply]
+	done  chan struct{}
 
 	groups, steps, retries, split atomic.Uint64
 }
 
 func newCommitter(s *Store, size int, wait time.Duration, workers int, timeout time.Duration) *committer {
 	c := &committer{s: s, max: size, eager: max(1, size/8), wait: wait, workers: workers, timeout: timeout,
-		queue: make(chan *apply, size), done: make(chan struct{})}
+		queue: handoff.NewQueue[*apply](size), done: make(chan struct{})}
 	go c.loop()
 	return c
 }
@@ -130,38 +120,13 @@ func newCommitter(s *Store, size int, wait time.Duration, workers int, timeout t
 // group's outcome whatever ctx does, so a step that was committed is never
 // reported as failed.
 func (c *committer) do(ctx context.Context, a *apply) error {
-	c.mu.RLock()
-	if c.closed {
-		c.mu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case c.queue <- a:
-	case <-ctx.Done():
-		c.mu.RUnlock()
-		return ctx.Err()
-	}
-	c.mu.RUnlock()
-	select {
-	case err := <-a.done:
-		return err
-	case <-ctx.Done():
-		if a.state.CompareAndSwap(queued, abandoned) {
-			return ctx.Err()
-		}
-		return <-a.done // already in a group: its outcome is ours
-	}
+	return c.queue.Do(ctx, a, a.t, ErrClosed)
 }
 
 // close stops taking steps, commits those already queued and waits for
 // the committers to finish.
 func (c *committer) close() {
-	c.mu.Lock()
-	if !c.closed {
-		c.closed = true
-		close(c.queue)
-	}
-	c.mu.Unlock()
+	c.queue.Close()
 	<-c.done
 }
 
@@ -172,7 +137,7 @@ func (c *committer) loop() {
 	busy := map[engine.PatientID]bool{} // patients with a step in a running group
 	var held []*apply                   // taken off the queue, waiting for their patient
 	running := 0
-	queue := c.queue
+	queue := c.queue.Items()
 	// While a group commits, steps arriving wait for it for up to c.wait
 	// (expired: they have) unless enough of them wait to fill a group of
 	// their own: a second group beside the first costs the server a
@@ -265,14 +230,14 @@ func urgent(st storage.Step) bool {
 // cut takes a group off held (first, in order) and then what waits in
 // the queue, up to max steps, without waiting for more. It returns the
 // group, the steps still held, and the queue (nil once closed).
-func (c *committer) cut(held []*apply, queue chan *apply, busy map[engine.PatientID]bool) (group, rest []*apply, q chan *apply) {
+func (c *committer) cut(held []*apply, queue <-chan *apply, busy map[engine.PatientID]bool) (group, rest []*apply, q <-chan *apply) {
 	// Patients in this group, or with a step held back in this cut (so
 	// their later steps are held back too), and the group's dedupe keys.
 	in, blocked := map[engine.PatientID]bool{}, map[engine.PatientID]bool{}
 	keys := map[string]bool{}
 	invite := false
 	take := func(a *apply) {
-		if a.state.Load() == abandoned {
+		if a.t.Abandoned() {
 			return
 		}
 		p, key := a.st.Patient, a.st.Dedupe
@@ -281,7 +246,7 @@ func (c *committer) cut(held []*apply, queue chan *apply, busy map[engine.Patien
 			rest = append(rest, a)
 			return
 		}
-		if !a.state.CompareAndSwap(queued, taken) {
+		if !a.t.Take() {
 			return // abandoned meanwhile
 		}
 		group = append(group, a)
@@ -328,7 +293,7 @@ func (c *committer) run(g []*apply) {
 		switch {
 		case err == nil:
 			for _, a := range g {
-				a.done <- nil
+				a.t.Finish(nil)
 			}
 			return
 		case errors.As(err, &ce) || errors.As(err, &ge):
@@ -337,14 +302,14 @@ func (c *committer) run(g []*apply) {
 			}
 			for _, a := range g {
 				a.applied = false
-				a.done <- err
+				a.t.Finish(err)
 			}
 			return
 		case retryable(err) && attempt < retries:
 			c.retries.Add(1)
 		case len(g) == 1:
 			g[0].applied = false
-			g[0].done <- unwrapStep(err)
+			g[0].t.Finish(unwrapStep(err))
 			return
 		case errors.As(err, &se):
 			c.split.Add(1)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store/handoff"
 	"github.com/aftercare-clinic/aftercare/store/postgres/pgtest"
 	"github.com/aftercare-clinic/aftercare/store/storage"
 )
@@ -62,9 +63,9 @@ func TestCutKeepsPatientOrder(t *testing.T) {
 				var held []*apply
 				queue := make(chan *apply, len(tc.steps))
 				for _, s := range tc.steps {
-					a := &apply{st: storage.Step{Patient: engine.PatientID(s.patient), Dedupe: s.key, Invite: s.invite}}
+					a := &apply{st: storage.Step{Patient: engine.PatientID(s.patient), Dedupe: s.key, Invite: s.invite}, t: handoff.NewTicket()}
 					if s.abandoned {
-						a.state.Store(abandoned)
+						a.t.Withdraw()
 					}
 					names[a] = s.name
 					if viaQueue {
@@ -97,12 +98,12 @@ func TestCutKeepsPatientOrder(t *testing.T) {
 					t.Errorf("via queue %v: left waiting %q, want %q", viaQueue, got, tc.rest)
 				}
 				for _, a := range g {
-					if a.state.Load() != taken {
+					if !a.t.Taken() {
 						t.Errorf("%s in the group but not marked taken", names[a])
 					}
 				}
 				for _, a := range rest {
-					if a.state.Load() != queued {
+					if !a.t.Waiting() {
 						t.Errorf("%s held back but not queued: its caller could no longer withdraw it", names[a])
 					}
 				}
@@ -131,7 +132,7 @@ func TestGroupFailuresStayTheirOwn(t *testing.T) {
 		if bad[i] == "nul" {
 			st.Dedupe = "u\x00"
 		}
-		g = append(g, &apply{st: st, done: make(chan error, 1), fn: func(in storage.Input) (engine.Result, error) {
+		g = append(g, &apply{st: st, t: handoff.NewTicket(), fn: func(in storage.Input) (engine.Result, error) {
 			switch bad[i] {
 			case "error":
 				return engine.Result{}, boom
@@ -142,12 +143,12 @@ func TestGroupFailuresStayTheirOwn(t *testing.T) {
 			next.Patient = p
 			return engine.Result{State: next, Messages: []engine.Outbound{{To: p, Kind: engine.KindReply, Text: "hi"}}}, nil
 		}})
-		g[i].state.Store(taken)
+		g[i].t.Take()
 	}
 	before := s.GroupStats()
 	s.group.run(append([]*apply(nil), g...))
 	for i, a := range g {
-		err := <-a.done
+		err := <-a.t.Outcome()
 		_, found, _ := s.State(a.st.Patient)
 		switch bad[i] {
 		case "":

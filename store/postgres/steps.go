@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/aftercare-clinic/aftercare/engine"
+	"github.com/aftercare-clinic/aftercare/store/handoff"
 	"github.com/aftercare-clinic/aftercare/store/storage"
 )
 
@@ -56,7 +57,7 @@ func (s *Store) Apply(ctx context.Context, st storage.Step, fn func(storage.Inpu
 	if st.Due != nil && st.Due.Owner != storage.PatientOwner(st.Patient) {
 		return false, fmt.Errorf("apply %s: timer %s of %s: %w", st.Patient, st.Due.Key, st.Due.Owner, storage.ErrOwner)
 	}
-	a := &apply{st: st, fn: fn, done: make(chan error, 1)}
+	a := &apply{st: st, fn: fn, t: handoff.NewTicket()}
 	if err := s.group.do(ctx, a); err != nil {
 		return false, fmt.Errorf("apply %s: %w", st.Patient, err)
 	}
