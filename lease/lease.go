@@ -38,7 +38,10 @@
 // of its own ("instance/<id>", TTL less one Renew) and counts the live
 // heartbeats every Renew interval; with N leases in the group and M live
 // instances it holds at most ceil(N/M) of them. It takes no group lease
-// beyond that share, and when instances join and its share shrinks it
+// beyond that share unless one has stayed free for longer than a takeover
+// takes (an instance that counts as live but never tries for its share,
+// its platform connection having failed, would otherwise leave a clinic
+// unread), and when instances join and its share shrinks it
 // gives up the excess of the leases held with Hold (one per renewal, to a
 // newcomer under its share), not those held with HoldOnce (work that
 // cannot start again in this process). When an instance dies, its
@@ -170,6 +173,12 @@ type Keeper struct {
 	live      atomic.Int64
 	ready     chan struct{}
 	readyOnce sync.Once
+	// freeSince is when the counts first found a group lease nobody holds
+	// (unix ns; 0 while every one is held). overAt is the live count when
+	// this Keeper last took a lease beyond its share (0: none since the
+	// count last grew): see reserve and shed.
+	freeSince atomic.Int64
+	overAt    atomic.Int64
 }
 
 // New returns a Keeper over the table. Options are checked by Validate;
@@ -205,10 +214,13 @@ func (k *Keeper) Run(ctx context.Context) error {
 	for {
 		actx, cancel := context.WithTimeout(ctx, k.o.Renew)
 		e, ok, err := k.table.AcquireLease(actx, name, k.o.TTL-k.o.Renew)
-		var n int
+		var n, held int
 		if err == nil && ok {
 			epoch = e
 			n, err = counter.LiveLeases(actx, heartbeatPrefix)
+		}
+		if err == nil && ok {
+			held, err = counter.LiveLeases(actx, sp.Prefix)
 		}
 		cancel()
 		switch {
@@ -217,7 +229,16 @@ func (k *Keeper) Run(ctx context.Context) error {
 		case err != nil:
 			k.o.Logger.Warn("lease: heartbeat failed; trying again", "err", err)
 		case ok:
+			if live := int64(max(n, 1)); live != k.overAt.Load() {
+				k.overAt.Store(0) // the instances changed: shed as usual again
+			}
 			k.live.Store(int64(max(n, 1)))
+			switch {
+			case held >= sp.Total:
+				k.freeSince.Store(0)
+			case k.freeSince.Load() == 0:
+				k.freeSince.Store(time.Now().UnixNano())
+			}
 			k.readyOnce.Do(func() { close(k.ready) })
 		}
 		if !sleep(ctx, k.o.Renew) {
@@ -248,12 +269,27 @@ func (k *Keeper) inGroup(name string) bool {
 	return k.o.Spread != nil && strings.HasPrefix(name, k.o.Spread.Prefix)
 }
 
-// reserve counts one more group lease if this Keeper's share allows it.
+// reserve counts one more group lease if this Keeper's share allows it,
+// or if a group lease has stayed free for longer than a takeover takes
+// (TTL plus two Renew intervals). The share is a target, not a limit: an
+// instance that heartbeats but never tries for its share (its platform
+// connection failed at start) counts as live and lowers every share, and
+// a lease left free would leave a clinic's messages unread. A lease taken
+// beyond the share is not shed until another instance joins (see shed).
 func (k *Keeper) reserve() bool {
 	for {
 		h := k.group.Load()
 		if h >= int64(k.Share()) {
-			return false
+			free := k.freeSince.Load()
+			if free == 0 || time.Since(time.Unix(0, free)) <= k.o.TTL+2*k.o.Renew {
+				return false
+			}
+			if k.group.CompareAndSwap(h, h+1) {
+				k.overAt.Store(k.live.Load())
+				k.freeSince.Store(0) // the next count says whether another is free
+				return true
+			}
+			continue
 		}
 		if k.group.CompareAndSwap(h, h+1) {
 			return true
@@ -261,11 +297,17 @@ func (k *Keeper) reserve() bool {
 	}
 }
 
-// shed uncounts one group lease if this Keeper holds more than its share.
+// shed uncounts one group lease if this Keeper holds more than its share,
+// unless it took a lease beyond its share since the live count last grew:
+// nobody under their share took that lease then, so giving one up again
+// would only leave it free.
 func (k *Keeper) shed() bool {
 	for {
 		h := k.group.Load()
 		if share := int64(k.Share()); share == 0 || h <= share {
+			return false
+		}
+		if k.overAt.Load() != 0 {
 			return false
 		}
 		if k.group.CompareAndSwap(h, h-1) {
