@@ -640,3 +640,54 @@ func TestClinicsVisitAndMigratePerClinic(t *testing.T) {
 		t.Errorf("migrate created the default schema's tables: %d", n)
 	}
 }
+
+// TestClinicsNeverShareABot: two clinics whose variables hold one token
+// (a derived name and a named one, or one token pasted into two) would
+// poll one bot and split each other's patients and alerts; the start is
+// refused naming both clinics' keys, and the token never appears.
+func TestClinicsNeverShareABot(t *testing.T) {
+	north := DefaultClinicEntry("north")
+	north.Clinic.Name, north.Clinic.Phone = "North", "+1 312 555 2368"
+	north.Telegram = &telegram.Config{StaffChatID: -1}
+	south := north
+	south.ID, south.Clinic.Name = "south", "South"
+	south.Telegram = &telegram.Config{StaffChatID: -2}
+	namedNorth := south
+	namedNorth.TelegramTokenEnv = "AFTERCARE_TELEGRAM_TOKEN_NORTH"
+	cases := []struct {
+		name string
+		b    ClinicEntry
+		env  map[string]string
+		want string // "" means accepted
+	}{
+		{"own bots", south, map[string]string{"AFTERCARE_TELEGRAM_TOKEN_NORTH": "1:north", "AFTERCARE_TELEGRAM_TOKEN_SOUTH": "2:south"}, ""},
+		{"one token pasted twice", south, map[string]string{"AFTERCARE_TELEGRAM_TOKEN_NORTH": "1:same", "AFTERCARE_TELEGRAM_TOKEN_SOUTH": "1:same"},
+			"clinics[1].telegram_token_env: AFTERCARE_TELEGRAM_TOKEN_SOUTH holds the same telegram bot token as AFTERCARE_TELEGRAM_TOKEN_NORTH, the token of clinics[0]"},
+		{"a named variable that is another clinic's derived one", namedNorth, map[string]string{"AFTERCARE_TELEGRAM_TOKEN_NORTH": "1:north"},
+			"clinics[1].telegram_token_env: AFTERCARE_TELEGRAM_TOKEN_NORTH holds the same telegram bot token as AFTERCARE_TELEGRAM_TOKEN_NORTH"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Clinics = []ClinicEntry{north, tc.b}
+			m := &Main{Getenv: func(k string) string { return tc.env[k] }}
+			var plans []clinicPlan
+			for i, cc := range cfg.clinicConfigs() {
+				tg, dc, err := m.clinicTokens(cc, cfg.clinicKeyPrefix(i), "c.json", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				plans = append(plans, clinicPlan{cfg: cc, tgToken: tg, dcToken: dc})
+			}
+			err := oneBotPerClinic(cfg, plans, "c.json")
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err %v, want %q", err, tc.want)
+			case err != nil && strings.Contains(err.Error(), "1:"):
+				t.Fatalf("the error shows the token: %v", err)
+			}
+		})
+	}
+}

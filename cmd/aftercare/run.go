@@ -40,7 +40,9 @@ type Running struct {
 	*ClinicRun
 	// Clinics are every clinic's runtimes, in the order of the list.
 	Clinics []*ClinicRun
-	Clock   clock.Clock
+	// Clock is the clock every clinic's service runs on (a fake one in
+	// tests, so they move time instead of waiting).
+	Clock clock.Clock
 	// HTTPAddr is the operations listener's address, when on.
 	HTTPAddr string
 	// WebAddr is the staff desk's address, when web.listen is set.
@@ -201,6 +203,37 @@ type clinicPlan struct {
 	console          bool
 }
 
+// oneBotPerClinic refuses two clinics on one bot: two variables holding
+// the same token (a default name and a named one, or one token pasted
+// twice) would have both clinics poll one bot, so a patient's messages,
+// and the alerts they raise, could land in the other clinic's store and
+// staff chat. The error names both clinics' keys and variables, never the
+// token.
+func oneBotPerClinic(cfg Config, plans []clinicPlan, cfgPath string) error {
+	type first struct {
+		clinic int
+		env    string
+	}
+	seen := map[string]map[string]first{"telegram": {}, "discord": {}}
+	for i, p := range plans {
+		for _, t := range []struct{ platform, token, env string }{
+			{"telegram", p.tgToken, p.cfg.TelegramTokenEnv},
+			{"discord", p.dcToken, p.cfg.DiscordTokenEnv},
+		} {
+			if t.token == "" {
+				continue
+			}
+			if o, dup := seen[t.platform][t.token]; dup {
+				return &ConfigError{File: cfgPath, Key: cfg.clinicKeyPrefix(i) + t.platform + "_token_env",
+					Msg: fmt.Sprintf("%s holds the same %s bot token as %s, the token of %s: each clinic needs a bot of its own, or one clinic's patients and alerts would reach the other; set a different token",
+						t.env, t.platform, o.env, strings.TrimSuffix(cfg.clinicKeyPrefix(o.clinic), "."))}
+			}
+			seen[t.platform][t.token] = first{i, t.env}
+		}
+	}
+	return nil
+}
+
 // clinicTokens reads a clinic's platform tokens from the variables its
 // configuration names. A one-clinic deployment keeps today's behaviour (a
 // section without its token stays off, with a warning); in a list, a
@@ -301,6 +334,9 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		consoleOn = consoleOn || on
 		plans = append(plans, clinicPlan{cfg: cc, eng: eng, tgToken: tg, dcToken: dc, console: on})
 	}
+	if err := oneBotPerClinic(cfg, plans, *cfgPath); err != nil {
+		return err
+	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return &ConfigError{File: *cfgPath, Key: "data_dir", Msg: err.Error()}
@@ -387,6 +423,10 @@ func (m *Main) run(ctx context.Context, args []string) error {
 			leaseTable = tb
 		}
 	}
+	// On every return from here, an error at start-up included, what has
+	// started stops and is waited for before the stores and the lease
+	// table close (their deferred Close runs after this one).
+	defer func() { cancel(); wg.Wait() }()
 	if leaseTable != nil {
 		// The clinics' platform leases are spread by count over the live
 		// instances (see package lease, Spreading).
