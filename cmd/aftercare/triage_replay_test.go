@@ -129,6 +129,13 @@ func replayOutcomes(t testing.TB, msgs []labelled) []outcome {
 		clarifyNumbers = append(clarifyNumbers, strings.Join(strings.Fields(p.Texts["clarify_numbers"])[0:5], " "))
 		// "That's good to hear!" to a red flag is reassurance too.
 		reassure = append(reassure, p.Texts["good_news"][:min(len(p.Texts["good_news"]), 40)])
+		// The worse-before-better answer tells a patient that feeling
+		// worse is expected: to a red flag it is reassurance as well.
+		for _, f := range p.FAQ {
+			if f.ID == "worse_before_better" && f.Answer != "" {
+				reassure = append(reassure, strings.TrimSpace(f.Answer[:min(len(f.Answer), 60)]))
+			}
+		}
 		for _, v := range p.AfterEffects {
 			if v != "" {
 				reassure = append(reassure, strings.TrimSpace(v[:min(len(v), 60)]))
