@@ -10,7 +10,7 @@ import (
 // rules and are scored once, after the work; each run is recorded in
 // triage/testdata/sealed/RESULTS.md as it came out.
 //
-// A set already scored (s1, s2, round 2's s3, s4 and round 3's s5, s6) is spent: it has been used as development
+// A set already scored (s1, s2, round 2's s3, s4, round 3's s5, s6 and round 4's s7, s8) is spent: it has been used as development
 // data since, so it is guarded at what was reached on it afterwards (a
 // change that loses a red flag, an emergency number or a reassurance-free
 // answer fails, and so does one that raises more false alarms). A set not
@@ -41,6 +41,15 @@ func TestTriageReplaySealed(t *testing.T) {
 		// redness, lingering complaints, figures and questions).
 		"s5.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 1, noneNet: 13, watch: 68, watchReached: 68},
 		"s6.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 2, noneNet: 14, watch: 68, watchReached: 68},
+		// Round 4, scored once on 2026-12-08 (round4/RESULTS.md: s7 red
+		// flags 223/225, 81/81 emergencies with the number, 0 reassured
+		// by the scorer of the day, normal escalated 7, asked 16, watch
+		// 66/68; s8 red flags 224/225, 81/81, 0 reassured by that scorer
+		// (1 in substance: the worse-before-better answer, which the
+		// scorer now counts), escalated 2, asked 12, watch 67/68), then
+		// spent: what was reached after fixing the families it found.
+		"s7.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 7, noneNet: 16, watch: 68, watchReached: 66},
+		"s8.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 2, noneNet: 12, watch: 68, watchReached: 67},
 	}
 	files, _ := filepath.Glob("../../triage/testdata/sealed/*.tsv")
 	rounds, _ := filepath.Glob("../../triage/testdata/sealed/round*/*.tsv")

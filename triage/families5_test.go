@@ -1,0 +1,56 @@
+package triage
+
+import (
+	"testing"
+
+	"github.com/aftercare-clinic/aftercare/engine"
+)
+
+// Families pointed at by the sealed round 4 (now spent), read generically:
+// each table holds wording written for this file, the red flag beside the
+// everyday messages that must keep their level.
+
+// TestPainMuchWorseAlone holds worsening pain told without a comparison
+// clause ("so much worse", "cada vez peor", "the worst it has been"): the
+// protocol's worsening pain, urgent, and never the worse-before-better
+// answer, also after the patient grants that some worsening is expected.
+func TestPainMuchWorseAlone(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "my hip keeps getting much worse by the hour", want: engine.Urgent, sign: "severe_pain"},
+		{text: "honestly my lower back is a lot worse now", want: engine.Urgent, sign: "severe_pain"},
+		{text: "ugh the knee is SO much worse tonight", want: engine.Urgent, sign: "severe_pain"},
+		{text: "neck pain is the worst it has ever been", want: engine.Urgent, sign: "severe_pain"},
+		{text: "this ache is the worst ive felt in ages", want: engine.Urgent, sign: "severe_pain"},
+		{text: "i get that it can flare first but this is way worse, no sleep at all", want: engine.Urgent, sign: "severe_pain"},
+		{text: "ya se que al principio puede empeorar pero la espalda esta mucho peor", want: engine.Urgent, sign: "severe_pain"},
+		{text: "el hombro me duele cada vez peor desde anoche", want: engine.Urgent, sign: "severe_pain"},
+		{text: "la rodilla va cada vez peor", want: engine.Urgent, sign: "severe_pain"},
+		{text: "es el peor dolor que he tenido", want: engine.Urgent, sign: "severe_pain"},
+		// A little worse, not worse, or worse as a question stay.
+		{text: "a touch worse this morning, is that the flare you mentioned?", want: engine.None, not: "severe_pain"},
+		{text: "not much worse than yesterday, about the same really", want: engine.None, not: "severe_pain"},
+		{text: "is it worse if i skip the heat pack?", want: engine.None, not: "severe_pain"},
+		{text: "un poquito peor hoy, normal?", want: engine.None, not: "severe_pain"},
+		{text: "no esta mucho peor, igual que ayer", want: engine.None, not: "severe_pain"},
+		{text: "ni mejor ni peor, igual", want: engine.None, not: "severe_pain"},
+	})
+}
+
+// TestSignWordHeardInTwo holds voice-to-text splitting a key sign word it
+// does not know into two it does ("seize your", "seize her", "pal
+// pitations"): the pair is read as the sign word. Words that only share
+// the sound of a sign word's consonants with a different opening, or two
+// ordinary words, stay apart.
+func TestSignWordHeardInTwo(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "my wife is having a seize your on the couch", want: engine.Emergency, sign: "seizure", subj: "other"},
+		{text: "i think i just had a seize her in the car park", want: engine.Emergency, sign: "seizure"},
+		{text: "im seizing and cant stop shaking", want: engine.Emergency, sign: "seizure"},
+		{text: "getting pal pitations since lunch", want: engine.Urgent, sign: "palpitations"},
+		// Not a sign word once joined.
+		{text: "what size your clinic recommends for the heat pack?", want: engine.None, not: "seizure"},
+		{text: "seize the day, feeling great", want: engine.None, not: "seizure"},
+		{text: "my pal picked me up after the session", want: engine.None, not: "palpitations"},
+		{text: "bro the traps are loose", want: engine.None, not: "breathing"},
+	})
+}
