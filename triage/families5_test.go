@@ -54,3 +54,26 @@ func TestSignWordHeardInTwo(t *testing.T) {
 		{text: "bro the traps are loose", want: engine.None, not: "breathing"},
 	})
 }
+
+// TestComplaintGoesOnPastItsTime holds an after-effect that outlasts its
+// time or grows after the first two days ("more achy than yesterday, day
+// 4", "energy still low, hasn't got better", "el dolorcito sigue"): watch,
+// never the soreness question or the normal-reaction answer. The same a
+// little worse on the first day, or easing, stays normal.
+func TestComplaintGoesOnPastItsTime(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "a touch more achy than yesterday, its day 4 now", hours: 75, want: engine.Watch, sign: "soreness"},
+		{text: "my calf feels more tender than yesterday, day 3", hours: 60, want: engine.Watch, sign: "soreness"},
+		{text: "un poco mas adolorida que ayer, dia 3", hours: 60, want: engine.Watch, sign: "soreness"},
+		{text: "energy still pretty low and it hasnt got any better", hours: 30, want: engine.Watch, sign: "fatigue"},
+		{text: "my energy is low, not getting any better", hours: 30, want: engine.Watch, sign: "fatigue"},
+		{text: "el dolorcito de la espalda sigue, crei que ya se me habria pasado", hours: 50, want: engine.Watch, sign: "soreness"},
+		{text: "sigo con un dolorcito en el hombro, ya van 4 dias y no se quita", hours: 96, want: engine.Watch, sign: "soreness"},
+		// Early, easing, or better stays where it was.
+		{text: "a little more sore than yesterday, first day after", hours: 20, want: engine.None},
+		{text: "less sore than yesterday, day 3", hours: 60, want: engine.None},
+		{text: "un dolorcito leve donde me pincharon", hours: 5, want: engine.None, sign: "soreness"},
+		{text: "energy a bit low tonight but fine", hours: 5, want: engine.None},
+		{text: "mas relajada que ayer, dia 3", hours: 60, want: engine.None},
+	})
+}
