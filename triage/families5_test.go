@@ -77,3 +77,32 @@ func TestComplaintGoesOnPastItsTime(t *testing.T) {
 		{text: "mas relajada que ayer, dia 3", hours: 60, want: engine.None},
 	})
 }
+
+// TestEverydayWordsAreNoAlarm holds normal messages that use a sign word
+// for something else: a headache from traffic or a boss, a numb brain
+// after a meeting, a past sign that has stopped since ("haven't come back
+// since I cut coffee"), a childhood history asked about, a condition named
+// as what treatment is for, deep sleep told as being knocked out, and
+// soreness that heat helped or that eases every few hours. Each stays
+// normal; the sign itself, told now, keeps its level.
+func TestEverydayWordsAreNoAlarm(t *testing.T) {
+	runTable(t, []triageCase{
+		{text: "my boss is giving me a headache today haha, see you at 4", want: engine.None, not: "headache"},
+		{text: "las reuniones de hoy me dan dolor de cabeza jaja, llego a las 5", want: engine.None, not: "headache"},
+		{text: "honestly my brain went numb in that lecture lol", want: engine.None, not: "numbness"},
+		{text: "despues de tanto papeleo tengo el cerebro dormido jaja", want: engine.None, not: "numbness"},
+		{text: "the dizzy spells i told you about at intake havent come back since, fyi", want: engine.None},
+		{text: "las palpitaciones que le comente en la primera consulta no han vuelto desde que deje el cafe", want: engine.None},
+		{text: "tuve convulsiones de chico, nunca mas, hay algun problema con la puncion?", want: engine.None},
+		{text: "cuantas sesiones suelen hacer falta para la lumbalgia?", want: engine.None},
+		{text: "the needles knocked me out in a good way, slept all afternoon", want: engine.None, not: "fainting"},
+		{text: "bit sore but the heat pack helped a ton", want: engine.None},
+		{text: "still a bit stiff but easing a little more each hour", hours: 20, want: engine.None},
+		// Told now, the sign keeps its level.
+		{text: "bad headache since the session and it keeps getting worse", want: engine.Urgent, sign: "headache"},
+		{text: "my hand went numb and its still numb an hour later", want: engine.Urgent, sign: "numbness"},
+		{text: "the palpitations are back since the session", want: engine.Urgent, sign: "palpitations"},
+		{text: "mi hijo esta convulsionando ahora mismo", want: engine.Emergency, sign: "seizure", subj: "child"},
+		{text: "the needle knocked me out, i fainted on the table", want: engine.Urgent, sign: "fainting"},
+	})
+}
