@@ -106,3 +106,38 @@ func TestEverydayWordsAreNoAlarm(t *testing.T) {
 		{text: "the needle knocked me out, i fainted on the table", want: engine.Urgent, sign: "fainting"},
 	})
 }
+
+// TestHarmlessMentionsNeedNoQuestion holds normal messages that were asked
+// the safety-net question for want of a reading: a local muscle twitch
+// told as tics or a muscle that jumps by itself, a passing dizziness that
+// is over ("ya nada", "now totally ok"), soreness compared with a strong
+// massage, laughter told as dying, and a question about how many sessions
+// a condition takes. They are read as what they are, with nothing left
+// unread; a whole body shaking or a leg that cannot move stays a red flag.
+func TestHarmlessMentionsNeedNoQuestion(t *testing.T) {
+	c := Default()
+	for _, tc := range []struct {
+		text string
+		want engine.Level
+	}{
+		{"el gemelo me salta solo a ratos, no duele", engine.None},
+		{"tengo la pantorrilla con tics desde ayer, nada de dolor", engine.None},
+		{"me dan espasmitos en el muslo, chiquitos", engine.None},
+		{"my calf is a bit jumpy today, no pain at all", engine.None},
+		{"me dio un mareito al pararme, ya nada", engine.None},
+		{"a little woozy standing up before, now totally fine", engine.None},
+		{"la espalda un poco adolorida, como despues de un masaje profundo", engine.None},
+		{"casi me muero de la risa con tu mensaje", engine.None},
+		{"how many sessions does it usually take for migraines?", engine.None},
+		{"todo el cuerpo me tiembla y no lo puedo controlar", engine.Emergency},
+		{"me tiembla la pierna y no la puedo mover", engine.Urgent},
+	} {
+		f := c.Triage(tc.text, 2)
+		if f.Level != tc.want {
+			t.Errorf("%q: level %v, want %v (signs %v)", tc.text, f.Level, tc.want, f.Signs)
+		}
+		if tc.want == engine.None && f.Unread > 0 {
+			t.Errorf("%q: %d words unread, want every word read", tc.text, f.Unread)
+		}
+	}
+}
