@@ -111,7 +111,7 @@ func TestEverydayWordsAreNoAlarm(t *testing.T) {
 // the safety-net question for want of a reading: a local muscle twitch
 // told as tics or a muscle that jumps by itself, a passing dizziness that
 // is over ("ya nada", "now totally ok"), soreness compared with a strong
-// massage, laughter told as dying, and a question about how many sessions
+// massage or told as a little stiff, yawning, laughter told as dying, and a question about how many sessions
 // a condition takes. They are read as what they are, with nothing left
 // unread; a whole body shaking or a leg that cannot move stays a red flag.
 func TestHarmlessMentionsNeedNoQuestion(t *testing.T) {
@@ -128,9 +128,13 @@ func TestHarmlessMentionsNeedNoQuestion(t *testing.T) {
 		{"a little woozy standing up before, now totally fine", engine.None},
 		{"la espalda un poco adolorida, como despues de un masaje profundo", engine.None},
 		{"casi me muero de la risa con tu mensaje", engine.None},
+		{"ya casi no me duele el hombro, solo algo rigido", engine.None},
+		{"bostezando toda la tarde despues de la sesion", engine.None},
+		{"yawning all afternoon after the session", engine.None},
 		{"how many sessions does it usually take for migraines?", engine.None},
 		{"todo el cuerpo me tiembla y no lo puedo controlar", engine.Emergency},
 		{"me tiembla la pierna y no la puedo mover", engine.Urgent},
+		{"la mano un poco entumida desde la sesion", engine.Urgent},
 	} {
 		f := c.Triage(tc.text, 2)
 		if f.Level != tc.want {

@@ -48,7 +48,7 @@ func TestTriageReplaySealed(t *testing.T) {
 		// (1 in substance: the worse-before-better answer, which the
 		// scorer now counts), escalated 2, asked 12, watch 67/68), then
 		// spent: what was reached after fixing the families it found.
-		"s7.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 0, noneNet: 11, watch: 68, watchReached: 68},
+		"s7.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 0, noneNet: 10, watch: 68, watchReached: 68},
 		"s8.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 0, noneNet: 10, watch: 68, watchReached: 68},
 	}
 	files, _ := filepath.Glob("../../triage/testdata/sealed/*.tsv")
