@@ -150,6 +150,8 @@ type lexicon struct {
 	flags     map[string]uint16
 	notTypos  map[string]bool
 	parts     map[string]bool   // fuzzy.parts: what a real word beside a pain word may stand for
+	joinable  map[string]bool   // fuzzy.words: the sign words two words heard apart may make
+	joinHead  [1 << 12]bool     // stemKey of the first two letters of a joinable word
 	collapsed map[string]string // word with double letters collapsed -> word
 	typos     typoIndex
 	vocab     []bool          // lexeme id -> a word of a sign's own vocabulary (for Unread)
@@ -595,6 +597,11 @@ func compile(m *mergedRules, el *errList) *ruleset {
 		}
 		if ids := lx.resolve(nil, w[0]); len(ids) > 0 {
 			lx.typos.add(w[0], ids)
+			if lx.joinable == nil {
+				lx.joinable = map[string]bool{}
+			}
+			lx.joinable[w[0]] = true
+			lx.joinHead[stemKey(w[0][0], w[0][1])] = true
 		}
 		// else: not used by any term (perhaps a clinic removed it): nothing to correct to
 	}
@@ -761,6 +768,77 @@ func (lx *lexicon) resolveToken(dst []int32, w []byte, stretched bool, buf *[]by
 		return append(dst, lx.typos.ids[t]...)
 	}
 	return dst
+}
+
+// joinedSign reads two neighbouring words as one sign word heard in two
+// parts ("seize your" or "seize her" for seizure, "new monia" for
+// pneumonia, "a tack" in "heart a tack"). It is tried only when one of the
+// two is no rule word (firstUnread for w, a lookup for next), and the pair
+// joined must be one of the key sign words of fuzzy.words (seven letters
+// or more), at most one letter off it (see fuzzy.go) or, failing that, sound like one: the same consonants in order
+// (vowels, h, w and y dropped, letters that sound alike folded) with the
+// first word opening like the sign word, so "size your" stays apart from
+// seizure. join and buf are scratch space; nothing is allocated.
+func (lx *lexicon) joinedSign(dst []int32, w, next []byte, firstUnread bool, join, buf *[]byte) ([]int32, bool) {
+	if len(w) < 1 || len(next) < 2 || len(w)+len(next) > maxWordBytes || lx.typos.skel == nil {
+		return dst, false
+	}
+	if len(w) >= 2 {
+		if !lx.joinHead[stemKey(w[0], w[1])] {
+			return dst, false
+		}
+	} else if !lx.joinHead[stemKey(w[0], next[0])] {
+		return dst, false
+	}
+	if !firstUnread && !lx.unknown(next) {
+		return dst, false
+	}
+	j := append(append((*join)[:0], w...), next...)
+	*join = j
+	if lx.notTypos[string(j)] {
+		return dst, false
+	}
+	if lx.joinable[string(j)] {
+		return lx.resolveToken(dst, j, false, buf), true
+	}
+	t := int32(-1)
+	if len(j) >= 5 {
+		// One letter off at most: two words joined are long, and two
+		// letters off a long sign word would join "bro the" into
+		// "breathe".
+		if t = lx.typos.lookup(j, buf); t >= 0 && osaDistance(j, lx.typos.targets[t], 1) > 1 {
+			t = -1
+		}
+	}
+	if t < 0 && len(w) >= 3 {
+		k := skeleton((*buf)[:0], j)
+		*buf = k
+		if len(k) >= 3 {
+			if st, ok := lx.typos.skel[string(k)]; ok && string(lx.typos.targets[st][:3]) == string(w[:3]) {
+				t = st
+			}
+		}
+	}
+	if t < 0 || len(lx.typos.targets[t]) < 7 || !lx.joinable[lx.typos.targets[t]] {
+		return dst, false
+	}
+	return append(dst, lx.typos.ids[t]...), true
+}
+
+// unknown reports whether w is no rule word, not even by a stem.
+func (lx *lexicon) unknown(w []byte) bool {
+	if _, ok := lx.exact[string(w)]; ok {
+		return false
+	}
+	for _, k := range lx.stemLens {
+		if k > len(w) {
+			break
+		}
+		if _, ok := lx.stems[string(w[:k])]; ok && lx.mayStem(w, k) {
+			return false
+		}
+	}
+	return true
 }
 
 // nearPart appends the ids of the body part (fuzzy.parts) that w, a real

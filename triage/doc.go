@@ -37,7 +37,11 @@
 // or ending a clause just after one ("chess pain", "pain in my chess",
 // "dolor en el techo"), reads as the part; one off another sign word
 // right before a pain word ("chesty pain") is an unread body part, so the
-// message is asked about and never reassured as soreness.
+// message is asked about and never reassured as soreness. Two neighbouring
+// words, one of them no rule word, are read as one key sign word of
+// fuzzy.words when joined they are one letter off it or keep its
+// consonants with its opening ("seize your", "seize her", "pal
+// pitations"): voice-to-text splits the sign words it does not know.
 //
 // Each sign mention is then read in its context:
 //

@@ -28,6 +28,7 @@ type typoIndex struct {
 	ids     [][]int32          // lexeme ids of each target
 	del     map[string][]int32 // a target or its deletions -> target indices
 	phon    map[string]int32   // phonetic key -> target index
+	skel    map[string]int32   // consonant skeleton -> target index (words heard in two parts)
 }
 
 // maxTypoDist is the distance allowed for a target of n letters.
@@ -81,6 +82,34 @@ func (ix *typoIndex) add(word string, ids []int32) {
 	if _, ok := ix.phon[k]; !ok {
 		ix.phon[k] = t
 	}
+	if ix.skel == nil {
+		ix.skel = map[string]int32{}
+	}
+	if len(word) >= 6 {
+		if sk := string(skeleton(nil, []byte(word))); len(sk) >= 3 {
+			if _, ok := ix.skel[sk]; !ok {
+				ix.skel[sk] = t
+			}
+		}
+	}
+}
+
+// skeleton appends the consonants of w to dst, as a word heard in two
+// parts keeps them: vowels, h, w and y dropped and doubled consonants made
+// one ("seizure", "seize your" and "seize her" are all "szr").
+func skeleton(dst []byte, w []byte) []byte {
+	n0 := len(dst)
+	for _, c := range w {
+		switch c {
+		case 'a', 'e', 'i', 'o', 'u', 'h', 'w', 'y':
+			continue
+		}
+		if len(dst) > n0 && dst[len(dst)-1] == c {
+			continue
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // lookup returns the index of the nearest target within its distance, or

@@ -161,6 +161,7 @@ type scratch struct {
 	buf       []byte
 	signs     []string
 	key       []byte // internSigns' key buffer
+	join      []byte // two words heard as one sign word (see joinedSign)
 	lastScore []int
 	words     int // word, number and emoji tokens in the message
 }
@@ -376,6 +377,16 @@ func (rs *ruleset) lexemes(sc *scratch) {
 					// part: asked about, never reassured as soreness.
 					sc.lex = lx.nearPart(sc.lex, w, &sc.buf)
 					t.vocab = len(sc.lex) == int(t.lexOff) && painNext
+				}
+			}
+			if t.kind == tWord && i+1 < len(sc.toks) && sc.toks[i+1].kind == tWord {
+				// Voice-to-text splits a sign word it does not know
+				// into words it does: "seize your", "new monia",
+				// "heart a tack". The pair read as one word may be
+				// the sign word; the first word then carries it.
+				n := sc.toks[i+1]
+				if out, ok := lx.joinedSign(sc.lex[:t.lexOff], w, sc.norm[n.s:n.e], len(sc.lex) == int(t.lexOff), &sc.join, &sc.buf); ok {
+					sc.lex = out
 				}
 			}
 			for _, id := range sc.lex[t.lexOff:] {

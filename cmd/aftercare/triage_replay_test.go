@@ -129,6 +129,13 @@ func replayOutcomes(t testing.TB, msgs []labelled) []outcome {
 		clarifyNumbers = append(clarifyNumbers, strings.Join(strings.Fields(p.Texts["clarify_numbers"])[0:5], " "))
 		// "That's good to hear!" to a red flag is reassurance too.
 		reassure = append(reassure, p.Texts["good_news"][:min(len(p.Texts["good_news"]), 40)])
+		// The worse-before-better answer tells a patient that feeling
+		// worse is expected: to a red flag it is reassurance as well.
+		for _, f := range p.FAQ {
+			if f.ID == "worse_before_better" && f.Answer != "" {
+				reassure = append(reassure, strings.TrimSpace(f.Answer[:min(len(f.Answer), 60)]))
+			}
+		}
 		for _, v := range p.AfterEffects {
 			if v != "" {
 				reassure = append(reassure, strings.TrimSpace(v[:min(len(v), 60)]))
@@ -346,7 +353,7 @@ func TestTriageReplayDev(t *testing.T) {
 	// Normal messages escalated and asked, at most. (The spent sealed sets
 	// s1 and s2 are guarded the same way by TestTriageReplaySealed.)
 	ceilings := map[string][2]int{
-		"corpus/w1.en.tsv": {6, 2}, "corpus/w2.en.tsv": {5, 11}, "corpus/w3.en.tsv": {4, 5}, "corpus/w4.es.tsv": {5, 5},
+		"corpus/w1.en.tsv": {6, 2}, "corpus/w2.en.tsv": {5, 11}, "corpus/w3.en.tsv": {4, 4}, "corpus/w4.es.tsv": {5, 4},
 		// fresh_d.tsv: written for the third round's families; before
 		// that work 7 escalated and 10 asked of its 115 normal messages.
 		"fresh_d.tsv": {0, 1},

@@ -10,7 +10,7 @@ import (
 // rules and are scored once, after the work; each run is recorded in
 // triage/testdata/sealed/RESULTS.md as it came out.
 //
-// A set already scored (s1, s2, round 2's s3, s4 and round 3's s5, s6) is spent: it has been used as development
+// A set already scored (s1, s2, round 2's s3, s4, round 3's s5, s6 and round 4's s7, s8) is spent: it has been used as development
 // data since, so it is guarded at what was reached on it afterwards (a
 // change that loses a red flag, an emergency number or a reassurance-free
 // answer fails, and so does one that raises more false alarms). A set not
@@ -22,7 +22,7 @@ func TestTriageReplaySealed(t *testing.T) {
 	// was reached on them as development data.
 	reached := map[string]triageScore{
 		"s1.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 0, noneNet: 2, watch: 68, watchReached: 68},
-		"s2.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 4, noneNet: 4, watch: 68, watchReached: 68},
+		"s2.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 4, noneNet: 3, watch: 68, watchReached: 68},
 		// Round 2, scored once on 2026-12-08 (round2/RESULTS.md: s3 red
 		// flags 222/225, 1 reassured, normal escalated 3, asked 14; s4 red
 		// flags 223/225, 2 reassured, escalated 3, asked 18), then spent:
@@ -31,7 +31,7 @@ func TestTriageReplaySealed(t *testing.T) {
 		// point at (Spanish perfect tense, passed and hypothetical
 		// complaints, colourful after-effects, ongoing fatigue).
 		"s3.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 1, noneNet: 6, watch: 68, watchReached: 68},
-		"s4.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 1, noneNet: 10, watch: 68, watchReached: 68},
+		"s4.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 1, noneNet: 9, watch: 68, watchReached: 68},
 		// Round 3, scored once on 2026-12-08 (round3/RESULTS.md: s5 red
 		// flags 223/225, 80/81 emergencies with the number, 1 reassured,
 		// normal escalated 4, asked 14, watch 65/68; s6 red flags
@@ -41,6 +41,15 @@ func TestTriageReplaySealed(t *testing.T) {
 		// redness, lingering complaints, figures and questions).
 		"s5.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 1, noneNet: 13, watch: 68, watchReached: 68},
 		"s6.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 2, noneNet: 14, watch: 68, watchReached: 68},
+		// Round 4, scored once on 2026-12-08 (round4/RESULTS.md: s7 red
+		// flags 223/225, 81/81 emergencies with the number, 0 reassured
+		// by the scorer of the day, normal escalated 7, asked 16, watch
+		// 66/68; s8 red flags 224/225, 81/81, 0 reassured by that scorer
+		// (1 in substance: the worse-before-better answer, which the
+		// scorer now counts), escalated 2, asked 12, watch 67/68), then
+		// spent: what was reached after fixing the families it found.
+		"s7.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 0, noneNet: 10, watch: 68, watchReached: 68},
+		"s8.tsv": {red: 225, redCaught: 225, emerg: 81, emergNumber: 81, none: 157, noneEscalated: 0, noneNet: 10, watch: 68, watchReached: 68},
 	}
 	files, _ := filepath.Glob("../../triage/testdata/sealed/*.tsv")
 	rounds, _ := filepath.Glob("../../triage/testdata/sealed/round*/*.tsv")
