@@ -26,8 +26,11 @@ const (
 
 // safetyNet asks the safety-net question about text.
 func (s *step) safetyNet(f Finding, text string) {
+	// A word of a sign's vocabulary that no rule read (f.Unread) is a hint
+	// of a red flag on its own, even with no sign found beside it: a typo
+	// of a sign the rules missed must not end as a note for follow-up.
 	fallback := None
-	if f.Suspect || f.Level >= Watch || (len(f.Signs) > 0 && f.Unread > 0) {
+	if f.Suspect || f.Level >= Watch || f.Unread > 0 {
 		fallback = Urgent
 	}
 	if c := s.st.Clarify; c != nil && c.Net {

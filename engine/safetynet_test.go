@@ -85,6 +85,9 @@ func TestSafetyNetChoicesAndTimeout(t *testing.T) {
 		{"suspect, unanswered", "something weird happened", func(c *convo) []engine.Result {
 			return c.advance(time.Hour)
 		}, engine.Urgent, false},
+		{"an unread sign word, unanswered", "my chezt feels funny", func(c *convo) []engine.Result {
+			return c.advance(time.Hour)
+		}, engine.Urgent, false},
 		{"nothing suspect, unanswered", "my grandma is acting strange", func(c *convo) []engine.Result {
 			return c.advance(time.Hour)
 		}, engine.Watch, false},

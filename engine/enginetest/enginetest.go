@@ -12,8 +12,9 @@ import (
 // Triage is a keyword triager: "fainted" is an emergency, "palpitations"
 // urgent, "big bruise" watch, "dizzy" asks a clarifying question, "sore" and
 // "twitch" are normal after-effects, and any "no " or "none" negates (the
-// mention is settled). "weird" is suspect, and "xyzzy" beside "sore" is an
-// unread word next to a benign sign.
+// mention is settled). "weird" is suspect, "xyzzy" beside "sore" is an
+// unread word next to a benign sign, and "chezt" alone is a sign word
+// nobody could read (a typo the rules missed), with nothing else found.
 type Triage struct{}
 
 var _ engine.Triager = Triage{}
@@ -31,6 +32,9 @@ func (Triage) Triage(text string, hours float64) engine.Finding {
 	case strings.Contains(t, "sore") && strings.Contains(t, "xyzzy"):
 		// Stands for a benign sign beside words nobody could read.
 		return engine.Finding{Signs: []string{"soreness"}, Unread: 1}
+	case strings.Contains(t, "chezt"):
+		// Stands for a misspelt sign word no rule read, the model unsure.
+		return engine.Finding{Unread: 1}
 	case strings.Contains(t, "fainted"):
 		return engine.Finding{Level: engine.Emergency, Signs: []string{"fainting"}}
 	case strings.Contains(t, "palpitations"):
