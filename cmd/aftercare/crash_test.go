@@ -532,21 +532,8 @@ func TestCrashSafety(t *testing.T) {
 	}
 
 	sends := api.sends()
-	by := map[int64][]string{}
-	distinct := map[sentMsg]int{}
-	for _, s := range sends {
-		by[s.chat] = append(by[s.chat], s.text)
-		distinct[s]++
-	}
-	count := func(texts []string, sub string) int {
-		n := 0
-		for _, x := range texts {
-			if strings.Contains(x, sub) {
-				n++
-			}
-		}
-		return n
-	}
+	by, distinct := tallySends(sends)
+	count := countContaining
 	staff := strings.Join(by[-100], "\n")
 	for i := 0; i < patients; i++ {
 		got := by[chat(i)]

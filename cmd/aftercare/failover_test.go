@@ -382,21 +382,8 @@ func TestFailover(t *testing.T) {
 	}
 
 	sends := api.sends()
-	by := map[int64][]string{}
-	distinct := map[sentMsg]int{}
-	for _, s := range sends {
-		by[s.chat] = append(by[s.chat], s.text)
-		distinct[s]++
-	}
-	count := func(texts []string, sub string) int {
-		c := 0
-		for _, x := range texts {
-			if strings.Contains(x, sub) {
-				c++
-			}
-		}
-		return c
-	}
+	by, distinct := tallySends(sends)
+	count := countContaining
 	staff := strings.Join(by[-100], "\n")
 	dups := 0
 	for _, c := range distinct {

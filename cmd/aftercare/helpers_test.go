@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,4 +70,27 @@ func startMain(t testing.TB, m *Main, logs fmt.Stringer) (run *Running, stop fun
 		t.Fatal("Main did not start")
 	}
 	return nil, nil
+}
+
+// tallySends groups what the fake Bot API delivered by chat, and counts
+// each distinct message, for the crash and failover tests' checks of
+// "delivered once" and "at most one duplicate per kill".
+func tallySends(sends []sentMsg) (by map[int64][]string, distinct map[sentMsg]int) {
+	by, distinct = map[int64][]string{}, map[sentMsg]int{}
+	for _, s := range sends {
+		by[s.chat] = append(by[s.chat], s.text)
+		distinct[s]++
+	}
+	return by, distinct
+}
+
+// countContaining counts the texts that contain sub.
+func countContaining(texts []string, sub string) int {
+	n := 0
+	for _, x := range texts {
+		if strings.Contains(x, sub) {
+			n++
+		}
+	}
+	return n
 }
