@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/aftercare-clinic/aftercare/desk/desktest"
 	"github.com/aftercare-clinic/aftercare/engine"
 	"github.com/aftercare-clinic/aftercare/service"
 )
@@ -24,19 +24,6 @@ import (
 var axeSource string
 
 var updateScreenshots = flag.Bool("screenshots", false, "rewrite testdata/screenshots/*.png from the browser test")
-
-// chromium finds the browser the tests drive. They fail, not skip, without
-// it: a desk nobody tested in a browser is not tested.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("the browser tests need Chromium: install it (Debian: apt-get install -y chromium; .ci/run does) and put it on PATH")
-	return ""
-}
 
 // checkin sends the patient's due check-in and answers it with a soreness score.
 func (h *harness) checkin(p engine.PatientID, after time.Duration, soreness int) {
@@ -67,7 +54,7 @@ func (h *harness) checkin(p engine.PatientID, after time.Duration, soreness int)
 // flag appearing live, acknowledging it, replying, the soreness chart,
 // invites and a CSV import; axe-core checks every page.
 func TestBrowser(t *testing.T) {
-	exe := chromium(t)
+	exe := desktest.Chromium(t)
 	h := newHarness(t)
 	ctx := context.Background()
 	// A patient two check-ins into follow-up, for the chart and the inbox.
@@ -83,18 +70,7 @@ func TestBrowser(t *testing.T) {
 	h.checkin(maria, 24*time.Hour, 3)
 	h.store.Delivered(mustOutbox(t, h)...)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WindowSize(1200, 900))
-	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
-	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start Chromium (%s): %v", exe, err)
-	}
-	// A bound on the whole run, so a broken page fails the test instead
-	// of hanging it; every wait below is on a condition in the page.
-	tctx, cancelT := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancelT()
+	tctx := desktest.Browser(t, exe)
 
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()

@@ -1,33 +1,20 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aftercare-clinic/aftercare/desk/desktest"
 	"github.com/chromedp/chromedp"
 )
 
 var deskScreenshots = flag.Bool("screenshots", false, "rewrite desk/testdata/screenshots/telegram-*.png from the desk's end-to-end browser test")
-
-// deskChromium finds the browser; the test fails, not skips, without it.
-func deskChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("the desk's browser test needs Chromium: install it (Debian: apt-get install -y chromium; .ci/run does) and put it on PATH")
-	return ""
-}
 
 // TestDeskThroughTelegram runs the whole bot (store, engine, service,
 // dispatcher, the Telegram adapter against telegram-test-api) with the
@@ -40,7 +27,7 @@ func deskChromium(t *testing.T) string {
 // clinic team. Waits follow the page's own events (a MutationObserver on
 // what the Server-Sent Events redraw) and the emulator's messages.
 func TestDeskThroughTelegram(t *testing.T) {
-	exe := deskChromium(t)
+	exe := desktest.Chromium(t)
 	nurse := tgNurse
 	w := startTelegramWorldWith(t, func(c *Config) {
 		c.Telegram.StaffUserIDs = []int64{nurse.ID}
@@ -59,18 +46,7 @@ func TestDeskThroughTelegram(t *testing.T) {
 		t.Fatalf("no link in %q", linkMsg.Text)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WindowSize(1200, 900))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
-	defer cancelB()
-	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start Chromium (%s): %v", exe, err)
-	}
-	// A bound on the whole run, so a broken page fails the test instead of
-	// hanging it; every wait below is on a condition.
-	tctx, cancelT := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancelT()
+	tctx := desktest.Browser(t, exe)
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(tctx, steps...); err != nil {
