@@ -540,19 +540,7 @@ func TestCrashSafety(t *testing.T) {
 		if count(got, "about a day since your session") == 0 || count(got, "about two days since your session") == 0 {
 			t.Errorf("patient %d missed a check-in (24h: %d, 48h: %d)", i, count(got, "about a day since"), count(got, "about two days"))
 		}
-		for _, bad := range []string{"I didn't catch", "didn't quite get that", "couldn't read that time"} {
-			if n := count(got, bad); n > 0 {
-				t.Errorf("patient %d got %q %d times: an update was applied twice", i, bad, n)
-			}
-		}
-		if red(i) {
-			if count(got, "Call 911 now") == 0 {
-				t.Errorf("patient %d reported fainting but got no emergency instructions", i)
-			}
-			if !strings.Contains(staff, fmt.Sprintf("[EMERGENCY] telegram:%d", chat(i))) {
-				t.Errorf("staff were not alerted about patient %d", i)
-			}
-		}
+		checkAppliedOnceAndEscalated(t, i, got, staff, chat(i), red(i))
 		if outage(i) {
 			if count(got, urgentReply) == 0 {
 				t.Errorf("patient %d: urgent instructions queued during the outage never arrived", i)

@@ -398,19 +398,7 @@ func TestFailover(t *testing.T) {
 				t.Errorf("patient %d got the check-in %q %d times", i, ci, c)
 			}
 		}
-		for _, bad := range []string{"I didn't catch", "didn't quite get that", "couldn't read that time"} {
-			if c := count(got, bad); c > 0 {
-				t.Errorf("patient %d got %q %d times: an update was applied twice", i, bad, c)
-			}
-		}
-		if red(i) {
-			if count(got, "Call 911 now") == 0 {
-				t.Errorf("patient %d reported fainting but got no emergency instructions", i)
-			}
-			if !strings.Contains(staff, fmt.Sprintf("[EMERGENCY] telegram:%d", chat(i))) {
-				t.Errorf("staff were not alerted about patient %d", i)
-			}
-		}
+		checkAppliedOnceAndEscalated(t, i, got, staff, chat(i), red(i))
 	}
 	t.Logf("patients %d, kills %d (%d of the lease holder), updates %d, messages sent %d, duplicate sends %d, lease moved in at most %s (bound %s), lease epoch %d",
 		patients, kills, holderHits, api.nextID, len(sends), dups, worst.Round(time.Millisecond), moveBound, tgLease.Epoch)

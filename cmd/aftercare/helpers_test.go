@@ -94,3 +94,25 @@ func countContaining(texts []string, sub string) int {
 	}
 	return n
 }
+
+// checkAppliedOnceAndEscalated is what the crash and failover tests assert
+// of each patient's messages after the kills: no answer that only an update
+// applied twice produces, and for a patient who reported fainting the
+// emergency instructions and the staff alert (staff is the staff chat's
+// messages joined).
+func checkAppliedOnceAndEscalated(t *testing.T, i int, got []string, staff string, chatID int64, red bool) {
+	t.Helper()
+	for _, bad := range []string{"I didn't catch", "didn't quite get that", "couldn't read that time"} {
+		if n := countContaining(got, bad); n > 0 {
+			t.Errorf("patient %d got %q %d times: an update was applied twice", i, bad, n)
+		}
+	}
+	if red {
+		if countContaining(got, "Call 911 now") == 0 {
+			t.Errorf("patient %d reported fainting but got no emergency instructions", i)
+		}
+		if !strings.Contains(staff, fmt.Sprintf("[EMERGENCY] telegram:%d", chatID)) {
+			t.Errorf("staff were not alerted about patient %d", i)
+		}
+	}
+}
